@@ -1,0 +1,1 @@
+"""glue-pipeline: Microsoft 365 to IT-documentation sync on Dagster."""
