@@ -1,0 +1,1 @@
+"""Microsoft Graph and identity platform client."""

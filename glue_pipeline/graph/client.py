@@ -1,0 +1,211 @@
+"""One Graph client for Microsoft and the sandbox alike: msal client-credential tokens per
+customer tenant, requests with paging, $select, bounded retries and timeouts.
+
+Only the authority host, the Graph base URL and the trusted CA differ between the two.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import msal
+import requests
+from requests.adapters import HTTPAdapter
+
+from glue_pipeline.graph.errors import (
+    GraphError,
+    PagingError,
+    TransientGraphError,
+    graph_error,
+    identity_error,
+)
+from glue_pipeline.settings import GraphSettings
+
+log = logging.getLogger(__name__)
+
+GRAPH_SCOPE = ["https://graph.microsoft.com/.default"]
+RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+MAX_PAGES = 10_000  # 10 million users at $top=999: beyond that a nextLink loop is assumed
+
+
+class _TimeoutSession(requests.Session):
+    """A session whose every request has a timeout (msal passes none of its own)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__()
+        self._timeout_s = timeout_s
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs.setdefault("timeout", self._timeout_s)
+        return super().request(method, url, **kwargs)
+
+
+def build_session(settings: GraphSettings) -> requests.Session:
+    """A pooled HTTPS session trusting exactly the configured CA (system CAs when none)."""
+    session = _TimeoutSession(settings.timeout_s)
+    session.verify = settings.ca_file or True
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.concurrency * 2))
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = "glue-pipeline"
+    return session
+
+
+class GraphClient:
+    """Thread-safe: tenants may be read concurrently from several threads."""
+
+    def __init__(self, settings: GraphSettings, session: requests.Session | None = None,
+                 backoff_base_s: float = 0.5) -> None:
+        self.settings = settings
+        self.session = session or build_session(settings)
+        self.backoff_base_s = backoff_base_s
+        self._apps: dict[str, msal.ConfidentialClientApplication] = {}
+        self._apps_lock = threading.Lock()
+        self.requests_made = 0
+        self._count_lock = threading.Lock()
+
+    # --- tokens -----------------------------------------------------------------------------
+    def _app(self, tenant_id: str, fresh: bool = False) -> msal.ConfidentialClientApplication:
+        with self._apps_lock:
+            app = self._apps.get(tenant_id)
+        if app is not None and not fresh:
+            return app
+        authority = f"{self.settings.authority_host}/{tenant_id}"
+        try:
+            app = msal.ConfidentialClientApplication(
+                self.settings.client_id,
+                client_credential=self.settings.client_secret.reveal(),
+                authority=authority,
+                http_client=self.session,
+                # Discovery against login.microsoftonline.com only makes sense for Microsoft itself.
+                instance_discovery=self.settings.is_microsoft,
+            )
+        except ValueError as exc:  # msal raises ValueError when discovery answers an error
+            raise identity_error(tenant_id, f"{authority}/v2.0/.well-known/openid-configuration",
+                                 {"error": "invalid_authority", "error_description": str(exc)}) from None
+        except requests.RequestException as exc:
+            raise TransientGraphError(tenant_id, authority, type(exc).__name__, str(exc),
+                                      "the identity platform could not be reached; re-run later") from None
+        with self._apps_lock:
+            self._apps[tenant_id] = app
+        return app
+
+    def token(self, tenant_id: str, fresh: bool = False) -> str:
+        """An access token for the tenant; msal reuses it until it is about to expire."""
+        app = self._app(tenant_id, fresh=fresh)
+        try:
+            result = app.acquire_token_for_client(scopes=GRAPH_SCOPE)
+        except requests.RequestException as exc:
+            raise TransientGraphError(tenant_id, "token", type(exc).__name__, str(exc),
+                                      "the identity platform could not be reached; re-run later") from None
+        except msal.exceptions.MsalServiceError as exc:
+            raise TransientGraphError(tenant_id, "token", "MsalServiceError", str(exc),
+                                      "the identity platform is failing; re-run later") from None
+        if "access_token" not in result:
+            raise identity_error(tenant_id, "token", result)
+        return result["access_token"]
+
+    # --- requests ---------------------------------------------------------------------------
+    def _url(self, path_or_url: str) -> str:
+        if path_or_url.startswith("https://"):
+            return path_or_url
+        return f"{self.settings.graph_url}/{path_or_url.lstrip('/')}"
+
+    def _wait_s(self, attempt: int, response: requests.Response | None) -> float:
+        retry_after = response.headers.get("Retry-After") if response is not None else None
+        if retry_after:
+            try:
+                return min(float(retry_after), self.settings.max_retry_wait_s)
+            except ValueError:
+                pass
+        backoff = self.backoff_base_s * (2 ** attempt)
+        return min(backoff + random.uniform(0, backoff), self.settings.max_retry_wait_s)
+
+    def request(self, tenant_id: str, path_or_url: str, params: dict[str, Any] | None = None,
+                allow_redirects: bool = True) -> requests.Response:
+        """GET with a bearer token; retries 429/5xx/connection faults; refreshes an expired token once."""
+        url = self._url(path_or_url)
+        endpoint = urlsplit(url).path
+        refreshed = False
+        attempt = 0
+        while True:
+            headers = {"Authorization": f"Bearer {self.token(tenant_id, fresh=False)}"}
+            response: requests.Response | None = None
+            try:
+                with self._count_lock:
+                    self.requests_made += 1
+                response = self.session.get(url, params=params, headers=headers,
+                                            allow_redirects=allow_redirects)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                failure: GraphError = TransientGraphError(
+                    tenant_id, endpoint, type(exc).__name__, str(exc).split("(Caused")[0],
+                    "Graph could not be reached in time; re-run this tenant later")
+            else:
+                if response.status_code < 400:
+                    return response
+                body = _json_or_none(response)
+                failure = graph_error(tenant_id, endpoint, response.status_code, body)
+                if response.status_code == 401 and not refreshed:
+                    # The token expired or was revoked mid-run: get a fresh one and go on.
+                    refreshed = True
+                    self.token(tenant_id, fresh=True)
+                    continue
+                if response.status_code not in RETRYABLE_STATUS:
+                    raise failure
+            if attempt >= self.settings.max_retries:
+                raise failure
+            wait = self._wait_s(attempt, response)
+            log.info("tenant %s: %s answered %s, retry %d in %.1fs", tenant_id, endpoint,
+                     failure.code, attempt + 1, wait)
+            time.sleep(wait)
+            attempt += 1
+
+    def get_json(self, tenant_id: str, path: str, params: dict[str, Any] | None = None) -> dict:
+        return self.request(tenant_id, path, params).json()
+
+    def get_collection(self, tenant_id: str, path: str, select: list[str] | None = None,
+                       top: int | None = None) -> Iterator[dict]:
+        """Every item of a collection, following @odata.nextLink; a repeating link is an error."""
+        params: dict[str, Any] | None = {}
+        if select:
+            params["$select"] = ",".join(select)
+        if top:
+            params["$top"] = top
+        url: str | None = self._url(path)
+        seen: set[str] = set()
+        while url:
+            page = self.request(tenant_id, url, params or None).json()
+            yield from page.get("value", [])
+            url = page.get("@odata.nextLink")
+            params = None  # the nextLink carries the query
+            if url in seen or len(seen) >= MAX_PAGES:
+                raise PagingError(tenant_id, path, "NextLinkLoop",
+                                  f"@odata.nextLink repeated or exceeded {MAX_PAGES} pages.",
+                                  "this is a Graph fault; re-run the tenant later and report it if it "
+                                  "persists")
+            if url:
+                seen.add(url)
+
+    def get_report_csv(self, tenant_id: str, path: str) -> str:
+        """A report: Graph answers 302 to a pre-authenticated download, fetched without the token."""
+        response = self.request(tenant_id, path, allow_redirects=False)
+        if response.is_redirect:
+            location = response.headers["Location"]
+            download = self.session.get(location)
+            if download.status_code >= 400:
+                raise graph_error(tenant_id, urlsplit(location).path, download.status_code,
+                                  _json_or_none(download))
+            return download.content.decode("utf-8-sig")
+        return response.content.decode("utf-8-sig")
+
+
+def _json_or_none(response: requests.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return None

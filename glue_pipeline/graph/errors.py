@@ -1,0 +1,95 @@
+"""Typed Graph and identity errors. Each names the tenant, the endpoint, the error code and the
+fix, in one message an operator can act on."""
+
+from __future__ import annotations
+
+# Identity platform codes (AADSTS...) and what the operator should do about them.
+IDENTITY_FIXES = {
+    "AADSTS700016": "the app is not installed in this tenant or its consent was revoked: have a "
+                    "Global Administrator of the customer tenant grant admin consent to the partner app "
+                    "(or re-establish the GDAP relationship), then re-run this tenant",
+    "AADSTS7000229": "the app has no service principal in this tenant (consent was never given or was "
+                     "removed): have a customer Global Administrator grant admin consent, then re-run",
+    "AADSTS7000215": "the client secret is wrong: set GLUE_CLIENT_SECRET to the secret's Value (not its "
+                     "Secret ID) from the app registration's Certificates & secrets page",
+    "AADSTS7000222": "the client secret has expired: create a new secret on the app registration and "
+                     "update GLUE_CLIENT_SECRET",
+    "AADSTS90002": "the tenant does not exist or is no longer reachable: check the tenant id; the "
+                   "customer may have left the partner relationship",
+}
+
+# Graph error codes and the fix.
+GRAPH_FIXES = {
+    "Authorization_RequestDenied": "grant the app the application permission this endpoint needs "
+                                   "(see README 'Permissions') and have the customer re-consent",
+    "InvalidAuthenticationToken": "the access token was refused even after a fresh one was obtained: "
+                                  "check the app's consent in the tenant and the system clock",
+    "TooManyRequests": "Graph kept throttling after every retry: lower GLUE_GRAPH_CONCURRENCY or "
+                       "sync fewer tenants per run",
+    "Authentication_RequestFromNonPremiumTenantOrB2CTenant": "the tenant has no Entra ID P1/P2 licence, "
+                                                             "so sign-in activity cannot be read",
+}
+
+
+class GraphError(Exception):
+    """A failed call to Graph or the identity platform for one tenant."""
+
+    def __init__(self, tenant_id: str, endpoint: str, code: str, message: str, fix: str,
+                 status: int | None = None) -> None:
+        self.tenant_id = tenant_id
+        self.endpoint = endpoint
+        self.code = code
+        self.status = status
+        self.message = message
+        self.fix = fix
+        status_text = f" (HTTP {status})" if status else ""
+        super().__init__(f"tenant {tenant_id}: {endpoint} failed with {code}{status_text}: {message} "
+                         f"Fix: {fix}")
+
+
+class IdentityError(GraphError):
+    """No access token: credentials, consent or tenant problems."""
+
+
+class ConsentRevokedError(IdentityError):
+    """The customer tenant no longer lets the app in."""
+
+
+class PermissionDeniedError(GraphError):
+    """A token was issued but lacks the application permission the endpoint needs."""
+
+
+class TransientGraphError(GraphError):
+    """Throttling or server errors that outlasted every retry."""
+
+
+class PagingError(GraphError):
+    """A collection whose @odata.nextLink repeats or never ends."""
+
+
+def identity_error(tenant_id: str, endpoint: str, result: dict) -> IdentityError:
+    """Build the error for msal's error dict (error, error_description starting with AADSTS...)."""
+    description = str(result.get("error_description") or "")
+    code = description.split(":", 1)[0].strip() if description.startswith("AADSTS") else str(
+        result.get("error") or "unknown_error")
+    # The first line of error_description is the message; the rest is trace detail.
+    message = description.split("\r\n")[0].split("\n")[0] or str(result.get("error"))
+    fix = IDENTITY_FIXES.get(code, "check the app registration, its secret and its consent in this tenant")
+    cls = ConsentRevokedError if code in ("AADSTS700016", "AADSTS7000229") else IdentityError
+    return cls(tenant_id, endpoint, code, message, fix, status=None)
+
+
+def graph_error(tenant_id: str, endpoint: str, status: int, body: object) -> GraphError:
+    """Build the error for a Graph JSON error body."""
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    error = error if isinstance(error, dict) else {}
+    code = str(error.get("code") or f"HTTP{status}")
+    message = str(error.get("message") or "no error body")
+    fix = GRAPH_FIXES.get(code, "see the Graph error code in Microsoft's documentation")
+    if status == 403:
+        return PermissionDeniedError(tenant_id, endpoint, code, message, fix, status)
+    if status == 429 or status >= 500:
+        return TransientGraphError(tenant_id, endpoint, code, message, GRAPH_FIXES["TooManyRequests"]
+                                   if status == 429 else "Graph is failing; re-run this tenant later",
+                                   status)
+    return GraphError(tenant_id, endpoint, code, message, fix, status)

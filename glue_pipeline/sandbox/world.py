@@ -1,0 +1,254 @@
+"""The sandbox world: tenants, users and licenses as Microsoft would hold them, plus the
+documentation store's starting organizations and contacts.
+
+A world is a JSON document (schema in the README, section "World files"). Users and SKUs use
+Graph's own field names so the sandbox serves them as they are. Loading validates the whole
+file and names the first bad field, so a broken world is refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SCHEMA_VERSION = 1
+
+# Application permissions the pipeline asks for (see README "Permissions").
+DEFAULT_ROLES = [
+    "Directory.Read.All",
+    "User.Read.All",
+    "Organization.Read.All",
+    "Domain.Read.All",
+    "Reports.Read.All",
+    "DelegatedAdminRelationship.Read.All",
+]
+
+
+class WorldError(ValueError):
+    """A world file that cannot be used; the message names the field and the fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Domain(_Model):
+    name: str
+    is_default: bool = False
+    is_initial: bool = False
+    is_verified: bool = True
+
+
+class AssignedLicense(_Model):
+    skuId: str
+    disabledPlans: list[str] = Field(default_factory=list)
+
+
+class SignInActivity(_Model):
+    lastSignInDateTime: str | None = None
+    lastNonInteractiveSignInDateTime: str | None = None
+    lastSuccessfulSignInDateTime: str | None = None
+
+
+class Mailbox(_Model):
+    """One row of the mailbox usage report for a user."""
+
+    storage_used_bytes: int = 0
+    item_count: int = 0
+    last_activity_date: str | None = None
+    issue_warning_quota_bytes: int = 52613349376
+    prohibit_send_quota_bytes: int = 53687091200
+    prohibit_send_receive_quota_bytes: int = 53687091200
+    deleted_item_count: int = 0
+    deleted_item_size_bytes: int = 0
+    deleted_item_quota_bytes: int = 32212254720
+    has_archive: bool = False
+    created_date: str | None = None
+    recipient_type: str = "User"
+
+
+class User(_Model):
+    """A user as Graph returns it (camelCase names), plus the mailbox report row."""
+
+    id: str
+    userPrincipalName: str
+    displayName: str | None = None
+    givenName: str | None = None
+    surname: str | None = None
+    mail: str | None = None
+    jobTitle: str | None = None
+    businessPhones: list[str] = Field(default_factory=list)
+    mobilePhone: str | None = None
+    officeLocation: str | None = None
+    preferredLanguage: str | None = None
+    accountEnabled: bool = True
+    userType: Literal["Member", "Guest"] = "Member"
+    proxyAddresses: list[str] = Field(default_factory=list)
+    assignedLicenses: list[AssignedLicense] = Field(default_factory=list)
+    createdDateTime: str | None = None
+    lastPasswordChangeDateTime: str | None = None
+    signInActivity: SignInActivity | None = None
+    mailbox: Mailbox | None = None
+
+
+class Sku(_Model):
+    skuId: str
+    skuPartNumber: str
+    enabled: int = 0
+    suspended: int = 0
+    warning: int = 0
+    lockedOut: int = 0
+    capabilityStatus: Literal["Enabled", "Warning", "Suspended", "Deleted", "LockedOut"] = "Enabled"
+    appliesTo: Literal["User", "Company"] = "User"
+
+
+class Tenant(_Model):
+    id: str
+    display_name: str
+    domains: list[Domain]
+    # How the partner reaches the tenant: legacy DAP contract, GDAP, or both.
+    relationship: Literal["dap", "gdap", "both"] = "both"
+    consent: Literal["granted", "revoked"] = "granted"
+    roles: list[str] = Field(default_factory=lambda: list(DEFAULT_ROLES))
+    reports_concealed: bool = False
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country_letter_code: str | None = None
+    phone: str | None = None
+    users: list[User] = Field(default_factory=list)
+    skus: list[Sku] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_initial_and_default(self) -> Tenant:
+        for flag in ("is_initial", "is_default"):
+            count = sum(getattr(d, flag) for d in self.domains)
+            if count != 1:
+                raise ValueError(f"tenant {self.id} needs exactly one domain with {flag}=true, has {count}")
+        return self
+
+    @property
+    def initial_domain(self) -> str:
+        return next(d.name for d in self.domains if d.is_initial)
+
+    @property
+    def default_domain(self) -> str:
+        return next(d.name for d in self.domains if d.is_default)
+
+
+class Partner(_Model):
+    tenant_id: str
+    display_name: str
+    default_domain: str
+
+
+class App(_Model):
+    """The partner's multi-tenant app registration (client credentials)."""
+
+    client_id: str
+    client_secret: str
+
+
+class ContactEmail(_Model):
+    value: str
+    label: str = "Work"
+    primary: bool = False
+
+
+class ContactPhone(_Model):
+    value: str
+    label: str = "Work"
+    primary: bool = False
+
+
+class StoreOrganization(_Model):
+    id: int
+    name: str
+
+
+class StoreContact(_Model):
+    id: int
+    organization_id: int
+    first_name: str | None = None
+    last_name: str | None = None
+    title: str | None = None
+    emails: list[ContactEmail] = Field(default_factory=list)
+    phones: list[ContactPhone] = Field(default_factory=list)
+
+
+class StoreSeed(_Model):
+    organizations: list[StoreOrganization] = Field(default_factory=list)
+    contacts: list[StoreContact] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _contacts_point_at_organizations(self) -> StoreSeed:
+        org_ids = {o.id for o in self.organizations}
+        for contact in self.contacts:
+            if contact.organization_id not in org_ids:
+                raise ValueError(
+                    f"contact {contact.id} names organization_id {contact.organization_id}, "
+                    "which is not among store.organizations"
+                )
+        return self
+
+
+class World(_Model):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    seed: int | None = None
+    partner: Partner
+    app: App
+    tenants: list[Tenant]
+    store: StoreSeed = Field(default_factory=StoreSeed)
+
+    @model_validator(mode="after")
+    def _unique_tenants(self) -> World:
+        seen: set[str] = set()
+        for tenant in self.tenants:
+            if tenant.id in seen:
+                raise ValueError(f"tenant id {tenant.id} appears twice")
+            seen.add(tenant.id)
+        return self
+
+    def tenant(self, tenant_id: str) -> Tenant | None:
+        return next((t for t in self.tenants if t.id == tenant_id), None)
+
+    @property
+    def user_count(self) -> int:
+        return sum(len(t.users) for t in self.tenants)
+
+
+def load_world(path: str | Path) -> World:
+    """Read and validate a world file; raise WorldError naming the bad field."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WorldError(f"world file {path} does not exist: pass an existing file or generate one "
+                         "with `glue-pipeline sandbox world --out FILE`") from None
+    except json.JSONDecodeError as exc:
+        raise WorldError(f"world file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                         f"{exc.msg}); fix the JSON syntax there") from None
+    return parse_world(raw, source=str(path))
+
+
+def parse_world(raw: object, source: str = "world") -> World:
+    try:
+        return World.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise WorldError(
+            f"{source}: field '{where}' is invalid: {first['msg']}; "
+            f"fix it to match the world schema in README.md (section 'World files')"
+            + (f" ({len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else "")
+        ) from None
+
+
+def save_world(world: World, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(world.model_dump_json(indent=1, exclude_none=True), encoding="utf-8")

@@ -1,0 +1,147 @@
+"""Settings from environment variables: where Microsoft (or the sandbox) is, the partner
+app's credentials, the store and the data folder.
+
+Secrets are held in `Secret`, whose repr and str never show the value, so a settings object
+can be logged or put in an exception safely.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MICROSOFT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+MICROSOFT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting that is missing or wrong; the message names the variable and the fix."""
+
+
+class Secret:
+    """A string that does not print itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def default_var_dir() -> Path:
+    return Path(os.environ.get("GLUE_VAR_DIR", PROJECT_ROOT / "var"))
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    partner_tenant_id: str
+    client_id: str
+    client_secret: Secret = field(repr=False)
+    authority_host: str = MICROSOFT_AUTHORITY_HOST
+    graph_url: str = MICROSOFT_GRAPH_URL
+    # CA bundle to trust instead of the system CAs (the sandbox's own CA); None = system CAs.
+    ca_file: str | None = None
+    timeout_s: float = 30.0
+    max_retries: int = 5
+    max_retry_wait_s: float = 60.0
+    page_size: int = 999
+    concurrency: int = 8
+
+    @property
+    def is_microsoft(self) -> bool:
+        return self.authority_host.rstrip("/") == MICROSOFT_AUTHORITY_HOST
+
+
+@dataclass(frozen=True)
+class Settings:
+    graph: GraphSettings
+    store_url: str
+    data_dir: Path
+
+
+def _env(name: str, fix: str, environ: dict[str, str]) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is not set: {fix}")
+    return value
+
+
+def _client_secret(environ: dict[str, str]) -> Secret:
+    path = environ.get("GLUE_CLIENT_SECRET_FILE", "").strip()
+    if path:
+        try:
+            return Secret(Path(path).read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ConfigError(f"GLUE_CLIENT_SECRET_FILE={path} cannot be read ({exc.strerror}): "
+                              "point it at a readable file holding only the secret value") from None
+    return Secret(_env("GLUE_CLIENT_SECRET",
+                       "set it (or GLUE_CLIENT_SECRET_FILE) to the partner app's client secret value",
+                       environ))
+
+
+def _positive_int(name: str, default: int, environ: dict[str, str]) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}={raw!r} is not a positive whole number: set it to e.g. {default}")
+    return int(raw)
+
+
+def _https_url(name: str, default: str, environ: dict[str, str]) -> str:
+    value = environ.get(name, "").strip() or default
+    if not value.startswith("https://"):
+        raise ConfigError(f"{name}={value!r} must be an https:// URL (the identity platform and Graph "
+                          "are only reached over TLS)")
+    return value.rstrip("/")
+
+
+def graph_settings_from_env(environ: dict[str, str] | None = None) -> GraphSettings:
+    environ = dict(os.environ if environ is None else environ)
+    ca_file = environ.get("GLUE_CA_FILE", "").strip() or None
+    if ca_file and not Path(ca_file).is_file():
+        raise ConfigError(f"GLUE_CA_FILE={ca_file} does not exist: point it at the CA bundle to trust "
+                          "(the sandbox prints its path), or unset it to use the system CAs")
+    return GraphSettings(
+        partner_tenant_id=_env("GLUE_PARTNER_TENANT_ID",
+                               "set it to the partner (MSP) tenant id, a GUID", environ),
+        client_id=_env("GLUE_CLIENT_ID", "set it to the partner app's application (client) id", environ),
+        client_secret=_client_secret(environ),
+        authority_host=_https_url("GLUE_AUTHORITY_HOST", MICROSOFT_AUTHORITY_HOST, environ),
+        graph_url=_https_url("GLUE_GRAPH_URL", MICROSOFT_GRAPH_URL, environ),
+        ca_file=ca_file,
+        concurrency=_positive_int("GLUE_GRAPH_CONCURRENCY", 8, environ),
+    )
+
+
+def store_url_from_env(environ: dict[str, str] | None = None) -> str:
+    environ = dict(os.environ if environ is None else environ)
+    return environ.get("GLUE_STORE_URL", "").strip() or f"sqlite:///{default_var_dir() / 'store.db'}"
+
+
+def data_dir_from_env(environ: dict[str, str] | None = None) -> Path:
+    environ = dict(os.environ if environ is None else environ)
+    return Path(environ.get("GLUE_DATA_DIR", "").strip() or default_var_dir() / "tables")
+
+
+def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
+    return Settings(
+        graph=graph_settings_from_env(environ),
+        store_url=store_url_from_env(environ),
+        data_dir=data_dir_from_env(environ),
+    )

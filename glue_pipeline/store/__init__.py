@@ -1,0 +1,1 @@
+"""The documentation store: SQL tables, the seed loader and per-tenant writes."""

@@ -1,0 +1,208 @@
+"""The documentation store's tables: a contract that analysts and other tools query (every table
+and column is described in the README, section "The store").
+
+SQLite by default, PostgreSQL by URL; the same SQLAlchemy Core tables serve both.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+
+metadata = MetaData()
+
+organizations = Table(
+    "organizations", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+contacts = Table(
+    "contacts", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("first_name", String(255)),
+    Column("last_name", String(255)),
+    Column("title", String(255)),
+    Column("location", String(255)),
+    # 'store' for contacts that were there before, 'microsoft' for contacts the sync created.
+    Column("created_by", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+contact_emails = Table(
+    "contact_emails", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("contact_id", Integer, ForeignKey("contacts.id"), nullable=False, index=True),
+    Column("value", String(320), nullable=False),
+    Column("label", String(32), nullable=False),
+    Column("is_primary", Boolean, nullable=False),
+    UniqueConstraint("contact_id", "value", name="uq_contact_email"),
+)
+
+contact_phones = Table(
+    "contact_phones", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("contact_id", Integer, ForeignKey("contacts.id"), nullable=False, index=True),
+    Column("value", String(64), nullable=False),
+    Column("label", String(32), nullable=False),
+    Column("is_primary", Boolean, nullable=False),
+)
+
+# The Microsoft overlay: one row per contact linked to a Microsoft user.
+contact_microsoft = Table(
+    "contact_microsoft", metadata,
+    Column("contact_id", Integer, ForeignKey("contacts.id"), primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("user_id", String(36), nullable=False),
+    Column("user_principal_name", String(320), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("user_type", String(16)),
+    Column("licenses", Text),
+    Column("created_in_microsoft", String(32)),
+    Column("last_password_change", String(32)),
+    Column("mailbox_storage_used_bytes", BigInteger),
+    Column("mailbox_item_count", BigInteger),
+    Column("mailbox_warning_quota_bytes", BigInteger),
+    Column("mailbox_quota_bytes", BigInteger),
+    Column("mailbox_last_activity", String(10)),
+    Column("mailbox_has_archive", Boolean),
+    Column("mailbox_report_date", String(10)),
+    Column("manage_url", Text),
+    # A Microsoft user is linked to at most one contact: a re-run can never create a second.
+    UniqueConstraint("tenant_id", "user_id", name="uq_contact_microsoft_user"),
+)
+
+tenants = Table(
+    "tenants", metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("display_name", String(255)),
+    Column("default_domain", String(255)),
+    Column("initial_domain", String(255)),
+    Column("relationship", String(8)),
+    Column("manage_url", Text),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("vanished_at", DateTime(timezone=True)),
+)
+
+tenant_matches = Table(
+    "tenant_matches", metadata,
+    Column("tenant_id", String(36), ForeignKey("tenants.tenant_id"), primary_key=True),
+    Column("organization_id", Integer, ForeignKey("organizations.id")),
+    Column("status", String(16), nullable=False),  # matched | unmatched | ignored
+    Column("method", String(16)),  # exact | accepted | manual | created
+    Column("decided_by", String(255)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+licenses = Table(
+    "licenses", metadata,
+    Column("tenant_id", String(36), ForeignKey("tenants.tenant_id"), primary_key=True),
+    Column("sku_id", String(36), primary_key=True),
+    Column("organization_id", Integer, ForeignKey("organizations.id")),
+    Column("part_number", String(128)),
+    Column("product_name", String(255)),
+    Column("capability_status", String(16)),
+    Column("consumed", Integer, nullable=False),
+    Column("enabled", Integer, nullable=False),
+    Column("suspended", Integer, nullable=False),
+    Column("warning", Integer, nullable=False),
+    Column("unused", Integer, nullable=False),
+)
+
+sync_runs = Table(
+    "sync_runs", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(16), nullable=False),  # running | succeeded | failed
+    Column("tenants_total", Integer, nullable=False, default=0),
+    Column("tenants_failed", Integer, nullable=False, default=0),
+)
+
+# One row per tenant per run: what happened to it.
+sync_results = Table(
+    "sync_results", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("tenant_id", String(36), primary_key=True),
+    Column("status", String(16), nullable=False),  # synced | held | failed
+    Column("organization_id", Integer),
+    Column("users", Integer, nullable=False, default=0),
+    Column("created", Integer, nullable=False, default=0),
+    Column("updated", Integer, nullable=False, default=0),
+    Column("unchanged", Integer, nullable=False, default=0),
+    Column("held", Integer, nullable=False, default=0),
+    Column("skipped", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+)
+
+sync_log = Table(
+    "sync_log", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("tenant_id", String(36), index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("level", String(8), nullable=False),  # info | warning | error
+    Column("action", String(32), nullable=False),
+    Column("contact_id", Integer),
+    Column("user_id", String(36)),
+    Column("message", Text, nullable=False),
+)
+
+Index("ix_contact_emails_value", contact_emails.c.value)
+
+
+def _sqlite_immediate_transactions(engine: Engine) -> None:
+    """Take SQLite's write lock when a transaction begins, so concurrent writers wait for it
+    (busy timeout) instead of failing when a read lock cannot be upgraded."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the store URL; creates a SQLite file's folder when needed."""
+    if url.startswith("sqlite"):
+        from pathlib import Path
+
+        from sqlalchemy.engine import make_url
+
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+        _sqlite_immediate_transactions(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def create_tables(engine: Engine) -> None:
+    metadata.create_all(engine)

@@ -1,0 +1,55 @@
+"""Loading a world's starting organizations and contacts into an empty store."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, func, insert, select
+
+from glue_pipeline.sandbox.world import StoreSeed
+from glue_pipeline.store.schema import (
+    contact_emails,
+    contact_phones,
+    contacts,
+    create_tables,
+    organizations,
+)
+from glue_pipeline.store.writer import utcnow
+
+
+def seed_store(engine: Engine, seed: StoreSeed) -> bool:
+    """Create the tables and load the seed when the store holds no organization yet.
+
+    Returns False (and writes nothing) when the store already has data, so seeding twice is safe.
+    """
+    create_tables(engine)
+    now = utcnow()
+    with engine.begin() as conn:
+        if conn.execute(select(func.count()).select_from(organizations)).scalar_one():
+            return False
+        if seed.organizations:
+            conn.execute(insert(organizations), [
+                {"id": o.id, "name": o.name, "created_at": now, "updated_at": now}
+                for o in seed.organizations])
+        if seed.contacts:
+            conn.execute(insert(contacts), [
+                {"id": c.id, "organization_id": c.organization_id, "first_name": c.first_name,
+                 "last_name": c.last_name, "title": c.title, "created_by": "store",
+                 "created_at": now, "updated_at": now} for c in seed.contacts])
+        emails = [{"contact_id": c.id, "value": e.value, "label": e.label, "is_primary": e.primary}
+                  for c in seed.contacts for e in c.emails]
+        phones = [{"contact_id": c.id, "value": p.value, "label": p.label, "is_primary": p.primary}
+                  for c in seed.contacts for p in c.phones]
+        for table, rows in ((contact_emails, emails), (contact_phones, phones)):
+            if rows:
+                conn.execute(insert(table), rows)
+        _advance_sequences(conn)
+    return True
+
+
+def _advance_sequences(conn) -> None:  # type: ignore[no-untyped-def]
+    """Explicit ids leave PostgreSQL's serial sequences behind; move them past the seeded ids."""
+    if conn.dialect.name != "postgresql":
+        return
+    for table in (organizations, contacts):
+        conn.exec_driver_sql(
+            f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+            f"COALESCE((SELECT MAX(id) FROM {table.name}), 1))")

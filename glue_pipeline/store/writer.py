@@ -1,0 +1,335 @@
+"""Reads and writes of one tenant's data inside one transaction.
+
+Every write is keyed so that a re-run converges: tenants by tenant id, matches by tenant id,
+licenses by (tenant, SKU), contacts through their Microsoft link (tenant, user id), which a
+unique constraint makes one-to-one. Contacts are created and updated, never deleted.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pandas as pd
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
+
+from glue_pipeline.mapping import ContactFields
+from glue_pipeline.matching.organizations import OrgMatch
+from glue_pipeline.store.schema import (
+    contact_emails,
+    contact_microsoft,
+    contact_phones,
+    contacts,
+    licenses,
+    organizations,
+    sync_log,
+    sync_results,
+    tenant_matches,
+    tenants,
+)
+
+OVERLAY_COMPARED = [c.name for c in contact_microsoft.columns if c.name != "contact_id"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class LogEntry:
+    level: str
+    action: str
+    message: str
+    contact_id: int | None = None
+    user_id: str | None = None
+
+
+@dataclass
+class ContactCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    held: int = 0
+    skipped: int = 0
+    removed: int = 0
+    log: list[LogEntry] = field(default_factory=list)
+
+
+def lock_tenant(conn: Connection, tenant_id: str) -> None:
+    """Serialise writers of one tenant. SQLite's BEGIN IMMEDIATE already serialises all writers;
+    on PostgreSQL a transaction-scoped advisory lock keyed by the tenant does it."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(zlib.crc32(tenant_id.encode()))))
+
+
+def read_organizations(conn: Connection) -> pd.DataFrame:
+    rows = conn.execute(select(organizations.c.id, organizations.c.name)).all()
+    return pd.DataFrame(rows, columns=["id", "name"])
+
+
+def upsert_tenant(conn: Connection, row: dict, now: datetime) -> None:
+    values = {k: row.get(k) for k in ("display_name", "default_domain", "initial_domain",
+                                      "relationship", "manage_url")}
+    done = conn.execute(update(tenants).where(tenants.c.tenant_id == row["tenant_id"])
+                        .values(**values, last_seen_at=now, vanished_at=None)).rowcount
+    if not done:
+        conn.execute(insert(tenants).values(tenant_id=row["tenant_id"], **values, first_seen_at=now,
+                                            last_seen_at=now))
+
+
+def read_recorded_match(conn: Connection, tenant_id: str) -> dict | None:
+    row = conn.execute(select(tenant_matches).where(tenant_matches.c.tenant_id == tenant_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def record_match(conn: Connection, match: OrgMatch, recorded: dict | None, now: datetime) -> None:
+    """Store the rule's result; a decision already recorded is left as it is."""
+    values = {"organization_id": match.organization_id, "status": match.status, "method": match.method}
+    if recorded is None:
+        conn.execute(insert(tenant_matches).values(tenant_id=match.tenant_id, **values, updated_at=now))
+    elif any(recorded.get(k) != v for k, v in values.items()):
+        conn.execute(update(tenant_matches).where(tenant_matches.c.tenant_id == match.tenant_id)
+                     .values(**values, updated_at=now))
+
+
+def replace_licenses(conn: Connection, tenant_id: str, organization_id: int | None,
+                     frame: pd.DataFrame) -> None:
+    """The tenant's license table mirrors Microsoft: rows are rewritten only when they differ."""
+    wanted = {r["sku_id"]: {**r, "tenant_id": tenant_id, "organization_id": organization_id}
+              for r in frame.to_dict("records")}
+    current = {r.sku_id: dict(r._mapping) for r in
+               conn.execute(select(licenses).where(licenses.c.tenant_id == tenant_id))}
+    gone = set(current) - set(wanted)
+    if gone:
+        conn.execute(delete(licenses).where(and_(licenses.c.tenant_id == tenant_id,
+                                                 licenses.c.sku_id.in_(gone))))
+    for sku_id, row in wanted.items():
+        if sku_id not in current:
+            conn.execute(insert(licenses).values(**row))
+        elif any(current[sku_id].get(k) != v for k, v in row.items()):
+            conn.execute(update(licenses).where(and_(licenses.c.tenant_id == tenant_id,
+                                                     licenses.c.sku_id == sku_id)).values(**row))
+
+
+def read_contact_index(conn: Connection, organization_id: int,
+                       tenant_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every email of the organization's contacts, and the contacts linked to this tenant's users."""
+    emails = conn.execute(
+        select(contact_emails.c.contact_id, contact_emails.c.value)
+        .join(contacts, contacts.c.id == contact_emails.c.contact_id)
+        .where(contacts.c.organization_id == organization_id)).all()
+    linked = conn.execute(
+        select(contact_microsoft.c.contact_id, contact_microsoft.c.user_id,
+               (contacts.c.organization_id == organization_id).label("in_organization"))
+        .join(contacts, contacts.c.id == contact_microsoft.c.contact_id)
+        .where(contact_microsoft.c.tenant_id == tenant_id)).all()
+    return (pd.DataFrame(emails, columns=["contact_id", "value"]),
+            pd.DataFrame(linked, columns=["contact_id", "user_id", "in_organization"]))
+
+
+@dataclass
+class ContactWrite:
+    """What the sync wants a contact to be: mapped fields plus the Microsoft overlay."""
+
+    user_id: str
+    contact_id: int | None  # None: create
+    fields: ContactFields
+    overlay: dict
+
+
+def _rows_by_contact(conn: Connection, table, contact_ids: list[int]) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for start in range(0, len(contact_ids), 500):
+        chunk = contact_ids[start:start + 500]
+        for row in conn.execute(select(table).where(table.c.contact_id.in_(chunk))):
+            out.setdefault(row.contact_id, []).append(dict(row._mapping))
+    return out
+
+
+def apply_contacts(conn: Connection, organization_id: int, writes: list[ContactWrite],
+                   now: datetime) -> ContactCounts:
+    counts = ContactCounts()
+    create = [w for w in writes if w.contact_id is None]
+    existing = [w for w in writes if w.contact_id is not None]
+    _create_contacts(conn, organization_id, create, now, counts)
+    _update_contacts(conn, existing, now, counts)
+    return counts
+
+
+def _create_contacts(conn: Connection, organization_id: int, writes: list[ContactWrite],
+                     now: datetime, counts: ContactCounts) -> None:
+    if not writes:
+        return
+    rows = [{"organization_id": organization_id, **w.fields.scalar_fields(), "created_by": "microsoft",
+             "created_at": now, "updated_at": now} for w in writes]
+    ids = conn.execute(insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True),
+                       rows).scalars().all()
+    emails, phones, overlays = [], [], []
+    for contact_id, write in zip(ids, writes):
+        write.contact_id = contact_id
+        emails += [{"contact_id": contact_id, "value": v, "label": label, "is_primary": primary}
+                   for v, label, primary in _email_rows(write.fields)]
+        phones += [{"contact_id": contact_id, "value": v, "label": label, "is_primary": i == 0}
+                   for i, (label, v) in enumerate(write.fields.phones)]
+        overlays.append({"contact_id": contact_id, **write.overlay})
+        counts.created += 1
+        counts.log.append(LogEntry("info", "contact_created",
+                                   f"created contact for {write.fields.primary_email}",
+                                   contact_id, write.user_id))
+    for table, batch in ((contact_emails, emails), (contact_phones, phones),
+                         (contact_microsoft, overlays)):
+        if batch:
+            conn.execute(insert(table), batch)
+
+
+def _email_rows(fields: ContactFields) -> Iterable[tuple[str, str, bool]]:
+    yield fields.primary_email, "Work", True
+    for alias in fields.aliases:
+        yield alias, "Alias", False
+
+
+def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime,
+                     counts: ContactCounts) -> None:
+    if not writes:
+        return
+    ids = [w.contact_id for w in writes]
+    current = {r.id: dict(r._mapping) for r in
+               conn.execute(select(contacts).where(contacts.c.id.in_(ids)))}
+    emails = _rows_by_contact(conn, contact_emails, ids)
+    phones = _rows_by_contact(conn, contact_phones, ids)
+    overlays = {rows[0]["contact_id"]: rows[0]
+                for rows in _rows_by_contact(conn, contact_microsoft, ids).values()}
+    for write in writes:
+        cid = write.contact_id
+        changed = _update_scalars(conn, cid, current[cid], write.fields)
+        changed += _sync_emails(conn, cid, emails.get(cid, []), write.fields)
+        changed += _sync_phones(conn, cid, phones.get(cid, []), write.fields)
+        changed += _sync_overlay(conn, cid, overlays.get(cid), write.overlay)
+        if changed:
+            conn.execute(update(contacts).where(contacts.c.id == cid).values(updated_at=now))
+            counts.updated += 1
+            counts.log.append(LogEntry("info", "contact_updated",
+                                       f"updated {', '.join(sorted(set(changed)))}", cid, write.user_id))
+        else:
+            counts.unchanged += 1
+
+
+def _update_scalars(conn: Connection, cid: int, current: dict, fields: ContactFields) -> list[str]:
+    # A value Microsoft leaves empty does not erase what the store holds.
+    values = {k: v for k, v in fields.scalar_fields().items() if v is not None and current.get(k) != v}
+    if values:
+        conn.execute(update(contacts).where(contacts.c.id == cid).values(**values))
+    return list(values)
+
+
+def _sync_emails(conn: Connection, cid: int, current: list[dict], fields: ContactFields) -> list[str]:
+    """Microsoft's addresses are added, the UPN becomes primary; no address is removed."""
+    by_value = {row["value"].lower(): row for row in current}
+    changed: list[str] = []
+    for value, label, primary in _email_rows(fields):
+        row = by_value.get(value.lower())
+        if row is None:
+            conn.execute(insert(contact_emails).values(contact_id=cid, value=value, label=label,
+                                                       is_primary=primary))
+            by_value[value.lower()] = {"value": value, "is_primary": primary}
+            changed.append("emails")
+        elif primary and not row["is_primary"]:
+            conn.execute(update(contact_emails).where(contact_emails.c.id == row["id"])
+                         .values(is_primary=True))
+            changed.append("primary email")
+    primary_value = fields.primary_email.lower()
+    for row in current:
+        if row["is_primary"] and row["value"].lower() != primary_value:
+            conn.execute(update(contact_emails).where(contact_emails.c.id == row["id"])
+                         .values(is_primary=False))
+            changed.append("primary email")
+    return changed
+
+
+def _sync_phones(conn: Connection, cid: int, current: list[dict], fields: ContactFields) -> list[str]:
+    """One phone per mapped label (Work, Mobile) follows Microsoft; other phones stay."""
+    by_label = {row["label"]: row for row in current}
+    changed: list[str] = []
+    for label, value in fields.phones:
+        row = by_label.get(label)
+        if row is None:
+            conn.execute(insert(contact_phones).values(contact_id=cid, value=value, label=label,
+                                                       is_primary=not current and not changed))
+            changed.append("phones")
+        elif row["value"] != value:
+            conn.execute(update(contact_phones).where(contact_phones.c.id == row["id"]).values(value=value))
+            changed.append("phones")
+    return changed
+
+
+def _sync_overlay(conn: Connection, cid: int, current: dict | None, overlay: dict) -> list[str]:
+    if current is None:
+        conn.execute(insert(contact_microsoft).values(contact_id=cid, **overlay))
+        return ["microsoft link"]
+    diff = {k: v for k, v in overlay.items() if current.get(k) != v}
+    if diff:
+        conn.execute(update(contact_microsoft).where(contact_microsoft.c.contact_id == cid).values(**diff))
+        return ["microsoft " + k for k in diff]
+    return []
+
+
+def mark_removed_users(conn: Connection, tenant_id: str, present_user_ids: set[str],
+                       counts: ContactCounts) -> None:
+    """Users gone from Microsoft keep their contact; the overlay says so."""
+    rows = conn.execute(select(contact_microsoft.c.contact_id, contact_microsoft.c.user_id,
+                               contact_microsoft.c.user_principal_name)
+                        .where(and_(contact_microsoft.c.tenant_id == tenant_id,
+                                    contact_microsoft.c.status != "removed"))).all()
+    for row in rows:
+        if row.user_id not in present_user_ids:
+            conn.execute(update(contact_microsoft).where(contact_microsoft.c.contact_id == row.contact_id)
+                         .values(status="removed"))
+            counts.removed += 1
+            counts.log.append(LogEntry("warning", "user_removed",
+                                       f"{row.user_principal_name} no longer exists in Microsoft; "
+                                       "the contact is kept", row.contact_id, row.user_id))
+
+
+def write_log(conn: Connection, run_id: str, tenant_id: str | None, entries: list[LogEntry],
+              now: datetime) -> None:
+    if entries:
+        conn.execute(insert(sync_log), [
+            {"run_id": run_id, "tenant_id": tenant_id, "at": now, "level": e.level, "action": e.action,
+             "contact_id": e.contact_id, "user_id": e.user_id, "message": e.message} for e in entries])
+
+
+def write_result(conn: Connection, row: dict) -> None:
+    """The tenant's outcome in this run (a re-run of the same run id replaces it)."""
+    conn.execute(delete(sync_results).where(and_(sync_results.c.run_id == row["run_id"],
+                                                 sync_results.c.tenant_id == row["tenant_id"])))
+    conn.execute(insert(sync_results).values(**row))
+
+
+def record_discovered_tenants(conn: Connection, frame: pd.DataFrame, now: datetime) -> list[str]:
+    """Upsert the tenants discovery found; mark the ones no longer listed as vanished.
+
+    Returns the ids of tenants that vanished in this discovery.
+    """
+    for row in frame.to_dict("records"):
+        values = {k: row.get(k) for k in ("display_name", "relationship")}
+        if row.get("default_domain"):
+            values["default_domain"] = row["default_domain"]
+        done = conn.execute(update(tenants).where(tenants.c.tenant_id == row["tenant_id"])
+                            .values(**values, last_seen_at=now, vanished_at=None)).rowcount
+        if not done:
+            conn.execute(insert(tenants).values(tenant_id=row["tenant_id"], **values,
+                                                first_seen_at=now, last_seen_at=now))
+    listed = set(frame["tenant_id"])
+    vanished = [r.tenant_id for r in conn.execute(
+        select(tenants.c.tenant_id).where(tenants.c.vanished_at.is_(None))) if r.tenant_id not in listed]
+    if vanished:
+        conn.execute(update(tenants).where(tenants.c.tenant_id.in_(vanished)).values(vanished_at=now))
+    return vanished
+
+
+def vanished_tenants(conn: Connection, tenant_ids: list[str]) -> set[str]:
+    """Of these tenants, the ones the last discovery no longer found."""
+    rows = conn.execute(select(tenants.c.tenant_id).where(tenants.c.vanished_at.is_not(None)))
+    return {r.tenant_id for r in rows} & set(tenant_ids)

@@ -1,0 +1,107 @@
+"""The matching rules as pure functions over DataFrames."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from glue_pipeline.matching.contacts import match_contacts
+from glue_pipeline.matching.organizations import match_organization, normalize_name
+
+ORGS = pd.DataFrame({"id": [1, 2, 3, 4], "name": ["Contoso Ltd", "  fabrikam   INC ", "Twin", "twin"]})
+LICENSED = [{"skuId": "sku-1", "disabledPlans": []}]
+
+
+def _users(*rows: dict) -> pd.DataFrame:
+    base = {"displayName": "x", "userType": "Member", "assignedLicenses": LICENSED}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def _no_links() -> pd.DataFrame:
+    return pd.DataFrame(columns=["contact_id", "user_id", "in_organization"])
+
+
+def test_normalize_ignores_case_and_spaces() -> None:
+    assert normalize_name("  Fabrikam   Inc ") == normalize_name("fabrikam inc")
+    assert normalize_name("Contoso Ltd") != normalize_name("Contoso Limited")
+
+
+def test_exact_match_ignores_case_and_spacing() -> None:
+    match = match_organization("t1", "Fabrikam Inc", ORGS, None)
+    assert (match.status, match.organization_id, match.method) == ("matched", 2, "exact")
+
+
+def test_two_organizations_with_the_name_are_not_guessed() -> None:
+    match = match_organization("t1", "TWIN", ORGS, None)
+    assert match.status == "unmatched" and match.organization_id is None
+    assert "2 organizations" in match.reason
+
+
+def test_no_match_says_why() -> None:
+    match = match_organization("t1", "Northwind", ORGS, None)
+    assert match.status == "unmatched" and "no organization is named 'Northwind'" in match.reason
+
+
+def test_recorded_match_is_kept_by_tenant_id_after_a_rename() -> None:
+    recorded = {"status": "matched", "organization_id": 1, "method": "exact"}
+    match = match_organization("t1", "Contoso Group (renamed)", ORGS, recorded)
+    assert (match.status, match.organization_id) == ("matched", 1)
+
+
+def test_ignored_tenant_stays_ignored() -> None:
+    match = match_organization("t1", "Contoso Ltd", ORGS, {"status": "ignored", "organization_id": None})
+    assert match.status == "ignored" and match.organization_id is None
+
+
+def test_recorded_match_to_a_deleted_organization_falls_back_to_the_rule() -> None:
+    recorded = {"status": "matched", "organization_id": 99, "method": "manual"}
+    match = match_organization("t1", "Contoso Ltd", ORGS, recorded)
+    assert (match.organization_id, match.method) == (1, "exact")
+
+
+def test_contacts_match_on_upn_case_insensitively_and_create_the_rest() -> None:
+    users = _users({"id": "u1", "userPrincipalName": "Ann.Lee@Contoso.com"},
+                   {"id": "u2", "userPrincipalName": "bob@contoso.com"})
+    emails = pd.DataFrame({"contact_id": [10], "value": ["ann.lee@contoso.COM"]})
+    table = match_contacts(users, emails, _no_links()).set_index("user_id")
+    assert table.loc["u1", "action"] == "match" and table.loc["u1", "contact_id"] == 10
+    assert table.loc["u1", "matched_on"] == "upn"
+    assert table.loc["u2", "action"] == "create" and pd.isna(table.loc["u2", "contact_id"])
+
+
+def test_linked_user_id_wins_over_email() -> None:
+    users = _users({"id": "u1", "userPrincipalName": "renamed@contoso.com"})
+    emails = pd.DataFrame({"contact_id": [10, 11], "value": ["old@contoso.com", "renamed@contoso.com"]})
+    linked = pd.DataFrame({"contact_id": [10], "user_id": ["u1"], "in_organization": [True]})
+    row = match_contacts(users, emails, linked).iloc[0]
+    assert (row["action"], row["contact_id"], row["matched_on"]) == ("match", 10, "user_id")
+
+
+def test_one_user_on_two_contacts_is_ambiguous() -> None:
+    users = _users({"id": "u1", "userPrincipalName": "ann@contoso.com"})
+    emails = pd.DataFrame({"contact_id": [10, 11], "value": ["ann@contoso.com", "ANN@contoso.com"]})
+    row = match_contacts(users, emails, _no_links()).iloc[0]
+    assert row["action"] == "ambiguous" and pd.isna(row["contact_id"])
+
+
+def test_two_users_on_one_contact_are_both_ambiguous() -> None:
+    users = _users({"id": "u1", "userPrincipalName": "ann@contoso.com"},
+                   {"id": "u2", "userPrincipalName": "ann.lee@contoso.com"})
+    emails = pd.DataFrame({"contact_id": [10, 10], "value": ["ann@contoso.com", "ann.lee@contoso.com"]})
+    table = match_contacts(users, emails, _no_links())
+    assert list(table["action"]) == ["ambiguous", "ambiguous"]
+
+
+def test_guests_and_unlicensed_users_are_skipped_with_a_reason() -> None:
+    users = _users({"id": "g", "userPrincipalName": "jo_gmail.com#EXT#@contoso.onmicrosoft.com",
+                    "userType": "Guest", "assignedLicenses": []},
+                   {"id": "n", "userPrincipalName": "nolicense@contoso.com", "assignedLicenses": []})
+    table = match_contacts(users, pd.DataFrame(columns=["contact_id", "value"]), _no_links())
+    assert list(table["action"]) == ["skipped", "skipped"]
+    assert list(table["reason"]) == ["guest account", "no license assigned"]
+
+
+def test_link_to_a_contact_in_another_organization_is_held() -> None:
+    users = _users({"id": "u1", "userPrincipalName": "ann@contoso.com"})
+    linked = pd.DataFrame({"contact_id": [10], "user_id": ["u1"], "in_organization": [False]})
+    row = match_contacts(users, pd.DataFrame(columns=["contact_id", "value"]), linked).iloc[0]
+    assert row["action"] == "held" and "another organization" in row["reason"]
