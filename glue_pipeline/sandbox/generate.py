@@ -1,0 +1,570 @@
+"""Generate a sandbox world from a seed: customer tenants with users, licenses and mailboxes,
+plus the documentation store's starting organizations and contacts.
+
+The same seed always yields the same world (dates count back from REFERENCE_DATE, never from
+today). The mess is deliberate: accented and hyphenated names, several UPN formats, alias
+domains, guests, disabled and unlicensed users, shared mailboxes, concealed reports, revoked
+consent, store organizations whose names differ in case and spacing, and contacts filed under
+another email format for the same person.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import string
+import unicodedata
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from .world import (
+    DEFAULT_ROLES,
+    App,
+    AssignedLicense,
+    ContactEmail,
+    ContactPhone,
+    Domain,
+    Mailbox,
+    Partner,
+    SignInActivity,
+    Sku,
+    StoreContact,
+    StoreOrganization,
+    StoreSeed,
+    Tenant,
+    User,
+    World,
+)
+
+REFERENCE_DATE = datetime(2026, 11, 1, tzinfo=timezone.utc)
+GENERATED_ROLES = [*DEFAULT_ROLES, "AuditLog.Read.All"]
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class SkuSpec:
+    part_number: str
+    sku_id: str
+    exchange: bool
+    tier: str  # business | enterprise | exchange | free
+    mailbox_gb: int = 50
+
+
+SKU_CATALOG: dict[str, SkuSpec] = {
+    s.part_number: s
+    for s in [
+        SkuSpec("O365_BUSINESS_ESSENTIALS", "3b555118-da6a-4418-894f-7df1e2096870", True, "business"),
+        SkuSpec("O365_BUSINESS_PREMIUM", "f245ecc8-75af-4f8e-b61f-27d8114de5f3", True, "business"),
+        SkuSpec("SPB", "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46", True, "business"),
+        SkuSpec("EXCHANGESTANDARD", "4b9405b0-7788-4568-add1-99614e613b69", True, "exchange"),
+        SkuSpec("ENTERPRISEPACK", "6fd2c87f-b296-42f0-b197-1e91e994b900", True, "enterprise", 100),
+        SkuSpec("SPE_E3", "05e9a617-0261-4cee-bb44-138d3ef5d965", True, "enterprise", 100),
+        SkuSpec("SPE_E5", "06ebc4ee-1bb5-47dd-8120-11324bc54e06", True, "enterprise", 100),
+        SkuSpec("FLOW_FREE", "f30db892-07e9-47e9-837c-80727f46fd3d", False, "free"),
+        SkuSpec("POWER_BI_STANDARD", "a403ebcc-fae0-4ca2-8c8c-7a907fd6c235", False, "free"),
+    ]
+}
+FREE_SKU_UNITS = {"FLOW_FREE": 10000, "POWER_BI_STANDARD": 1000000}
+BUSINESS_SEAT_LIMIT = 300  # Microsoft 365 Business plans stop at 300 seats
+
+COMPANY_NAMES = [
+    "Contoso", "Fabrikam", "Northwind Traders", "Tailspin Toys", "Adatum", "Litware",
+    "Proseware", "Woodgrove Bank", "Alpine Ski House", "Coho Winery", "Wingtip Toys",
+    "Lamna Healthcare", "Trey Research", "Blue Yonder Airlines", "Humongous Insurance",
+    "Margie's Travel", "Fourth Coffee", "Lucerne Publishing", "Graphic Design Institute",
+    "Relecloud", "VanArsdel", "Wide World Importers", "Southridge Video",
+    "Consolidated Messenger", "City Power & Light", "Best For You Organics", "Bellows College",
+    "First Up Consultants", "School of Fine Art", "Munson's Pickles and Preserves",
+    "Nod Publishers", "Liberty's Delightful Sinful Bakery & Cafe", "Fincher Architects",
+]
+LEGAL_SUFFIXES = ["Ltd", "Inc", "LLC", "GmbH", "Pty Ltd", "Corp", "Limited", "AG"]
+SECTORS = ["Consulting", "Logistics", "Dental", "Engineering", "Legal", "Medical", "Partners",
+           "Foods", "Studios", "Capital", "Holdings", "Group"]
+EXTRA_ORGANIZATIONS = ["Acme Plumbing", "Old Mill Bakery", "Riverside Dental Clinic",
+                       "Summit Accounting", "Harbor Freight Brokers", "Greenleaf Landscaping",
+                       "Pinecrest Veterinary", "Bluewater Marine Supply"]
+
+FIRST_NAMES = [
+    "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "William",
+    "Elizabeth", "David", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah",
+    "Charles", "Karen", "Daniel", "Nancy", "Matthew", "Lisa", "Anthony", "Margaret", "Steven",
+    "Sandra", "Andrew", "Ashley", "Paul", "Emily", "Kevin", "Michelle", "Olivia", "Liam", "Ava",
+    "Ethan", "Mia", "Lucas", "Amelia", "Oliver", "Isla", "Jack", "Harper", "Leo", "Freya",
+    "José", "Zoë", "Chloé", "Renée", "Björn", "Søren", "Siobhán", "Łukasz", "François", "Jürgen",
+    "Ana", "María", "Wei", "Priya", "Aarav", "Yuki", "Mohammed", "Fatima", "Olga", "Seán",
+    "Inês", "Mateo", "Noa", "Nikolai", "Dagný", "Mary-Jane", "Jean-Luc", "Anne-Marie",
+]
+LAST_NAMES = [
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
+    "Martinez", "Hernandez", "Lopez", "Wilson", "Anderson", "Taylor", "Moore", "Jackson", "Martin",
+    "Lee", "Thompson", "White", "Harris", "Clark", "Lewis", "Robinson", "Walker", "Young", "Allen",
+    "King", "Wright", "Scott", "Nguyen", "Hill", "Green", "Adams", "Baker", "Nelson", "Campbell",
+    "O'Brien", "O'Connor", "D'Angelo", "Ødegaard", "Müller", "Schröder", "García", "Núñez", "Peña",
+    "Kowalczyk", "Łukasiewicz", "van der Berg", "de la Cruz", "MacDonald", "McAllister",
+    "Smith-Jones", "Lloyd-Davies", "Nakamura", "Kim", "Patel", "Singh", "Chen", "Wang", "Novak",
+    "Dvořák", "Johansson", "Lindqvist", "Björk", "Costa", "Rossi", "Dubois", "Lefèvre", "Horváth",
+]
+JOB_TITLES = [
+    "Accountant", "Office Manager", "Sales Representative", "Account Manager", "IT Manager",
+    "Operations Director", "Marketing Coordinator", "Receptionist", "CEO", "CFO",
+    "Project Manager", "Software Engineer", "HR Generalist", "Warehouse Supervisor",
+    "Customer Service Agent", "Practice Manager", "Paralegal", "Dental Hygienist",
+    "Financial Controller", "Business Analyst", "Graphic Designer", "sales rep", "Director",
+]
+SHARED_MAILBOXES = ["Reception", "Accounts Payable", "Info", "Sales", "Support", "Scanner",
+                    "Meeting Room 1", "Boardroom", "Careers", "No Reply"]
+GUEST_DOMAINS = ["gmail.com", "outlook.com", "hotmail.com", "yahoo.com", "icloud.com"]
+STREET_NAMES = ["Main Street", "High Street", "Market Street", "Harbour Road", "King Street",
+                "Station Road", "Elm Avenue", "Collins Street", "Queen Street", "Lakeview Drive",
+                "Industrial Way", "Church Lane"]
+OFFICE_LOCATIONS = ["Head Office", "Level 3", "Building 2", "Remote", "Warehouse", "Suite 400"]
+SECRET_ALPHABET = string.ascii_letters + string.digits + "~._-"
+
+
+@dataclass(frozen=True)
+class Place:
+    city: str
+    state: str | None
+    postal_code: str
+    country: str
+    phone_prefix: str
+    alias_tld: str
+    language: str
+
+
+PLACES = [
+    Place("Seattle", "WA", "98101", "US", "+1 206 555 ", ".net", "en-US"),
+    Place("Redmond", "WA", "98052", "US", "+1 425 555 ", ".net", "en-US"),
+    Place("Austin", "TX", "78701", "US", "+1 512 555 ", ".us", "en-US"),
+    Place("Boston", "MA", "02108", "US", "+1 617 555 ", ".net", "en-US"),
+    Place("Toronto", "ON", "M5H 2N2", "CA", "+1 416 555 ", ".ca", "en-CA"),
+    Place("London", None, "EC1A 1BB", "GB", "+44 20 7946 ", ".co.uk", "en-GB"),
+    Place("Manchester", None, "M1 1AE", "GB", "+44 161 496 ", ".co.uk", "en-GB"),
+    Place("Dublin", None, "D02 X285", "IE", "+353 1 555 ", ".ie", "en-IE"),
+    Place("Sydney", "NSW", "2000", "AU", "+61 2 5550 ", ".com.au", "en-AU"),
+    Place("Melbourne", "VIC", "3000", "AU", "+61 3 5550 ", ".com.au", "en-AU"),
+    Place("Auckland", None, "1010", "NZ", "+64 9 555 ", ".co.nz", "en-NZ"),
+    Place("München", "BY", "80331", "DE", "+49 89 5550 ", ".de", "de-DE"),
+]
+
+# Letters NFKD does not decompose into an ASCII base letter.
+_FOLD = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "ß": "ss", "đ": "d",
+                       "Đ": "D", "ł": "l", "Ł": "L", "œ": "oe", "Œ": "OE", "þ": "th"})
+
+
+def ascii_fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.translate(_FOLD))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).encode("ascii", "ignore").decode()
+
+
+def email_local(text: str) -> str:
+    """Lower-case ASCII mailbox name: keeps letters, digits, dots and hyphens."""
+    folded = ascii_fold(text).lower()
+    return "".join(c for c in folded if c.isalnum() or c in ".-").strip(".-")
+
+
+def iso_z(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _guid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _phone(rng: random.Random, place: Place) -> str:
+    return f"{place.phone_prefix}{rng.randint(0, 9999):04d}"
+
+
+def _days_before(rng: random.Random, low: float, high: float, not_before: datetime | None = None) -> datetime:
+    moment = REFERENCE_DATE - timedelta(days=rng.uniform(low, high))
+    moment = moment.replace(microsecond=0)
+    return max(moment, not_before) if not_before else moment
+
+
+def _unique(taken: set[str], base: str, fmt: str = "{}") -> str:
+    """First of base, base2, base3, ... whose formatted form is not taken; claims it."""
+    candidate, n = base, 1
+    while fmt.format(candidate).lower() in taken:
+        n += 1
+        candidate = f"{base}{n}"
+    taken.add(fmt.format(candidate).lower())
+    return candidate
+
+
+# --------------------------------------------------------------------------- tenants
+
+
+def _company_name(rng: random.Random, index: int, bases: list[str], taken: set[str]) -> str:
+    base = bases[index % len(bases)]
+    for attempt in range(50):
+        parts = [base]
+        if index >= len(bases) or attempt:  # a base used before needs a sector to stay distinct
+            parts.append(rng.choice(SECTORS))
+        if rng.random() < 0.35:
+            parts.append(rng.choice(LEGAL_SUFFIXES))
+        name = " ".join(parts)
+        if name.lower() not in taken:
+            taken.add(name.lower())
+            return name
+    name = f"{base} {index}"
+    taken.add(name.lower())
+    return name
+
+
+def _slug(name: str, taken: set[str]) -> str:
+    words = name.split()
+    while len(words) > 1 and words[-1] in {w for s in LEGAL_SUFFIXES for w in s.split()}:
+        words.pop()
+    for candidate in (" ".join(words), name):
+        slug = "".join(c for c in ascii_fold(candidate).lower() if c.isalnum())[:27]
+        if slug not in taken:
+            taken.add(slug)
+            return slug
+    return _unique(taken, slug[:24])
+
+
+def _domains(rng: random.Random, slug: str, place: Place) -> tuple[list[Domain], str | None]:
+    domains = [Domain(name=f"{slug}.onmicrosoft.com", is_initial=True),
+               Domain(name=f"{slug}.com", is_default=True)]
+    alias = f"{slug}{place.alias_tld}" if rng.random() < 0.35 else None
+    if alias:
+        domains.append(Domain(name=alias))
+    return domains, alias
+
+
+def _spread(rng: random.Random, total: int, parts: int) -> list[int]:
+    """Long-tailed split of total into parts, each at least 1, summing exactly to total."""
+    weights = [rng.lognormvariate(0.0, 1.2) for _ in range(parts)]
+    scale = (total - parts) / sum(weights)
+    shares = [w * scale for w in weights]
+    counts = [1 + int(s) for s in shares]
+    by_remainder = sorted(range(parts), key=lambda i: (shares[i] - int(shares[i]), -i), reverse=True)
+    for i in by_remainder[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+@dataclass
+class _TenantPlan:
+    """What users of one tenant are generated against."""
+
+    name: str
+    default_domain: str
+    initial_domain: str
+    alias_domain: str | None
+    place: Place
+    main_skus: list[SkuSpec]
+    addon_skus: list[SkuSpec]
+    taken: set[str] = field(default_factory=set)
+
+
+def _plan_skus(rng: random.Random, user_count: int) -> tuple[list[SkuSpec], list[SkuSpec]]:
+    mid_size_on_enterprise = user_count > 80 and rng.random() < 0.4
+    tier = "enterprise" if user_count > BUSINESS_SEAT_LIMIT or mid_size_on_enterprise else "business"
+    pool = [s for s in SKU_CATALOG.values() if s.tier == tier]
+    mains = rng.sample(pool, 2 if rng.random() < 0.35 else 1)
+    if tier == "business" and rng.random() < 0.3:
+        mains.append(SKU_CATALOG["EXCHANGESTANDARD"])
+    addons = [SKU_CATALOG[p] for p, chance in (("FLOW_FREE", 0.4), ("POWER_BI_STANDARD", 0.3))
+              if rng.random() < chance]
+    return mains, addons
+
+
+def _build_skus(rng: random.Random, plan: _TenantPlan, users: list[User]) -> list[Sku]:
+    consumed = Counter(lic.skuId for u in users for lic in u.assignedLicenses)
+    skus = []
+    for spec in plan.main_skus + plan.addon_skus:
+        used = consumed[spec.sku_id]
+        if spec.part_number in FREE_SKU_UNITS:
+            enabled = FREE_SKU_UNITS[spec.part_number]
+        else:
+            enabled = max(1, used + rng.choice([0, 0, 0, 1, 2, 3, 5, 10]))
+        status = "Warning" if spec.tier != "free" and rng.random() < 0.08 else "Enabled"
+        skus.append(Sku(skuId=spec.sku_id, skuPartNumber=spec.part_number, enabled=enabled,
+                        warning=enabled if status == "Warning" else 0, capabilityStatus=status))
+    return skus
+
+
+def _tenant(rng: random.Random, name: str, slug: str, user_count: int) -> Tenant:
+    place = rng.choice(PLACES)
+    tenant_id = _guid(rng)
+    domains, alias = _domains(rng, slug, place)
+    mains, addons = _plan_skus(rng, user_count)
+    plan = _TenantPlan(name, f"{slug}.com", f"{slug}.onmicrosoft.com", alias, place, mains, addons)
+    users = [_user(rng, plan, first=(i == 0)) for i in range(user_count)]
+    return Tenant(
+        id=tenant_id,
+        display_name=name,
+        domains=domains,
+        relationship=rng.choices(["dap", "gdap", "both"], weights=[2, 4, 4])[0],
+        roles=list(GENERATED_ROLES),
+        reports_concealed=rng.random() < 0.25,
+        street=f"{rng.randint(1, 999)} {rng.choice(STREET_NAMES)}",
+        city=place.city,
+        state=place.state,
+        postal_code=place.postal_code,
+        country_letter_code=place.country,
+        phone=_phone(rng, place),
+        users=users,
+        skus=_build_skus(rng, plan, users),
+    )
+
+
+# --------------------------------------------------------------------------- users
+
+
+def _user(rng: random.Random, plan: _TenantPlan, first: bool) -> User:
+    if first:  # every tenant has at least its licensed admin
+        return _member(rng, plan, enabled=True, licensed=True)
+    roll = rng.random()
+    if roll < 0.05:
+        return _guest(rng, plan)
+    if roll < 0.08:
+        return _shared_mailbox(rng, plan)
+    return _member(rng, plan, enabled=rng.random() >= 0.025, licensed=rng.random() >= 0.11)
+
+
+def _upn_local(rng: random.Random, first: str, last: str, taken: set[str], domain: str) -> str:
+    f, l = email_local(first), email_local(last.replace(" ", ""))
+    roll = rng.random()
+    base = f"{f[0]}{l}" if roll < 0.12 else f if roll < 0.15 else f"{f}.{l}"
+    return _unique(taken, base, "{}@" + domain)
+
+
+def _display_name(rng: random.Random, first: str, last: str) -> str:
+    roll = rng.random()
+    if roll < 0.05:
+        return f"{last}, {first}"
+    if roll < 0.09:
+        return f"{first} {last} ({rng.choice(['Sales', 'Admin', 'Finance', 'Ops'])})"
+    return f"{first} {last}"
+
+
+def _sign_in(rng: random.Random, created: datetime, enabled: bool) -> SignInActivity:
+    roll = rng.random()
+    if roll < 0.05:
+        return SignInActivity()  # never signed in
+    if not enabled or roll < 0.2:
+        last = _days_before(rng, 15, 400, created)
+    else:
+        last = _days_before(rng, 0, 14, created)
+    non_interactive = min(REFERENCE_DATE, last + timedelta(hours=rng.uniform(0, 48))).replace(microsecond=0)
+    return SignInActivity(lastSignInDateTime=iso_z(last),
+                          lastNonInteractiveSignInDateTime=iso_z(non_interactive),
+                          lastSuccessfulSignInDateTime=iso_z(last))
+
+
+def _licenses(rng: random.Random, plan: _TenantPlan) -> list[SkuSpec]:
+    weights = [0.75] + [0.25 / max(1, len(plan.main_skus) - 1)] * (len(plan.main_skus) - 1)
+    chosen = [rng.choices(plan.main_skus, weights=weights)[0]]
+    chosen += [s for s in plan.addon_skus if rng.random() < 0.2]
+    return chosen
+
+
+def _mailbox(rng: random.Random, created: datetime, enabled: bool, quota_gb: int,
+             recipient_type: str = "User") -> Mailbox:
+    quota = quota_gb * GIB
+    storage = int(quota * min(0.995, rng.lognormvariate(math.log(0.04), 1.1)))
+    items = int(storage / rng.uniform(40_000, 120_000))
+    deleted = int(items * rng.uniform(0, 0.1))
+    if rng.random() < 0.03:
+        last_activity = None
+    else:
+        last_activity = _days_before(rng, 0, 10 if enabled else 300, created).date().isoformat()
+    quotas = {}
+    if quota_gb != 50:
+        quotas = dict(issue_warning_quota_bytes=(quota_gb - 2) * GIB,
+                      prohibit_send_quota_bytes=(quota_gb - 1) * GIB,
+                      prohibit_send_receive_quota_bytes=quota)
+    return Mailbox(storage_used_bytes=storage, item_count=items, last_activity_date=last_activity,
+                   deleted_item_count=deleted, deleted_item_size_bytes=int(deleted * storage / max(1, items)),
+                   has_archive=rng.random() < 0.12, created_date=created.date().isoformat(),
+                   recipient_type=recipient_type, **quotas)
+
+
+def _proxy_addresses(local: str, mail: str, upn: str, plan: _TenantPlan) -> list[str]:
+    aliases = [upn, f"{local}@{plan.initial_domain}"]
+    if plan.alias_domain:
+        aliases.append(f"{local}@{plan.alias_domain}")
+    return [f"SMTP:{mail}"] + [f"smtp:{a}" for a in dict.fromkeys(aliases) if a != mail]
+
+
+def _member(rng: random.Random, plan: _TenantPlan, enabled: bool, licensed: bool) -> User:
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    local = _upn_local(rng, first, last, plan.taken, plan.default_domain)
+    upn = f"{local}@{plan.default_domain}"
+    created = _days_before(rng, 30, 3650)
+    skus = _licenses(rng, plan) if licensed else []
+    exchange = [s for s in skus if s.exchange]
+    mailbox = _mailbox(rng, created, enabled, max(s.mailbox_gb for s in exchange)) if exchange else None
+    if mailbox:
+        on_alias = plan.alias_domain and rng.random() < 0.15
+        mail = f"{local}@{plan.alias_domain}" if on_alias else upn
+        proxies = _proxy_addresses(local, mail, upn, plan)
+    else:
+        mail, proxies = (upn if rng.random() < 0.5 else None), []
+    names_missing = rng.random()
+    return User(
+        id=_guid(rng),
+        userPrincipalName=upn,
+        displayName=_display_name(rng, first, last),
+        givenName=None if names_missing < 0.03 else first,
+        surname=None if names_missing < 0.05 else last,
+        mail=mail,
+        jobTitle=rng.choice(JOB_TITLES) if rng.random() < 0.85 else None,
+        businessPhones=[_phone(rng, plan.place)] if rng.random() < 0.75 else [],
+        mobilePhone=_phone(rng, plan.place) if rng.random() < 0.5 else None,
+        officeLocation=rng.choice([plan.place.city, *OFFICE_LOCATIONS]) if rng.random() < 0.7 else None,
+        preferredLanguage=plan.place.language if rng.random() < 0.6 else None,
+        accountEnabled=enabled,
+        userType="Member",
+        proxyAddresses=proxies,
+        assignedLicenses=[AssignedLicense(skuId=s.sku_id) for s in skus],
+        createdDateTime=iso_z(created),
+        lastPasswordChangeDateTime=iso_z(_days_before(rng, 0, 400, created)),
+        signInActivity=_sign_in(rng, created, enabled),
+        mailbox=mailbox,
+    )
+
+
+def _guest(rng: random.Random, plan: _TenantPlan) -> User:
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    domain = rng.choice(GUEST_DOMAINS)
+    local = _unique(plan.taken, email_local(f"{first}.{last.replace(' ', '')}"), "{}_" + domain + "#EXT#")
+    external = f"{local}@{domain}"
+    created = _days_before(rng, 5, 1500)
+    named = rng.random() < 0.5
+    return User(
+        id=_guid(rng),
+        userPrincipalName=f"{local}_{domain}#EXT#@{plan.initial_domain}",
+        displayName=f"{first} {last}" if named else external,
+        givenName=first if named else None,
+        surname=last if named else None,
+        mail=external,
+        accountEnabled=True,
+        userType="Guest",
+        proxyAddresses=[f"SMTP:{external}"],
+        createdDateTime=iso_z(created),
+        lastPasswordChangeDateTime=iso_z(created),
+        signInActivity=_sign_in(rng, created, enabled=rng.random() < 0.5),
+    )
+
+
+def _shared_mailbox(rng: random.Random, plan: _TenantPlan) -> User:
+    """A shared mailbox: a disabled, unlicensed account that still has a mailbox."""
+    name = rng.choice(SHARED_MAILBOXES)
+    local = _unique(plan.taken, email_local(name.replace(" ", "")), "{}@" + plan.default_domain)
+    upn = f"{local}@{plan.default_domain}"
+    created = _days_before(rng, 30, 3650)
+    return User(
+        id=_guid(rng),
+        userPrincipalName=upn,
+        displayName=name,
+        mail=upn,
+        accountEnabled=False,
+        userType="Member",
+        proxyAddresses=_proxy_addresses(local, upn, upn, plan),
+        createdDateTime=iso_z(created),
+        lastPasswordChangeDateTime=iso_z(created),
+        signInActivity=SignInActivity(),
+        mailbox=_mailbox(rng, created, True, 50, recipient_type="Shared"),
+    )
+
+
+# --------------------------------------------------------------------------- store seed
+
+
+def _name_variant(rng: random.Random, name: str) -> str:
+    """The tenant name as someone typed it into the store: same up to case and spaces."""
+    roll = rng.random()
+    if roll < 0.7:
+        return name
+    variants = [
+        lambda n: f"  {n.lower()} ",
+        lambda n: n.upper(),
+        lambda n: "  ".join(n.split()),
+        lambda n: " ".join(w.capitalize() if i % 2 else w.lower() for i, w in enumerate(n.split())) + " ",
+    ]
+    return rng.choice(variants)(name)
+
+
+def _alternate_email(user: User, domain: str, in_use: set[str]) -> str | None:
+    """The same person under another email format (john.smith@ vs jsmith@), if free."""
+    if not (user.givenName and user.surname):
+        return None
+    first, last = email_local(user.givenName), email_local(user.surname.replace(" ", ""))
+    local = user.userPrincipalName.split("@")[0]
+    other = f"{first[0]}{last}" if local.startswith(f"{first}.") else f"{first}.{last}"
+    address = f"{other}@{domain}"
+    return None if address.lower() in in_use else address
+
+
+def _contact_for(rng: random.Random, user: User, tenant: Tenant, org_id: int, contact_id: int,
+                 in_use: set[str]) -> StoreContact:
+    email = user.userPrincipalName
+    if rng.random() < 0.12:
+        email = _alternate_email(user, tenant.default_domain, in_use) or email
+    phones = [ContactPhone(value=p, label="Work", primary=i == 0) for i, p in enumerate(user.businessPhones)]
+    if user.mobilePhone:
+        phones.append(ContactPhone(value=user.mobilePhone, label="Mobile", primary=not phones))
+    return StoreContact(id=contact_id, organization_id=org_id, first_name=user.givenName,
+                        last_name=user.surname, title=user.jobTitle,
+                        emails=[ContactEmail(value=email, label="Work", primary=True)], phones=phones)
+
+
+def _former_employee(rng: random.Random, domain: str, org_id: int, contact_id: int) -> StoreContact:
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    email = f"{email_local(first)}.{email_local(last.replace(' ', ''))}.old@{domain}"
+    return StoreContact(id=contact_id, organization_id=org_id, first_name=first, last_name=last,
+                        title=rng.choice(JOB_TITLES),
+                        emails=[ContactEmail(value=email, label="Work", primary=True)])
+
+
+def _store_seed(rng: random.Random, tenants: list[Tenant]) -> StoreSeed:
+    matched = rng.sample(tenants, round(len(tenants) * 0.8))
+    extras = rng.sample(EXTRA_ORGANIZATIONS, min(5, len(EXTRA_ORGANIZATIONS)))
+    entries: list[tuple[str, Tenant | None]] = [(_name_variant(rng, t.display_name), t) for t in matched]
+    entries += [(name, None) for name in extras]
+    rng.shuffle(entries)
+    organizations, contacts = [], []
+    for org_id, (name, tenant) in enumerate(entries, start=1):
+        organizations.append(StoreOrganization(id=org_id, name=name))
+        domain = tenant.default_domain if tenant else f"{email_local(name.replace(' ', ''))}.com"
+        if tenant:
+            in_use = {u.userPrincipalName.lower() for u in tenant.users} | {
+                (u.mail or "").lower() for u in tenant.users}
+            for user in tenant.users:
+                if user.userType == "Member" and user.givenName and rng.random() < 0.3:
+                    contacts.append(_contact_for(rng, user, tenant, org_id, len(contacts) + 1, in_use))
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            contacts.append(_former_employee(rng, domain, org_id, len(contacts) + 1))
+    return StoreSeed(organizations=organizations, contacts=contacts)
+
+
+# --------------------------------------------------------------------------- world
+
+
+def generate_world(seed: int = 7, tenants: int = 24, users: int = 1500, revoked: int = 1) -> World:
+    """A deterministic world of `tenants` customer tenants holding exactly `users` users."""
+    if tenants < 1 or users < tenants:
+        raise ValueError(f"need at least one tenant and one user per tenant; got tenants={tenants}, "
+                         f"users={users}: raise users to at least {max(tenants, 1)}")
+    if not 0 <= revoked < tenants:
+        raise ValueError(f"revoked={revoked} must be between 0 and tenants-1 ({tenants - 1}) "
+                         "so that at least one tenant keeps its consent")
+    rng = random.Random(seed)
+    partner = Partner(tenant_id=_guid(rng), display_name="Sandbox Partner",
+                      default_domain="sandboxpartner.onmicrosoft.com")
+    app = App(client_id=_guid(rng), client_secret="".join(rng.choice(SECRET_ALPHABET) for _ in range(40)))
+    bases = rng.sample(COMPANY_NAMES, len(COMPANY_NAMES))
+    names_taken: set[str] = set()
+    slugs_taken: set[str] = set()
+    built = []
+    for index, count in enumerate(_spread(rng, users, tenants)):
+        name = _company_name(rng, index, bases, names_taken)
+        built.append(_tenant(rng, name, _slug(name, slugs_taken), count))
+    for tenant in rng.sample(built[1:], revoked):
+        tenant.consent = "revoked"
+    return World(seed=seed, partner=partner, app=app, tenants=built, store=_store_seed(rng, built))

@@ -1,0 +1,1017 @@
+"""The sandbox HTTPS server: the Microsoft identity platform (OpenID configuration, client
+credentials token endpoint) and the part of Graph v1.0 the pipeline reads, over a World.
+
+One host serves both roles, so a client points its authority host and its Graph base URL at
+the same https://127.0.0.1:PORT and trusts the sandbox CA. Faults (latency, 429, 5xx, revoked
+consent, vanished tenants, token expiry) can be changed while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import csv
+import hashlib
+import io
+import json
+import math
+import random
+import re
+import secrets
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlencode
+
+import jwt
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from .generate import REFERENCE_DATE
+from .tls import SandboxTLS, ensure_ca
+from .world import Domain, Tenant, User, World
+
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+GRAPH_SCOPES = {f"{GRAPH_RESOURCE}/.default", f"{GRAPH_RESOURCE}//.default", f"{GRAPH_APP_ID}/.default"}
+RESERVED_SCOPES = {"openid", "profile", "offline_access"}
+PARTNER_ROLES = ["Directory.Read.All", "DelegatedAdminRelationship.Read.All"]
+# SKUs that include Entra ID P1 or P2, which signInActivity needs.
+ENTRA_PREMIUM_SKUS = frozenset({"SPB", "SPE_E3", "SPE_E5", "AAD_PREMIUM", "AAD_PREMIUM_P2", "EMS",
+                                "EMSPREMIUM", "SPE_F1", "M365_F1", "IDENTITY_THREAT_PROTECTION"})
+REPORT_PERIODS = {"D7": 7, "D30": 30, "D90": 90, "D180": 180}
+REPORT_LINK_LIFETIME_S = 600
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+SERVER_ERRORS = {
+    500: ("InternalServerError", "An internal server error occurred while processing the request."),
+    502: ("BadGateway", "The gateway received an invalid response from the upstream service."),
+    503: ("ServiceUnavailable", "The service is temporarily unavailable. Retry the request after a delay."),
+    504: ("GatewayTimeout", "The gateway did not receive a response from the upstream service in time."),
+}
+MAILBOX_REPORT_HEADER = [
+    "Report Refresh Date", "User Principal Name", "Display Name", "Is Deleted", "Deleted Date",
+    "Created Date", "Last Activity Date", "Item Count", "Storage Used (Byte)",
+    "Issue Warning Quota (Byte)", "Prohibit Send Quota (Byte)", "Prohibit Send/Receive Quota (Byte)",
+    "Deleted Item Count", "Deleted Item Size (Byte)", "Deleted Item Quota (Byte)", "Has Archive",
+    "Recipient Type", "Report Period",
+]
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass
+class SandboxConfig:
+    world: World
+    latency_ms: float = 0
+    rate_429: float = 0  # fraction of Graph requests answered 429
+    retry_after_s: float = 1
+    rate_5xx: float = 0  # fraction of Graph requests answered 500/502/503/504
+    revoked: set[str] = field(default_factory=set)  # tenant ids, on top of consent="revoked"
+    fault_seed: int = 0
+    token_lifetime_s: int = 3599
+
+
+@dataclass
+class Faults:
+    """Faults applied from the next request on; tests change these attributes at run time.
+
+    `revoked` and `removed` hold tenant ids: a revoked tenant refuses tokens (AADSTS700016),
+    a removed one no longer exists (AADSTS90002, gone from contracts and GDAP lists).
+    """
+
+    latency_ms: float = 0
+    rate_429: float = 0
+    retry_after_s: float = 1
+    rate_5xx: float = 0
+    revoked: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
+    seed: int = 0
+    _rng: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    @classmethod
+    def from_config(cls, config: SandboxConfig) -> Faults:
+        return cls(latency_ms=config.latency_ms, rate_429=config.rate_429, retry_after_s=config.retry_after_s,
+                   rate_5xx=config.rate_5xx, revoked=set(config.revoked), seed=config.fault_seed)
+
+    def clear(self) -> None:
+        """No injected faults (retry_after_s stays; world tenants with consent="revoked" stay revoked)."""
+        self.latency_ms = self.rate_429 = self.rate_5xx = 0
+        self.revoked.clear()
+        self.removed.clear()
+
+    def draw(self) -> int | None:
+        """The HTTP status to inject into this Graph request, or None."""
+        with self._lock:
+            roll = self._rng.random()
+            if roll < self.rate_429:
+                return 429
+            if roll < self.rate_429 + self.rate_5xx:
+                return self._rng.choice(sorted(SERVER_ERRORS))
+        return None
+
+    @property
+    def retry_after_header(self) -> str:
+        return str(max(1, math.ceil(self.retry_after_s)))
+
+
+@dataclass
+class SandboxStats:
+    requests: Counter[str] = field(default_factory=Counter)  # openid, token, graph, report-download, other
+    graph: Counter[str] = field(default_factory=Counter)  # Graph requests by endpoint
+    throttled: int = 0  # 429s sent
+    server_errors: int = 0  # injected 5xx sent
+    tokens_issued: int = 0
+    identity_errors: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0  # most requests handled at the same time
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"requests": dict(self.requests), "graph": dict(self.graph), "throttled": self.throttled,
+                "server_errors": self.server_errors, "tokens_issued": self.tokens_issued,
+                "identity_errors": self.identity_errors, "peak_in_flight": self.peak_in_flight}
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.graph.clear()
+        self.throttled = self.server_errors = self.tokens_issued = self.identity_errors = 0
+        self.peak_in_flight = self.in_flight
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """What a client needs to reach a running sandbox."""
+
+    base_url: str
+    authority_host: str
+    graph_url: str
+    ca_file: Path
+    partner_tenant_id: str
+    client_id: str
+    tenants: int
+    users: int
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class _Ids:
+    request_id: str
+    client_request_id: str
+
+    @classmethod
+    def of(cls, request: Request) -> _Ids:
+        request_id = str(uuid.uuid4())
+        return cls(request_id, request.headers.get("client-request-id") or request_id)
+
+
+class GraphError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+class IdentityError(Exception):
+    def __init__(self, status: int, error: str, aadsts: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error, self.aadsts, self.message = status, error, aadsts, message
+
+
+def _insufficient_privileges() -> GraphError:
+    return GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+
+
+def _graph_error_response(err: GraphError, ids: _Ids) -> JSONResponse:
+    inner = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+             "request-id": ids.request_id, "client-request-id": ids.client_request_id}
+    body = {"error": {"code": err.code, "message": err.message, "innerError": inner}}
+    return JSONResponse(body, status_code=err.status, headers=err.headers)
+
+
+def _identity_error_response(err: IdentityError, ids: _Ids, origin: str) -> JSONResponse:
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    description = (f"AADSTS{err.aadsts}: {err.message} Trace ID: {ids.request_id} "
+                   f"Correlation ID: {ids.client_request_id} Timestamp: {stamp}")
+    body = {"error": err.error, "error_description": description, "error_codes": [err.aadsts],
+            "timestamp": stamp, "trace_id": ids.request_id, "correlation_id": ids.client_request_id,
+            "error_uri": f"{origin}/error?code={err.aadsts}"}
+    return JSONResponse(body, status_code=err.status)
+
+
+def _origin(request: Request) -> str:
+    return f"https://{request.url.netloc}"
+
+
+# --------------------------------------------------------------------------- directory
+
+
+class _Directory:
+    """Tenants by id or by any of their domain names, the partner's own tenant included."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        domain = world.partner.default_domain
+        self.partner = Tenant(id=world.partner.tenant_id, display_name=world.partner.display_name,
+                              domains=[Domain(name=domain, is_default=True, is_initial=True)],
+                              roles=list(PARTNER_ROLES))
+        self._by_key: dict[str, Tenant] = {}
+        for tenant in [self.partner, *world.tenants]:
+            for key in [tenant.id, *(d.name for d in tenant.domains)]:
+                other = self._by_key.setdefault(key.lower(), tenant)
+                if other is not tenant:
+                    raise ValueError(f"'{key}' belongs to tenants {other.id} and {tenant.id}; tenant ids and "
+                                     "domain names are unique across Microsoft, so give one of them another")
+
+    def find(self, key: str) -> Tenant | None:
+        return self._by_key.get(key.strip().lower())
+
+
+def _has_entra_premium(tenant: Tenant) -> bool:
+    return any(s.skuPartNumber in ENTRA_PREMIUM_SKUS and s.enabled + s.warning > 0 for s in tenant.skus)
+
+
+def _openid_configuration(origin: str, tenant_id: str) -> dict[str, Any]:
+    base = f"{origin}/{tenant_id}"
+    return {
+        "token_endpoint": f"{base}/oauth2/v2.0/token",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": f"{base}/discovery/v2.0/keys",
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": f"{base}/v2.0",
+        "request_uri_parameter_supported": False,
+        "userinfo_endpoint": f"{origin}/oidc/userinfo",
+        "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+        "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+        "http_logout_supported": True,
+        "frontchannel_logout_supported": True,
+        "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "tid", "ver", "oid"],
+        "tenant_region_scope": "NA",
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": origin.removeprefix("https://"),
+        "rbac_url": "https://pas.windows.net",
+    }
+
+
+# --------------------------------------------------------------------------- Graph resources
+
+
+@dataclass(frozen=True)
+class _EntitySet:
+    """A Graph collection: its name in @odata.context, its type, and which properties exist."""
+
+    name: str
+    type_name: str
+    fields: tuple[str, ...]
+    default: tuple[str, ...]
+
+    def parse_select(self, raw: str | None) -> tuple[str, ...] | None:
+        if raw is None:
+            return None
+        known = {f.lower(): f for f in self.fields}
+        chosen: list[str] = []
+        for part in (p.strip() for p in raw.split(",")):
+            if not part:
+                continue
+            if part.lower() not in known:
+                raise GraphError(400, "BadRequest", f"Could not find a property named '{part}' on type '{self.type_name}'.")
+            chosen.append(known[part.lower()])
+        return tuple(dict.fromkeys(chosen)) or None
+
+
+_USER_DEFAULT = ("businessPhones", "displayName", "givenName", "id", "jobTitle", "mail", "mobilePhone",
+                 "officeLocation", "preferredLanguage", "surname", "userPrincipalName")
+_USER_NULLS = {"department": None, "companyName": None, "employeeId": None, "usageLocation": None,
+               "onPremisesSyncEnabled": None, "onPremisesImmutableId": None, "otherMails": []}
+USERS = _EntitySet("users", "microsoft.graph.user",
+                   _USER_DEFAULT + ("accountEnabled", "userType", "proxyAddresses", "assignedLicenses",
+                                    "createdDateTime", "lastPasswordChangeDateTime", "signInActivity",
+                                    *_USER_NULLS),
+                   _USER_DEFAULT)
+_CONTRACT_FIELDS = ("id", "contractType", "customerId", "defaultDomainName", "displayName")
+CONTRACTS = _EntitySet("contracts", "microsoft.graph.contract", _CONTRACT_FIELDS, _CONTRACT_FIELDS)
+_GDAP_FIELDS = ("id", "tenantId", "displayName")
+GDAP_CUSTOMERS = _EntitySet("tenantRelationships/delegatedAdminCustomers",
+                            "microsoft.graph.delegatedAdminCustomer", _GDAP_FIELDS, _GDAP_FIELDS)
+_ORG_FIELDS = ("id", "displayName", "tenantType", "verifiedDomains", "countryLetterCode", "city", "state",
+               "postalCode", "street", "businessPhones")
+ORGANIZATION = _EntitySet("organization", "microsoft.graph.organization", _ORG_FIELDS, _ORG_FIELDS)
+_DOMAIN_FIELDS = ("id", "authenticationType", "isAdminManaged", "isDefault", "isInitial", "isRoot",
+                  "isVerified", "supportedServices")
+DOMAINS = _EntitySet("domains", "microsoft.graph.domain", _DOMAIN_FIELDS, _DOMAIN_FIELDS)
+_SKU_FIELDS = ("id", "accountId", "appliesTo", "capabilityStatus", "consumedUnits", "prepaidUnits",
+               "servicePlans", "skuId", "skuPartNumber")
+SUBSCRIBED_SKUS = _EntitySet("subscribedSkus", "microsoft.graph.subscribedSku", _SKU_FIELDS, _SKU_FIELDS)
+
+
+def _user_resource(user: User) -> dict[str, Any]:
+    return {**_USER_NULLS, **user.model_dump(mode="json", exclude={"mailbox"})}
+
+
+def _contract(tenant: Tenant) -> dict[str, Any]:
+    return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"contract/{tenant.id}")), "contractType": "ResellerPartner",
+            "customerId": tenant.id, "defaultDomainName": tenant.default_domain, "displayName": tenant.display_name}
+
+
+def _gdap_customer(tenant: Tenant) -> dict[str, Any]:
+    return {"id": tenant.id, "tenantId": tenant.id, "displayName": tenant.display_name}
+
+
+def _organization(tenant: Tenant) -> dict[str, Any]:
+    verified = [{"name": d.name, "isDefault": d.is_default, "isInitial": d.is_initial, "type": "Managed",
+                 "capabilities": "Email, OfficeCommunicationsOnline"} for d in tenant.domains if d.is_verified]
+    return {"id": tenant.id, "displayName": tenant.display_name, "tenantType": "AAD", "verifiedDomains": verified,
+            "countryLetterCode": tenant.country_letter_code, "city": tenant.city, "state": tenant.state,
+            "postalCode": tenant.postal_code, "street": tenant.street,
+            "businessPhones": [tenant.phone] if tenant.phone else []}
+
+
+def _domain(d: Domain) -> dict[str, Any]:
+    return {"id": d.name, "authenticationType": "Managed", "isAdminManaged": True, "isDefault": d.is_default,
+            "isInitial": d.is_initial, "isRoot": True, "isVerified": d.is_verified, "supportedServices": ["Email"]}
+
+
+def _subscribed_skus(tenant: Tenant) -> list[dict[str, Any]]:
+    consumed = Counter(lic.skuId for u in tenant.users for lic in u.assignedLicenses)
+    return [{"id": f"{tenant.id}_{s.skuId}", "accountId": tenant.id, "appliesTo": s.appliesTo,
+             "capabilityStatus": s.capabilityStatus, "consumedUnits": consumed[s.skuId],
+             "prepaidUnits": {"enabled": s.enabled, "suspended": s.suspended, "warning": s.warning,
+                              "lockedOut": s.lockedOut},
+             "servicePlans": [], "skuId": s.skuId, "skuPartNumber": s.skuPartNumber} for s in tenant.skus]
+
+
+def _concealed(value: str) -> str:
+    return hashlib.md5(value.encode("utf-8")).hexdigest().upper()
+
+
+def _mailbox_usage_csv(tenant: Tenant, period_days: int) -> bytes:
+    refresh = (REFERENCE_DATE - timedelta(days=1)).date().isoformat()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(MAILBOX_REPORT_HEADER)
+    for user in tenant.users:
+        box = user.mailbox
+        if box is None:
+            continue
+        upn, name = user.userPrincipalName, user.displayName or ""
+        if tenant.reports_concealed:
+            upn = name = _concealed(user.userPrincipalName)
+        created = box.created_date or (user.createdDateTime or "")[:10]
+        writer.writerow([
+            refresh, upn, name, "False", "", created, box.last_activity_date or "", box.item_count,
+            box.storage_used_bytes, box.issue_warning_quota_bytes, box.prohibit_send_quota_bytes,
+            box.prohibit_send_receive_quota_bytes, box.deleted_item_count, box.deleted_item_size_bytes,
+            box.deleted_item_quota_bytes, str(box.has_archive), box.recipient_type, period_days,
+        ])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- paging
+
+
+@dataclass(frozen=True)
+class _Page:
+    offset: int
+    top: int
+    select: tuple[str, ...] | None  # explicit $select, None for the default set
+
+
+def _page_size_error(top: int | str, max_top: int) -> GraphError:
+    return GraphError(400, "Request_UnsupportedQuery",
+                      f"Invalid page size specified: '{top}'. Must be between 1 and {max_top} inclusive.")
+
+
+def _parse_top(raw: str | None, default: int, max_top: int) -> int:
+    if raw is None:
+        return default
+    try:
+        top = int(raw)
+    except ValueError:
+        raise _page_size_error(raw, max_top) from None
+    if not 1 <= top <= max_top:
+        raise _page_size_error(top, max_top)
+    return top
+
+
+def _encode_skiptoken(entity: _EntitySet, tenant: Tenant, page: _Page) -> str:
+    state = {"e": entity.name, "t": tenant.id, "o": page.offset, "n": page.top, "s": page.select}
+    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_skiptoken(token: str, entity: _EntitySet, tenant: Tenant) -> _Page:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if state["e"] != entity.name or state["t"] != tenant.id:
+            raise ValueError("token of another collection")
+        return _Page(int(state["o"]), int(state["n"]), tuple(state["s"]) if state["s"] else None)
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise GraphError(400, "BadRequest", "The $skiptoken value is not valid for this request.") from None
+
+
+# --------------------------------------------------------------------------- the application
+
+
+@dataclass(frozen=True)
+class _GraphCall:
+    request: Request
+    tenant: Tenant
+    roles: frozenset[str]
+    origin: str
+    match: re.Match[str]
+
+    @property
+    def query(self) -> Any:
+        return self.request.query_params
+
+
+GraphHandler = Callable[[_GraphCall], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class _GraphRoute:
+    name: str
+    pattern: re.Pattern[str]
+    method: str
+    roles: tuple[str, ...]  # any one of them grants access
+    options: frozenset[str]  # OData query options the endpoint understands
+    handler: GraphHandler
+
+
+@dataclass(frozen=True)
+class _Download:
+    tenant_id: str
+    period_days: int
+    expires: float
+
+
+def _require_any(roles: frozenset[str], needed: Iterable[str]) -> None:
+    if roles.isdisjoint(needed):
+        raise _insufficient_privileges()
+
+
+def _form(body: bytes) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+
+
+def _basic_credentials(header: str) -> tuple[str | None, str | None]:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None, None
+    try:
+        client_id, _, secret = base64.b64decode(value).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+    return unquote(client_id), unquote(secret)
+
+
+class _SandboxApp:
+    """The ASGI application and the state behind it (faults, stats, signing keys, links)."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.faults = Faults.from_config(config)
+        self.stats = SandboxStats()
+        self.directory = _Directory(config.world)
+        self._key = secrets.token_bytes(32)
+        self._retired_keys: list[bytes] = []
+        self._downloads: dict[str, _Download] = {}
+        self._graph_routes = self._build_graph_routes()
+        self.asgi = Starlette(routes=[
+            Route("/{tenant}/v2.0/.well-known/openid-configuration", self._endpoint("openid", self._openid), methods=["GET"]),
+            Route("/{tenant}/discovery/v2.0/keys", self._endpoint("openid", self._keys), methods=["GET"]),
+            Route("/{tenant}/oauth2/v2.0/token", self._endpoint("token", self._token), methods=["POST"]),
+            Route("/v1.0/{path:path}", self._endpoint("graph", self._graph), methods=ALL_METHODS),
+            Route("/reports-download/{name}", self._endpoint("report-download", self._download), methods=["GET"]),
+            Route("/{path:path}", self._endpoint("other", self._not_found), methods=ALL_METHODS),
+        ])
+
+    # -- shared plumbing
+
+    def _endpoint(self, kind: str, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            ids = _Ids.of(request)
+            stats = self.stats
+            stats.requests[kind] += 1
+            stats.in_flight += 1
+            stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
+            try:
+                if self.faults.latency_ms > 0:
+                    await asyncio.sleep(self.faults.latency_ms / 1000)
+                response = await handler(request)
+            except GraphError as err:
+                response = _graph_error_response(err, ids)
+            except IdentityError as err:
+                stats.identity_errors += 1
+                response = _identity_error_response(err, ids, _origin(request))
+            finally:
+                stats.in_flight -= 1
+            response.headers["request-id"] = ids.request_id
+            response.headers["client-request-id"] = ids.client_request_id
+            return response
+
+        return endpoint
+
+    def set_world(self, world: World) -> None:
+        self.config.world = world
+        self.directory = _Directory(world)
+
+    def expire_tokens(self) -> None:
+        self._retired_keys.append(self._key)
+        self._key = secrets.token_bytes(32)
+
+    def _existing_tenant(self, key: str) -> Tenant | None:
+        tenant = self.directory.find(key)
+        return None if tenant is None or tenant.id in self.faults.removed else tenant
+
+    def _customers(self, tenant: Tenant, relationships: set[str]) -> list[Tenant]:
+        if tenant is not self.directory.partner:
+            return []
+        return [t for t in self.config.world.tenants
+                if t.relationship in relationships and t.id not in self.faults.removed]
+
+    # -- identity platform
+
+    def _identity_tenant(self, request: Request) -> Tenant:
+        key = request.path_params["tenant"]
+        tenant = self._existing_tenant(key)
+        if tenant is None:
+            raise IdentityError(400, "invalid_tenant", 90002,
+                                f"Tenant '{key}' not found. Check to make sure you have the correct tenant ID and "
+                                "are signing into the correct cloud. Check with your subscription administrator, "
+                                "this may happen if there are no active subscriptions for the tenant.")
+        return tenant
+
+    async def _openid(self, request: Request) -> Response:
+        tenant = self._identity_tenant(request)
+        return JSONResponse(_openid_configuration(_origin(request), tenant.id))
+
+    async def _keys(self, request: Request) -> Response:
+        self._identity_tenant(request)
+        return JSONResponse({"keys": []})  # tokens are HS256 with a key only the sandbox holds
+
+    async def _token(self, request: Request) -> Response:
+        tenant = self._identity_tenant(request)
+        form = _form(await request.body())
+        basic_id, basic_secret = _basic_credentials(request.headers.get("authorization", ""))
+        client_id = form.get("client_id") or basic_id
+        secret = form.get("client_secret") or basic_secret
+        self._check_grant(form.get("grant_type"))
+        self._check_client(tenant, client_id, secret)
+        self._check_scope(tenant, form.get("scope"))
+        lifetime = self.config.token_lifetime_s
+        token = self._issue(tenant, client_id or "")
+        self.stats.tokens_issued += 1
+        return JSONResponse({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
+                             "access_token": token}, headers={"Cache-Control": "no-store, no-cache"})
+
+    @staticmethod
+    def _missing(parameter: str) -> IdentityError:
+        return IdentityError(400, "invalid_request", 900144,
+                             f"The request body must contain the following parameter: '{parameter}'.")
+
+    def _check_grant(self, grant_type: str | None) -> None:
+        if not grant_type:
+            raise self._missing("grant_type")
+        if grant_type != "client_credentials":
+            raise IdentityError(400, "unsupported_grant_type", 70003,
+                                f"The app requested an unsupported grant type '{grant_type}'.")
+
+    def _check_client(self, tenant: Tenant, client_id: str | None, secret: str | None) -> None:
+        app = self.config.world.app
+        if not client_id:
+            raise self._missing("client_id")
+        not_installed = (f"Application with identifier '{client_id}' was not found in the directory "
+                         f"'{tenant.display_name}'. This can happen if the application has not been installed "
+                         "by the administrator of the tenant or consented to by any user in the tenant. "
+                         "You may have sent your authentication request to the wrong tenant.")
+        if client_id.lower() != app.client_id.lower():
+            raise IdentityError(400, "unauthorized_client", 700016, not_installed)
+        if not secret:
+            raise IdentityError(401, "invalid_client", 7000218, "The request body must contain the following "
+                                "parameter: 'client_assertion' or 'client_secret'.")
+        if not secrets.compare_digest(secret.encode(), app.client_secret.encode()):
+            raise IdentityError(401, "invalid_client", 7000215,
+                                "Invalid client secret provided. Ensure the secret being sent in the request is "
+                                "the client secret value, not the client secret ID, for a secret added to app "
+                                f"'{client_id}'.")
+        if tenant.consent == "revoked" or tenant.id in self.faults.revoked:
+            raise IdentityError(400, "unauthorized_client", 700016, not_installed)
+
+    def _check_scope(self, tenant: Tenant, scope: str | None) -> None:
+        if not scope:
+            raise self._missing("scope")
+        requested = set(scope.split()) - RESERVED_SCOPES
+        for value in sorted(requested):
+            if not value.endswith("/.default"):
+                raise IdentityError(400, "invalid_scope", 1002012,
+                                    f"The provided value for scope {value} is not valid. Client credential flows "
+                                    "must have a scope value with /.default suffixed to the resource identifier "
+                                    "(application ID URI).")
+            if value not in GRAPH_SCOPES:
+                resource = value.removesuffix("/.default")
+                raise IdentityError(400, "invalid_resource", 500011,
+                                    f"The resource principal named {resource} was not found in the tenant named "
+                                    f"{tenant.display_name}. This can happen if the application has not been "
+                                    "installed by the administrator of the tenant or consented to by any user in "
+                                    "the tenant. You might have sent your authentication request to the wrong tenant.")
+        if not requested:
+            raise self._missing("scope")
+
+    def _issue(self, tenant: Tenant, client_id: str) -> str:
+        now = int(time.time())
+        issuer = f"https://sts.windows.net/{tenant.id}/"
+        service_principal = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant.id}/{client_id}"))
+        claims = {"aud": GRAPH_RESOURCE, "iss": issuer, "iat": now, "nbf": now,
+                  "exp": now + self.config.token_lifetime_s, "appid": client_id, "appidacr": "1", "idp": issuer,
+                  "idtyp": "app", "oid": service_principal, "sub": service_principal, "roles": list(tenant.roles),
+                  "tid": tenant.id, "uti": secrets.token_urlsafe(16), "ver": "1.0"}
+        return jwt.encode(claims, self._key, algorithm="HS256")
+
+    # -- Graph
+
+    def _build_graph_routes(self) -> list[_GraphRoute]:
+        paged = frozenset({"$top", "$skiptoken", "$select"})
+        select = frozenset({"$select"})
+        read_dir = ("Directory.Read.All", "Directory.ReadWrite.All")
+
+        def route(name: str, pattern: str, roles: tuple[str, ...], options: frozenset[str],
+                  handler: GraphHandler, method: str = "GET") -> _GraphRoute:
+            return _GraphRoute(name, re.compile(pattern, re.IGNORECASE), method, roles, options, handler)
+
+        return [
+            route("contracts", r"contracts", read_dir, paged, self._contracts),
+            route("delegatedAdminCustomers", r"tenantRelationships/delegatedAdminCustomers",
+                  ("DelegatedAdminRelationship.Read.All", "DelegatedAdminRelationship.ReadWrite.All"), paged,
+                  self._gdap_customers),
+            route("organization", r"organization", ("Organization.Read.All", *read_dir), select, self._organization),
+            route("domains", r"domains", ("Domain.Read.All", *read_dir), select, self._domains),
+            route("users", r"users", ("User.Read.All", "User.ReadWrite.All", *read_dir), paged, self._users),
+            route("subscribedSkus", r"subscribedSkus", ("Organization.Read.All", "LicenseAssignment.Read.All",
+                                                       *read_dir), select, self._subscribed_skus),
+            route("getMailboxUsageDetail", r"reports/getMailboxUsageDetail\(period='(?P<period>[^']*)'\)",
+                  ("Reports.Read.All",), frozenset(), self._mailbox_usage),
+            route("reportSettings", r"admin/reportSettings",
+                  ("ReportSettings.Read.All", "ReportSettings.ReadWrite.All"), frozenset(), self._report_settings),
+            route("reportSettings", r"admin/reportSettings", ("ReportSettings.ReadWrite.All",), frozenset(),
+                  self._update_report_settings, method="PATCH"),
+        ]
+
+    def _authenticate(self, request: Request) -> dict[str, Any]:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
+        expired = GraphError(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
+        try:
+            return jwt.decode(token.strip(), self._key, algorithms=["HS256"], audience=GRAPH_RESOURCE,
+                              options={"require": ["exp", "tid"]})
+        except jwt.ExpiredSignatureError:
+            raise expired from None
+        except jwt.InvalidSignatureError:
+            if any(self._signed_with(token.strip(), key) for key in self._retired_keys):
+                raise expired from None
+            raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.") from None
+        except jwt.InvalidAudienceError:
+            raise GraphError(401, "InvalidAuthenticationToken",
+                             "Access token validation failure. Invalid audience.") from None
+        except jwt.PyJWTError:
+            raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.") from None
+
+    @staticmethod
+    def _signed_with(token: str, key: bytes) -> bool:
+        try:
+            jwt.decode(token, key, algorithms=["HS256"], options={"verify_exp": False, "verify_aud": False})
+        except jwt.PyJWTError:
+            return False
+        return True
+
+    def _injected_fault(self) -> GraphError | None:
+        status = self.faults.draw()
+        if status == 429:
+            self.stats.throttled += 1
+            return GraphError(429, "TooManyRequests", "Too many requests. Retry after the number of seconds in "
+                              "the Retry-After header.", {"Retry-After": self.faults.retry_after_header})
+        if status is not None:
+            self.stats.server_errors += 1
+            code, message = SERVER_ERRORS[status]
+            headers = {"Retry-After": self.faults.retry_after_header} if status == 503 else {}
+            return GraphError(status, code, message, headers)
+        return None
+
+    def _graph_route(self, method: str, path: str) -> tuple[_GraphRoute, re.Match[str]]:
+        path = path.strip("/")
+        matches = [(r, m) for r in self._graph_routes if (m := r.pattern.fullmatch(path))]
+        if not matches:
+            segment = path.split("/")[0] or "v1.0"
+            raise GraphError(404, "Request_ResourceNotFound", f"Resource not found for the segment '{segment}'.")
+        for route, match in matches:
+            if route.method == method:
+                return route, match
+        raise GraphError(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
+
+    async def _graph(self, request: Request) -> Response:
+        claims = self._authenticate(request)
+        tenant = self._existing_tenant(str(claims["tid"]))
+        if tenant is None:
+            raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.")
+        fault = self._injected_fault()
+        if fault:
+            raise fault
+        route, match = self._graph_route(request.method, request.path_params["path"])
+        self.stats.graph[route.name] += 1
+        roles = frozenset(claims.get("roles") or [])
+        _require_any(roles, route.roles)
+        unknown = sorted(k for k in request.query_params if k.startswith("$") and k not in route.options)
+        if unknown:
+            raise GraphError(400, "BadRequest", f"Query option '{unknown[0]}' is not supported on "
+                             f"'{route.name}' by the sandbox.")
+        return await route.handler(_GraphCall(request, tenant, roles, _origin(request), match))
+
+    def _read_page(self, call: _GraphCall, entity: _EntitySet, max_top: int) -> _Page:
+        token = call.query.get("$skiptoken")
+        if token:
+            return _decode_skiptoken(token, entity, call.tenant)
+        return _Page(0, _parse_top(call.query.get("$top"), 100, max_top), entity.parse_select(call.query.get("$select")))
+
+    def _paginate(self, call: _GraphCall, entity: _EntitySet, items: Sequence[Any], page: _Page) -> tuple[Sequence[Any], str | None]:
+        end = page.offset + page.top
+        if end >= len(items):
+            return items[page.offset:], None
+        params: dict[str, Any] = {"$top": page.top}
+        if page.select:
+            params["$select"] = ",".join(page.select)
+        params["$skiptoken"] = _encode_skiptoken(entity, call.tenant, _Page(end, page.top, page.select))
+        return items[page.offset:end], f"{call.origin}{call.request.url.path}?{urlencode(params, safe='$,')}"
+
+    @staticmethod
+    def _collection(call: _GraphCall, entity: _EntitySet, select: tuple[str, ...] | None,
+                    rows: Iterable[dict[str, Any]], next_link: str | None = None) -> JSONResponse:
+        fields = select or entity.default
+        context = f"{call.origin}/v1.0/$metadata#{entity.name}" + (f"({','.join(select)})" if select else "")
+        body: dict[str, Any] = {"@odata.context": context, "value": [{f: row.get(f) for f in fields} for row in rows]}
+        if next_link:
+            body["@odata.nextLink"] = next_link
+        return JSONResponse(body)
+
+    async def _paged_collection(self, call: _GraphCall, entity: _EntitySet, items: Sequence[Any],
+                                to_row: Callable[[Any], dict[str, Any]], max_top: int) -> JSONResponse:
+        page = self._read_page(call, entity, max_top)
+        rows, next_link = self._paginate(call, entity, items, page)
+        return self._collection(call, entity, page.select, [to_row(i) for i in rows], next_link)
+
+    async def _contracts(self, call: _GraphCall) -> Response:
+        customers = self._customers(call.tenant, {"dap", "both"})
+        return await self._paged_collection(call, CONTRACTS, customers, _contract, max_top=999)
+
+    async def _gdap_customers(self, call: _GraphCall) -> Response:
+        customers = self._customers(call.tenant, {"gdap", "both"})
+        return await self._paged_collection(call, GDAP_CUSTOMERS, customers, _gdap_customer, max_top=300)
+
+    async def _users(self, call: _GraphCall) -> Response:
+        page = self._read_page(call, USERS, max_top=999)
+        if page.select and "signInActivity" in page.select:
+            _require_any(call.roles, ("AuditLog.Read.All",))
+            if not _has_entra_premium(call.tenant):
+                raise GraphError(403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                                 "Neither tenant is B2C or tenant doesn't have premium license")
+            if page.top > 500:
+                raise _page_size_error(page.top, 500)
+        return await self._paged_collection(call, USERS, call.tenant.users, _user_resource, max_top=999)
+
+    async def _organization(self, call: _GraphCall) -> Response:
+        select = ORGANIZATION.parse_select(call.query.get("$select"))
+        return self._collection(call, ORGANIZATION, select, [_organization(call.tenant)])
+
+    async def _domains(self, call: _GraphCall) -> Response:
+        select = DOMAINS.parse_select(call.query.get("$select"))
+        return self._collection(call, DOMAINS, select, [_domain(d) for d in call.tenant.domains])
+
+    async def _subscribed_skus(self, call: _GraphCall) -> Response:
+        select = SUBSCRIBED_SKUS.parse_select(call.query.get("$select"))
+        return self._collection(call, SUBSCRIBED_SKUS, select, _subscribed_skus(call.tenant))
+
+    async def _mailbox_usage(self, call: _GraphCall) -> Response:
+        period = call.match["period"]
+        days = REPORT_PERIODS.get(period.upper())
+        if days is None:
+            raise GraphError(400, "BadRequest", f"Invalid period '{period}': use one of D7, D30, D90, D180.")
+        now = time.monotonic()
+        self._downloads = {k: v for k, v in self._downloads.items() if v.expires > now}
+        token = secrets.token_urlsafe(24)
+        self._downloads[token] = _Download(call.tenant.id, days, now + REPORT_LINK_LIFETIME_S)
+        return RedirectResponse(f"{call.origin}/reports-download/{token}.csv", status_code=302)
+
+    async def _report_settings(self, call: _GraphCall) -> Response:
+        return JSONResponse({"@odata.context": f"{call.origin}/v1.0/$metadata#admin/reportSettings/$entity",
+                             "id": call.tenant.id, "displayConcealedNames": call.tenant.reports_concealed})
+
+    async def _update_report_settings(self, call: _GraphCall) -> Response:
+        try:
+            body = json.loads(await call.request.body())
+            concealed = body["displayConcealedNames"]
+        except (ValueError, KeyError, TypeError):
+            raise GraphError(400, "BadRequest", "Expected a JSON body like {\"displayConcealedNames\": false}.") from None
+        if not isinstance(concealed, bool):
+            raise GraphError(400, "BadRequest", "displayConcealedNames must be true or false.")
+        call.tenant.reports_concealed = concealed
+        return Response(status_code=204)
+
+    # -- report download and the rest
+
+    async def _download(self, request: Request) -> Response:
+        token = request.path_params["name"].removesuffix(".csv")
+        link = self._downloads.get(token)
+        tenant = self._existing_tenant(link.tenant_id) if link and link.expires > time.monotonic() else None
+        if tenant is None:
+            raise GraphError(404, "Request_ResourceNotFound",
+                             "The report download link is unknown or has expired; request the report again.")
+        filename = f"MailboxUsageDetail{REFERENCE_DATE:%m_%d_%Y}.csv"
+        return Response(_mailbox_usage_csv(tenant, link.period_days), media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+    async def _not_found(self, request: Request) -> Response:
+        segment = request.path_params["path"].split("/")[0]
+        raise GraphError(404, "Request_ResourceNotFound", f"Resource not found for the segment '{segment}'.")
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _uvicorn_server(app: Starlette, tls: SandboxTLS, host: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(app, host=host, port=port, ssl_certfile=str(tls.cert_file),
+                            ssl_keyfile=str(tls.key_file), lifespan="off", log_level="warning", log_config=None,
+                            access_log=False, timeout_graceful_shutdown=3, backlog=2048)
+    return uvicorn.Server(config)
+
+
+def _info(app: _SandboxApp, tls: SandboxTLS, host: str, port: int) -> SandboxInfo:
+    base = f"https://{host}:{port}"
+    world = app.config.world
+    return SandboxInfo(base_url=base, authority_host=base, graph_url=f"{base}/v1.0", ca_file=tls.ca_file,
+                       partner_tenant_id=world.partner.tenant_id, client_id=world.app.client_id,
+                       tenants=len(world.tenants), users=world.user_count)
+
+
+class Sandbox:
+    """The sandbox served from a background thread; use as a context manager or start()/stop().
+
+    `state_dir` keeps the CA between runs; without it a temporary directory is used and removed
+    on stop().
+    """
+
+    def __init__(self, config: SandboxConfig | World, *, state_dir: Path | None = None,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.config = config if isinstance(config, SandboxConfig) else SandboxConfig(world=config)
+        self._app = _SandboxApp(self.config)
+        self._state_dir, self._host, self._port = state_dir, host, port
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self._info: SandboxInfo | None = None
+
+    def start(self, timeout_s: float = 10) -> Sandbox:
+        if self._thread is not None:
+            return self
+        if self._state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="glue-sandbox-")
+        tls = ensure_ca(Path(self._state_dir or self._tmp.name))  # type: ignore[union-attr]
+        self._socket = _bind(self._host, self._port)
+        port = self._socket.getsockname()[1]
+        self._server = _uvicorn_server(self._app.asgi, tls, self._host, port)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        name=f"sandbox-{port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the sandbox server on {self._host}:{port} did not start; "
+                                   "look for uvicorn's error above")
+            time.sleep(0.01)
+        self._info = _info(self._app, tls, self._host, port)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            # Idle keep-alive TLS connections would otherwise hold shutdown for the full grace period.
+            self._server.should_exit = self._server.force_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._socket is not None:
+            self._socket.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+        self._server = self._thread = self._socket = self._tmp = None
+        self._info = None
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        """Block until the server stops or timeout_s passes; Ctrl-C interrupts it."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self._thread is not None and self._thread.is_alive():
+            step = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if step <= 0:
+                return
+            self._thread.join(step)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def info(self) -> SandboxInfo:
+        if self._info is None:
+            raise RuntimeError("the sandbox is not running: call start() first")
+        return self._info
+
+    @property
+    def base_url(self) -> str:
+        return self.info.base_url
+
+    @property
+    def authority_host(self) -> str:
+        return self.info.authority_host
+
+    @property
+    def graph_url(self) -> str:
+        return self.info.graph_url
+
+    @property
+    def ca_file(self) -> Path:
+        return self.info.ca_file
+
+    def authority(self, tenant: str) -> str:
+        """The msal authority URL for a tenant id or domain name."""
+        return f"{self.authority_host}/{tenant}"
+
+    @property
+    def world(self) -> World:
+        return self.config.world
+
+    def set_world(self, world: World) -> None:
+        """Serve another world from the next request on (tokens already issued stay valid)."""
+        self._app.set_world(world)
+
+    @property
+    def faults(self) -> Faults:
+        return self._app.faults
+
+    @property
+    def stats(self) -> SandboxStats:
+        return self._app.stats
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far is expired from now on (Graph answers 401)."""
+        self._app.expire_tokens()
+
+
+def serve_forever(config: SandboxConfig, state_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
+                  on_ready: Callable[[SandboxInfo], None] | None = None) -> SandboxStats:
+    """Serve in the calling (main) thread until Ctrl-C or SIGTERM; return the request stats.
+
+    on_ready receives the URLs and CA path once the port is bound, before requests are served;
+    the caller decides what to print.
+    """
+    app = _SandboxApp(config)
+    tls = ensure_ca(Path(state_dir))
+    sock = _bind(host, port)
+    server = _uvicorn_server(app.asgi, tls, host, sock.getsockname()[1])
+    if on_ready is not None:
+        on_ready(_info(app, tls, host, sock.getsockname()[1]))
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises Ctrl-C after its clean shutdown
+    finally:
+        sock.close()
+    return app.stats
