@@ -128,7 +128,7 @@ def sync(tenant_ids: tuple[str, ...]) -> None:
     if not tenant_ids:
         discovery = run_discovery(instance)
         if not discovery.success:
-            _fail(f"discovery failed (run {discovery.run_id}); open it in the UI for the error")
+            _fail(f"discovery failed (run {discovery.run_id}): {discovery.error}")
     try:
         runs = run_sync(instance, list(tenant_ids) or None, show_progress=True)
     except ValueError as exc:

@@ -18,6 +18,7 @@ fails at the end, so Dagster shows exactly those partitions as failed, ready to 
 
 
 import sys
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
@@ -120,15 +121,16 @@ def _report_progress(context: dg.AssetExecutionContext, show: bool):  # type: ig
     return on_done
 
 
-def _materialize(context: dg.AssetExecutionContext, outcome: TenantOutcome, paths: dict) -> None:
+def _materializations(outcome: TenantOutcome, paths: dict) -> Iterator[dg.AssetMaterialization]:
+    """One materialization per asset for a tenant that finished, with its table as metadata."""
     for name, (table, _description) in TENANT_TABLES.items():
         frame = outcome.tables[table]
-        context.log_event(dg.AssetMaterialization(
+        yield dg.AssetMaterialization(
             asset_key=name, partition=outcome.tenant_id,
-            metadata=table_metadata(frame, paths.get(f"{table}/{outcome.tenant_id}"))))
-    context.log_event(dg.AssetMaterialization(
+            metadata=table_metadata(frame, paths.get(f"{table}/{outcome.tenant_id}")))
+    yield dg.AssetMaterialization(
         asset_key="tenant_contacts", partition=outcome.tenant_id,
-        metadata={k: v for k, v in outcome.summary().items() if v is not None}))
+        metadata={k: v for k, v in outcome.summary().items() if v is not None})
 
 
 @dg.multi_asset(specs=TENANT_SPECS, backfill_policy=dg.BackfillPolicy.single_run(),
@@ -152,7 +154,7 @@ def tenant_sync(context: dg.AssetExecutionContext, glue: GlueResource):
     ok = [o for o in outcomes if o.status != "failed"]
     paths = write_tables(ok, settings.data_dir)
     for outcome in ok:
-        _materialize(context, outcome, paths)
+        yield from _materializations(outcome, paths)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         raise dg.Failure(

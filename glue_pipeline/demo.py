@@ -54,7 +54,7 @@ def run_demo(seed: int = 7, tenants: int = 24, users: int = 1500) -> int:
                    f"CA {sandbox.ca_file})")
         discovery = run_discovery(instance)
         if not discovery.success:
-            click.echo("discovery failed; see the run in the UI (make ui), run id " + discovery.run_id)
+            click.echo(f"discovery failed (run {discovery.run_id}): {discovery.error}")
             return 1
         runs = run_sync(instance, show_progress=True)
     summary = summarize(engine, [r.run_id for r in runs])

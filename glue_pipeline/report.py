@@ -21,7 +21,7 @@ class SyncSummary:
     unchanged: int = 0
     held: int = 0
     skipped: int = 0
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (tenant name, message)
+    errors: list[tuple[str, str, str]] = field(default_factory=list)  # (tenant id, name, message)
 
 
 def summarize(engine: Engine, run_ids: list[str]) -> SyncSummary:
@@ -39,7 +39,7 @@ def summarize(engine: Engine, run_ids: list[str]) -> SyncSummary:
         for name in ("created", "updated", "unchanged", "held", "skipped"):
             setattr(summary, name, getattr(summary, name) + getattr(row, name))
         if row.error:
-            summary.errors.append((row.display_name or row.tenant_id, row.error))
+            summary.errors.append((row.tenant_id, row.display_name or row.tenant_id, row.error))
     return summary
 
 
@@ -63,5 +63,8 @@ def format_summary(summary: SyncSummary) -> str:
         f"users not synced by the user selection: {summary.skipped}",
         f"errors: {len(summary.errors)}",
     ]
-    lines += [f"  - {name}: {message}" for name, message in summary.errors]
+    lines += [f"  - {name}: {message}" for _tenant_id, name, message in summary.errors]
+    if summary.errors:
+        lines.append("re-run the failed tenants alone: glue-pipeline sync "
+                     + " ".join(f"--tenant {tenant_id}" for tenant_id, _name, _message in summary.errors))
     return "\n".join(lines)

@@ -48,16 +48,23 @@ class RunOutcome:
     run_id: str
     success: bool
     tenant_ids: list[str]
+    error: str | None = None
+
+
+def _run_config(show_progress: bool) -> dict:
+    """Progress on the terminal when asked. Dagster's console log is kept quiet: failures reach
+    the terminal through the summary read from the store, and the full event log is in the
+    instance, shown by the UI."""
+    return {"resources": {"glue": {"config": {"show_progress": show_progress}}},
+            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def run_discovery(instance: dg.DagsterInstance) -> RunOutcome:
     result = defs.resolve_job_def("discover_tenants").execute_in_process(
-        instance=instance, raise_on_error=False)
-    return RunOutcome(result.run_id, result.success, [])
-
-
-def _glue_config(show_progress: bool) -> dict:
-    return {"resources": {"glue": {"config": {"show_progress": show_progress}}}}
+        instance=instance, raise_on_error=False, run_config=_run_config(False))
+    failures = result.get_step_failure_events()
+    error = failures[0].step_failure_data.error.message.strip() if failures else None
+    return RunOutcome(result.run_id, result.success, [], error)
 
 
 def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
@@ -69,7 +76,7 @@ def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
         if isinstance(request, dg.SkipReason):
             return []
         result = job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False,
-                                        run_config=_glue_config(show_progress))
+                                        run_config=_run_config(show_progress))
         return [RunOutcome(result.run_id, result.success,
                            list(instance.get_dynamic_partitions(TENANTS.name)))]
     known = set(instance.get_dynamic_partitions(TENANTS.name))
@@ -80,6 +87,6 @@ def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
     outcomes = []
     for tenant_id in tenant_ids:
         result = job.execute_in_process(instance=instance, partition_key=tenant_id, raise_on_error=False,
-                                        run_config=_glue_config(show_progress))
+                                        run_config=_run_config(show_progress))
         outcomes.append(RunOutcome(result.run_id, result.success, [tenant_id]))
     return outcomes

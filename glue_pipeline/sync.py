@@ -74,7 +74,6 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
         return _write_tenant(ctx, known, extract)
     except Exception as exc:  # noqa: BLE001 - any failure of one tenant must not stop the others
         message = str(exc) if isinstance(exc, GraphError) else f"{type(exc).__name__}: {exc}"
-        log.warning("tenant %s (%s) failed: %s", tenant_id, name, message)
         if not isinstance(exc, GraphError):
             log.exception("unexpected failure for tenant %s", tenant_id)
         _record_failure(ctx, tenant_id, message)

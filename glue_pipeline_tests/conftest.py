@@ -80,5 +80,5 @@ def glue_env(sandbox: Sandbox, small_world: World, tmp_path: Path,
 @pytest.fixture
 def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     """A real Dagster instance on SQLite in a temporary DAGSTER_HOME."""
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as inst:
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as inst:
         yield inst

@@ -35,7 +35,9 @@ MAX_PAGES = 10_000  # 10 million users at $top=999: beyond that a nextLink loop 
 
 
 class _TimeoutSession(requests.Session):
-    """A session whose every request has a timeout (msal passes none of its own)."""
+    """A session whose every request has a timeout (msal passes none of its own) and verifies
+    against the session's CA even when REQUESTS_CA_BUNDLE is set (requests would let that
+    variable replace the session's CA)."""
 
     def __init__(self, timeout_s: float) -> None:
         super().__init__()
@@ -43,6 +45,7 @@ class _TimeoutSession(requests.Session):
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", self._timeout_s)
+        kwargs.setdefault("verify", self.verify)
         return super().request(method, url, **kwargs)
 
 

@@ -3,6 +3,8 @@ fix, in one message an operator can act on."""
 
 from __future__ import annotations
 
+import re
+
 # Identity platform codes (AADSTS...) and what the operator should do about them.
 IDENTITY_FIXES = {
     "AADSTS700016": "the app is not installed in this tenant or its consent was revoked: have a "
@@ -72,8 +74,9 @@ def identity_error(tenant_id: str, endpoint: str, result: dict) -> IdentityError
     description = str(result.get("error_description") or "")
     code = description.split(":", 1)[0].strip() if description.startswith("AADSTS") else str(
         result.get("error") or "unknown_error")
-    # The first line of error_description is the message; the rest is trace detail.
-    message = description.split("\r\n")[0].split("\n")[0] or str(result.get("error"))
+    # error_description is "CODE: message" followed by trace ids, on further lines or after "Trace ID:".
+    message = re.split(r"\r?\n|\s+Trace ID:", description, maxsplit=1)[0]
+    message = message.removeprefix(f"{code}:").strip() or str(result.get("error"))
     fix = IDENTITY_FIXES.get(code, "check the app registration, its secret and its consent in this tenant")
     cls = ConsentRevokedError if code in ("AADSTS700016", "AADSTS7000229") else IdentityError
     return cls(tenant_id, endpoint, code, message, fix, status=None)

@@ -1,0 +1,114 @@
+"""End to end: the sandbox over HTTPS, the Dagster jobs on a real instance, the store on SQLite
+and on PostgreSQL (store and instance both on PostgreSQL in that case)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
+from sqlalchemy import Engine, select
+
+from glue_pipeline.definitions import TENANTS
+from glue_pipeline.report import summarize
+from glue_pipeline.runner import run_discovery, run_sync
+from glue_pipeline.sandbox.world import World
+from glue_pipeline.store import schema
+from glue_pipeline.store.schema import make_engine
+from glue_pipeline.store.seed import seed_store
+
+# Tables and columns that describe the documentation itself (not when the sync last looked).
+BOOKKEEPING = {"sync_log", "sync_runs", "sync_results"}
+VOLATILE_COLUMNS = {"last_seen_at", "first_seen_at", "updated_at", "created_at"}
+
+
+def store_snapshot(engine: Engine) -> dict[str, list[tuple]]:
+    snapshot = {}
+    with engine.connect() as conn:
+        for table in schema.metadata.sorted_tables:
+            if table.name in BOOKKEEPING:
+                continue
+            columns = [c for c in table.columns if c.name not in VOLATILE_COLUMNS]
+            snapshot[table.name] = sorted(tuple(map(str, r)) for r in conn.execute(select(*columns)))
+    return snapshot
+
+
+def full_sync(instance: dg.DagsterInstance) -> list:
+    assert run_discovery(instance).success
+    return run_sync(instance)
+
+
+def partition_status(instance: dg.DagsterInstance, asset: str) -> tuple[set[str], set[str]]:
+    value = get_and_update_asset_status_cache_value(instance, dg.AssetKey(asset), TENANTS)
+    assert value is not None
+    materialized = set(value.deserialize_materialized_partition_subsets(TENANTS).get_partition_keys())
+    failed = set(value.deserialize_failed_partition_subsets(TENANTS).get_partition_keys())
+    return materialized, failed
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, glue_env: dict, tmp_path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Engine, dg.DagsterInstance]]:
+    """(store engine, Dagster instance), both on SQLite or both on PostgreSQL."""
+    if request.param == "sqlite":
+        with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+            yield make_engine(glue_env["GLUE_STORE_URL"]), instance
+        return
+    pg_url = request.getfixturevalue("pg_database")
+    monkeypatch.setenv("GLUE_STORE_URL", pg_url)
+    dagster_pg = pg_url.replace("postgresql+psycopg2://", "postgresql://")
+    with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": dagster_pg}}}) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        yield make_engine(pg_url), instance
+
+
+def test_full_sync_writes_contacts_and_a_rerun_changes_nothing(
+        backend: tuple[Engine, dg.DagsterInstance], small_world: World) -> None:
+    engine, instance = backend
+    assert seed_store(engine, small_world.store)
+    seeded_contacts = len(small_world.store.contacts)
+    revoked = {t.id for t in small_world.tenants if t.consent == "revoked"}
+    assert len(revoked) == 1
+
+    runs = full_sync(instance)
+    assert len(runs) == 1, "all tenants sync in one run over the partition range"
+    assert not runs[0].success, "the revoked tenant fails the run"
+    first = summarize(engine, [runs[0].run_id])
+    assert first.tenants == len(small_world.tenants)
+    assert first.failed == 1 and first.created > 0
+    tenant_id, _name, message = first.errors[0]
+    assert tenant_id in revoked
+    assert "AADSTS700016" in message and "grant admin consent" in message
+
+    with engine.connect() as conn:
+        contacts = conn.execute(select(schema.contacts.c.id)).all()
+        links = conn.execute(select(schema.contact_microsoft.c.tenant_id)).scalars().all()
+        matched = dict(conn.execute(select(schema.tenant_matches.c.tenant_id,
+                                           schema.tenant_matches.c.status)).all())
+    assert len(contacts) == seeded_contacts + first.created
+    assert revoked.isdisjoint(links), "nothing is written for the failed tenant"
+    assert {t for t, s in matched.items() if s == "matched"} == set(links)
+
+    materialized, failed = partition_status(instance, "tenant_contacts")
+    assert failed == revoked
+    assert materialized == {t.id for t in small_world.tenants} - revoked
+
+    before = store_snapshot(engine)
+    second = summarize(engine, [r.run_id for r in full_sync(instance)])
+    assert (second.created, second.updated) == (0, 0)
+    assert second.unchanged == first.created + first.updated + first.unchanged
+    assert store_snapshot(engine) == before
+
+
+def test_one_tenant_rerun_alone(glue_env: dict, small_world: World, instance: dg.DagsterInstance) -> None:
+    engine = make_engine(glue_env["GLUE_STORE_URL"])
+    seed_store(engine, small_world.store)
+    assert run_discovery(instance).success
+    tenant = next(t for t in small_world.tenants if t.consent == "granted")
+    runs = run_sync(instance, [tenant.id])
+    assert [r.success for r in runs] == [True]
+    summary = summarize(engine, [runs[0].run_id])
+    assert summary.tenants == 1
+    materialized, failed = partition_status(instance, "tenant_users")
+    assert materialized == {tenant.id} and not failed
