@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 
 from glue_pipeline.definitions import TENANTS
 from glue_pipeline.report import summarize
-from glue_pipeline.runner import run_discovery, run_sync
+from glue_pipeline.runner import get_instance, run_discovery, run_sync
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
 from glue_pipeline.store.schema import make_engine
@@ -50,17 +50,32 @@ def partition_status(instance: dg.DagsterInstance, asset: str) -> tuple[set[str]
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, glue_env: dict, tmp_path,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Engine, dg.DagsterInstance]]:
-    """(store engine, Dagster instance), both on SQLite or both on PostgreSQL."""
-    if request.param == "sqlite":
-        with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-            yield make_engine(glue_env["GLUE_STORE_URL"]), instance
-        return
-    pg_url = request.getfixturevalue("pg_database")
-    monkeypatch.setenv("GLUE_STORE_URL", pg_url)
-    dagster_pg = pg_url.replace("postgresql+psycopg2://", "postgresql://")
-    with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": dagster_pg}}}) as instance:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        yield make_engine(pg_url), instance
+    """(store engine, Dagster instance), both on SQLite or both on PostgreSQL, the instance built
+    from the project's own dagster.yaml / dagster-postgres.yaml as a deployment would."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    store_url = glue_env["GLUE_STORE_URL"]
+    if request.param == "postgres":
+        store_url = request.getfixturevalue("pg_database")
+        monkeypatch.setenv("GLUE_STORE_URL", store_url)
+        monkeypatch.setenv("DAGSTER_PG_URL", store_url.replace("postgresql+psycopg2://", "postgresql://"))
+    instance = get_instance()
+    expected = "PostgresRunStorage" if request.param == "postgres" else "SqliteRunStorage"
+    assert type(instance.run_storage).__name__ == expected
+    try:
+        yield make_engine(store_url), instance
+    finally:
+        instance.dispose()
+
+
+def emitted_text(instance: dg.DagsterInstance, engine: Engine) -> str:
+    """Everything the runs logged in Dagster and everything in the store, as one text."""
+    parts = []
+    for run in instance.get_runs():
+        parts += [str(entry) for entry in instance.all_logs(run.run_id)]
+    with engine.connect() as conn:
+        for table in schema.metadata.sorted_tables:
+            parts += [str(tuple(row)) for row in conn.execute(select(table))]
+    return "\n".join(parts)
 
 
 def test_full_sync_writes_contacts_and_a_rerun_changes_nothing(
@@ -99,6 +114,7 @@ def test_full_sync_writes_contacts_and_a_rerun_changes_nothing(
     assert (second.created, second.updated) == (0, 0)
     assert second.unchanged == first.created + first.updated + first.unchanged
     assert store_snapshot(engine) == before
+    assert small_world.app.client_secret not in emitted_text(instance, engine)
 
 
 def test_one_tenant_rerun_alone(glue_env: dict, small_world: World, instance: dg.DagsterInstance) -> None:
@@ -112,3 +128,25 @@ def test_one_tenant_rerun_alone(glue_env: dict, small_world: World, instance: dg
     assert summary.tenants == 1
     materialized, failed = partition_status(instance, "tenant_users")
     assert materialized == {tenant.id} and not failed
+
+
+def test_cli_sync_then_status_then_rerun_of_the_failed_tenant(
+        glue_env: dict, small_world: World, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from glue_pipeline.cli import main
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    runner = CliRunner()
+    assert runner.invoke(main, ["store", "init"]).exit_code == 0
+    revoked = next(t for t in small_world.tenants if t.consent == "revoked")
+    result = runner.invoke(main, ["sync"])
+    assert result.exit_code == 1, "a failed tenant makes the command fail"
+    assert f"tenants: {len(small_world.tenants)} (" in result.output and "1 failed" in result.output
+    assert f"glue-pipeline sync --tenant {revoked.id}" in result.output
+    status = runner.invoke(main, ["status"])
+    assert status.exit_code == 0 and "1 failed" in status.output and "AADSTS700016" in status.output
+    rerun = runner.invoke(main, ["sync", "--tenant", revoked.id])
+    assert rerun.exit_code == 1 and "tenants: 1 (0 matched, 0 unmatched, 1 failed)" in rerun.output
+    unknown = runner.invoke(main, ["sync", "--tenant", "not-a-tenant"])
+    assert unknown.exit_code != 0 and "unknown tenant(s) not-a-tenant" in unknown.output
