@@ -116,7 +116,7 @@ def store_init(world_path: str | None) -> None:
 @click.option("--tenant", "tenant_ids", multiple=True, help="Sync only this tenant id (repeatable).")
 def sync(tenant_ids: tuple[str, ...]) -> None:
     from glue_pipeline.report import format_summary, summarize
-    from glue_pipeline.runner import get_instance, run_discovery, run_sync
+    from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
     from glue_pipeline.settings import settings_from_env
     from glue_pipeline.store.schema import make_engine
 
@@ -133,9 +133,126 @@ def sync(tenant_ids: tuple[str, ...]) -> None:
         runs = run_sync(instance, list(tenant_ids) or None, show_progress=True)
     except ValueError as exc:
         _fail(str(exc))
-    click.echo(format_summary(summarize(make_engine(settings.store_url), [r.run_id for r in runs])))
+    run_overview(instance)
+    summary = summarize(make_engine(settings.store_url), [r.run_id for r in runs])
+    click.echo(format_summary(summary))
+    _echo_run_errors(runs, summary)
     if not all(r.success for r in runs):
         sys.exit(1)
+
+
+def _echo_run_errors(runs, summary) -> None:  # type: ignore[no-untyped-def]
+    """A run that failed before any tenant finished says why (tenant errors are in the summary)."""
+    if summary.tenants == 0:
+        for run in runs:
+            if run.error:
+                click.echo(f"run {run.run_id} failed: {run.error}", err=True)
+
+
+# --- match decisions -------------------------------------------------------------------------
+@main.group(help="Organization matches and match decisions (honoured by every later sync).")
+def match() -> None:
+    pass
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from glue_pipeline.store.schema import create_tables, make_engine
+
+    engine = make_engine(store_url_from_env())
+    create_tables(engine)
+    return engine
+
+
+def _table(frame) -> str:  # type: ignore[no-untyped-def]
+    return frame.astype(object).where(frame.notna(), "").to_markdown(index=False)
+
+
+def _decide(action: str, **kwargs: object) -> None:
+    from glue_pipeline.decisions import DecisionError, apply_decision
+
+    try:
+        result = apply_decision(_engine(), action, **kwargs)  # type: ignore[arg-type]
+    except DecisionError as exc:
+        _fail(str(exc))
+    click.echo(f"recorded {action}: " + ", ".join(f"{k} {v}" for k, v in result.items()))
+    click.echo("the next sync of the tenant applies it (`glue-pipeline sync --tenant ID`)")
+
+
+@match.command("list", help="Every tenant's match, best suggestion and conflicts.")
+@click.option("--open", "only_open", is_flag=True, help="Only tenants waiting for a decision.")
+def match_list(only_open: bool) -> None:
+    from glue_pipeline.overview import organization_overview
+
+    frame = organization_overview(_engine())
+    if only_open:
+        frame = frame[frame["status"].isin(["unmatched", "suggested"])]
+    columns = ["tenant_name", "tenant_id", "status", "method", "organization_id", "organization_name",
+               "best_suggestion", "suggestion_score", "conflict"]
+    click.echo(_table(frame[columns]) if len(frame) else "no tenants yet")
+
+
+@match.command("held", help="Users held for a decision (ambiguous, likely duplicates).")
+def match_held() -> None:
+    from glue_pipeline.overview import held_overview
+
+    frame = held_overview(_engine())
+    click.echo(_table(frame) if len(frame) else "no user is held")
+
+
+@match.command("accept", help="Match TENANT to its suggestion (best first).")
+@click.argument("tenant")
+@click.option("--rank", default=1, show_default=True)
+@click.option("--by", default=None, help="Who decides (default: the OS user).")
+def match_accept(tenant: str, rank: int, by: str | None) -> None:
+    _decide("accept", tenant=tenant, rank=rank, by=by)
+
+
+@match.command("set", help="Match (or re-match) TENANT to ORGANIZATION (id or name).")
+@click.argument("tenant")
+@click.argument("organization")
+@click.option("--by", default=None)
+def match_set(tenant: str, organization: str, by: str | None) -> None:
+    _decide("match", tenant=tenant, organization=organization, by=by)
+
+
+@match.command("ignore", help="Ignore TENANT: its users are never written.")
+@click.argument("tenant")
+@click.option("--by", default=None)
+def match_ignore(tenant: str, by: str | None) -> None:
+    _decide("ignore", tenant=tenant, by=by)
+
+
+@match.command("unignore", help="Give TENANT back to the matching rules.")
+@click.argument("tenant")
+@click.option("--by", default=None)
+def match_unignore(tenant: str, by: str | None) -> None:
+    _decide("unignore", tenant=tenant, by=by)
+
+
+@match.command("create-org", help="Create an organization from TENANT and match it.")
+@click.argument("tenant")
+@click.option("--force", is_flag=True, help="Create it even if a same-named organization or a strong "
+                                            "suggestion exists.")
+@click.option("--by", default=None)
+def match_create_org(tenant: str, force: bool, by: str | None) -> None:
+    _decide("create_organization", tenant=tenant, force=force, by=by)
+
+
+@match.command("link", help="Link held user USER_ID of TENANT to contact CONTACT_ID.")
+@click.argument("tenant")
+@click.argument("user_id")
+@click.argument("contact_id", type=int)
+@click.option("--by", default=None)
+def match_link(tenant: str, user_id: str, contact_id: int, by: str | None) -> None:
+    _decide("link_user", tenant=tenant, user_id=user_id, contact_id=contact_id, by=by)
+
+
+@match.command("approve", help="Create a contact for held user USER_ID of TENANT anyway.")
+@click.argument("tenant")
+@click.argument("user_id")
+@click.option("--by", default=None)
+def match_approve(tenant: str, user_id: str, by: str | None) -> None:
+    _decide("approve_create", tenant=tenant, user_id=user_id, by=by)
 
 
 @main.command(help="What the last sync did, and which tenants failed.")

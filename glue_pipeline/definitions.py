@@ -18,21 +18,26 @@ fails at the end, so Dagster shows exactly those partitions as failed, ready to 
 
 
 import sys
+from typing import Literal
 from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field as PydanticField
 
-from glue_pipeline.extract import discover_tenants
+from glue_pipeline.decisions import apply_decision
+from glue_pipeline.extract import CONCEALED_FIX, discover_tenants
 from glue_pipeline.graph.client import GraphClient
-from glue_pipeline.settings import Settings, settings_from_env
+from glue_pipeline.options import SyncOptions, config_path, load_options
+from glue_pipeline.overview import duplicate_emails, held_overview, organization_overview
+from glue_pipeline.settings import Settings, settings_from_env, store_url_from_env
 from glue_pipeline.store import writer
 from glue_pipeline.store.schema import create_tables, make_engine
 from glue_pipeline.sync import (
-    SyncContext,
     TenantOutcome,
     finish_run,
     start_run,
+    sync_context,
     sync_tenants,
     write_tables,
 )
@@ -42,14 +47,25 @@ TENANT_GROUP = "tenant_sync"
 
 
 class GlueResource(dg.ConfigurableResource):
-    """Settings come from environment variables (README 'Configuration'); secrets never pass
-    through Dagster config."""
+    """Connection settings come from environment variables (README 'Configuration'); secrets
+    never pass through Dagster config. Sync options come from this resource's `options` when
+    set, else from the configuration file (GLUE_CONFIG, or glue.yaml), else the defaults."""
 
     concurrency: int | None = None
     show_progress: bool = False
+    options: SyncOptions | None = None
 
     def settings(self) -> Settings:
         return settings_from_env()
+
+    def store_engine(self):  # type: ignore[no-untyped-def]
+        """The store, created if new; needs no Graph credentials."""
+        engine = make_engine(store_url_from_env())
+        create_tables(engine)
+        return engine
+
+    def sync_options(self) -> SyncOptions:
+        return self.options or load_options(config_path())
 
     def client(self, settings: Settings) -> GraphClient:
         return GraphClient(settings.graph)
@@ -97,12 +113,19 @@ TENANT_TABLES = {
     "tenant_organization_match": ("organization_match", "The tenant's organization: status, method, reason."),
     "tenant_contact_matches": ("contact_matches", "Each user's contact: match, create, held, skipped, "
                                                   "ambiguous, with the reason."),
+    "tenant_duplicate_risk": ("duplicate_risk", "Would-be new contacts that look like an existing "
+                                                "contact: candidate, score, level and reasons."),
+    "tenant_differences": ("differences", "Fields where the store and Microsoft differed before the "
+                                          "sync wrote Microsoft's value."),
 }
 _DEPS = {
     "tenant_users": ["customer_tenants"], "tenant_licenses": ["customer_tenants"],
     "tenant_mailbox_usage": ["customer_tenants"], "tenant_organization_match": ["customer_tenants"],
     "tenant_contact_matches": ["tenant_users", "tenant_organization_match"],
-    "tenant_contacts": ["tenant_contact_matches", "tenant_licenses", "tenant_mailbox_usage"],
+    "tenant_duplicate_risk": ["tenant_contact_matches"],
+    "tenant_differences": ["tenant_contact_matches"],
+    "tenant_contacts": ["tenant_duplicate_risk", "tenant_differences", "tenant_licenses",
+                        "tenant_mailbox_usage"],
 }
 TENANT_SPECS = [
     dg.AssetSpec(name, deps=_DEPS[name], group_name=TENANT_GROUP, partitions_def=TENANTS,
@@ -136,17 +159,16 @@ def _materializations(outcome: TenantOutcome, paths: dict) -> Iterator[dg.AssetM
 @dg.multi_asset(specs=TENANT_SPECS, backfill_policy=dg.BackfillPolicy.single_run(),
                 description="Extract, match and write each tenant of the run.")
 def tenant_sync(context: dg.AssetExecutionContext, glue: GlueResource):
-    settings = glue.settings()
+    settings, options = glue.settings(), glue.sync_options()
     engine = make_engine(settings.store_url)
     create_tables(engine)
     requested = list(context.partition_keys)
     with engine.connect() as conn:
         vanished = writer.vanished_tenants(conn, requested)
-        organizations = writer.read_organizations(conn)
     for tenant_id in vanished:
         context.log.warning(f"tenant {tenant_id} is no longer listed by the partner account: not synced")
     tenant_ids = [t for t in requested if t not in vanished]
-    ctx = SyncContext(glue.client(settings), engine, context.run_id, organizations)
+    ctx = sync_context(glue.client(settings), engine, context.run_id, options)
     start_run(engine, context.run_id, len(tenant_ids))
     outcomes = sync_tenants(ctx, tenant_ids, glue.concurrency or settings.graph.concurrency,
                             _report_progress(context, glue.show_progress))
@@ -162,6 +184,98 @@ def tenant_sync(context: dg.AssetExecutionContext, glue: GlueResource):
                         "failed and can be re-run alone:\n"
                         + "\n".join(f"- {o.display_name} ({o.tenant_id}): {o.error}" for o in failed),
             metadata={"failed_tenants": dg.MetadataValue.json([o.tenant_id for o in failed])})
+
+
+OVERVIEW_GROUP = "overview"
+
+
+def _check(name: str, asset: str, failing: pd.DataFrame, what: str, severity: dg.AssetCheckSeverity,
+           columns: list[str]) -> dg.AssetCheckResult:
+    """Passes when `failing` is empty; otherwise lists the rows at fault."""
+    return dg.AssetCheckResult(
+        check_name=name, asset_key=asset, passed=failing.empty, severity=severity,
+        description=f"{len(failing)} {what}" if len(failing) else None,
+        metadata={"count": len(failing), "rows": dg.MetadataValue.md(
+            failing[columns].head(50).astype(str).to_markdown(index=False) if len(failing) else "(none)")})
+
+
+@dg.asset(group_name=OVERVIEW_GROUP, deps=["tenant_contacts"],
+          description="Every tenant's organization match across all tenants: status, method, "
+                      "organization, best suggestion, conflicts.",
+          check_specs=[dg.AssetCheckSpec("no_conflicting_tenants", asset="organization_matches",
+                                         description="No two tenants are matched to one organization."),
+                       dg.AssetCheckSpec("all_tenants_matched", asset="organization_matches",
+                                         description="Every tenant is matched or ignored."),
+                       dg.AssetCheckSpec("reports_not_concealed", asset="organization_matches",
+                                         description="No tenant conceals user names in its reports.")])
+def organization_matches(glue: GlueResource):
+    frame = organization_overview(glue.store_engine())
+    counts = frame["status"].value_counts().to_dict()
+    yield dg.MaterializeResult(metadata={**table_metadata(frame, preview_rows=25),
+                                         **{f"tenants {k}": int(v) for k, v in counts.items()}})
+    columns = ["tenant_name", "tenant_id", "status", "organization_id", "best_suggestion"]
+    yield _check("no_conflicting_tenants", "organization_matches", frame[frame["conflict"]],
+                 "tenants share an organization with another tenant", dg.AssetCheckSeverity.ERROR, columns)
+    open_tenants = frame[frame["status"].isin(["unmatched", "suggested"]) & ~frame["vanished"]]
+    yield _check("all_tenants_matched", "organization_matches", open_tenants,
+                 "tenants wait for a match decision (`glue-pipeline match list`)",
+                 dg.AssetCheckSeverity.WARN, columns)
+    yield _check("reports_not_concealed", "organization_matches", frame[frame["reports_concealed"]],
+                 "tenants conceal report names, so mailbox usage is not joined: " + CONCEALED_FIX,
+                 dg.AssetCheckSeverity.WARN, ["tenant_name", "tenant_id"])
+
+
+@dg.asset(group_name=OVERVIEW_GROUP, deps=["tenant_contacts"],
+          description="Users the last sync held for an analyst (ambiguous matches, likely duplicates, "
+                      "links to another organization), with candidate contacts.",
+          check_specs=[dg.AssetCheckSpec("no_ambiguous_contacts", asset="contacts_needing_review"),
+                       dg.AssetCheckSpec("no_likely_duplicates_held", asset="contacts_needing_review"),
+                       dg.AssetCheckSpec("no_duplicate_emails_in_an_organization",
+                                         asset="contacts_needing_review",
+                                         description="No email belongs to two contacts of one organization.")])
+def contacts_needing_review(glue: GlueResource):
+    engine = glue.store_engine()
+    held = held_overview(engine)
+    yield dg.MaterializeResult(metadata=table_metadata(held, preview_rows=25))
+    columns = ["tenant_name", "user_principal_name", "user_id", "reason"]
+    ambiguous = held[held["reason"].str.contains("several|is an email of", regex=True)]
+    yield _check("no_ambiguous_contacts", "contacts_needing_review", ambiguous,
+                 "users match more than one contact, or share one: link each (`glue-pipeline match held`)",
+                 dg.AssetCheckSeverity.WARN, columns)
+    likely = held[held["reason"].str.startswith("likely duplicate")]
+    yield _check("no_likely_duplicates_held", "contacts_needing_review", likely,
+                 "users are held as likely duplicates: link them or approve the create",
+                 dg.AssetCheckSeverity.WARN, columns)
+    yield _check("no_duplicate_emails_in_an_organization", "contacts_needing_review",
+                 duplicate_emails(engine), "emails belong to two contacts of one organization",
+                 dg.AssetCheckSeverity.ERROR, ["organization_id", "email", "contacts"])
+
+
+class DecisionConfig(dg.Config):
+    """A match decision, as `glue-pipeline match ...` records it."""
+
+    action: Literal["accept", "match", "ignore", "unignore", "create_organization", "link_user",
+                    "approve_create"]
+    tenant: str = PydanticField(description="Tenant id or name.")
+    organization: str | None = None
+    rank: int = 1
+    user_id: str | None = None
+    contact_id: int | None = None
+    force: bool = False
+    decided_by: str = "dagster-ui"
+
+
+@dg.op(description="Record one match decision in the store; the next sync of the tenant honours it.")
+def record_decision(context: dg.OpExecutionContext, config: DecisionConfig, glue: GlueResource) -> None:
+    result = apply_decision(glue.store_engine(), config.action, config.tenant,
+                            config.organization, config.rank, config.user_id, config.contact_id,
+                            config.force, config.decided_by)
+    context.log.info(f"recorded {config.action}: {result}")
+
+
+@dg.job(description="Record a match decision (launch it from the Launchpad with run config).")
+def match_decision():
+    record_decision()
 
 
 discover_job = dg.define_asset_job("discover_tenants", selection=[customer_tenants],
@@ -192,10 +306,25 @@ def sync_after_discovery(context: dg.RunStatusSensorContext):  # type: ignore[no
     return all_tenants_run_request(context.instance, run_key=context.dagster_run.run_id)
 
 
+overview_job = dg.define_asset_job("refresh_overview", selection=dg.AssetSelection.groups(OVERVIEW_GROUP),
+                                   description="Rebuild the tables across all tenants and run their checks.")
+
+
+def _overview_after(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
+    @dg.run_status_sensor(name=f"overview_after_sync_{status.value.lower()}", run_status=status,
+                          monitored_jobs=[sync_job], request_job=overview_job,
+                          default_status=dg.DefaultSensorStatus.RUNNING,
+                          description="After each sync, refresh the tables across all tenants.")
+    def _sensor(context: dg.RunStatusSensorContext):  # type: ignore[no-untyped-def]
+        return dg.RunRequest(run_key=context.dagster_run.run_id)
+    return _sensor
+
+
 defs = dg.Definitions(
-    assets=[customer_tenants, tenant_sync],
-    jobs=[discover_job, sync_job],
+    assets=[customer_tenants, tenant_sync, organization_matches, contacts_needing_review],
+    jobs=[discover_job, sync_job, overview_job, match_decision],
     schedules=[hourly_schedule],
-    sensors=[sync_after_discovery],
+    sensors=[sync_after_discovery, _overview_after(dg.DagsterRunStatus.SUCCESS),
+             _overview_after(dg.DagsterRunStatus.FAILURE)],
     resources={"glue": GlueResource()},
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from glue_pipeline.report import contact_count, format_summary, summarize
-from glue_pipeline.runner import get_instance, run_discovery, run_sync
+from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
 from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World, load_world, save_world
@@ -57,6 +57,7 @@ def run_demo(seed: int = 7, tenants: int = 24, users: int = 1500) -> int:
             click.echo(f"discovery failed (run {discovery.run_id}): {discovery.error}")
             return 1
         runs = run_sync(instance, show_progress=True)
+    run_overview(instance)
     summary = summarize(engine, [r.run_id for r in runs])
     created = contact_count(engine) - before
     click.echo("\n== glue-pipeline demo summary ==")

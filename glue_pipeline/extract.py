@@ -4,12 +4,15 @@ organization, domains, users, subscribed SKUs and mailbox usage."""
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from glue_pipeline.graph.client import GraphClient
+from glue_pipeline.graph.errors import GraphError
 from glue_pipeline.licenses import friendly_name
+from glue_pipeline.options import SyncOptions
 
 USER_FIELDS = [
     "id", "userPrincipalName", "displayName", "givenName", "surname", "mail", "jobTitle",
@@ -17,7 +20,16 @@ USER_FIELDS = [
     "proxyAddresses", "assignedLicenses", "createdDateTime", "lastPasswordChangeDateTime",
 ]
 TENANT_COLUMNS = ["tenant_id", "display_name", "default_domain", "relationship"]
+SIGN_IN_FIELD = "signInActivity"
+# Graph answers these when signInActivity cannot be read: no AuditLog.Read.All, or no Entra ID P1/P2.
+SIGN_IN_REFUSALS = {"Authorization_RequestDenied", "Authentication_RequestFromNonPremiumTenantOrB2CTenant"}
+SIGN_IN_PAGE_SIZE = 500  # Graph's cap on $top when signInActivity is selected
 MAILBOX_REPORT = "reports/getMailboxUsageDetail(period='D7')"
+CONCEALED_NAME = re.compile(r"^[0-9A-F]{32}$")
+CONCEALED_FIX = ("report names are concealed in this tenant, so mailbox usage cannot be joined to "
+                 "users: in the Microsoft 365 admin center go to Settings > Org Settings > Services > "
+                 "Reports and clear 'Display concealed user, group, and site names' (or set the sync "
+                 "option fix_concealed_reports: true)")
 # Report header -> our column. Parsed by name: column order, the BOM and extra columns don't matter.
 MAILBOX_COLUMNS = {
     "User Principal Name": "user_principal_name",
@@ -30,6 +42,7 @@ MAILBOX_COLUMNS = {
     "Prohibit Send Quota (Byte)": "prohibit_send_quota_bytes",
     "Prohibit Send/Receive Quota (Byte)": "prohibit_send_receive_quota_bytes",
     "Has Archive": "has_archive",
+    "Recipient Type": "recipient_type",
 }
 
 
@@ -62,33 +75,110 @@ class TenantExtract:
     users: pd.DataFrame
     licenses: pd.DataFrame
     mailboxes: pd.DataFrame
+    # joined: the report's rows are joined to users by UPN; otherwise (off, concealed, unreadable)
+    # the mailbox fields of the overlay are left as they are.
+    mailbox_state: str = "joined"
+    # Things the operator should know about this tenant's data, said once per sync.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def display_name(self) -> str:
         return str(self.organization.get("displayName") or self.tenant_id)
 
+    def _domain(self, flag: str) -> str | None:
+        return next((d["name"] for d in self.organization.get("verifiedDomains", []) if d.get(flag)), None)
+
     @property
     def initial_domain(self) -> str | None:
-        return next((d["name"] for d in self.organization.get("verifiedDomains", [])
-                     if d.get("isInitial")), None)
+        return self._domain("isInitial")
 
     @property
     def default_domain(self) -> str | None:
-        return next((d["name"] for d in self.organization.get("verifiedDomains", [])
-                     if d.get("isDefault")), None)
+        return self._domain("isDefault")
+
+    @property
+    def verified_domains(self) -> list[str]:
+        return [d["name"] for d in self.organization.get("verifiedDomains", [])]
+
+    def details(self) -> dict:
+        """Organization details for the store's tenants table."""
+        org = self.organization
+        phones = org.get("businessPhones") or []
+        return {"display_name": self.display_name, "default_domain": self.default_domain,
+                "initial_domain": self.initial_domain, "street": org.get("street"),
+                "city": org.get("city"), "state": org.get("state"), "postal_code": org.get("postalCode"),
+                "country": org.get("countryLetterCode"), "phone": phones[0] if phones else None,
+                "verified_domains": ", ".join(self.verified_domains) or None,
+                "reports_concealed": self.mailbox_state == "concealed"}
 
 
-def extract_tenant(client: GraphClient, tenant_id: str) -> TenantExtract:
+def user_fields(options: SyncOptions) -> list[str]:
+    """The user properties to $select: the pipeline's own plus whatever the mapping names."""
+    mapped = [v for k, v in options.mapping.model_dump().items() if isinstance(v, str)]
+    return USER_FIELDS + [p for p in dict.fromkeys(mapped) if p not in USER_FIELDS]
+
+
+def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | None = None) -> TenantExtract:
+    options = options or SyncOptions()
+    notes: list[str] = []
     organization = client.get_json(tenant_id, "organization")["value"][0]
     domains = pd.DataFrame(list(client.get_collection(tenant_id, "domains")),
                            columns=["id", "isDefault", "isInitial", "isVerified"])
-    users = pd.DataFrame(list(client.get_collection(tenant_id, "users", select=USER_FIELDS,
-                                                    top=client.settings.page_size)),
-                         columns=USER_FIELDS)
-    skus = list(client.get_collection(tenant_id, "subscribedSkus"))
+    users = read_users(client, tenant_id, options, notes)
+    licenses = licenses_frame(list(client.get_collection(tenant_id, "subscribedSkus"))
+                              if options.licenses else [])
+    mailboxes, state = (read_mailboxes(client, tenant_id, options, notes) if options.mailbox_usage
+                        else (parse_mailbox_report(""), "off"))
+    return TenantExtract(tenant_id, organization, domains, users, licenses, mailboxes, state, notes)
+
+
+def read_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str]) -> pd.DataFrame:
+    fields = user_fields(options)
+    if options.entra:
+        try:
+            rows = list(client.get_collection(tenant_id, "users", select=fields + [SIGN_IN_FIELD],
+                                              top=min(client.settings.page_size, SIGN_IN_PAGE_SIZE)))
+            return pd.DataFrame(rows, columns=fields + [SIGN_IN_FIELD])
+        except GraphError as exc:
+            if exc.code not in SIGN_IN_REFUSALS:
+                raise
+            notes.append(f"last sign-in is left empty: Graph refused signInActivity ({exc.code}); it needs "
+                         "the AuditLog.Read.All permission and an Entra ID P1/P2 licence in the tenant")
+    rows = list(client.get_collection(tenant_id, "users", select=fields, top=client.settings.page_size))
+    return pd.DataFrame(rows, columns=fields + [SIGN_IN_FIELD])
+
+
+def read_mailboxes(client: GraphClient, tenant_id: str, options: SyncOptions,
+                   notes: list[str]) -> tuple[pd.DataFrame, str]:
+    """The mailbox report and its state: joined, concealed or unreadable."""
+    mailboxes = _mailbox_report(client, tenant_id, notes)
+    if mailboxes is not None and is_concealed(mailboxes) and options.fix_concealed_reports:
+        client.request(tenant_id, "admin/reportSettings", method="PATCH",
+                       json_body={"displayConcealedNames": False})
+        notes.append("report name concealment was switched off in this tenant (fix_concealed_reports)")
+        mailboxes = _mailbox_report(client, tenant_id, notes)
+    if mailboxes is None:
+        return parse_mailbox_report(""), "unreadable"
+    if is_concealed(mailboxes):
+        notes.append(CONCEALED_FIX)
+        return mailboxes, "concealed"
+    return mailboxes, "joined"
+
+
+def _mailbox_report(client: GraphClient, tenant_id: str, notes: list[str]) -> pd.DataFrame | None:
     csv = client.get_report_csv(tenant_id, MAILBOX_REPORT)
-    return TenantExtract(tenant_id, organization, domains, users, licenses_frame(skus),
-                         parse_mailbox_report(csv))
+    try:
+        return parse_mailbox_report(csv)
+    except ReportFormatError as exc:
+        notes.append(f"the mailbox usage report could not be read ({exc}); mailbox fields keep their "
+                     "previous values; re-run the tenant later")
+        return None
+
+
+def is_concealed(mailboxes: pd.DataFrame) -> bool:
+    """Concealed reports replace every UPN by 32 upper-case hex characters."""
+    names = mailboxes["user_principal_name"].dropna()
+    return bool(len(names)) and bool(names.str.upper().str.fullmatch(CONCEALED_NAME).mean() > 0.5)
 
 
 def licenses_frame(skus: list[dict]) -> pd.DataFrame:
@@ -107,13 +197,28 @@ def licenses_frame(skus: list[dict]) -> pd.DataFrame:
                                        "consumed", "enabled", "suspended", "warning", "unused"])
 
 
+class ReportFormatError(ValueError):
+    """A report CSV that is not what Graph documents."""
+
+
+REQUIRED_MAILBOX_COLUMNS = ("User Principal Name", "Storage Used (Byte)")
+
+
 def parse_mailbox_report(csv: str) -> pd.DataFrame:
-    """The mailbox usage CSV as a table keyed by lower-cased UPN."""
+    """The mailbox usage CSV as a table keyed by lower-cased UPN, read by column name (the BOM,
+    the column order and optional columns do not matter). Rows cut short are dropped."""
     columns = list(MAILBOX_COLUMNS.values())
-    if not csv.strip():
+    text = csv.lstrip("\ufeff")
+    if not text.strip():
         return pd.DataFrame(columns=columns)
-    raw = pd.read_csv(io.StringIO(csv.lstrip("\ufeff")), dtype=str, keep_default_na=False)
+    try:
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, on_bad_lines="error")
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise ReportFormatError(f"malformed CSV: {str(exc).strip()}") from None
     raw.columns = [c.strip() for c in raw.columns]
+    missing = [c for c in REQUIRED_MAILBOX_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ReportFormatError(f"columns {', '.join(missing)} are missing")
     frame = pd.DataFrame({ours: raw[theirs] if theirs in raw else None
                           for theirs, ours in MAILBOX_COLUMNS.items()})
     for column in ("item_count", "storage_used_bytes", "issue_warning_quota_bytes",
@@ -121,5 +226,6 @@ def parse_mailbox_report(csv: str) -> pd.DataFrame:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     for column in ("is_deleted", "has_archive"):
         frame[column] = frame[column].astype(str).str.lower().eq("true")
-    frame["user_principal_name"] = frame["user_principal_name"].str.lower()
-    return frame.reset_index(drop=True)
+    frame["user_principal_name"] = frame["user_principal_name"].astype("string").str.lower()
+    complete = frame["user_principal_name"].str.len().gt(0) & frame["storage_used_bytes"].notna()
+    return frame[complete.fillna(False)].reset_index(drop=True)

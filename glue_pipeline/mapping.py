@@ -5,12 +5,17 @@ value, and fields not mapped are never touched."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
+
+from glue_pipeline.options import FieldMapping
 
 ENTRA_USER_URL = ("https://entra.microsoft.com/{domain}/#blade/Microsoft_AAD_IAM/"
                   "UserDetailsMenuBlade/Profile/userId/{user_id}")
 ADMIN_CENTER_URL = "https://admin.cloud.microsoft/?delegatedOrg={initial_domain}"
+# As the reference integration does, a last sign-in older than this is not shown.
+SIGN_IN_SHOWN_FOR = timedelta(days=30)
 
 
 @dataclass
@@ -40,9 +45,19 @@ def _text(value: object) -> str | None:
     return text or None
 
 
-def _names(user: dict) -> tuple[str | None, str | None]:
-    first, last = _text(user.get("givenName")), _text(user.get("surname"))
-    if first or last:
+def _property(user: dict, name: str | None) -> str | None:
+    """A mapped user property as text; list properties (businessPhones) give their first item."""
+    if name is None:
+        return None
+    value = user.get(name)
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    return _text(value)
+
+
+def _names(user: dict, mapping: FieldMapping) -> tuple[str | None, str | None]:
+    first, last = _property(user, mapping.first_name), _property(user, mapping.last_name)
+    if first or last or mapping.first_name is None or mapping.last_name is None:
         return first, last
     display = _text(user.get("displayName"))
     if not display:
@@ -62,20 +77,18 @@ def smtp_aliases(proxy_addresses: list[str] | None, primary: str) -> list[str]:
     return out
 
 
-def contact_fields(user: dict) -> ContactFields:
-    first, last = _names(user)
+def contact_fields(user: dict, mapping: FieldMapping | None = None) -> ContactFields:
+    mapping = mapping or FieldMapping()
+    first, last = _names(user, mapping)
     upn = str(user["userPrincipalName"])
-    phones = []
-    business = list(user.get("businessPhones") or [])
-    if business and _text(business[0]):
-        phones.append(("Work", str(business[0]).strip()))
-    if _text(user.get("mobilePhone")):
-        phones.append(("Mobile", str(user["mobilePhone"]).strip()))
+    phones = [(label, value) for label, value in (("Work", _property(user, mapping.work_phone)),
+                                                  ("Mobile", _property(user, mapping.mobile_phone)))
+              if value]
     proxies = user.get("proxyAddresses")
-    return ContactFields(
-        first_name=first, last_name=last, title=_text(user.get("jobTitle")),
-        location=_text(user.get("officeLocation")), primary_email=upn,
-        aliases=smtp_aliases(list(proxies) if proxies is not None else [], upn), phones=phones)
+    aliases = smtp_aliases(list(proxies) if isinstance(proxies, list) else [], upn) if mapping.aliases else []
+    return ContactFields(first_name=first, last_name=last, title=_property(user, mapping.title),
+                         location=_property(user, mapping.location), primary_email=upn,
+                         aliases=aliases, phones=phones)
 
 
 def entra_user_url(default_domain: str | None, user_id: str) -> str:
@@ -86,30 +99,52 @@ def admin_center_url(initial_domain: str | None, tenant_id: str) -> str:
     return ADMIN_CENTER_URL.format(initial_domain=initial_domain or tenant_id)
 
 
+def recent_sign_in(user: dict, now: datetime) -> str | None:
+    activity = user.get("signInActivity")
+    value = activity.get("lastSignInDateTime") if isinstance(activity, dict) else None
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return str(value) if now - moment <= SIGN_IN_SHOWN_FOR else None
+
+
 def overlay_fields(user: dict, tenant_id: str, default_domain: str | None,
-                   license_names: dict[str, str], mailbox: dict | None) -> dict:
-    """The contact_microsoft row for a user (without contact_id)."""
+                   license_names: dict[str, str], mailbox: dict | None, mailbox_joined: bool,
+                   now: datetime) -> dict:
+    """The contact_microsoft row for a user (without contact_id). When the mailbox report could
+    not be joined (off, concealed, unreadable) the mailbox fields are left out, so the overlay
+    keeps what it had."""
     skus = [lic.get("skuId") for lic in (user.get("assignedLicenses") or [])]
     names = sorted({license_names.get(sku, sku) for sku in skus if sku})
-    mailbox = mailbox or {}
-    return {
+    row = {
         "tenant_id": tenant_id,
         "user_id": user["id"],
         "user_principal_name": user["userPrincipalName"],
-        "status": "enabled" if user.get("accountEnabled", True) else "disabled",
+        "status": "enabled" if user.get("accountEnabled", True) is not False else "disabled",
         "user_type": _text(user.get("userType")),
         "licenses": ", ".join(names) or None,
         "created_in_microsoft": _text(user.get("createdDateTime")),
         "last_password_change": _text(user.get("lastPasswordChangeDateTime")),
-        "mailbox_storage_used_bytes": _int(mailbox.get("storage_used_bytes")),
-        "mailbox_item_count": _int(mailbox.get("item_count")),
-        "mailbox_warning_quota_bytes": _int(mailbox.get("issue_warning_quota_bytes")),
-        "mailbox_quota_bytes": _int(mailbox.get("prohibit_send_receive_quota_bytes")),
-        "mailbox_last_activity": _text(mailbox.get("last_activity_date")),
-        "mailbox_has_archive": None if _missing(mailbox.get("has_archive")) else bool(mailbox["has_archive"]),
-        "mailbox_report_date": _text(mailbox.get("report_date")),
+        "last_sign_in": recent_sign_in(user, now),
         "manage_url": entra_user_url(default_domain, user["id"]),
     }
+    if mailbox_joined:
+        mailbox = mailbox or {}
+        row.update({
+            "mailbox_storage_used_bytes": _int(mailbox.get("storage_used_bytes")),
+            "mailbox_item_count": _int(mailbox.get("item_count")),
+            "mailbox_warning_quota_bytes": _int(mailbox.get("issue_warning_quota_bytes")),
+            "mailbox_quota_bytes": _int(mailbox.get("prohibit_send_receive_quota_bytes")),
+            "mailbox_last_activity": _text(mailbox.get("last_activity_date")),
+            "mailbox_has_archive": None if _missing(mailbox.get("has_archive")) else bool(mailbox["has_archive"]),
+            "mailbox_report_date": _text(mailbox.get("report_date")),
+        })
+    return row
 
 
 def _int(value: object) -> int | None:

@@ -62,9 +62,13 @@ def _run_config(show_progress: bool) -> dict:
 def run_discovery(instance: dg.DagsterInstance) -> RunOutcome:
     result = defs.resolve_job_def("discover_tenants").execute_in_process(
         instance=instance, raise_on_error=False, run_config=_run_config(False))
+    return RunOutcome(result.run_id, result.success, [], _run_error(result))
+
+
+def _run_error(result: dg.ExecuteInProcessResult) -> str | None:
+    """The first step failure's message (for a sync run: which tenants failed and why)."""
     failures = result.get_step_failure_events()
-    error = failures[0].step_failure_data.error.message.strip() if failures else None
-    return RunOutcome(result.run_id, result.success, [], error)
+    return failures[0].step_failure_data.error.message.strip() if failures else None
 
 
 def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
@@ -78,7 +82,7 @@ def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
         result = job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False,
                                         run_config=_run_config(show_progress))
         return [RunOutcome(result.run_id, result.success,
-                           list(instance.get_dynamic_partitions(TENANTS.name)))]
+                           list(instance.get_dynamic_partitions(TENANTS.name)), _run_error(result))]
     known = set(instance.get_dynamic_partitions(TENANTS.name))
     unknown = [t for t in tenant_ids if t not in known]
     if unknown:
@@ -88,5 +92,12 @@ def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
     for tenant_id in tenant_ids:
         result = job.execute_in_process(instance=instance, partition_key=tenant_id, raise_on_error=False,
                                         run_config=_run_config(show_progress))
-        outcomes.append(RunOutcome(result.run_id, result.success, [tenant_id]))
+        outcomes.append(RunOutcome(result.run_id, result.success, [tenant_id], _run_error(result)))
     return outcomes
+
+
+def run_overview(instance: dg.DagsterInstance) -> RunOutcome:
+    """Rebuild the tables across all tenants and run their asset checks."""
+    result = defs.resolve_job_def("refresh_overview").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=_run_config(False))
+    return RunOutcome(result.run_id, result.success, [], _run_error(result))

@@ -19,12 +19,21 @@ from sqlalchemy import Engine, insert, select, update
 from glue_pipeline.extract import TenantExtract, extract_tenant
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError
-from glue_pipeline.mapping import ContactFields, admin_center_url, contact_fields, overlay_fields
-from glue_pipeline.matching.contacts import MATCH_COLUMNS, match_contacts, skip_reason
-from glue_pipeline.matching.organizations import OrgMatch, match_organization
+from glue_pipeline.mapping import admin_center_url
+from glue_pipeline.matching.organizations import OrgMatch
+from glue_pipeline.options import SyncOptions
+from glue_pipeline.plan import (
+    ContactPlan,
+    OrganizationPlan,
+    held_plan,
+    held_rows,
+    plan_contacts,
+    plan_organization,
+    skip_reasons,
+)
 from glue_pipeline.store import writer
 from glue_pipeline.store.schema import sync_runs, tenants
-from glue_pipeline.store.writer import ContactCounts, ContactWrite, LogEntry, utcnow
+from glue_pipeline.store.writer import ContactCounts, LogEntry, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,15 @@ class SyncContext:
     engine: Engine
     run_id: str
     organizations: pd.DataFrame  # id, name: the store's organizations when the batch began
+    organization_domains: pd.DataFrame  # organization_id, domain: their contacts' email domains
+    options: SyncOptions = field(default_factory=SyncOptions)
+
+
+def sync_context(client: GraphClient, engine: Engine, run_id: str, options: SyncOptions) -> SyncContext:
+    """Read the store's organizations once for a batch of tenants."""
+    with engine.connect() as conn:
+        return SyncContext(client, engine, run_id, writer.read_organizations(conn),
+                           writer.read_organization_domains(conn), options)
 
 
 def tenant_row(engine: Engine, tenant_id: str) -> dict:
@@ -70,7 +88,7 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
     known = tenant_row(ctx.engine, tenant_id)
     name = known.get("display_name") or tenant_id
     try:
-        extract = extract_tenant(ctx.client, tenant_id)
+        extract = extract_tenant(ctx.client, tenant_id, ctx.options)
         return _write_tenant(ctx, known, extract)
     except Exception as exc:  # noqa: BLE001 - any failure of one tenant must not stop the others
         message = str(exc) if isinstance(exc, GraphError) else f"{type(exc).__name__}: {exc}"
@@ -81,97 +99,95 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
 
 
 def _write_tenant(ctx: SyncContext, known: dict, extract: TenantExtract) -> TenantOutcome:
+    """Match and write one tenant in one transaction, under the tenant's lock."""
     tenant_id = extract.tenant_id
     now = utcnow()
-    users = extract.users
     with ctx.engine.begin() as conn:
         writer.lock_tenant(conn, tenant_id)
         writer.upsert_tenant(conn, {
-            "tenant_id": tenant_id, "display_name": extract.display_name,
-            "default_domain": extract.default_domain, "initial_domain": extract.initial_domain,
-            "relationship": known.get("relationship"),
+            "tenant_id": tenant_id, **extract.details(), "relationship": known.get("relationship"),
             "manage_url": admin_center_url(extract.initial_domain, tenant_id)}, now)
         recorded = writer.read_recorded_match(conn, tenant_id)
-        match = match_organization(tenant_id, extract.display_name, ctx.organizations, recorded)
-        writer.record_match(conn, match, recorded, now)
-        writer.replace_licenses(conn, tenant_id, match.organization_id, extract.licenses)
-        if match.status == "matched":
-            assert match.organization_id is not None
-            emails, linked = writer.read_contact_index(conn, match.organization_id, tenant_id)
-            matches = match_contacts(users, emails, linked)
-            counts = _write_contacts(conn, match.organization_id, extract, matches, now)
+        org = plan_organization(extract, ctx.organizations, ctx.organization_domains, recorded)
+        writer.record_match(conn, org.match, recorded, now)
+        writer.replace_suggestions(conn, tenant_id, org.suggestions)
+        writer.replace_licenses(conn, tenant_id, org.match.organization_id, extract.licenses)
+        skips = skip_reasons(extract, ctx.options)
+        if org.match.status == "matched":
+            assert org.match.organization_id is not None
+            plan, counts = _write_contacts(conn, ctx, extract, org.match.organization_id, skips, now)
             status = "synced"
         else:
-            matches = _held_matches(users, match)
-            counts = ContactCounts(held=int((matches["action"] == "held").sum()),
-                                   skipped=int((matches["action"] == "skipped").sum()))
+            plan = held_plan(extract.users, skips, org.match)
+            counts = ContactCounts(held=int((plan.matches["action"] == "held").sum()))
             counts.log.append(LogEntry("warning", "tenant_held",
-                                       f"{counts.held} users held back: {match.reason}"))
+                                       f"{counts.held} users held back: {org.match.reason}"))
             status = "held"
-        if counts.skipped:
-            reasons = matches.loc[matches["action"] == "skipped", "reason"].value_counts()
-            counts.log.append(LogEntry("info", "users_skipped", f"{counts.skipped} users not synced: "
-                                       + ", ".join(f"{n} {r}" for r, n in reasons.items())))
+        # An unmatched tenant is one decision, not one per user: its users are not listed.
+        writer.replace_held_users(conn, tenant_id, held_rows(plan) if status == "synced" else [], now)
+        counts.skipped = int((plan.matches["action"] == "skipped").sum())
+        counts.log += _tenant_notes(extract, plan.matches)
         writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
         writer.write_result(conn, {
             "run_id": ctx.run_id, "tenant_id": tenant_id, "status": status,
-            "organization_id": match.organization_id, "users": len(users), "created": counts.created,
-            "updated": counts.updated, "unchanged": counts.unchanged, "held": counts.held,
-            "skipped": counts.skipped, "error": None, "finished_at": now})
-    return TenantOutcome(tenant_id, extract.display_name, status, match, len(users), counts,
-                         tables=_tables(extract, match, matches))
+            "organization_id": org.match.organization_id, "users": len(extract.users),
+            "created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged,
+            "held": counts.held, "skipped": counts.skipped, "error": None, "finished_at": now})
+    return TenantOutcome(tenant_id, extract.display_name, status, org.match, len(extract.users), counts,
+                         tables=_tables(extract, org, plan, counts))
 
 
-def _held_matches(users: pd.DataFrame, match: OrgMatch) -> pd.DataFrame:
-    """Every user of a tenant without an organization: held, or skipped by the user selection."""
-    rows = []
-    for user in users.to_dict("records"):
-        reason = skip_reason(user)
-        rows.append({"user_id": user["id"], "user_principal_name": user["userPrincipalName"],
-                     "display_name": user.get("displayName"),
-                     "action": "skipped" if reason else "held", "contact_id": pd.NA,
-                     "matched_on": None, "reason": reason or f"tenant {match.status}: {match.reason}"})
-    return pd.DataFrame(rows, columns=MATCH_COLUMNS).astype({"contact_id": "Int64"})
-
-
-def _write_contacts(conn, organization_id: int, extract: TenantExtract, matches: pd.DataFrame,
-                    now) -> ContactCounts:  # type: ignore[no-untyped-def]
-    users = {u["id"]: u for u in extract.users.to_dict("records")}
-    license_names = dict(zip(extract.licenses["sku_id"], extract.licenses["product_name"]))
-    mailboxes = {m["user_principal_name"]: m for m in extract.mailboxes.to_dict("records")}
-    writes = []
-    for row in matches[matches["action"].isin(["match", "create"])].itertuples(index=False):
-        user = users[row.user_id]
-        writes.append(ContactWrite(
-            user_id=row.user_id,
-            contact_id=None if row.action == "create" else int(row.contact_id),
-            fields=contact_fields(user),
-            overlay=overlay_fields(user, extract.tenant_id, extract.default_domain, license_names,
-                                   mailboxes.get(str(user["userPrincipalName"]).lower()))))
-    counts = writer.apply_contacts(conn, organization_id, writes, now)
-    for row in matches[matches["action"].isin(["ambiguous", "held"])].itertuples(index=False):
+def _write_contacts(conn, ctx: SyncContext, extract: TenantExtract, organization_id: int,
+                    skips: pd.Series, now) -> tuple[ContactPlan, ContactCounts]:  # type: ignore[no-untyped-def]
+    emails, linked = writer.read_contact_index(conn, organization_id, extract.tenant_id)
+    plan = plan_contacts(extract, ctx.options, skips, emails, linked,
+                         writer.read_contact_decisions(conn, extract.tenant_id),
+                         writer.read_org_contacts(conn, organization_id), now)
+    counts = writer.apply_contacts(conn, organization_id, plan.writes, now)
+    for row in plan.matches[plan.matches["action"].isin(["ambiguous", "held"])].itertuples(index=False):
         counts.held += 1
-        counts.log.append(LogEntry("warning", f"contact_{row.action}", f"{row.user_principal_name}: "
-                                   f"{row.reason}", None if pd.isna(row.contact_id) else int(row.contact_id),
-                                   row.user_id))
-    counts.skipped = int((matches["action"] == "skipped").sum())
-    writer.mark_removed_users(conn, extract.tenant_id, set(users), counts)
-    # The contact ids of created contacts are known only now.
-    created = {w.user_id: w.contact_id for w in writes}
-    matches["contact_id"] = matches["user_id"].map(created).fillna(matches["contact_id"]).astype("Int64")
-    return counts
+        contact_id = None if pd.isna(row.contact_id) else int(row.contact_id)
+        counts.log.append(LogEntry("warning", f"contact_{row.action}",
+                                   f"{row.user_principal_name}: {row.reason}", contact_id, row.user_id))
+    writer.mark_removed_users(conn, extract.tenant_id, set(extract.users["id"]), counts)
+    # The ids of created contacts are known only now.
+    created = {w.user_id: w.contact_id for w in plan.writes}
+    plan.matches["contact_id"] = (plan.matches["user_id"].map(created)
+                                  .fillna(plan.matches["contact_id"]).astype("Int64"))
+    return plan, counts
 
 
-def _tables(extract: TenantExtract, match: OrgMatch, matches: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def _tenant_notes(extract: TenantExtract, matches: pd.DataFrame) -> list[LogEntry]:
+    """Once per tenant: what the operator should know (skipped users, data left out)."""
+    entries = [LogEntry("warning", "tenant_note", note) for note in extract.notes]
+    skipped = matches[matches["action"] == "skipped"]
+    if len(skipped):
+        reasons = skipped["reason"].value_counts()
+        entries.append(LogEntry("info", "users_skipped", f"{len(skipped)} users not synced: "
+                                + ", ".join(f"{n} {r}" for r, n in reasons.items())))
+    return entries
+
+
+def _tables(extract: TenantExtract, org: OrganizationPlan, plan: ContactPlan,
+            counts: ContactCounts) -> dict[str, pd.DataFrame]:
     users = extract.users.copy()
     users["assignedLicenses"] = users["assignedLicenses"].map(
         lambda items: [i.get("skuId") for i in items] if isinstance(items, list) else [])
-    org = pd.DataFrame([{"tenant_id": match.tenant_id, "tenant_name": match.tenant_name,
-                         "status": match.status, "organization_id": match.organization_id,
-                         "method": match.method, "reason": match.reason}])
-    org["organization_id"] = org["organization_id"].astype("Int64")
+    users["signInActivity"] = users["signInActivity"].map(
+        lambda a: a.get("lastSignInDateTime") if isinstance(a, dict) else None)
+    match = org.match
+    suggestions = "; ".join(f"{r.rank}. {r.organization_name} (id {r.organization_id}, {r.score:.0f}: "
+                            f"{r.reasons})" for r in org.suggestions.itertuples(index=False))
+    organization = pd.DataFrame([{"tenant_id": match.tenant_id, "tenant_name": match.tenant_name,
+                                  "status": match.status, "organization_id": match.organization_id,
+                                  "method": match.method, "reason": match.reason,
+                                  "suggestions": suggestions or None}])
+    organization["organization_id"] = organization["organization_id"].astype("Int64")
+    differences = pd.DataFrame(counts.differences, columns=["contact_id", "user_id", "field",
+                                                            "store_value", "microsoft_value"])
     return {"users": users, "licenses": extract.licenses, "mailbox_usage": extract.mailboxes,
-            "organization_match": org, "contact_matches": matches}
+            "organization_match": organization, "contact_matches": plan.matches,
+            "duplicate_risk": plan.risk, "differences": differences}
 
 
 def _record_failure(ctx: SyncContext, tenant_id: str, message: str) -> None:

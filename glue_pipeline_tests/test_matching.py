@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from glue_pipeline.matching.contacts import match_contacts
+from glue_pipeline.matching.contacts import match_contacts, skip_reason
 from glue_pipeline.matching.organizations import match_organization, normalize_name
+from glue_pipeline.options import UserSelection
 
 ORGS = pd.DataFrame({"id": [1, 2, 3, 4], "name": ["Contoso Ltd", "  fabrikam   INC ", "Twin", "twin"]})
 LICENSED = [{"skuId": "sku-1", "disabledPlans": []}]
@@ -91,13 +92,62 @@ def test_two_users_on_one_contact_are_both_ambiguous() -> None:
     assert list(table["action"]) == ["ambiguous", "ambiguous"]
 
 
+def _skips(users: pd.DataFrame, selection: UserSelection, shared: set[str] = frozenset()) -> pd.Series:
+    parts = {"sku-1": "SPB", "sku-2": "FLOW_FREE"}
+    return pd.Series([skip_reason(u, selection, parts, set(shared)) for u in users.to_dict("records")],
+                     dtype=object)
+
+
 def test_guests_and_unlicensed_users_are_skipped_with_a_reason() -> None:
     users = _users({"id": "g", "userPrincipalName": "jo_gmail.com#EXT#@contoso.onmicrosoft.com",
                     "userType": "Guest", "assignedLicenses": []},
                    {"id": "n", "userPrincipalName": "nolicense@contoso.com", "assignedLicenses": []})
-    table = match_contacts(users, pd.DataFrame(columns=["contact_id", "value"]), _no_links())
+    table = match_contacts(users, pd.DataFrame(columns=["contact_id", "value"]), _no_links(),
+                           _skips(users, UserSelection()))
     assert list(table["action"]) == ["skipped", "skipped"]
     assert list(table["reason"]) == ["guest account", "no license assigned"]
+
+
+def test_selection_switches_and_subscriptions() -> None:
+    users = _users({"id": "g", "userPrincipalName": "jo#EXT#@x.onmicrosoft.com", "userType": "Guest"},
+                   {"id": "d", "userPrincipalName": "off@x.com", "accountEnabled": False},
+                   {"id": "f", "userPrincipalName": "free@x.com",
+                    "assignedLicenses": [{"skuId": "sku-2", "disabledPlans": []}]},
+                   {"id": "s", "userPrincipalName": "info@x.com"})
+    default = _skips(users, UserSelection(), shared={"info@x.com"})
+    assert list(default) == ["guest account", None, None, "shared or resource mailbox"]
+    strict = _skips(users, UserSelection(include_guests=True, include_disabled=False, subscriptions=["SPB"],
+                                         include_shared_mailboxes=True), shared={"info@x.com"})
+    assert strict[0] is None and strict[1] == "account disabled" and strict[3] is None
+    assert strict[2] == "none of the selected subscriptions (SPB)"
+
+
+def test_mail_and_proxy_addresses_match_in_order() -> None:
+    users = _users({"id": "u1", "userPrincipalName": "u1@contoso.onmicrosoft.com", "mail": "Ann@Contoso.com"},
+                   {"id": "u2", "userPrincipalName": "u2@contoso.onmicrosoft.com", "mail": None,
+                    "proxyAddresses": ["SMTP:u2@contoso.onmicrosoft.com", "smtp:bob@contoso.co.uk"]})
+    emails = pd.DataFrame({"contact_id": [10, 11], "value": ["ann@contoso.com", "BOB@contoso.co.uk"]})
+    table = match_contacts(users, emails, _no_links()).set_index("user_id")
+    assert (table.loc["u1", "contact_id"], table.loc["u1", "matched_on"]) == (10, "mail")
+    assert (table.loc["u2", "contact_id"], table.loc["u2", "matched_on"]) == (11, "proxy")
+
+
+def test_link_decision_wins_and_create_decision_is_kept() -> None:
+    users = _users({"id": "u1", "userPrincipalName": "ann@contoso.com"},
+                   {"id": "u2", "userPrincipalName": "new@contoso.com"})
+    emails = pd.DataFrame({"contact_id": [10, 12], "value": ["ann@contoso.com", None]})
+    decisions = pd.DataFrame({"user_id": ["u1", "u2"], "action": ["link", "create"], "contact_id": [12, None]})
+    table = match_contacts(users, emails, _no_links(), decisions=decisions).set_index("user_id")
+    assert (table.loc["u1", "action"], table.loc["u1", "contact_id"]) == ("match", 12)
+    assert (table.loc["u2", "action"], table.loc["u2", "matched_on"]) == ("create", "decision")
+
+
+def test_link_decision_to_a_contact_outside_the_organization_is_held() -> None:
+    users = _users({"id": "u1", "userPrincipalName": "ann@contoso.com"})
+    decisions = pd.DataFrame({"user_id": ["u1"], "action": ["link"], "contact_id": [99]})
+    row = match_contacts(users, pd.DataFrame({"contact_id": [10], "value": ["x@y.z"]}), _no_links(),
+                         decisions=decisions).iloc[0]
+    assert row["action"] == "held" and "not in the tenant's organization" in row["reason"]
 
 
 def test_link_to_a_contact_in_another_organization_is_held() -> None:

@@ -130,8 +130,10 @@ class GraphClient:
         return min(backoff + random.uniform(0, backoff), self.settings.max_retry_wait_s)
 
     def request(self, tenant_id: str, path_or_url: str, params: dict[str, Any] | None = None,
-                allow_redirects: bool = True) -> requests.Response:
-        """GET with a bearer token; retries 429/5xx/connection faults; refreshes an expired token once."""
+                allow_redirects: bool = True, method: str = "GET",
+                json_body: dict | None = None) -> requests.Response:
+        """A call with a bearer token; retries 429/5xx/connection faults; refreshes an expired
+        token once."""
         url = self._url(path_or_url)
         endpoint = urlsplit(url).path
         refreshed = False
@@ -142,8 +144,8 @@ class GraphClient:
             try:
                 with self._count_lock:
                     self.requests_made += 1
-                response = self.session.get(url, params=params, headers=headers,
-                                            allow_redirects=allow_redirects)
+                response = self.session.request(method, url, params=params, headers=headers,
+                                                allow_redirects=allow_redirects, json=json_body)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 failure: GraphError = TransientGraphError(
                     tenant_id, endpoint, type(exc).__name__, str(exc).split("(Caused")[0],

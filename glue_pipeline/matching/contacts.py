@@ -1,73 +1,133 @@
-"""User to contact, within the organization matched to the user's tenant: the Microsoft user id
-already linked to a contact, then the UPN against every email of the organization's contacts.
+"""User to contact, within the organization matched to the user's tenant.
 
-One user matching several contacts, or several users one contact, is ambiguous and written to
-neither. Users the sync does not take (guests, unlicensed) are kept in the table with the reason.
+Order: an analyst's decision for the user; the Microsoft user id already linked to a contact;
+the UPN; `mail`; any smtp proxy address - each against every email of the organization's
+contacts, case ignored. One user matching several contacts, or several users one contact, is
+ambiguous and written to neither. Users the selection leaves out stay in the table with the
+reason.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from glue_pipeline.options import UserSelection
+
 MATCH_COLUMNS = ["user_id", "user_principal_name", "display_name", "action", "contact_id",
                  "matched_on", "reason"]
 
 
-def skip_reason(user: dict) -> str | None:
-    """Why a user is not synced (the default selection: licensed members), or None."""
-    upn = str(user.get("userPrincipalName") or "")
-    if user.get("userType") == "Guest" or "#EXT#" in upn.upper():
-        return "guest account"
-    if not user.get("assignedLicenses"):
-        return "no license assigned"
+def is_guest(user: dict) -> bool:
+    return user.get("userType") == "Guest" or "#EXT#" in str(user.get("userPrincipalName") or "").upper()
+
+
+def skip_reason(user: dict, selection: UserSelection, sku_part_numbers: dict[str, str],
+                shared_mailboxes: set[str]) -> str | None:
+    """Why the selection leaves a user out, or None when it is synced."""
+    if is_guest(user):
+        return None if selection.include_guests else "guest account"
+    if str(user.get("userPrincipalName") or "").lower() in shared_mailboxes:
+        return None if selection.include_shared_mailboxes else "shared or resource mailbox"
+    if user.get("accountEnabled") is False and not selection.include_disabled:
+        return "account disabled"
+    skus = [lic.get("skuId") for lic in (user.get("assignedLicenses") or [])]
+    if not skus:
+        return None if selection.include_unlicensed else "no license assigned"
+    if selection.subscriptions:
+        parts = {sku_part_numbers.get(sku, sku) for sku in skus}
+        if not parts & set(selection.subscriptions):
+            return "none of the selected subscriptions (" + ", ".join(selection.subscriptions) + ")"
     return None
 
 
-def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame,
-                   linked: pd.DataFrame) -> pd.DataFrame:
+def user_addresses(user: dict) -> list[tuple[str, str]]:
+    """(matched_on, lower-cased address) in match order: UPN, mail, smtp proxy addresses."""
+    out = [("upn", str(user["userPrincipalName"]).lower())]
+    if user.get("mail"):
+        out.append(("mail", str(user["mail"]).lower()))
+    for proxy in user.get("proxyAddresses") if isinstance(user.get("proxyAddresses"), list) else []:
+        if str(proxy)[:5].lower() == "smtp:":
+            out.append(("proxy", str(proxy)[5:].lower()))
+    return out
+
+
+class _Index:
+    """The organization's contacts, linked users and decisions, for one tenant."""
+
+    def __init__(self, contact_emails: pd.DataFrame, linked: pd.DataFrame,
+                 decisions: pd.DataFrame) -> None:
+        self.linked_by_user = {row.user_id: row for row in linked.itertuples(index=False)}
+        self.contact_ids = {int(c) for c in contact_emails["contact_id"]}
+        self.by_email: dict[str, set[int]] = {}
+        for row in contact_emails.dropna(subset=["value"]).itertuples(index=False):
+            self.by_email.setdefault(str(row.value).lower(), set()).add(int(row.contact_id))
+        self.taken = {int(row.contact_id) for row in linked.itertuples(index=False)}
+        self.decisions = {row.user_id: row for row in decisions.itertuples(index=False)}
+
+
+def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd.DataFrame,
+                   skip_reasons: pd.Series | None = None,
+                   decisions: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per user with its action: match, create, ambiguous, held or skipped.
 
-    users: Graph user records (id, userPrincipalName, displayName, userType, assignedLicenses).
-    contact_emails: contact_id, value: every email of the matched organization's contacts.
-    linked: contact_id, user_id, in_organization: contacts already linked to this tenant's users.
+    users: Graph user records (id, userPrincipalName, displayName, mail, proxyAddresses).
+    contact_emails: contact_id, value - every email of the matched organization's contacts
+        (contact_id with a null value for a contact without email).
+    linked: contact_id, user_id, in_organization - contacts linked to this tenant's users.
+    skip_reasons: per user index, why the selection leaves the user out (None: synced).
+    decisions: user_id, action (link | create), contact_id - an analyst's standing decisions.
     """
-    linked_by_user = {row.user_id: row for row in linked.itertuples(index=False)}
-    contacts_by_email: dict[str, set[int]] = {}
-    for row in contact_emails.itertuples(index=False):
-        contacts_by_email.setdefault(str(row.value).lower(), set()).add(int(row.contact_id))
-    taken = {int(row.contact_id) for row in linked.itertuples(index=False)}
-
+    decisions = decisions if decisions is not None else pd.DataFrame(
+        columns=["user_id", "action", "contact_id"])
+    index = _Index(contact_emails, linked, decisions)
     rows = []
-    for user in users.to_dict("records"):
+    for position, user in enumerate(users.to_dict("records")):
+        reason = None if skip_reasons is None else skip_reasons.iloc[position]
+        reason = None if pd.isna(reason) else reason
         base = {"user_id": user["id"], "user_principal_name": user["userPrincipalName"],
                 "display_name": user.get("displayName")}
-        rows.append({**base, **_decide(user, linked_by_user, contacts_by_email, taken)})
+        rows.append({**base, **_decide(user, reason, index)})
     table = pd.DataFrame(rows, columns=MATCH_COLUMNS)
     return _flag_shared_contacts(table)
 
 
-def _decide(user: dict, linked_by_user: dict, contacts_by_email: dict[str, set[int]],
-            taken: set[int]) -> dict:
-    link = linked_by_user.get(user["id"])
+def _decide(user: dict, skip: str | None, index: _Index) -> dict:
+    decision = index.decisions.get(user["id"])
+    if decision is not None and decision.action == "link":
+        if int(decision.contact_id) in index.contact_ids:
+            return _row("match", int(decision.contact_id), "decision", "linked by an analyst's decision")
+        return _row("held", int(decision.contact_id), "decision",
+                    "the analyst linked a contact that is not in the tenant's organization: record "
+                    "a new link decision")
+    link = index.linked_by_user.get(user["id"])
     if link is not None:
         if not link.in_organization:
-            return {"action": "held", "contact_id": int(link.contact_id), "matched_on": "user_id",
-                    "reason": "linked to a contact of another organization than the tenant's match: "
-                              "move the contact or change the tenant's match"}
-        return {"action": "match", "contact_id": int(link.contact_id), "matched_on": "user_id",
-                "reason": "linked Microsoft user id"}
-    reason = skip_reason(user)
-    if reason:
-        return {"action": "skipped", "contact_id": None, "matched_on": None, "reason": reason}
-    candidates = contacts_by_email.get(str(user["userPrincipalName"]).lower(), set()) - taken
-    if len(candidates) == 1:
-        return {"action": "match", "contact_id": candidates.pop(), "matched_on": "upn",
-                "reason": "contact email equals the UPN"}
-    if len(candidates) > 1:
-        ids = ", ".join(str(c) for c in sorted(candidates))
-        return {"action": "ambiguous", "contact_id": None, "matched_on": "upn",
-                "reason": f"the UPN is an email of {len(candidates)} contacts ({ids}): link one"}
-    return {"action": "create", "contact_id": None, "matched_on": None, "reason": "no contact has the UPN"}
+            return _row("held", int(link.contact_id), "user_id",
+                        "linked to a contact of another organization than the tenant's match: "
+                        "move the contact or change the tenant's match")
+        return _row("match", int(link.contact_id), "user_id", "linked Microsoft user id")
+    if skip:
+        return _row("skipped", None, None, skip)
+    for matched_on, address in user_addresses(user):
+        candidates = index.by_email.get(address, set()) - index.taken
+        if len(candidates) == 1:
+            return _row("match", next(iter(candidates)), matched_on,
+                        f"contact email equals the user's {_LABELS[matched_on]}")
+        if len(candidates) > 1:
+            ids = ", ".join(str(c) for c in sorted(candidates))
+            return _row("ambiguous", None, matched_on,
+                        f"the {_LABELS[matched_on]} {address} is an email of {len(candidates)} "
+                        f"contacts ({ids}): link the user to one of them")
+    if decision is not None and decision.action == "create":
+        return _row("create", None, "decision", "creation approved by an analyst")
+    return _row("create", None, None, "no contact has any of the user's addresses")
+
+
+_LABELS = {"upn": "UPN", "mail": "mail address", "proxy": "proxy address"}
+
+
+def _row(action: str, contact_id: int | None, matched_on: str | None, reason: str) -> dict:
+    return {"action": action, "contact_id": contact_id, "matched_on": matched_on, "reason": reason}
 
 
 def _flag_shared_contacts(table: pd.DataFrame) -> pd.DataFrame:

@@ -79,6 +79,7 @@ contact_microsoft = Table(
     Column("licenses", Text),
     Column("created_in_microsoft", String(32)),
     Column("last_password_change", String(32)),
+    Column("last_sign_in", String(32)),
     Column("mailbox_storage_used_bytes", BigInteger),
     Column("mailbox_item_count", BigInteger),
     Column("mailbox_warning_quota_bytes", BigInteger),
@@ -98,7 +99,17 @@ tenants = Table(
     Column("default_domain", String(255)),
     Column("initial_domain", String(255)),
     Column("relationship", String(8)),
+    # Reached through a direct-login data source rather than (or as well as) the partner app.
+    Column("data_source", String(64)),
     Column("manage_url", Text),
+    Column("street", String(255)),
+    Column("city", String(128)),
+    Column("state", String(128)),
+    Column("postal_code", String(32)),
+    Column("country", String(8)),
+    Column("phone", String(64)),
+    Column("verified_domains", Text),
+    Column("reports_concealed", Boolean),
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
     Column("last_seen_at", DateTime(timezone=True), nullable=False),
     Column("vanished_at", DateTime(timezone=True)),
@@ -108,10 +119,58 @@ tenant_matches = Table(
     "tenant_matches", metadata,
     Column("tenant_id", String(36), ForeignKey("tenants.tenant_id"), primary_key=True),
     Column("organization_id", Integer, ForeignKey("organizations.id")),
-    Column("status", String(16), nullable=False),  # matched | unmatched | ignored
+    Column("status", String(16), nullable=False),  # matched | suggested | unmatched | ignored
     Column("method", String(16)),  # exact | accepted | manual | created
     Column("decided_by", String(255)),
     Column("decided_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Organization suggestions for tenants without a match, best first (replaced at every sync).
+tenant_suggestions = Table(
+    "tenant_suggestions", metadata,
+    Column("tenant_id", String(36), ForeignKey("tenants.tenant_id"), primary_key=True),
+    Column("rank", Integer, primary_key=True),
+    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("organization_name", String(255), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("reasons", Text, nullable=False),
+)
+
+# Every match decision an analyst recorded, in order (the audit trail).
+match_decisions = Table(
+    "match_decisions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", String(36), nullable=False, index=True),
+    Column("action", String(32), nullable=False),
+    Column("organization_id", Integer),
+    Column("user_id", String(36)),
+    Column("contact_id", Integer),
+    Column("decided_by", String(255), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("note", Text),
+)
+
+# The standing decision for a user: link it to a contact, or create it despite a duplicate risk.
+contact_decisions = Table(
+    "contact_decisions", metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("user_id", String(36), primary_key=True),
+    Column("action", String(16), nullable=False),  # link | create
+    Column("contact_id", Integer, ForeignKey("contacts.id")),
+    Column("decided_by", String(255), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+)
+
+# Users the last sync of their tenant did not write and why (ambiguous, likely duplicate, ...).
+held_users = Table(
+    "held_users", metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("user_id", String(36), primary_key=True),
+    Column("user_principal_name", String(320), nullable=False),
+    Column("display_name", String(255)),
+    Column("reason", Text, nullable=False),
+    Column("candidate_contact_ids", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -24,7 +24,10 @@ from glue_pipeline.store.schema import (
     contacts,
     licenses,
     organizations,
+    contact_decisions,
+    held_users,
     sync_log,
+    tenant_suggestions,
     sync_results,
     tenant_matches,
     tenants,
@@ -55,6 +58,7 @@ class ContactCounts:
     skipped: int = 0
     removed: int = 0
     log: list[LogEntry] = field(default_factory=list)
+    differences: list[dict] = field(default_factory=list)
 
 
 def lock_tenant(conn: Connection, tenant_id: str) -> None:
@@ -69,9 +73,13 @@ def read_organizations(conn: Connection) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "name"])
 
 
+TENANT_DETAILS = ("display_name", "default_domain", "initial_domain", "relationship", "data_source",
+                  "manage_url", "street", "city", "state", "postal_code", "country", "phone",
+                  "verified_domains", "reports_concealed")
+
+
 def upsert_tenant(conn: Connection, row: dict, now: datetime) -> None:
-    values = {k: row.get(k) for k in ("display_name", "default_domain", "initial_domain",
-                                      "relationship", "manage_url")}
+    values = {k: row[k] for k in TENANT_DETAILS if k in row}
     done = conn.execute(update(tenants).where(tenants.c.tenant_id == row["tenant_id"])
                         .values(**values, last_seen_at=now, vanished_at=None)).rowcount
     if not done:
@@ -115,10 +123,11 @@ def replace_licenses(conn: Connection, tenant_id: str, organization_id: int | No
 
 def read_contact_index(conn: Connection, organization_id: int,
                        tenant_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every email of the organization's contacts, and the contacts linked to this tenant's users."""
+    """Every email of the organization's contacts (a null email for a contact without one), and
+    the contacts linked to this tenant's users."""
     emails = conn.execute(
-        select(contact_emails.c.contact_id, contact_emails.c.value)
-        .join(contacts, contacts.c.id == contact_emails.c.contact_id)
+        select(contacts.c.id, contact_emails.c.value)
+        .join(contact_emails, contacts.c.id == contact_emails.c.contact_id, isouter=True)
         .where(contacts.c.organization_id == organization_id)).all()
     linked = conn.execute(
         select(contact_microsoft.c.contact_id, contact_microsoft.c.user_id,
@@ -203,76 +212,101 @@ def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime
                 for rows in _rows_by_contact(conn, contact_microsoft, ids).values()}
     for write in writes:
         cid = write.contact_id
-        changed = _update_scalars(conn, cid, current[cid], write.fields)
-        changed += _sync_emails(conn, cid, emails.get(cid, []), write.fields)
-        changed += _sync_phones(conn, cid, phones.get(cid, []), write.fields)
-        changed += _sync_overlay(conn, cid, overlays.get(cid), write.overlay)
-        if changed:
+        diffs = _update_scalars(conn, cid, current[cid], write.fields)
+        diffs += _sync_emails(conn, cid, emails.get(cid, []), write.fields)
+        diffs += _sync_phones(conn, cid, phones.get(cid, []), write.fields)
+        diffs += _sync_overlay(conn, cid, overlays.get(cid), write.overlay)
+        if diffs:
             conn.execute(update(contacts).where(contacts.c.id == cid).values(updated_at=now))
             counts.updated += 1
-            counts.log.append(LogEntry("info", "contact_updated",
-                                       f"updated {', '.join(sorted(set(changed)))}", cid, write.user_id))
+            fields = sorted({d.field for d in diffs})
+            counts.log.append(LogEntry("info", "contact_updated", f"updated {', '.join(fields)}",
+                                       cid, write.user_id))
+            counts.differences += [{"contact_id": cid, "user_id": write.user_id, **d.as_dict()}
+                                   for d in diffs]
         else:
             counts.unchanged += 1
 
 
-def _update_scalars(conn: Connection, cid: int, current: dict, fields: ContactFields) -> list[str]:
+@dataclass(frozen=True)
+class Difference:
+    """A field where the store and Microsoft differed before the sync wrote Microsoft's value."""
+
+    field: str
+    store_value: object
+    microsoft_value: object
+
+    def as_dict(self) -> dict:
+        return {"field": self.field, "store_value": _text(self.store_value),
+                "microsoft_value": _text(self.microsoft_value)}
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _update_scalars(conn: Connection, cid: int, current: dict,
+                    fields: ContactFields) -> list[Difference]:
     # A value Microsoft leaves empty does not erase what the store holds.
     values = {k: v for k, v in fields.scalar_fields().items() if v is not None and current.get(k) != v}
     if values:
         conn.execute(update(contacts).where(contacts.c.id == cid).values(**values))
-    return list(values)
+    return [Difference(k, current.get(k), v) for k, v in values.items()]
 
 
-def _sync_emails(conn: Connection, cid: int, current: list[dict], fields: ContactFields) -> list[str]:
+def _sync_emails(conn: Connection, cid: int, current: list[dict],
+                 fields: ContactFields) -> list[Difference]:
     """Microsoft's addresses are added, the UPN becomes primary; no address is removed."""
     by_value = {row["value"].lower(): row for row in current}
-    changed: list[str] = []
+    diffs: list[Difference] = []
+    old_primary = next((row["value"] for row in current if row["is_primary"]), None)
     for value, label, primary in _email_rows(fields):
         row = by_value.get(value.lower())
         if row is None:
             conn.execute(insert(contact_emails).values(contact_id=cid, value=value, label=label,
                                                        is_primary=primary))
             by_value[value.lower()] = {"value": value, "is_primary": primary}
-            changed.append("emails")
+            if not primary:
+                diffs.append(Difference("email", None, value))
         elif primary and not row["is_primary"]:
             conn.execute(update(contact_emails).where(contact_emails.c.id == row["id"])
                          .values(is_primary=True))
-            changed.append("primary email")
     primary_value = fields.primary_email.lower()
     for row in current:
         if row["is_primary"] and row["value"].lower() != primary_value:
             conn.execute(update(contact_emails).where(contact_emails.c.id == row["id"])
                          .values(is_primary=False))
-            changed.append("primary email")
-    return changed
+    if (old_primary or "").lower() != primary_value:
+        diffs.append(Difference("primary email", old_primary, fields.primary_email))
+    return diffs
 
 
-def _sync_phones(conn: Connection, cid: int, current: list[dict], fields: ContactFields) -> list[str]:
+def _sync_phones(conn: Connection, cid: int, current: list[dict],
+                 fields: ContactFields) -> list[Difference]:
     """One phone per mapped label (Work, Mobile) follows Microsoft; other phones stay."""
     by_label = {row["label"]: row for row in current}
-    changed: list[str] = []
+    diffs: list[Difference] = []
     for label, value in fields.phones:
         row = by_label.get(label)
         if row is None:
             conn.execute(insert(contact_phones).values(contact_id=cid, value=value, label=label,
-                                                       is_primary=not current and not changed))
-            changed.append("phones")
+                                                       is_primary=not current and not diffs))
+            diffs.append(Difference(f"{label.lower()} phone", None, value))
         elif row["value"] != value:
             conn.execute(update(contact_phones).where(contact_phones.c.id == row["id"]).values(value=value))
-            changed.append("phones")
-    return changed
+            diffs.append(Difference(f"{label.lower()} phone", row["value"], value))
+    return diffs
 
 
-def _sync_overlay(conn: Connection, cid: int, current: dict | None, overlay: dict) -> list[str]:
+def _sync_overlay(conn: Connection, cid: int, current: dict | None,
+                  overlay: dict) -> list[Difference]:
     if current is None:
         conn.execute(insert(contact_microsoft).values(contact_id=cid, **overlay))
-        return ["microsoft link"]
+        return [Difference("microsoft link", None, overlay["user_principal_name"])]
     diff = {k: v for k, v in overlay.items() if current.get(k) != v}
     if diff:
         conn.execute(update(contact_microsoft).where(contact_microsoft.c.contact_id == cid).values(**diff))
-        return ["microsoft " + k for k in diff]
-    return []
+    return [Difference(f"microsoft {k}", current.get(k), v) for k, v in diff.items()]
 
 
 def mark_removed_users(conn: Connection, tenant_id: str, present_user_ids: set[str],
@@ -333,3 +367,64 @@ def vanished_tenants(conn: Connection, tenant_ids: list[str]) -> set[str]:
     """Of these tenants, the ones the last discovery no longer found."""
     rows = conn.execute(select(tenants.c.tenant_id).where(tenants.c.vanished_at.is_not(None)))
     return {r.tenant_id for r in rows} & set(tenant_ids)
+
+
+def read_organization_domains(conn: Connection) -> pd.DataFrame:
+    """organization_id, domain: the email domains each organization's contacts use."""
+    rows = conn.execute(select(contacts.c.organization_id, contact_emails.c.value)
+                        .join(contact_emails, contact_emails.c.contact_id == contacts.c.id)).all()
+    frame = pd.DataFrame(rows, columns=["organization_id", "value"])
+    frame["domain"] = frame["value"].astype(str).str.split("@").str[-1].str.lower()
+    return frame[["organization_id", "domain"]].drop_duplicates(ignore_index=True)
+
+
+def read_contact_decisions(conn: Connection, tenant_id: str) -> pd.DataFrame:
+    rows = conn.execute(select(contact_decisions.c.user_id, contact_decisions.c.action,
+                               contact_decisions.c.contact_id)
+                        .where(contact_decisions.c.tenant_id == tenant_id)).all()
+    return pd.DataFrame(rows, columns=["user_id", "action", "contact_id"])
+
+
+def replace_suggestions(conn: Connection, tenant_id: str, suggestions: pd.DataFrame) -> None:
+    """The tenant's current suggestions, best first (none once it is matched or ignored)."""
+    current = conn.execute(select(tenant_suggestions.c.rank, tenant_suggestions.c.organization_id,
+                                  tenant_suggestions.c.score, tenant_suggestions.c.reasons)
+                           .where(tenant_suggestions.c.tenant_id == tenant_id)
+                           .order_by(tenant_suggestions.c.rank)).all()
+    rows = [{"tenant_id": tenant_id, "rank": int(r.rank), "organization_id": int(r.organization_id),
+             "organization_name": r.organization_name, "score": int(round(r.score)),
+             "reasons": r.reasons} for r in suggestions.itertuples(index=False)]
+    if [tuple(c) for c in current] == [(r["rank"], r["organization_id"], r["score"], r["reasons"])
+                                       for r in rows]:
+        return
+    conn.execute(delete(tenant_suggestions).where(tenant_suggestions.c.tenant_id == tenant_id))
+    if rows:
+        conn.execute(insert(tenant_suggestions), rows)
+
+
+def replace_held_users(conn: Connection, tenant_id: str, rows: list[dict], now: datetime) -> None:
+    """The users the tenant's latest sync held back, with the reason."""
+    current = {r.user_id: (r.reason, r.candidate_contact_ids) for r in conn.execute(
+        select(held_users).where(held_users.c.tenant_id == tenant_id))}
+    wanted = {r["user_id"]: (r["reason"], r.get("candidate_contact_ids")) for r in rows}
+    if current == wanted:
+        return
+    conn.execute(delete(held_users).where(held_users.c.tenant_id == tenant_id))
+    if rows:
+        conn.execute(insert(held_users), [{"tenant_id": tenant_id, "updated_at": now, **r} for r in rows])
+
+
+def read_org_contacts(conn: Connection, organization_id: int) -> pd.DataFrame:
+    """contact_id, first_name, last_name, emails (list), phones (list) of an organization."""
+    people = conn.execute(select(contacts.c.id, contacts.c.first_name, contacts.c.last_name)
+                          .where(contacts.c.organization_id == organization_id)).all()
+    frame = pd.DataFrame(people, columns=["contact_id", "first_name", "last_name"])
+    for table, column in ((contact_emails, "emails"), (contact_phones, "phones")):
+        values = conn.execute(select(table.c.contact_id, table.c.value)
+                              .join(contacts, contacts.c.id == table.c.contact_id)
+                              .where(contacts.c.organization_id == organization_id)).all()
+        grouped: dict[int, list[str]] = {}
+        for contact_id, value in values:
+            grouped.setdefault(contact_id, []).append(value)
+        frame[column] = [grouped.get(c, []) for c in frame["contact_id"]]
+    return frame

@@ -1,0 +1,119 @@
+"""Sync options: which users, which data, how fields map, what to do with likely duplicates.
+
+One model serves the configuration file (`glue.yaml`, or the file GLUE_CONFIG names) and the
+Dagster resource config, so both are validated the same way and a bad value is refused before
+anything is written, naming the field and the fix. Secrets never live here: they come from
+environment variables (see settings.py).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+import yaml
+from pydantic import ConfigDict, Field, ValidationError, field_validator
+
+from glue_pipeline.settings import PROJECT_ROOT, ConfigError
+
+# Graph user properties a contact field can be mapped from (all are $select-ed).
+MAPPABLE_USER_PROPERTIES = {
+    "givenName", "surname", "displayName", "jobTitle", "officeLocation", "mobilePhone",
+    "businessPhones", "department", "companyName", "employeeId", "mail", "preferredLanguage",
+}
+
+
+class _Strict(dg.Config):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserSelection(_Strict):
+    """Which Microsoft users become contacts. Default: every licensed member."""
+
+    subscriptions: list[str] = Field(
+        default_factory=list,
+        description="SKU part numbers the MSP manages (e.g. SPB, O365_BUSINESS_PREMIUM); a user needs "
+                    "one of them. Empty: any license.")
+    include_unlicensed: bool = Field(False, description="Sync members without any license.")
+    include_guests: bool = Field(False, description="Sync guest accounts (#EXT#, userType Guest).")
+    include_disabled: bool = Field(True, description="Sync accounts that are disabled in Entra ID.")
+    include_shared_mailboxes: bool = Field(
+        False, description="Sync shared and resource mailboxes (told apart by the mailbox report).")
+
+
+class FieldMapping(_Strict):
+    """Contact field <- Graph user property. null leaves the contact field alone."""
+
+    first_name: str | None = "givenName"
+    last_name: str | None = "surname"
+    title: str | None = "jobTitle"
+    location: str | None = "officeLocation"
+    work_phone: str | None = "businessPhones"
+    mobile_phone: str | None = "mobilePhone"
+    aliases: bool = Field(True, description="Add the smtp proxy addresses as alias emails.")
+
+    @field_validator("first_name", "last_name", "title", "location", "work_phone", "mobile_phone")
+    @classmethod
+    def _known_property(cls, value: str | None) -> str | None:
+        if value is not None and value not in MAPPABLE_USER_PROPERTIES:
+            raise ValueError(f"'{value}' is not a Graph user property that can be mapped; use one of "
+                             f"{', '.join(sorted(MAPPABLE_USER_PROPERTIES))} or null")
+        return value
+
+
+class SyncOptions(_Strict):
+    users: UserSelection = Field(default_factory=UserSelection)
+    licenses: bool = Field(True, description="Read subscribed SKUs and each user's licenses.")
+    mailbox_usage: bool = Field(True, description="Read the mailbox usage report (mailbox overlay).")
+    entra: bool = Field(True, description="Enhance contacts with Entra ID: status, last sign-in, "
+                                          "last password change.")
+    duplicate_policy: Literal["hold", "create"] = Field(
+        "hold", description="hold: users that probably exist already as a contact are not created "
+                            "until an analyst decides; create: create them anyway.")
+    fix_concealed_reports: bool = Field(
+        False, description="Switch report name concealment off in a tenant that has it on "
+                           "(needs ReportSettings.ReadWrite.All).")
+    mapping: FieldMapping = Field(default_factory=FieldMapping)
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = len(exc.errors()) - 1
+    return (f"{source}: option '{where}' is invalid: {first['msg']}; fix it as README.md "
+            f"'Sync options' describes" + (f" ({more} more problems)" if more else ""))
+
+
+def parse_options(raw: object, source: str = "sync options") -> SyncOptions:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of options, got {type(raw).__name__}")
+    try:
+        return SyncOptions.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def config_path(environ: dict[str, str] | None = None) -> Path | None:
+    """GLUE_CONFIG, else glue.yaml in the project folder when it exists."""
+    environ = dict(os.environ if environ is None else environ)
+    named = environ.get("GLUE_CONFIG", "").strip()
+    if named:
+        if not Path(named).is_file():
+            raise ConfigError(f"GLUE_CONFIG={named} does not exist: point it at your glue.yaml or unset it")
+        return Path(named)
+    default = PROJECT_ROOT / "glue.yaml"
+    return default if default.is_file() else None
+
+
+def load_options(path: Path | None) -> SyncOptions:
+    if path is None:
+        return SyncOptions()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML ({exc}); fix the syntax there") from None
+    return parse_options((raw or {}).get("sync") if isinstance(raw, dict) else raw, source=str(path))

@@ -1,0 +1,160 @@
+"""What the sync will do with one tenant, decided from the extract and a snapshot of the store:
+the organization match and suggestions, each user's contact match, the duplicate risk of the
+users that would become new contacts, and the contact writes. Pure: no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+
+from glue_pipeline.extract import TenantExtract
+from glue_pipeline.mapping import contact_fields, overlay_fields
+from glue_pipeline.matching.contacts import MATCH_COLUMNS, match_contacts, skip_reason
+from glue_pipeline.matching.duplicates import duplicate_risk
+from glue_pipeline.matching.organizations import OrgMatch, match_organization
+from glue_pipeline.matching.suggest import suggest_organizations
+from glue_pipeline.options import SyncOptions
+from glue_pipeline.store.writer import ContactWrite
+
+RISK_COLUMNS = ["user_id", "contact_id", "score", "level", "reasons"]
+
+
+@dataclass
+class OrganizationPlan:
+    match: OrgMatch
+    suggestions: pd.DataFrame  # rank, organization_id, organization_name, score, reasons
+
+
+def plan_organization(extract: TenantExtract, organizations: pd.DataFrame,
+                      organization_domains: pd.DataFrame, recorded: dict | None) -> OrganizationPlan:
+    """A recorded decision or match, else the exact name, else suggestions by name and domain."""
+    match = match_organization(extract.tenant_id, extract.display_name, organizations, recorded)
+    if match.status != "unmatched":
+        return OrganizationPlan(match, pd.DataFrame(columns=["rank", "organization_id",
+                                                             "organization_name", "score", "reasons"]))
+    tenant = pd.DataFrame([{"tenant_id": extract.tenant_id, "tenant_name": extract.display_name,
+                            "domains": extract.verified_domains}])
+    suggestions = suggest_organizations(tenant, organizations, organization_domains)
+    suggestions = suggestions.drop(columns=["tenant_id"]).reset_index(drop=True)
+    if len(suggestions):
+        best = suggestions.iloc[0]
+        match = OrgMatch(match.tenant_id, match.tenant_name, "suggested", None, None,
+                         f"best suggestion: {best['organization_name']} (id {best['organization_id']}, "
+                         f"score {best['score']:.0f}: {best['reasons']}); accept it or record another "
+                         "match decision")
+    return OrganizationPlan(match, suggestions)
+
+
+def skip_reasons(extract: TenantExtract, options: SyncOptions) -> pd.Series:
+    """Per user: why the user selection leaves the user out (None: synced)."""
+    parts = dict(zip(extract.licenses["sku_id"], extract.licenses["part_number"]))
+    shared = set()
+    if "recipient_type" in extract.mailboxes and extract.mailbox_state == "joined":
+        kinds = extract.mailboxes["recipient_type"].fillna("").str.lower()
+        shared = set(extract.mailboxes.loc[kinds.isin(["shared", "room", "equipment"]),
+                                           "user_principal_name"])
+    return pd.Series([skip_reason(u, options.users, parts, shared)
+                      for u in extract.users.to_dict("records")], index=extract.users.index, dtype=object)
+
+
+@dataclass
+class ContactPlan:
+    matches: pd.DataFrame  # MATCH_COLUMNS
+    risk: pd.DataFrame  # RISK_COLUMNS
+    writes: list[ContactWrite] = field(default_factory=list)
+
+
+def held_plan(users: pd.DataFrame, skips: pd.Series, match: OrgMatch) -> ContactPlan:
+    """A tenant without an organization: every selected user is held back with the reason."""
+    reason = f"tenant {match.status}: {match.reason}"
+    matches = pd.DataFrame({
+        "user_id": users["id"], "user_principal_name": users["userPrincipalName"],
+        "display_name": users["displayName"], "action": ["skipped" if s else "held" for s in skips],
+        "contact_id": pd.array([pd.NA] * len(users), dtype="Int64"), "matched_on": None,
+        "reason": [s or reason for s in skips]}, columns=MATCH_COLUMNS)
+    return ContactPlan(matches.reset_index(drop=True), pd.DataFrame(columns=RISK_COLUMNS))
+
+
+def plan_contacts(extract: TenantExtract, options: SyncOptions, skips: pd.Series,
+                  contact_emails: pd.DataFrame, linked: pd.DataFrame, decisions: pd.DataFrame,
+                  org_contacts: pd.DataFrame, now: datetime) -> ContactPlan:
+    """Match users to the organization's contacts, score would-be new contacts for duplicate risk,
+    hold the likely duplicates (policy `hold`) and build the writes."""
+    matches = match_contacts(extract.users, contact_emails, linked, skips, decisions)
+    creating = matches[(matches["action"] == "create") & (matches["matched_on"] != "decision")]
+    risk = _duplicate_risk(extract, creating["user_id"], org_contacts)
+    if options.duplicate_policy == "hold":
+        _hold_likely_duplicates(matches, risk)
+    return ContactPlan(matches, risk, _writes(extract, options, matches, now))
+
+
+def _duplicate_risk(extract: TenantExtract, user_ids: pd.Series, org_contacts: pd.DataFrame) -> pd.DataFrame:
+    if user_ids.empty or org_contacts.empty:
+        return pd.DataFrame(columns=RISK_COLUMNS)
+    users = extract.users[extract.users["id"].isin(set(user_ids))]
+    new_users = pd.DataFrame({
+        "user_id": users["id"], "first_name": users["givenName"], "last_name": users["surname"],
+        "display_name": users["displayName"], "email": users["userPrincipalName"],
+        "other_emails": [_other_emails(u) for u in users.to_dict("records")],
+        "phones": [_phones(u) for u in users.to_dict("records")]}).reset_index(drop=True)
+    return duplicate_risk(new_users, org_contacts, extract.verified_domains)[RISK_COLUMNS]
+
+
+def _other_emails(user: dict) -> list[str]:
+    proxies = user.get("proxyAddresses") if isinstance(user.get("proxyAddresses"), list) else []
+    out = [str(user["mail"])] if user.get("mail") else []
+    out += [p[5:] for p in proxies if str(p)[:5].lower() == "smtp:"]
+    return [e for e in dict.fromkeys(out) if e.lower() != str(user["userPrincipalName"]).lower()]
+
+
+def _phones(user: dict) -> list[str]:
+    phones = list(user.get("businessPhones") or []) if isinstance(user.get("businessPhones"), list) else []
+    return [p for p in phones + [user.get("mobilePhone")] if p]
+
+
+def _hold_likely_duplicates(matches: pd.DataFrame, risk: pd.DataFrame) -> None:
+    """A would-be new contact with a high-risk candidate waits for an analyst."""
+    high = risk[risk["level"] == "high"].sort_values("score", ascending=False)
+    best = high.drop_duplicates("user_id").set_index("user_id")
+    mask = (matches["action"] == "create") & (matches["matched_on"] != "decision") & \
+        matches["user_id"].isin(best.index)
+    for i in matches.index[mask]:
+        top = best.loc[matches.at[i, "user_id"]]
+        matches.at[i, "action"] = "held"
+        matches.at[i, "contact_id"] = int(top["contact_id"])
+        matches.at[i, "matched_on"] = "duplicate_risk"
+        matches.at[i, "reason"] = (f"likely duplicate of contact {int(top['contact_id'])} (score "
+                                   f"{top['score']:.0f}: {top['reasons']}): link the user to it or "
+                                   "approve the create")
+
+
+def _writes(extract: TenantExtract, options: SyncOptions, matches: pd.DataFrame,
+            now: datetime) -> list[ContactWrite]:
+    users = {u["id"]: u for u in extract.users.to_dict("records")}
+    license_names = dict(zip(extract.licenses["sku_id"], extract.licenses["product_name"]))
+    mailboxes = {m["user_principal_name"]: m for m in extract.mailboxes.to_dict("records")}
+    joined = extract.mailbox_state == "joined"
+    writes = []
+    for row in matches[matches["action"].isin(["match", "create"])].itertuples(index=False):
+        user = users[row.user_id]
+        overlay = overlay_fields(user, extract.tenant_id, extract.default_domain, license_names,
+                                 mailboxes.get(str(user["userPrincipalName"]).lower()), joined, now)
+        writes.append(ContactWrite(user_id=row.user_id,
+                                   contact_id=None if row.action == "create" else int(row.contact_id),
+                                   fields=contact_fields(user, options.mapping), overlay=overlay))
+    return writes
+
+
+def held_rows(plan: ContactPlan) -> list[dict]:
+    """The held_users rows: every user matched to no contact for a reason an analyst must see."""
+    held = plan.matches[plan.matches["action"].isin(["ambiguous", "held"])]
+    rows = []
+    for row in held.itertuples(index=False):
+        candidates = plan.risk.loc[plan.risk["user_id"] == row.user_id, "contact_id"]
+        rows.append({"user_id": row.user_id, "user_principal_name": row.user_principal_name,
+                     "display_name": row.display_name, "reason": row.reason,
+                     "candidate_contact_ids": ", ".join(str(int(c)) for c in candidates) or None})
+    return rows
+
