@@ -255,6 +255,80 @@ def match_approve(tenant: str, user_id: str, by: str | None) -> None:
     _decide("approve_create", tenant=tenant, user_id=user_id, by=by)
 
 
+# --- data sources and diagnostics ------------------------------------------------------------
+@main.group(help="Data sources: the partner app and direct-login apps (glue.yaml 'sources').")
+def source() -> None:
+    pass
+
+
+@source.command("list", help="Every data source and whether it is connected.")
+def source_list() -> None:
+    from glue_pipeline.options import config_path
+    from glue_pipeline.sources import PARTNER_SOURCE, disconnected_sources, load_direct_sources
+
+    try:
+        sources = load_direct_sources(config_path())
+    except ConfigError as exc:
+        _fail(str(exc))
+    off = disconnected_sources(_engine())
+    click.echo(f"{PARTNER_SOURCE}: partner app ({'disconnected' if PARTNER_SOURCE in off else 'connected'})")
+    for item in sources:
+        state = "disconnected" if item.name in off else "connected"
+        click.echo(f"{item.name}: direct login to tenant {item.tenant_id} ({state})")
+
+
+@source.command("disconnect", help="Stop syncing a data source; its data is kept.")
+@click.argument("name")
+def source_disconnect(name: str) -> None:
+    from glue_pipeline.sources import set_connected
+
+    click.echo(set_connected(_engine(), _known_source(name), connected=False))
+
+
+@source.command("connect", help="Sync a disconnected data source again.")
+@click.argument("name")
+def source_connect(name: str) -> None:
+    from glue_pipeline.sources import set_connected
+
+    click.echo(set_connected(_engine(), _known_source(name), connected=True))
+
+
+def _known_source(name: str) -> str:
+    from glue_pipeline.options import config_path
+    from glue_pipeline.sources import PARTNER_SOURCE, load_direct_sources
+
+    try:
+        names = [PARTNER_SOURCE] + [s.name for s in load_direct_sources(config_path())]
+    except ConfigError as exc:
+        _fail(str(exc))
+    if name not in names:
+        _fail(f"no data source is named '{name}': the sources are {', '.join(names)}")
+    return name
+
+
+@main.command(help="Check credentials, permissions, reports and endpoints for every tenant.")
+def doctor() -> None:
+    from glue_pipeline.definitions import GlueResource
+    from glue_pipeline.doctor import diagnose
+    from glue_pipeline.sources import PARTNER_SOURCE, disconnected_sources
+
+    glue = GlueResource()
+    try:
+        settings, options = glue.settings(), glue.sync_options()
+        engine = glue.store_engine()
+        sources = glue.direct_sources(engine)
+    except ConfigError as exc:
+        _fail(str(exc))
+    report = diagnose(glue.client(settings, sources), [(s.name, s.tenant_id) for s in sources],
+                      PARTNER_SOURCE not in disconnected_sources(engine), options)
+    problems = report[report["status"] != "OK"]
+    click.echo(_table(report.drop(columns=["tenant_id"])))
+    click.echo(f"\n{len(problems)} problem(s) in {len(report)} checks"
+               + ("" if problems.empty else ": fix them before the next sync"))
+    if len(problems):
+        sys.exit(1)
+
+
 @main.command(help="What the last sync did, and which tenants failed.")
 def status() -> None:
     from glue_pipeline.report import format_summary, last_run_id, summarize

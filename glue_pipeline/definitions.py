@@ -26,11 +26,13 @@ import pandas as pd
 from pydantic import Field as PydanticField
 
 from glue_pipeline.decisions import apply_decision
+from glue_pipeline.doctor import diagnose
 from glue_pipeline.extract import CONCEALED_FIX, discover_tenants
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.options import SyncOptions, config_path, load_options
 from glue_pipeline.overview import duplicate_emails, held_overview, organization_overview
 from glue_pipeline.settings import Settings, settings_from_env, store_url_from_env
+from glue_pipeline.sources import PARTNER_SOURCE, DirectSource, disconnected_sources, load_direct_sources
 from glue_pipeline.store import writer
 from glue_pipeline.store.schema import create_tables, make_engine
 from glue_pipeline.sync import (
@@ -67,8 +69,14 @@ class GlueResource(dg.ConfigurableResource):
     def sync_options(self) -> SyncOptions:
         return self.options or load_options(config_path())
 
-    def client(self, settings: Settings) -> GraphClient:
-        return GraphClient(settings.graph)
+    def direct_sources(self, engine) -> list[DirectSource]:  # type: ignore[no-untyped-def]
+        """The configured direct-login sources that are not disconnected."""
+        off = disconnected_sources(engine)
+        return [s for s in load_direct_sources(config_path()) if s.name not in off]
+
+    def client(self, settings: Settings, sources: list[DirectSource]) -> GraphClient:
+        return GraphClient(settings.graph, direct_credentials={
+            s.tenant_id: (s.client_id, s.client_secret) for s in sources})
 
 
 def table_metadata(frame: pd.DataFrame, path: object | None = None, preview_rows: int = 10) -> dict:
@@ -86,9 +94,10 @@ def table_metadata(frame: pd.DataFrame, path: object | None = None, preview_rows
           "and GDAP relationships, merged by tenant id); keeps the `tenants` partitions in step.")
 def customer_tenants(context: dg.AssetExecutionContext, glue: GlueResource) -> dg.MaterializeResult:
     settings = glue.settings()
-    frame = discover_tenants(glue.client(settings))
-    engine = make_engine(settings.store_url)
-    create_tables(engine)
+    engine = glue.store_engine()
+    sources = glue.direct_sources(engine)
+    frame = discover_tenants(glue.client(settings, sources), [(s.name, s.tenant_id) for s in sources],
+                             partner=PARTNER_SOURCE not in disconnected_sources(engine))
     with engine.begin() as conn:
         vanished = writer.record_discovered_tenants(conn, frame, writer.utcnow())
     known = set(context.instance.get_dynamic_partitions(TENANTS.name))
@@ -160,15 +169,14 @@ def _materializations(outcome: TenantOutcome, paths: dict) -> Iterator[dg.AssetM
                 description="Extract, match and write each tenant of the run.")
 def tenant_sync(context: dg.AssetExecutionContext, glue: GlueResource):
     settings, options = glue.settings(), glue.sync_options()
-    engine = make_engine(settings.store_url)
-    create_tables(engine)
+    engine = glue.store_engine()
     requested = list(context.partition_keys)
     with engine.connect() as conn:
         vanished = writer.vanished_tenants(conn, requested)
     for tenant_id in vanished:
         context.log.warning(f"tenant {tenant_id} is no longer listed by the partner account: not synced")
     tenant_ids = [t for t in requested if t not in vanished]
-    ctx = sync_context(glue.client(settings), engine, context.run_id, options)
+    ctx = sync_context(glue.client(settings, glue.direct_sources(engine)), engine, context.run_id, options)
     start_run(engine, context.run_id, len(tenant_ids))
     outcomes = sync_tenants(ctx, tenant_ids, glue.concurrency or settings.graph.concurrency,
                             _report_progress(context, glue.show_progress))
@@ -306,6 +314,27 @@ def sync_after_discovery(context: dg.RunStatusSensorContext):  # type: ignore[no
     return all_tenants_run_request(context.instance, run_key=context.dagster_run.run_id)
 
 
+@dg.op(description="Check credentials, permissions, reports and endpoints for every tenant.")
+def diagnose_tenants(context: dg.OpExecutionContext, glue: GlueResource) -> None:
+    settings, options = glue.settings(), glue.sync_options()
+    engine = glue.store_engine()
+    sources = glue.direct_sources(engine)
+    report = diagnose(glue.client(settings, sources), [(s.name, s.tenant_id) for s in sources],
+                      PARTNER_SOURCE not in disconnected_sources(engine), options)
+    problems = report[report["status"] != "OK"]
+    context.log_event(dg.AssetObservation(asset_key="customer_tenants", metadata={
+        "doctor checks": len(report), "doctor problems": len(problems),
+        "doctor report": dg.MetadataValue.md(report.astype(str).to_markdown(index=False))}))
+    if len(problems):
+        raise dg.Failure(description=f"{len(problems)} problem(s) found:\n" + "\n".join(
+            f"- {r.tenant} ({r.source}) {r.check}: {r.detail} Fix: {r.fix}" for r in problems.itertuples()))
+
+
+@dg.job(description="Doctor: can every tenant be synced? (the same checks as `glue-pipeline doctor`)")
+def doctor():
+    diagnose_tenants()
+
+
 overview_job = dg.define_asset_job("refresh_overview", selection=dg.AssetSelection.groups(OVERVIEW_GROUP),
                                    description="Rebuild the tables across all tenants and run their checks.")
 
@@ -322,7 +351,7 @@ def _overview_after(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
 
 defs = dg.Definitions(
     assets=[customer_tenants, tenant_sync, organization_matches, contacts_needing_review],
-    jobs=[discover_job, sync_job, overview_job, match_decision],
+    jobs=[discover_job, sync_job, overview_job, match_decision, doctor],
     schedules=[hourly_schedule],
     sensors=[sync_after_discovery, _overview_after(dg.DagsterRunStatus.SUCCESS),
              _overview_after(dg.DagsterRunStatus.FAILURE)],

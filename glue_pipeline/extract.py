@@ -19,7 +19,7 @@ USER_FIELDS = [
     "businessPhones", "mobilePhone", "officeLocation", "accountEnabled", "userType",
     "proxyAddresses", "assignedLicenses", "createdDateTime", "lastPasswordChangeDateTime",
 ]
-TENANT_COLUMNS = ["tenant_id", "display_name", "default_domain", "relationship"]
+TENANT_COLUMNS = ["tenant_id", "display_name", "default_domain", "relationship", "data_source"]
 SIGN_IN_FIELD = "signInActivity"
 # Graph answers these when signInActivity cannot be read: no AuditLog.Read.All, or no Entra ID P1/P2.
 SIGN_IN_REFUSALS = {"Authorization_RequestDenied", "Authentication_RequestFromNonPremiumTenantOrB2CTenant"}
@@ -46,8 +46,24 @@ MAILBOX_COLUMNS = {
 }
 
 
-def discover_tenants(client: GraphClient) -> pd.DataFrame:
-    """Customer tenants from DAP contracts and GDAP relationships, merged by tenant id."""
+def discover_tenants(client: GraphClient, direct: list[tuple[str, str]] | None = None,
+                     partner: bool = True) -> pd.DataFrame:
+    """Customer tenants from DAP contracts and GDAP relationships, merged by tenant id, plus the
+    direct-login sources' tenants (`direct`: (source name, tenant id)); a tenant reached both
+    ways appears once, with the direct-login source as its data source."""
+    rows: dict[str, dict] = {}
+    if partner:
+        rows = _partner_customers(client)
+    for source_name, tenant_id in direct or []:
+        row = rows.setdefault(tenant_id, {"tenant_id": tenant_id, "display_name": None,
+                                          "default_domain": None, "relationship": "direct"})
+        row["data_source"] = source_name
+    frame = pd.DataFrame(list(rows.values()), columns=TENANT_COLUMNS)
+    frame["data_source"] = frame["data_source"].fillna("partner")
+    return frame.sort_values("tenant_id", ignore_index=True)
+
+
+def _partner_customers(client: GraphClient) -> dict[str, dict]:
     partner = client.settings.partner_tenant_id
     rows: dict[str, dict] = {}
     for contract in client.get_collection(partner, "contracts", top=999):
@@ -63,8 +79,7 @@ def discover_tenants(client: GraphClient) -> pd.DataFrame:
                 "default_domain": None, "relationship": "gdap"}
         else:
             row["relationship"] = "both"
-    frame = pd.DataFrame(list(rows.values()), columns=TENANT_COLUMNS)
-    return frame.sort_values("tenant_id", ignore_index=True)
+    return rows
 
 
 @dataclass

@@ -109,11 +109,25 @@ def config_path(environ: dict[str, str] | None = None) -> Path | None:
     return default if default.is_file() else None
 
 
-def load_options(path: Path | None) -> SyncOptions:
+CONFIG_SECTIONS = ("sync", "sources")
+
+
+def read_config_file(path: Path | None) -> dict:
+    """The configuration file as a mapping with only the known sections (empty when no file)."""
     if path is None:
-        return SyncOptions()
+        return {}
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML ({exc}); fix the syntax there") from None
-    return parse_options((raw or {}).get("sync") if isinstance(raw, dict) else raw, source=str(path))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected sections {', '.join(CONFIG_SECTIONS)} at the top level")
+    unknown = sorted(set(raw) - set(CONFIG_SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}; the file has the sections "
+                          f"{', '.join(CONFIG_SECTIONS)} (README 'Sync options')")
+    return raw
+
+
+def load_options(path: Path | None) -> SyncOptions:
+    return parse_options(read_config_file(path).get("sync"), source=f"{path} section 'sync'")

@@ -106,6 +106,7 @@ def _write_tenant(ctx: SyncContext, known: dict, extract: TenantExtract) -> Tena
         writer.lock_tenant(conn, tenant_id)
         writer.upsert_tenant(conn, {
             "tenant_id": tenant_id, **extract.details(), "relationship": known.get("relationship"),
+            "data_source": known.get("data_source"),
             "manage_url": admin_center_url(extract.initial_domain, tenant_id)}, now)
         recorded = writer.read_recorded_match(conn, tenant_id)
         org = plan_organization(extract, ctx.organizations, ctx.organization_domains, recorded)

@@ -25,7 +25,7 @@ from glue_pipeline.graph.errors import (
     graph_error,
     identity_error,
 )
-from glue_pipeline.settings import GraphSettings
+from glue_pipeline.settings import GraphSettings, Secret
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,12 @@ class GraphClient:
     """Thread-safe: tenants may be read concurrently from several threads."""
 
     def __init__(self, settings: GraphSettings, session: requests.Session | None = None,
-                 backoff_base_s: float = 0.5) -> None:
+                 backoff_base_s: float = 0.5,
+                 direct_credentials: dict[str, tuple[str, Secret]] | None = None) -> None:
+        """direct_credentials: tenant id -> (client id, secret) of an app registered in that
+        tenant (direct login); other tenants use the partner app."""
         self.settings = settings
+        self.direct_credentials = dict(direct_credentials or {})
         self.session = session or build_session(settings)
         self.backoff_base_s = backoff_base_s
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}
@@ -79,10 +83,12 @@ class GraphClient:
         if app is not None and not fresh:
             return app
         authority = f"{self.settings.authority_host}/{tenant_id}"
+        client_id, secret = self.direct_credentials.get(
+            tenant_id, (self.settings.client_id, self.settings.client_secret))
         try:
             app = msal.ConfidentialClientApplication(
-                self.settings.client_id,
-                client_credential=self.settings.client_secret.reveal(),
+                client_id,
+                client_credential=secret.reveal(),
                 authority=authority,
                 http_client=self.session,
                 # Discovery against login.microsoftonline.com only makes sense for Microsoft itself.

@@ -189,6 +189,14 @@ licenses = Table(
     Column("unused", Integer, nullable=False),
 )
 
+# Data sources switched off by an operator (a source not listed here is connected).
+data_sources = Table(
+    "data_sources", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("connected", Boolean, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+
 sync_runs = Table(
     "sync_runs", metadata,
     Column("run_id", String(64), primary_key=True),

@@ -347,9 +347,10 @@ def record_discovered_tenants(conn: Connection, frame: pd.DataFrame, now: dateti
     Returns the ids of tenants that vanished in this discovery.
     """
     for row in frame.to_dict("records"):
-        values = {k: row.get(k) for k in ("display_name", "relationship")}
-        if row.get("default_domain"):
-            values["default_domain"] = row["default_domain"]
+        values = {k: row.get(k) for k in ("relationship", "data_source")}
+        for key in ("display_name", "default_domain"):  # a direct-login source knows neither yet
+            if row.get(key):
+                values[key] = row[key]
         done = conn.execute(update(tenants).where(tenants.c.tenant_id == row["tenant_id"])
                             .values(**values, last_seen_at=now, vanished_at=None)).rowcount
         if not done:

@@ -1,0 +1,147 @@
+"""`glue-pipeline doctor`: before anyone waits an hour, check per data source and per tenant
+that a token can be had, which application permissions it lacks (and why each is needed),
+whether reports conceal names, and whether each endpoint the sync reads can be read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jwt
+import pandas as pd
+
+from glue_pipeline.extract import (
+    CONCEALED_FIX,
+    MAILBOX_REPORT,
+    ReportFormatError,
+    discover_tenants,
+    is_concealed,
+    parse_mailbox_report,
+)
+from glue_pipeline.graph.client import GraphClient
+from glue_pipeline.graph.errors import GraphError
+from glue_pipeline.options import SyncOptions
+
+# Application permission -> why the sync needs it.
+PARTNER_ROLES = {
+    "Directory.Read.All": "list DAP customers (/contracts)",
+    "DelegatedAdminRelationship.Read.All": "list GDAP customers (/tenantRelationships/delegatedAdminCustomers)",
+}
+TENANT_ROLES = {
+    "Directory.Read.All": "read the organization and its domains",
+    "User.Read.All": "read users (/users)",
+    "Organization.Read.All": "read licenses (/subscribedSkus)",
+    "Reports.Read.All": "read mailbox usage (getMailboxUsageDetail)",
+}
+ENTRA_ROLE = ("AuditLog.Read.All", "read last sign-in (signInActivity); sync option entra")
+REPORT_SETTINGS_ROLE = ("ReportSettings.ReadWrite.All", "switch off report name concealment; sync option "
+                                                        "fix_concealed_reports")
+ENDPOINTS = [("organization", {}), ("domains", {}), ("users", {"$top": 1, "$select": "id"}),
+             ("subscribedSkus", {})]
+COLUMNS = ["source", "tenant", "tenant_id", "check", "status", "detail", "fix"]
+
+
+@dataclass
+class Finding:
+    source: str
+    tenant: str
+    tenant_id: str
+    check: str
+    ok: bool
+    detail: str = ""
+    fix: str = ""
+
+    def row(self) -> dict:
+        return {"source": self.source, "tenant": self.tenant, "tenant_id": self.tenant_id,
+                "check": self.check, "status": "OK" if self.ok else "problem", "detail": self.detail,
+                "fix": self.fix}
+
+
+def required_roles(options: SyncOptions) -> dict[str, str]:
+    roles = dict(TENANT_ROLES)
+    if options.entra:
+        roles[ENTRA_ROLE[0]] = ENTRA_ROLE[1]
+    if options.fix_concealed_reports:
+        roles[REPORT_SETTINGS_ROLE[0]] = REPORT_SETTINGS_ROLE[1]
+    return roles
+
+
+def token_roles(token: str) -> set[str]:
+    """The application permissions granted, from the token's `roles` claim (diagnostics only:
+    Graph's 403 stays the authority)."""
+    return set(jwt.decode(token, options={"verify_signature": False}).get("roles", []))
+
+
+def check_tenant(client: GraphClient, source: str, tenant_id: str, name: str,
+                 roles_needed: dict[str, str]) -> list[Finding]:
+    def finding(check: str, ok: bool, detail: str = "", fix: str = "") -> Finding:
+        return Finding(source, name, tenant_id, check, ok, detail, fix)
+
+    try:
+        token = client.token(tenant_id, fresh=True)
+    except GraphError as exc:
+        return [finding("token", False, f"{exc.code}: {exc.message}", exc.fix)]
+    findings = [finding("token", True)]
+    granted = token_roles(token)
+    for role, reason in roles_needed.items():
+        findings.append(finding(f"permission {role}", role in granted,
+                                "" if role in granted else f"missing; needed to {reason}",
+                                "" if role in granted else f"grant the application permission {role} to "
+                                "the app and have the customer's admin re-consent"))
+    for path, params in ENDPOINTS:
+        findings.append(_endpoint(finding, client, tenant_id, path, params))
+    findings.append(_reports(finding, client, tenant_id))
+    return findings
+
+
+def _endpoint(finding, client: GraphClient, tenant_id: str, path: str, params: dict) -> Finding:  # type: ignore[no-untyped-def]
+    try:
+        client.request(tenant_id, path, params)
+        return finding(f"read {path}", True)
+    except GraphError as exc:
+        return finding(f"read {path}", False, f"{exc.code}: {exc.message}", exc.fix)
+
+
+def _reports(finding, client: GraphClient, tenant_id: str) -> Finding:  # type: ignore[no-untyped-def]
+    try:
+        report = parse_mailbox_report(client.get_report_csv(tenant_id, MAILBOX_REPORT))
+    except GraphError as exc:
+        return finding("read mailbox report", False, f"{exc.code}: {exc.message}", exc.fix)
+    except ReportFormatError as exc:
+        return finding("read mailbox report", False, str(exc), "re-run later; report it if it persists")
+    if is_concealed(report):
+        return finding("report names not concealed", False, "user names in reports are concealed",
+                       CONCEALED_FIX)
+    return finding("report names not concealed", True)
+
+
+def check_partner(client: GraphClient) -> list[Finding]:
+    partner = client.settings.partner_tenant_id
+
+    def finding(check: str, ok: bool, detail: str = "", fix: str = "") -> Finding:
+        return Finding("partner", "partner tenant", partner, check, ok, detail, fix)
+
+    try:
+        granted = token_roles(client.token(partner, fresh=True))
+    except GraphError as exc:
+        return [finding("token", False, f"{exc.code}: {exc.message}", exc.fix)]
+    return [finding("token", True)] + [
+        finding(f"permission {role}", role in granted, "" if role in granted else f"missing; needed to {reason}",
+                "" if role in granted else f"grant {role} to the partner app and consent it")
+        for role, reason in PARTNER_ROLES.items()]
+
+
+def diagnose(client: GraphClient, direct: list[tuple[str, str]], partner: bool,
+             options: SyncOptions) -> pd.DataFrame:
+    """Every check for the partner app and each tenant it (or a direct-login source) reaches."""
+    findings = check_partner(client) if partner else []
+    try:
+        tenants = discover_tenants(client, direct, partner=partner)
+    except GraphError as exc:
+        findings.append(Finding("partner", "partner tenant", client.settings.partner_tenant_id,
+                                "list customers", False, f"{exc.code}: {exc.message}", exc.fix))
+        tenants = discover_tenants(client, direct, partner=False)
+    needed = required_roles(options)
+    for row in tenants.itertuples(index=False):
+        findings += check_tenant(client, row.data_source, row.tenant_id,
+                                 row.display_name or row.tenant_id, needed)
+    return pd.DataFrame([f.row() for f in findings], columns=COLUMNS)

@@ -1,0 +1,98 @@
+"""Data sources: the partner app (customers through DAP contracts and GDAP relationships), and
+direct-login sources - an app registered inside one customer's own tenant, with its own client id
+and secret. A tenant reached both ways is synced once, through its direct-login app.
+
+Direct-login sources are listed in the configuration file's `sources` section; each secret comes
+from the environment variable the source names. Disconnecting a source (recorded in the store)
+stops its syncs and keeps its data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from sqlalchemy import Engine, insert, select, update
+
+from glue_pipeline.options import read_config_file
+from glue_pipeline.settings import ConfigError, Secret
+from glue_pipeline.store.schema import create_tables, data_sources
+from glue_pipeline.store.writer import utcnow
+
+PARTNER_SOURCE = "partner"  # the partner app's own name as a data source
+GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+REMOVE_PRIVILEGES = ("the app keeps its admin privileges in the customer tenant until they are removed "
+                     "by hand: in that tenant's Entra admin center, delete the app's enterprise "
+                     "application (or revoke its admin consent)")
+
+
+class SourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    tenant_id: str
+    client_id: str
+    client_secret_env: str
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _guid(cls, value: str) -> str:
+        if not GUID.match(value):
+            raise ValueError(f"'{value}' is not a tenant id (a GUID)")
+        return value.lower()
+
+
+@dataclass(frozen=True)
+class DirectSource:
+    name: str
+    tenant_id: str
+    client_id: str
+    client_secret: Secret = field(repr=False)
+
+
+def load_direct_sources(path: Path | None, environ: dict[str, str] | None = None) -> list[DirectSource]:
+    environ = dict(os.environ if environ is None else environ)
+    raw = read_config_file(path).get("sources") or []
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path} section 'sources' must be a list of sources")
+    sources: list[DirectSource] = []
+    for position, item in enumerate(raw):
+        try:
+            config = SourceConfig.model_validate(item)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"{path} section 'sources' item {position}: field '{where}' is invalid: "
+                              f"{first['msg']}") from None
+        secret = environ.get(config.client_secret_env, "").strip()
+        if not secret:
+            raise ConfigError(f"source '{config.name}': {config.client_secret_env} is not set: set it to "
+                              "the client secret value of the app registered in that customer's tenant")
+        if config.name == PARTNER_SOURCE or any(s.name == config.name for s in sources):
+            raise ConfigError(f"{path}: two sources are named '{config.name}': give each its own name")
+        sources.append(DirectSource(config.name, config.tenant_id, config.client_id, Secret(secret)))
+    return sources
+
+
+def disconnected_sources(engine: Engine) -> set[str]:
+    create_tables(engine)
+    with engine.connect() as conn:
+        return set(conn.execute(select(data_sources.c.name).where(data_sources.c.connected.is_(False)))
+                   .scalars())
+
+
+def set_connected(engine: Engine, name: str, connected: bool) -> str:
+    """Record a source as connected or disconnected; returns what the operator must still do."""
+    create_tables(engine)
+    now = utcnow()
+    values = {"connected": connected, "changed_at": now}
+    with engine.begin() as conn:
+        if not conn.execute(update(data_sources).where(data_sources.c.name == name).values(**values)).rowcount:
+            conn.execute(insert(data_sources).values(name=name, **values))
+    if connected:
+        return f"source '{name}' is connected: its tenant is synced again from the next sync on"
+    return (f"source '{name}' is disconnected: it is no longer synced and its data is kept. "
+            f"Note: {REMOVE_PRIVILEGES}")
