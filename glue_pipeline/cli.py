@@ -120,8 +120,13 @@ def sync(tenant_ids: tuple[str, ...]) -> None:
     from glue_pipeline.settings import settings_from_env
     from glue_pipeline.store.schema import make_engine
 
+    from glue_pipeline.definitions import GlueResource
+
     try:
         settings = settings_from_env()
+        glue = GlueResource()
+        glue.sync_options()
+        glue.direct_sources(glue.store_engine())
     except ConfigError as exc:
         _fail(str(exc))
     instance = get_instance()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from glue_pipeline.graph.client import GraphClient
-from glue_pipeline.graph.errors import GraphError
+from glue_pipeline.graph.errors import GraphError, PermissionDeniedError
 from glue_pipeline.licenses import friendly_name
 from glue_pipeline.options import SyncOptions
 
@@ -167,10 +167,8 @@ def read_mailboxes(client: GraphClient, tenant_id: str, options: SyncOptions,
                    notes: list[str]) -> tuple[pd.DataFrame, str]:
     """The mailbox report and its state: joined, concealed or unreadable."""
     mailboxes = _mailbox_report(client, tenant_id, notes)
-    if mailboxes is not None and is_concealed(mailboxes) and options.fix_concealed_reports:
-        client.request(tenant_id, "admin/reportSettings", method="PATCH",
-                       json_body={"displayConcealedNames": False})
-        notes.append("report name concealment was switched off in this tenant (fix_concealed_reports)")
+    if mailboxes is not None and is_concealed(mailboxes) and options.fix_concealed_reports \
+            and _reveal_report_names(client, tenant_id, notes):
         mailboxes = _mailbox_report(client, tenant_id, notes)
     if mailboxes is None:
         return parse_mailbox_report(""), "unreadable"
@@ -178,6 +176,19 @@ def read_mailboxes(client: GraphClient, tenant_id: str, options: SyncOptions,
         notes.append(CONCEALED_FIX)
         return mailboxes, "concealed"
     return mailboxes, "joined"
+
+
+def _reveal_report_names(client: GraphClient, tenant_id: str, notes: list[str]) -> bool:
+    """Switch report name concealment off (PATCH /admin/reportSettings); False when refused."""
+    try:
+        client.request(tenant_id, "admin/reportSettings", method="PATCH",
+                       json_body={"displayConcealedNames": False})
+    except PermissionDeniedError:
+        notes.append("report name concealment could not be switched off: the app needs the application "
+                     "permission ReportSettings.ReadWrite.All in this tenant")
+        return False
+    notes.append("report name concealment was switched off in this tenant (fix_concealed_reports)")
+    return True
 
 
 def _mailbox_report(client: GraphClient, tenant_id: str, notes: list[str]) -> pd.DataFrame | None:

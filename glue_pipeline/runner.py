@@ -68,7 +68,13 @@ def run_discovery(instance: dg.DagsterInstance) -> RunOutcome:
 def _run_error(result: dg.ExecuteInProcessResult) -> str | None:
     """The first step failure's message (for a sync run: which tenants failed and why)."""
     failures = result.get_step_failure_events()
-    return failures[0].step_failure_data.error.message.strip() if failures else None
+    if not failures:
+        return None
+    error = failures[0].step_failure_data.error
+    # Dagster wraps what the step raised; the cause carries our message.
+    while error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
+        error = error.cause
+    return error.message.strip()
 
 
 def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,

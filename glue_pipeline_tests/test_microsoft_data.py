@@ -1,0 +1,150 @@
+"""Microsoft data in depth, against the sandbox: sync options from a configuration file, Entra
+fields with their fallback, concealed reports, organization details, licenses, doctor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from sqlalchemy import Engine, select
+
+from glue_pipeline.cli import main
+from glue_pipeline.runner import get_instance, run_discovery, run_sync
+from glue_pipeline.sandbox.server import Sandbox
+from glue_pipeline.sandbox.world import World
+from glue_pipeline.store import schema
+from glue_pipeline.store.schema import make_engine
+from glue_pipeline.store.seed import seed_store
+
+
+@pytest.fixture
+def sync_with(glue_env: dict, small_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """sync_with(options) -> store engine: one full sync of the small world with these options."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    engine = make_engine(glue_env["GLUE_STORE_URL"])
+    seed_store(engine, small_world.store)
+    instances = []
+
+    def sync(options: dict | None = None) -> Engine:
+        config = tmp_path / "glue.yaml"
+        config.write_text(yaml.safe_dump({"sync": options or {}}))
+        monkeypatch.setenv("GLUE_CONFIG", str(config))
+        instance = get_instance()
+        instances.append(instance)
+        assert run_discovery(instance).success
+        run_sync(instance)
+        return engine
+
+    yield sync
+    for instance in instances:
+        instance.dispose()
+
+
+def _rows(engine: Engine, table, *where) -> list[dict]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(table).where(*where))]
+
+
+def _granted(world: World):  # type: ignore[no-untyped-def]
+    return [t for t in world.tenants if t.consent == "granted"]
+
+
+def test_concealed_reports_are_detected_and_not_joined(sync_with, small_world: World) -> None:
+    engine = sync_with()
+    concealed = {t.id for t in _granted(small_world) if t.reports_concealed}
+    assert concealed, "the small world has tenants with concealed reports"
+    flagged = {r["tenant_id"] for r in _rows(engine, schema.tenants, schema.tenants.c.reports_concealed.is_(True))}
+    assert flagged == concealed
+    overlays = _rows(engine, schema.contact_microsoft, schema.contact_microsoft.c.tenant_id.in_(concealed))
+    assert overlays and all(o["mailbox_storage_used_bytes"] is None for o in overlays)
+    notes = _rows(engine, schema.sync_log, schema.sync_log.c.action == "tenant_note")
+    steps = [n for n in notes if "Display concealed user, group, and site names" in n["message"]]
+    assert {n["tenant_id"] for n in steps} == concealed and len(steps) == len(concealed)
+    joined = _rows(engine, schema.contact_microsoft, schema.contact_microsoft.c.tenant_id.not_in(concealed))
+    assert any(o["mailbox_storage_used_bytes"] is not None for o in joined)
+
+
+def test_fix_concealed_reports_switches_concealment_off(sync_with, sandbox: Sandbox,
+                                                       small_world: World) -> None:
+    concealed = [t for t in _granted(small_world) if t.reports_concealed]
+    allowed, refused = concealed[0], concealed[1]
+    sandbox.config.world.tenant(allowed.id).roles.append("ReportSettings.ReadWrite.All")
+    engine = sync_with({"fix_concealed_reports": True})
+    still = {r["tenant_id"] for r in _rows(engine, schema.tenants, schema.tenants.c.reports_concealed.is_(True))}
+    assert allowed.id not in still and refused.id in still
+    notes = {n["tenant_id"]: n["message"] for n in _rows(
+        engine, schema.sync_log, schema.sync_log.c.message.like("report name concealment%"))}
+    assert "switched off" in notes[allowed.id]
+    assert "ReportSettings.ReadWrite.All" in notes[refused.id], "refused: said, and the tenant still syncs"
+    assert _rows(engine, schema.contact_microsoft, schema.contact_microsoft.c.tenant_id == refused.id)
+
+
+def test_sign_in_is_left_empty_with_a_reason_where_graph_refuses_it(sync_with, small_world: World) -> None:
+    engine = sync_with()
+    notes = _rows(engine, schema.sync_log, schema.sync_log.c.message.like("last sign-in is left empty%"))
+    assert notes, "some generated tenants have no Entra ID P1/P2"
+    assert len(notes) == len({n["tenant_id"] for n in notes}), "said once per tenant"
+    assert all("AuditLog.Read.All" in n["message"] for n in notes)
+    refused = {n["tenant_id"] for n in notes}
+    overlays = _rows(engine, schema.contact_microsoft, schema.contact_microsoft.c.tenant_id.in_(refused))
+    assert overlays and all(o["last_sign_in"] is None for o in overlays)
+
+
+def test_organization_details_licenses_and_manage_links(sync_with, small_world: World) -> None:
+    engine = sync_with()
+    tenant = _granted(small_world)[0]
+    row = _rows(engine, schema.tenants, schema.tenants.c.tenant_id == tenant.id)[0]
+    assert (row["city"], row["street"], row["postal_code"]) == (tenant.city, tenant.street, tenant.postal_code)
+    assert set(row["verified_domains"].split(", ")) == {d.name for d in tenant.domains}
+    assert row["manage_url"] == f"https://admin.cloud.microsoft/?delegatedOrg={tenant.initial_domain}"
+    licenses = _rows(engine, schema.licenses, schema.licenses.c.tenant_id == tenant.id)
+    assert {lic["sku_id"] for lic in licenses} == {s.skuId for s in tenant.skus}
+    assert all(lic["unused"] == max(lic["enabled"] - lic["consumed"], 0) for lic in licenses)
+    overlay = _rows(engine, schema.contact_microsoft, schema.contact_microsoft.c.tenant_id == tenant.id)[0]
+    assert overlay["manage_url"].endswith(f"/userId/{overlay['user_id']}")
+    assert overlay["licenses"], "each synced (licensed) user shows its licenses by name"
+
+
+def test_options_select_users_and_leave_unmapped_fields_alone(sync_with, small_world: World) -> None:
+    engine = sync_with({"users": {"include_unlicensed": True, "include_guests": True},
+                        "licenses": False,
+                        "mapping": {"title": None, "location": "department"}})
+    assert not _rows(engine, schema.licenses)
+    guests = [o for o in _rows(engine, schema.contact_microsoft) if o["user_type"] == "Guest"]
+    assert guests, "guests are synced when the option says so"
+    created = _rows(engine, schema.contacts, schema.contacts.c.created_by == "microsoft")
+    assert created and all(c["title"] is None for c in created), "an unmapped field is never written"
+
+
+def test_a_bad_configuration_is_refused_before_any_write(glue_env: dict, small_world: World, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "glue.yaml"
+    config.write_text(yaml.safe_dump({"sync": {"duplicate_policy": "maybe", "mapping": {"title": "job"}}}))
+    monkeypatch.setenv("GLUE_CONFIG", str(config))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    engine = make_engine(glue_env["GLUE_STORE_URL"])
+    seed_store(engine, small_world.store)
+    result = CliRunner().invoke(main, ["sync"])
+    assert result.exit_code != 0
+    assert "option 'duplicate_policy' is invalid" in result.output
+    assert not _rows(engine, schema.contact_microsoft) and not _rows(engine, schema.sync_results)
+
+
+def test_doctor_names_each_problem_and_its_fix(glue_env: dict, sandbox: Sandbox, small_world: World,
+                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLUE_CONFIG", str(tmp_path / "none.yaml"))
+    (tmp_path / "none.yaml").write_text("sync: {}\n")
+    tenant = next(t for t in _granted(small_world) if not t.reports_concealed)
+    served = sandbox.config.world.tenant(tenant.id)
+    served.roles = [r for r in served.roles if r != "Reports.Read.All"]
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 1, result.output
+    revoked = next(t for t in small_world.tenants if t.consent == "revoked")
+    lines = result.output.splitlines()
+    assert any(revoked.display_name in line and "AADSTS700016" in line for line in lines)
+    assert any(tenant.display_name in line and "permission Reports.Read.All" in line and "problem" in line
+               for line in lines)
+    assert any("report names not concealed" in line and "problem" in line for line in lines)
+    assert small_world.app.client_secret not in result.output
