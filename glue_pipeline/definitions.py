@@ -25,6 +25,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field as PydanticField
 
+from glue_pipeline.cache import TenantCache
 from glue_pipeline.decisions import apply_decision
 from glue_pipeline.doctor import diagnose
 from glue_pipeline.extract import CONCEALED_FIX, discover_tenants
@@ -176,7 +177,8 @@ def tenant_sync(context: dg.AssetExecutionContext, glue: GlueResource):
     for tenant_id in vanished:
         context.log.warning(f"tenant {tenant_id} is no longer listed by the partner account: not synced")
     tenant_ids = [t for t in requested if t not in vanished]
-    ctx = sync_context(glue.client(settings, glue.direct_sources(engine)), engine, context.run_id, options)
+    ctx = sync_context(glue.client(settings, glue.direct_sources(engine)), engine, context.run_id, options,
+                       TenantCache(settings.cache_dir))
     start_run(engine, context.run_id, len(tenant_ids))
     outcomes = sync_tenants(ctx, tenant_ids, glue.concurrency or settings.graph.concurrency,
                             _report_progress(context, glue.show_progress))

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
+from glue_pipeline.cache import CachedTable, TenantCache, records, utc_day
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError, PermissionDeniedError
 from glue_pipeline.licenses import friendly_name
@@ -25,6 +27,8 @@ SIGN_IN_FIELD = "signInActivity"
 SIGN_IN_REFUSALS = {"Authorization_RequestDenied", "Authentication_RequestFromNonPremiumTenantOrB2CTenant"}
 SIGN_IN_PAGE_SIZE = 500  # Graph's cap on $top when signInActivity is selected
 MAILBOX_REPORT = "reports/getMailboxUsageDetail(period='D7')"
+USERS_CACHE = "users"
+MAILBOX_CACHE = "mailbox_usage"
 CONCEALED_NAME = re.compile(r"^[0-9A-F]{32}$")
 CONCEALED_FIX = ("report names are concealed in this tenant, so mailbox usage cannot be joined to "
                  "users: in the Microsoft 365 admin center go to Settings > Org Settings > Services > "
@@ -95,6 +99,8 @@ class TenantExtract:
     mailbox_state: str = "joined"
     # Things the operator should know about this tenant's data, said once per sync.
     notes: list[str] = field(default_factory=list)
+    # Cache entries to keep once the tenant's store transaction has committed.
+    cache_updates: dict[str, CachedTable] = field(default_factory=dict)
 
     @property
     def display_name(self) -> str:
@@ -133,21 +139,61 @@ def user_fields(options: SyncOptions) -> list[str]:
     return USER_FIELDS + [p for p in dict.fromkeys(mapped) if p not in USER_FIELDS]
 
 
-def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | None = None) -> TenantExtract:
+def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | None = None,
+                   cache: TenantCache | None = None, now: datetime | None = None) -> TenantExtract:
+    """Read a tenant. With a cache, users come from a Graph delta query on top of the last
+    snapshot, and a mailbox report already fetched today is not fetched again."""
     options = options or SyncOptions()
+    now = now or datetime.now(timezone.utc)
     notes: list[str] = []
     organization = client.get_json(tenant_id, "organization")["value"][0]
     domains = pd.DataFrame(list(client.get_collection(tenant_id, "domains")),
                            columns=["id", "isDefault", "isInitial", "isVerified"])
-    users = read_users(client, tenant_id, options, notes)
+    users, users_entry = read_users(client, tenant_id, options, notes, cache, now)
     licenses = licenses_frame(list(client.get_collection(tenant_id, "subscribedSkus"))
                               if options.licenses else [])
-    mailboxes, state = (read_mailboxes(client, tenant_id, options, notes) if options.mailbox_usage
-                        else (parse_mailbox_report(""), "off"))
-    return TenantExtract(tenant_id, organization, domains, users, licenses, mailboxes, state, notes)
+    updates = {USERS_CACHE: users_entry} if users_entry else {}
+    if options.mailbox_usage:
+        mailboxes, state, report_entry = cached_mailboxes(client, tenant_id, options, notes, cache, now)
+        if report_entry:
+            updates[MAILBOX_CACHE] = report_entry
+    else:
+        mailboxes, state = parse_mailbox_report(""), "off"
+    return TenantExtract(tenant_id, organization, domains, users, licenses, mailboxes, state, notes, updates)
 
 
-def read_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str]) -> pd.DataFrame:
+def read_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
+               cache: TenantCache | None = None,
+               now: datetime | None = None) -> tuple[pd.DataFrame, CachedTable | None]:
+    """The tenant's users, and the cache entry to keep for the next sync (None without a cache)."""
+    now = now or datetime.now(timezone.utc)
+    fields = user_fields(options)
+    columns = fields + [SIGN_IN_FIELD]
+    if cache is None or not options.users_delta:
+        return full_user_read(client, tenant_id, options, notes), None
+    snapshot = cache.load(USERS_CACHE, tenant_id)
+    if snapshot and _fresh(snapshot.state.get("full_read_at"), now, options.full_read_hours) \
+            and snapshot.state.get("fields") == fields:
+        try:
+            changes, link = read_delta(client, tenant_id, snapshot.state["delta_link"])
+        except GraphError as exc:
+            if exc.code != "syncStateNotFound" and exc.status != 410:
+                raise
+            notes.append("the users delta link had expired; all users were read again")
+        else:
+            users = apply_delta(records(snapshot.frame), changes, columns)
+            return users, CachedTable(users, {**snapshot.state, "delta_link": link})
+    # Take the delta link first: changes made during the full read come again next time.
+    link = latest_delta_link(client, tenant_id, fields)
+    users = full_user_read(client, tenant_id, options, notes)
+    return users, CachedTable(users, {"delta_link": link, "full_read_at": now.isoformat(), "fields": fields})
+
+
+def _fresh(stamp: str | None, now: datetime, hours: int) -> bool:
+    return bool(stamp) and now - datetime.fromisoformat(stamp) < timedelta(hours=hours)
+
+
+def full_user_read(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str]) -> pd.DataFrame:
     fields = user_fields(options)
     if options.entra:
         try:
@@ -161,6 +207,57 @@ def read_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes:
                          "the AuditLog.Read.All permission and an Entra ID P1/P2 licence in the tenant")
     rows = list(client.get_collection(tenant_id, "users", select=fields, top=client.settings.page_size))
     return pd.DataFrame(rows, columns=fields + [SIGN_IN_FIELD])
+
+
+def latest_delta_link(client: GraphClient, tenant_id: str, fields: list[str]) -> str:
+    """A delta link for 'from now on', without reading any user ($deltatoken=latest)."""
+    page = client.get_json(tenant_id, "users/delta", {"$select": ",".join(fields), "$deltatoken": "latest"})
+    return _delta_link(client, tenant_id, page)
+
+
+def read_delta(client: GraphClient, tenant_id: str, link: str) -> tuple[list[dict], str]:
+    """The users changed since the link (removed ones carry @removed), and the next link."""
+    changes: list[dict] = []
+    for page in client.get_pages(tenant_id, link):
+        changes += page.get("value", [])
+        if "@odata.deltaLink" in page:
+            return changes, page["@odata.deltaLink"]
+    raise GraphError(tenant_id, "users/delta", "NoDeltaLink", "the delta round ended without a deltaLink.",
+                     "this is a Graph fault; the next sync reads all users again")
+
+
+def _delta_link(client: GraphClient, tenant_id: str, page: dict) -> str:
+    link = page.get("@odata.deltaLink")
+    if not link:
+        raise GraphError(tenant_id, "users/delta", "NoDeltaLink", "no deltaLink in the answer.",
+                         "this is a Graph fault; the sync reads all users each time until it is fixed")
+    return link
+
+
+def apply_delta(users: list[dict], changes: list[dict], columns: list[str]) -> pd.DataFrame:
+    """The snapshot with changed users merged in (fields not selected in delta, like
+    signInActivity, keep their last full-read value) and removed users dropped."""
+    by_id = {u["id"]: u for u in users}
+    for change in changes:
+        if "@removed" in change:
+            by_id.pop(change["id"], None)
+        else:
+            by_id[change["id"]] = {**by_id.get(change["id"], {}),
+                                   **{k: v for k, v in change.items() if not k.startswith("@")}}
+    return pd.DataFrame(list(by_id.values()), columns=columns)
+
+
+def cached_mailboxes(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
+                     cache: TenantCache | None, now: datetime) -> tuple[pd.DataFrame, str, CachedTable | None]:
+    """The mailbox report; one already fetched today (Graph refreshes it daily) is reused."""
+    today = utc_day(now)
+    cached = cache.load(MAILBOX_CACHE, tenant_id) if cache else None
+    if cached and cached.state.get("fetched_on") == today:
+        return cached.frame, cached.state.get("mailbox_state", "joined"), None
+    mailboxes, state = read_mailboxes(client, tenant_id, options, notes)
+    entry = CachedTable(mailboxes, {"fetched_on": today, "mailbox_state": state}) if cache and \
+        state in ("joined", "concealed") else None
+    return mailboxes, state, entry
 
 
 def read_mailboxes(client: GraphClient, tenant_id: str, options: SyncOptions,

@@ -72,6 +72,10 @@ class SyncOptions(_Strict):
     duplicate_policy: Literal["hold", "create"] = Field(
         "hold", description="hold: users that probably exist already as a contact are not created "
                             "until an analyst decides; create: create them anyway.")
+    users_delta: bool = Field(
+        True, description="Read only the users changed since the last sync (Graph delta query).")
+    full_read_hours: int = Field(
+        24, ge=1, description="Read every user again (and their last sign-in) at least this often.")
     fix_concealed_reports: bool = Field(
         False, description="Switch report name concealment off in a tenant that has it on "
                            "(needs ReportSettings.ReadWrite.All).")

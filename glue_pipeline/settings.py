@@ -72,6 +72,7 @@ class Settings:
     graph: GraphSettings
     store_url: str
     data_dir: Path
+    cache_dir: Path
 
 
 def _env(name: str, fix: str, environ: dict[str, str]) -> str:
@@ -139,9 +140,15 @@ def data_dir_from_env(environ: dict[str, str] | None = None) -> Path:
     return Path(environ.get("GLUE_DATA_DIR", "").strip() or default_var_dir() / "tables")
 
 
+def cache_dir_from_env(environ: dict[str, str] | None = None) -> Path:
+    environ = dict(os.environ if environ is None else environ)
+    return Path(environ.get("GLUE_CACHE_DIR", "").strip() or default_var_dir() / "cache")
+
+
 def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
     return Settings(
         graph=graph_settings_from_env(environ),
         store_url=store_url_from_env(environ),
         data_dir=data_dir_from_env(environ),
+        cache_dir=cache_dir_from_env(environ),
     )

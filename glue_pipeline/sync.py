@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, insert, select, update
 
+from glue_pipeline.cache import TenantCache
 from glue_pipeline.extract import TenantExtract, extract_tenant
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError
@@ -66,13 +67,15 @@ class SyncContext:
     organizations: pd.DataFrame  # id, name: the store's organizations when the batch began
     organization_domains: pd.DataFrame  # organization_id, domain: their contacts' email domains
     options: SyncOptions = field(default_factory=SyncOptions)
+    cache: TenantCache | None = None
 
 
-def sync_context(client: GraphClient, engine: Engine, run_id: str, options: SyncOptions) -> SyncContext:
+def sync_context(client: GraphClient, engine: Engine, run_id: str, options: SyncOptions,
+                 cache: TenantCache | None = None) -> SyncContext:
     """Read the store's organizations once for a batch of tenants."""
     with engine.connect() as conn:
         return SyncContext(client, engine, run_id, writer.read_organizations(conn),
-                           writer.read_organization_domains(conn), options)
+                           writer.read_organization_domains(conn), options, cache)
 
 
 def tenant_row(engine: Engine, tenant_id: str) -> dict:
@@ -88,8 +91,12 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
     known = tenant_row(ctx.engine, tenant_id)
     name = known.get("display_name") or tenant_id
     try:
-        extract = extract_tenant(ctx.client, tenant_id, ctx.options)
-        return _write_tenant(ctx, known, extract)
+        extract = extract_tenant(ctx.client, tenant_id, ctx.options, ctx.cache)
+        outcome = _write_tenant(ctx, known, extract)
+        if ctx.cache:  # only once the store has what the cache says was read
+            for kind, entry in extract.cache_updates.items():
+                ctx.cache.save(kind, tenant_id, entry)
+        return outcome
     except Exception as exc:  # noqa: BLE001 - any failure of one tenant must not stop the others
         message = str(exc) if isinstance(exc, GraphError) else f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, GraphError):

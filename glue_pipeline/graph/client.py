@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 GRAPH_SCOPE = ["https://graph.microsoft.com/.default"]
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 MAX_PAGES = 10_000  # 10 million users at $top=999: beyond that a nextLink loop is assumed
+MAX_STALLED_PAGES = 20  # pages in a row without a new item: paging that never ends
 
 
 class _TimeoutSession(requests.Session):
@@ -181,22 +182,35 @@ class GraphClient:
 
     def get_collection(self, tenant_id: str, path: str, select: list[str] | None = None,
                        top: int | None = None) -> Iterator[dict]:
-        """Every item of a collection, following @odata.nextLink; a repeating link is an error."""
-        params: dict[str, Any] | None = {}
+        """Every item of a collection, following @odata.nextLink."""
+        params: dict[str, Any] = {}
         if select:
             params["$select"] = ",".join(select)
         if top:
             params["$top"] = top
-        url: str | None = self._url(path)
-        seen: set[str] = set()
-        while url:
-            page = self.request(tenant_id, url, params or None).json()
+        for page in self.get_pages(tenant_id, path, params or None):
             yield from page.get("value", [])
+
+    def get_pages(self, tenant_id: str, path: str, params: dict[str, Any] | None = None) -> Iterator[dict]:
+        """Every page, following @odata.nextLink; a link that repeats, or paging without end, is
+        an error rather than a hang."""
+        url: str | None = self._url(path)
+        endpoint = urlsplit(url).path
+        seen: set[str] = set()
+        ids: set[object] = set()
+        stalled = 0  # pages in a row that brought no new item
+        while url:
+            page = self.request(tenant_id, url, params).json()
+            yield page
             url = page.get("@odata.nextLink")
             params = None  # the nextLink carries the query
-            if url in seen or len(seen) >= MAX_PAGES:
-                raise PagingError(tenant_id, path, "NextLinkLoop",
-                                  f"@odata.nextLink repeated or exceeded {MAX_PAGES} pages.",
+            new = {item.get("id", i) for i, item in enumerate(page.get("value", []))} - ids
+            ids |= new
+            stalled = 0 if new else stalled + 1
+            if url in seen or len(seen) >= MAX_PAGES or (url and stalled >= MAX_STALLED_PAGES):
+                raise PagingError(tenant_id, endpoint, "NextLinkLoop",
+                                  "@odata.nextLink repeated, or paging went on without new items "
+                                  f"({len(seen) + 1} pages).",
                                   "this is a Graph fault; re-run the tenant later and report it if it "
                                   "persists")
             if url:
