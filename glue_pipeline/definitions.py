@@ -5,8 +5,13 @@
     tenant_users, tenant_licenses, tenant_mailbox_usage      (per tenant: Graph extracts)
            |
     tenant_organization_match -> tenant_contact_matches      (per tenant: match tables)
-           |
+           |        -> tenant_duplicate_risk, tenant_differences
     tenant_contacts                                          (per tenant: contacts written)
+           |
+    organization_matches, contacts_needing_review            (across tenants, with asset checks)
+
+Jobs: discover_tenants, sync_tenants, refresh_overview, match_decision (record an analyst's
+decision), doctor. The hourly schedule runs discovery; sensors chain the sync and the overview.
 
 The per-tenant assets are computed together by one multi-asset: a run may carry one tenant or
 all of them (a partition range, one Python process), so the hourly sync costs the work and not

@@ -84,3 +84,37 @@ def test_sync_without_credentials_names_the_variable(monkeypatch: pytest.MonkeyP
         monkeypatch.delenv(name, raising=False)
     result = CliRunner().invoke(main, ["sync"])
     assert result.exit_code != 0 and "GLUE_PARTNER_TENANT_ID is not set" in result.output
+
+
+def test_the_example_configuration_is_valid_and_holds_the_defaults() -> None:
+    from glue_pipeline.options import SyncOptions, load_options
+    from glue_pipeline.settings import PROJECT_ROOT
+    from glue_pipeline.sources import load_direct_sources
+
+    example = PROJECT_ROOT / "glue.example.yaml"
+    assert load_options(example) == SyncOptions()
+    assert load_direct_sources(example) == []
+
+
+def test_unknown_option_and_section_are_named(tmp_path: Path) -> None:
+    from glue_pipeline.options import load_options
+
+    path = tmp_path / "glue.yaml"
+    path.write_text("sync:\n  users:\n    include_robots: true\n")
+    with pytest.raises(ConfigError, match=r"option 'users\.include_robots' is invalid"):
+        load_options(path)
+    path.write_text("sink: {}\n")
+    with pytest.raises(ConfigError, match="unknown section"):
+        load_options(path)
+
+
+def test_direct_source_needs_its_secret_variable(tmp_path: Path) -> None:
+    from glue_pipeline.sources import load_direct_sources
+
+    path = tmp_path / "glue.yaml"
+    path.write_text("sources:\n  - name: contoso\n    tenant_id: 6f9969bc-3fcd-4a5e-9a3e-e9850fdc3174\n"
+                    "    client_id: app\n    client_secret_env: GLUE_SECRET_CONTOSO\n")
+    with pytest.raises(ConfigError, match="GLUE_SECRET_CONTOSO is not set"):
+        load_direct_sources(path, {})
+    (source,) = load_direct_sources(path, {"GLUE_SECRET_CONTOSO": "value"})
+    assert source.tenant_id == "6f9969bc-3fcd-4a5e-9a3e-e9850fdc3174" and "value" not in repr(source)
