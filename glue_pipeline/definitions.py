@@ -82,7 +82,7 @@ class GlueResource(dg.ConfigurableResource):
 
     def client(self, settings: Settings, sources: list[DirectSource]) -> GraphClient:
         return GraphClient(settings.graph, direct_credentials={
-            s.tenant_id: (s.client_id, s.client_secret) for s in sources})
+            s.tenant_id: (s.client_id, s.client_secret, s.secret_variable) for s in sources})
 
 
 def table_metadata(frame: pd.DataFrame, path: object | None = None, preview_rows: int = 10) -> dict:

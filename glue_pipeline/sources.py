@@ -51,6 +51,7 @@ class DirectSource:
     tenant_id: str
     client_id: str
     client_secret: Secret = field(repr=False)
+    secret_variable: str = ""
 
 
 def load_direct_sources(path: Path | None, environ: dict[str, str] | None = None) -> list[DirectSource]:
@@ -73,7 +74,8 @@ def load_direct_sources(path: Path | None, environ: dict[str, str] | None = None
                               "the client secret value of the app registered in that customer's tenant")
         if config.name == PARTNER_SOURCE or any(s.name == config.name for s in sources):
             raise ConfigError(f"{path}: two sources are named '{config.name}': give each its own name")
-        sources.append(DirectSource(config.name, config.tenant_id, config.client_id, Secret(secret)))
+        sources.append(DirectSource(config.name, config.tenant_id, config.client_id, Secret(secret),
+                                    config.client_secret_env))
     return sources
 
 

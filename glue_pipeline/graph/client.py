@@ -65,9 +65,9 @@ class GraphClient:
 
     def __init__(self, settings: GraphSettings, session: requests.Session | None = None,
                  backoff_base_s: float = 0.5,
-                 direct_credentials: dict[str, tuple[str, Secret]] | None = None) -> None:
-        """direct_credentials: tenant id -> (client id, secret) of an app registered in that
-        tenant (direct login); other tenants use the partner app."""
+                 direct_credentials: dict[str, tuple[str, Secret, str]] | None = None) -> None:
+        """direct_credentials: tenant id -> (client id, secret, the variable holding the secret)
+        of an app registered in that tenant (direct login); other tenants use the partner app."""
         self.settings = settings
         self.direct_credentials = dict(direct_credentials or {})
         self.session = session or build_session(settings)
@@ -84,8 +84,7 @@ class GraphClient:
         if app is not None and not fresh:
             return app
         authority = f"{self.settings.authority_host}/{tenant_id}"
-        client_id, secret = self.direct_credentials.get(
-            tenant_id, (self.settings.client_id, self.settings.client_secret))
+        client_id, secret, _variable = self._credentials(tenant_id)
         try:
             app = msal.ConfidentialClientApplication(
                 client_id,
@@ -105,6 +104,10 @@ class GraphClient:
             self._apps[tenant_id] = app
         return app
 
+    def _credentials(self, tenant_id: str) -> tuple[str, Secret, str]:
+        return self.direct_credentials.get(
+            tenant_id, (self.settings.client_id, self.settings.client_secret, "GLUE_CLIENT_SECRET"))
+
     def token(self, tenant_id: str, fresh: bool = False) -> str:
         """An access token for the tenant; msal reuses it until it is about to expire."""
         app = self._app(tenant_id, fresh=fresh)
@@ -117,7 +120,7 @@ class GraphClient:
             raise TransientGraphError(tenant_id, "token", "MsalServiceError", str(exc),
                                       "the identity platform is failing; re-run later") from None
         if "access_token" not in result:
-            raise identity_error(tenant_id, "token", result)
+            raise identity_error(tenant_id, "token", result, secret_variable=self._credentials(tenant_id)[2])
         return result["access_token"]
 
     # --- requests ---------------------------------------------------------------------------

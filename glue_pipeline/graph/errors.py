@@ -12,10 +12,10 @@ IDENTITY_FIXES = {
                     "(or re-establish the GDAP relationship), then re-run this tenant",
     "AADSTS7000229": "the app has no service principal in this tenant (consent was never given or was "
                      "removed): have a customer Global Administrator grant admin consent, then re-run",
-    "AADSTS7000215": "the client secret is wrong: set GLUE_CLIENT_SECRET to the secret's Value (not its "
+    "AADSTS7000215": "the client secret is wrong: set {secret_variable} to the secret's Value (not its "
                      "Secret ID) from the app registration's Certificates & secrets page",
     "AADSTS7000222": "the client secret has expired: create a new secret on the app registration and "
-                     "update GLUE_CLIENT_SECRET",
+                     "update {secret_variable}",
     "AADSTS90002": "the tenant does not exist or is no longer reachable: check the tenant id; the "
                    "customer may have left the partner relationship",
 }
@@ -69,8 +69,10 @@ class PagingError(GraphError):
     """A collection whose @odata.nextLink repeats or never ends."""
 
 
-def identity_error(tenant_id: str, endpoint: str, result: dict) -> IdentityError:
-    """Build the error for msal's error dict (error, error_description starting with AADSTS...)."""
+def identity_error(tenant_id: str, endpoint: str, result: dict,
+                   secret_variable: str = "GLUE_CLIENT_SECRET") -> IdentityError:
+    """Build the error for msal's error dict (error, error_description starting with AADSTS...);
+    `secret_variable` is where the operator sets the secret that was used."""
     description = str(result.get("error_description") or "")
     code = description.split(":", 1)[0].strip() if description.startswith("AADSTS") else str(
         result.get("error") or "unknown_error")
@@ -78,6 +80,7 @@ def identity_error(tenant_id: str, endpoint: str, result: dict) -> IdentityError
     message = re.split(r"\r?\n|\s+Trace ID:", description, maxsplit=1)[0]
     message = message.removeprefix(f"{code}:").strip() or str(result.get("error"))
     fix = IDENTITY_FIXES.get(code, "check the app registration, its secret and its consent in this tenant")
+    fix = fix.format(secret_variable=secret_variable)
     cls = ConsentRevokedError if code in ("AADSTS700016", "AADSTS7000229") else IdentityError
     return cls(tenant_id, endpoint, code, message, fix, status=None)
 
