@@ -1,0 +1,666 @@
+"""Duplicate risk: which existing contacts a new user may already be.
+
+Never all pairs: blocking keys are joined with pandas merges on integer codes, and only the
+pairs sharing a key are scored, in bulk with rapidfuzz. Name keys: the last name with the first
+name or any one-letter deletion of it, and the other way round (so one typo in either name
+still meets: "Jon"/"John", "Smiht"/"Smith"); the last name with the first name's nickname
+groups; the first name with a sound-alike key of the last name; the names swapped. Email local
+parts, the local parts a user's name would give and phone numbers are joined the same way and
+are evidence in themselves. So every pair that can reach the medium level shares a key.
+
+Points per kind of evidence (the best one of each kind), added and capped at 100:
+  name   same 70; similar 65 (one name the same, the other one typo away with Jaro-Winkler >=
+         0.88); nickname 60 (same last name); swapped 60; close 50 (both Jaro-Winkler >= 0.92,
+         or one the same and the other >= 0.88 or sounding alike); first initial 45; same last
+         name only 15;
+  email  same address 90, same local part on a tenant (alias) domain 80, a local-part pattern
+         of the user's name on a tenant domain 60 (first or last name alone 30), the user's own
+         local part on another domain 30 unless it is just a pattern of the name;
+  phone  same number (last 9 digits; numbers shared by many people ignored) 40.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import process
+from rapidfuzz.distance import OSA, JaroWinkler
+
+from glue_pipeline.matching.names import (
+    NICKNAME_GROUPS,
+    WEAK_EMAIL_PATTERNS,
+    canonical_first_names,
+    email_local_pattern_names,
+    map_unique,
+    person_key,
+    phonetic_key,
+)
+
+RISK_COLUMNS = ["user_id", "contact_id", "score", "level", "reasons"]
+
+HIGH_RISK = 80
+MEDIUM_RISK = 60
+MIN_RISK_SCORE = 40
+
+JW_SAME = 0.92  # Splink's Jaro-Winkler levels
+JW_CLOSE = 0.88
+MIN_TYPO_LENGTH = 4  # a name shorter than this is not "one typo" from anything
+
+# Name levels, strongest first, with their points.
+NAME_POINTS: dict[str, int] = {"same": 70, "similar": 65, "nickname": 60, "swapped": 60,
+                               "close": 50, "initial": 45, "same_last": 15, "none": 0}
+# Email kinds with their points.
+EMAIL_POINTS: dict[str, int] = {"same_address": 90, "alias_domain": 80, "tenant_pattern": 60,
+                                "tenant_weak_pattern": 30, "own_local_elsewhere": 30}
+SAME_PHONE_POINTS = 40
+
+PHONE_DIGITS = 9
+MIN_PHONE_DIGITS = 7
+SHARED_PHONE_PEOPLE = 5  # a number on more people than this is a switchboard: no evidence
+MAX_BLOCK_CONTACTS = 5000  # a blocking key on more contacts than this is too common to use
+
+_NAME_LEVELS = list(NAME_POINTS)
+_EMAIL_KINDS = list(EMAIL_POINTS)
+_KEY_BITS = 29  # two vocabulary codes and a key type packed into one int64
+_NON_DIGIT = re.compile(r"\D+")
+
+
+def duplicate_risk(new_users: pd.DataFrame, contacts: pd.DataFrame, alias_domains: list[str],
+                   max_candidates: int = 3, *, min_score: float = MIN_RISK_SCORE) -> pd.DataFrame:
+    """The contacts each new user may duplicate, at most max_candidates per user.
+
+    new_users: user_id, first_name, last_name, display_name, email (the UPN), other_emails
+        (list: mail and smtp proxy addresses), phones (list).
+    contacts: contact_id, first_name, last_name, emails (list), phones (list).
+    alias_domains: the tenant's verified domains.
+    Returns user_id, contact_id, score (0-100), level (high >= 80, medium >= 60, low),
+    reasons; users in input order, then score descending and contact id ascending.
+    """
+    data = _prepare(new_users, contacts, alias_domains)
+    evidence = _Evidence.collect(data)
+    scored = _score(data, _blocked_pairs(data, evidence), evidence)
+    scored = scored[scored["score"] >= min_score]
+    return _risk_frame(data, _best_per_user(data, scored, max_candidates))
+
+
+def candidate_pairs(new_users: pd.DataFrame, contacts: pd.DataFrame,
+                    alias_domains: list[str]) -> pd.DataFrame:
+    """The (user_id, contact_id) pairs blocking lets through to scoring."""
+    data = _prepare(new_users, contacts, alias_domains)
+    users, contact_positions = np.divmod(_blocked_pairs(data, _Evidence.collect(data)),
+                                         data.n_contacts)
+    return pd.DataFrame({"user_id": data.user_ids.take(users).reset_index(drop=True),
+                         "contact_id": data.contact_ids.take(contact_positions)
+                         .reset_index(drop=True)})
+
+
+def score_pairs(new_users: pd.DataFrame, contacts: pd.DataFrame, alias_domains: list[str],
+                pairs: pd.DataFrame, *, min_score: float = 0) -> pd.DataFrame:
+    """Score given (user_id, contact_id) pairs without blocking: the reference that blocking
+    is checked against (all pairs of a small sample). Rows as in duplicate_risk, all of them
+    at or above min_score."""
+    data = _prepare(new_users, contacts, alias_domains)
+    users = pd.Index(data.user_ids).get_indexer(pairs["user_id"]).astype(np.int64)
+    contact_positions = pd.Index(data.contact_ids).get_indexer(pairs["contact_id"])
+    scored = _score(data, _sorted_unique(users * data.n_contacts + contact_positions),
+                    _Evidence.collect(data))
+    return _risk_frame(data, _order(data, scored[scored["score"] >= min_score]))
+
+
+def _blocked_pairs(data: _Prepared, evidence: _Evidence) -> np.ndarray:
+    return _sorted_unique(np.concatenate([_name_block_pairs(data), evidence.pair_codes()]))
+
+
+def _sorted_unique(codes: np.ndarray) -> np.ndarray:
+    """np.unique, several times faster on millions of int64 (sort, then drop repeats)."""
+    ordered = np.sort(codes)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
+
+
+def _objects(values) -> pd.Series:
+    """Strings kept as a plain object column: converting millions of intermediate values to
+    pandas' Arrow-backed strings costs more than the joins on them."""
+    return pd.Series(values, dtype=object)
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparation: names as codes into one shared vocabulary, emails and phones as long tables
+
+@dataclass
+class _Prepared:
+    user_ids: pd.Series
+    contact_ids: pd.Series
+    user_names: tuple[np.ndarray, np.ndarray]  # (first, last) as given or derived, for reasons
+    contact_names: tuple[np.ndarray, np.ndarray]
+    user_first: np.ndarray  # vocabulary codes of the name keys, -1 when empty
+    user_last: np.ndarray
+    contact_first: np.ndarray
+    contact_last: np.ndarray
+    vocab: np.ndarray  # name keys (person_key) by code
+    sound: np.ndarray  # their sound-alike keys ('' when none)
+    user_emails: pd.DataFrame  # idx, address, on_tenant, local_id, address_id
+    contact_emails: pd.DataFrame
+    locals: pd.Index  # local parts by local_id
+    user_phones: pd.DataFrame  # idx, phone (int64, last digits)
+    contact_phones: pd.DataFrame
+
+    @property
+    def n_contacts(self) -> int:
+        return len(self.contact_ids)
+
+
+def _prepare(new_users: pd.DataFrame, contacts: pd.DataFrame,
+             alias_domains: list[str]) -> _Prepared:
+    tenant_domains = frozenset(d.strip().lower().rstrip(".") for d in alias_domains if d)
+    user_first_raw, user_last_raw = _user_names(new_users)
+    contact_first_raw = _text(contacts["first_name"])
+    contact_last_raw = _text(contacts["last_name"])
+    keys = [map_unique(person_key, column) for column in
+            (user_first_raw, user_last_raw, contact_first_raw, contact_last_raw)]
+    codes, vocab = _shared_codes(keys)
+    user_emails = _email_table(*_explode(_user_addresses(new_users)), tenant_domains)
+    contact_emails = _email_table(*_explode(contacts["emails"]), tenant_domains)
+    local_codes, local_vocab = _shared_codes([user_emails.pop("local").to_numpy(),
+                                              contact_emails.pop("local").to_numpy()])
+    address_codes, _ = _shared_codes([user_emails["address"].to_numpy(),
+                                      contact_emails["address"].to_numpy()])
+    for table, local_id, address_id in zip((user_emails, contact_emails), local_codes,
+                                           address_codes):
+        table["local_id"], table["address_id"] = local_id, address_id
+    return _Prepared(
+        user_ids=new_users["user_id"].reset_index(drop=True),
+        contact_ids=contacts["contact_id"].reset_index(drop=True),
+        user_names=(user_first_raw, user_last_raw),
+        contact_names=(contact_first_raw, contact_last_raw),
+        user_first=codes[0], user_last=codes[1], contact_first=codes[2], contact_last=codes[3],
+        vocab=vocab,
+        sound=np.array([phonetic_key(name) for name in vocab], dtype=object),
+        user_emails=user_emails,
+        contact_emails=contact_emails,
+        locals=pd.Index(_objects(local_vocab)),
+        user_phones=_phone_table(*_explode(new_users["phones"])),
+        contact_phones=_phone_table(*_explode(contacts["phones"])),
+    )
+
+
+def _text(column: pd.Series) -> np.ndarray:
+    """Strings as an object array, '' for missing values."""
+    return column.astype("str").fillna("").to_numpy(dtype=object)
+
+
+def _user_names(users: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """First and last names; missing ones taken from the display name ("Smith, John" or
+    "John Smith"), then from the UPN's local part ("john.smith")."""
+    first, last = _text(users["first_name"]), _text(users["last_name"])
+    display, upn = _text(users["display_name"]), _text(users["email"])
+    missing = np.flatnonzero((map_unique(person_key, first) == "")
+                             | (map_unique(person_key, last) == ""))
+    for i in missing:
+        guess_first, guess_last = _split_name(display[i]) or _split_local(upn[i]) or ("", "")
+        if not person_key(first[i]):
+            first[i] = guess_first
+        if not person_key(last[i]):
+            last[i] = guess_last
+    return first, last
+
+
+def _split_name(display: str) -> tuple[str, str] | None:
+    if "," in display:
+        last, _, first = display.partition(",")
+        words = [w for w in first.split() if person_key(w)]
+        return (words[0] if words else "", last.strip()) if person_key(last) else None
+    words = [w for w in display.split() if person_key(w)]  # drops emoji and stray symbols
+    if len(words) >= 2:
+        return words[0], words[-1]
+    return ("", words[0]) if words else None
+
+
+def _split_local(upn: str) -> tuple[str, str] | None:
+    parts = [p for p in upn.partition("@")[0].replace("_", ".").replace("-", ".").split(".") if p]
+    return (parts[0], parts[-1]) if len(parts) >= 2 else None
+
+
+def _shared_codes(arrays: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Codes of all arrays in one vocabulary; '' gets -1."""
+    codes, vocab = pd.factorize(_objects(np.concatenate(arrays)))
+    vocab = np.asarray(vocab, dtype=object)
+    empty = np.flatnonzero(vocab == "")
+    if len(empty):
+        codes = np.where(codes == empty[0], -1, codes)
+    return np.split(codes.astype(np.int64), np.cumsum([len(a) for a in arrays])[:-1]), vocab
+
+
+def _explode(values: pd.Series) -> tuple[np.ndarray, list]:
+    """(owner position, value) for list cells; a plain string counts as a list of one."""
+    lists = [v if isinstance(v, (list, tuple, np.ndarray)) else ([v] if isinstance(v, str) else [])
+             for v in values.to_numpy(dtype=object)]
+    owners = np.repeat(np.arange(len(lists), dtype=np.int64), [len(v) for v in lists])
+    return owners, list(chain.from_iterable(lists))
+
+
+def _user_addresses(users: pd.DataFrame) -> pd.Series:
+    return _objects([[upn, *(others if isinstance(others, (list, tuple, np.ndarray)) else [])]
+                     for upn, others in zip(_text(users["email"]),
+                                            users["other_emails"].to_numpy(dtype=object))])
+
+
+def _parse_address(text: object) -> tuple[str, str] | None:
+    """(local, domain) of 'SMTP:John.Smith+news@Contoso.com' -> ('john.smith', 'contoso.com');
+    None for anything else (other proxy types such as 'sip:', not an address)."""
+    if not isinstance(text, str):
+        return None
+    text = text.strip().lower()
+    if text.startswith("smtp:"):
+        text = text[5:]
+    local, at, domain = text.rpartition("@")
+    local = local.partition("+")[0]  # plus-addressing
+    if not at or not local or not domain or ":" in text:
+        return None
+    return local, domain
+
+
+def _email_table(owners: np.ndarray, addresses: list, tenant_domains: frozenset[str]
+                 ) -> pd.DataFrame:
+    """idx, local, address, on_tenant (the domain is one of the tenant's), one row per
+    distinct address of each owner."""
+    parsed = [_parse_address(a) for a in addresses]
+    valid = np.fromiter((p is not None for p in parsed), bool, len(parsed))
+    parsed = [p for p in parsed if p is not None]
+    table = pd.DataFrame({
+        "idx": owners[valid],
+        "local": _objects([local for local, _ in parsed]),
+        "address": _objects([f"{local}@{domain}" for local, domain in parsed]),
+        "on_tenant": np.fromiter((domain in tenant_domains for _, domain in parsed), bool,
+                                 len(parsed)),
+    })
+    return table.drop_duplicates(["idx", "address"]).reset_index(drop=True)
+
+
+def _phone_table(owners: np.ndarray, numbers: list) -> pd.DataFrame:
+    """idx, phone: the last digits as an integer; numbers on many people are dropped."""
+    digits = [_NON_DIGIT.sub("", n) if isinstance(n, str) else "" for n in numbers]
+    valid = np.fromiter((len(d) >= MIN_PHONE_DIGITS for d in digits), bool, len(digits))
+    phone = np.array([int(d[-PHONE_DIGITS:]) for d in digits if len(d) >= MIN_PHONE_DIGITS],
+                     dtype=np.int64)
+    table = pd.DataFrame({"idx": owners[valid], "phone": phone}).drop_duplicates()
+    people = table.groupby("phone")["idx"].transform("size")
+    return table[people <= SHARED_PHONE_PEOPLE].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocking on names
+
+def _name_block_pairs(data: _Prepared) -> np.ndarray:
+    """Pair codes (user * n_contacts + contact) sharing a name key."""
+    tokens = _name_tokens(data.vocab, data.sound)
+    user_keys = _name_keys(tokens, data.user_first, data.user_last, swapped=True)
+    contact_keys = _name_keys(tokens, data.contact_first, data.contact_last, swapped=False)
+    contact_keys = contact_keys[contact_keys["key"].isin(user_keys["key"])]
+    block_sizes = contact_keys["key"].value_counts()
+    too_common = block_sizes.index[block_sizes > MAX_BLOCK_CONTACTS]
+    joined = user_keys.merge(contact_keys[~contact_keys["key"].isin(too_common)], on="key")
+    return joined["idx_x"].to_numpy(np.int64) * data.n_contacts + joined["idx_y"].to_numpy(np.int64)
+
+
+@dataclass
+class _Lists:
+    """A list of tokens per vocabulary code, stored flat: code i owns tokens[starts[i]:starts[i+1]]."""
+    starts: np.ndarray
+    tokens: np.ndarray
+
+    @classmethod
+    def of(cls, lists: list[list[str]], token_codes: np.ndarray) -> _Lists:
+        sizes = np.fromiter((len(x) for x in lists), np.int64, len(lists))
+        return cls(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), token_codes)
+
+    def expand(self, idx: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(owner, token) for every token of every owner's code."""
+        counts = self.starts[codes + 1] - self.starts[codes]
+        first_of_owner = np.repeat(self.starts[codes] - (np.cumsum(counts) - counts), counts)
+        return np.repeat(idx, counts), self.tokens[np.arange(counts.sum()) + first_of_owner]
+
+
+@dataclass
+class _NameTokens:
+    """Per vocabulary code, in one token space: the name itself, its sound-alike key, the name
+    and its one-letter deletions, and the canonical names of its nickname groups."""
+    name: np.ndarray
+    sound: np.ndarray
+    variants: _Lists
+    nicknames: _Lists
+
+
+def _name_tokens(vocab: np.ndarray, sounds: np.ndarray) -> _NameTokens:
+    variants = [_deletions(name) for name in vocab]
+    nicknames = [sorted(canonical_first_names(name)) if name in _NICKNAME_NAMES else []
+                 for name in vocab]
+    flat = [np.array(list(chain.from_iterable(lists)), dtype=object)
+            for lists in (variants, nicknames)]
+    codes, _ = _shared_codes([vocab, sounds, *flat])
+    return _NameTokens(codes[0], codes[1], _Lists.of(variants, codes[2]),
+                       _Lists.of(nicknames, codes[3]))
+
+
+def _deletions(name: str) -> list[str]:
+    """The name and, when long enough for a typo, each way of deleting one letter: two names
+    one substitution, insertion, deletion or transposition apart share one of these."""
+    if len(name) < MIN_TYPO_LENGTH:
+        return [name] if name else []
+    return [name, *{name[:i] + name[i + 1:] for i in range(len(name))}]
+
+
+_NICKNAME_NAMES = frozenset(chain(NICKNAME_GROUPS, chain.from_iterable(NICKNAME_GROUPS.values())))
+
+_KEY_LAST_FIRST, _KEY_FIRST_LAST, _KEY_LAST_NICKNAME, _KEY_FIRST_SOUND = 1, 2, 3, 4
+
+
+def _name_keys(tokens: _NameTokens, first: np.ndarray, last: np.ndarray,
+               swapped: bool) -> pd.DataFrame:
+    """idx, key. Keys: the last name with the first name or a deletion of it; the first name
+    with the last name or a deletion of it; the last name with a nickname group of the first;
+    the first name with the sound of the last; on one side only, the names swapped."""
+    named = np.flatnonzero((first >= 0) & (last >= 0))
+    first, last = first[named], last[named]
+    parts = [
+        _key_rows(_KEY_LAST_FIRST, named, tokens.name[last], tokens.variants.expand(
+            np.arange(len(named)), first)),
+        _key_rows(_KEY_FIRST_LAST, named, tokens.name[first], tokens.variants.expand(
+            np.arange(len(named)), last)),
+        _key_rows(_KEY_LAST_NICKNAME, named, tokens.name[last], tokens.nicknames.expand(
+            np.arange(len(named)), first)),
+        _key_rows(_KEY_FIRST_SOUND, named, tokens.name[first],
+                  (np.arange(len(named)), tokens.sound[last])),
+    ]
+    if swapped:  # the user's first name as the contact's last, and the other way round
+        parts.append(_key_rows(_KEY_LAST_FIRST, named, tokens.name[first],
+                               (np.arange(len(named)), tokens.name[last])))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _key_rows(kind: int, named: np.ndarray, whole: np.ndarray,
+              parts: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+    """Keys packing a kind, one name's token and a part token (row i of `parts` belongs to
+    named[owner]); parts without a token (-1: no sound-alike key) are left out."""
+    owner, part = parts
+    ok = part >= 0
+    owner, part = owner[ok], part[ok]
+    key = ((np.int64(kind) << (2 * _KEY_BITS)) | (whole[owner].astype(np.int64) << _KEY_BITS)
+           | part.astype(np.int64))
+    return pd.DataFrame({"idx": named[owner], "key": key})
+
+
+# ---------------------------------------------------------------------------------------------
+# Email and phone evidence: exact joins that are also blocking keys
+
+@dataclass
+class _Evidence:
+    email: pd.DataFrame  # pair, kind, points, contact_address, detail (user address or pattern)
+    phone: pd.DataFrame  # pair, phone
+
+    @classmethod
+    def collect(cls, data: _Prepared) -> _Evidence:
+        return cls(_email_evidence(data), _phone_evidence(data))
+
+    def pair_codes(self) -> np.ndarray:
+        return np.concatenate([self.email["pair"].to_numpy(np.int64),
+                               self.phone["pair"].to_numpy(np.int64)])
+
+
+def _email_evidence(data: _Prepared) -> pd.DataFrame:
+    """Best email evidence per pair. The user's own addresses: the same address anywhere; the
+    same local part on a tenant domain; a local part that is not just a pattern of the name
+    ("jdoe42") on any domain. The local parts the user's name would give: on a tenant domain.
+    Joins run on integer codes of local parts and addresses."""
+    contacts = data.contact_emails.rename(columns={"idx": "c", "address": "contact_address"})
+    tenant_contacts = contacts[contacts["on_tenant"]].drop(columns="address_id")
+    patterns = _user_patterns(data, set(data.locals[tenant_contacts["local_id"]])
+                              | set(data.locals[data.user_emails["local_id"]]))
+    own = data.user_emails.drop(columns="on_tenant").merge(patterns, on=["idx", "local_id"],
+                                                           how="left")
+    name_like = own["pattern"].notna()
+    mailbox = pd.concat([
+        own.merge(contacts.drop(columns="local_id"), on="address_id"),
+        own[name_like].merge(tenant_contacts, on="local_id"),
+        own[~name_like].merge(contacts.drop(columns="address_id"), on="local_id"),
+    ], ignore_index=True)
+    mailbox_kind = np.select(
+        [(mailbox["contact_address"] == mailbox["address"]).to_numpy(bool),
+         mailbox["on_tenant"].to_numpy(bool)],
+        ["same_address", "alias_domain"], "own_local_elsewhere")
+    mailbox = mailbox.assign(kind=_objects(mailbox_kind), detail=mailbox["address"])
+
+    own_locals = set(zip(own["idx"], own["local_id"]))
+    generated = patterns[np.fromiter((key not in own_locals for key in
+                                      zip(patterns["idx"], patterns["local_id"])), bool,
+                                     len(patterns))]
+    pattern_hits = generated.merge(tenant_contacts, on="local_id")
+    pattern_kind = np.where(pattern_hits["pattern"].isin(WEAK_EMAIL_PATTERNS).to_numpy(),
+                            "tenant_weak_pattern", "tenant_pattern")
+    pattern_hits = pattern_hits.assign(kind=_objects(pattern_kind), detail=pattern_hits["pattern"])
+
+    hits = pd.concat([frame[["idx", "c", "kind", "contact_address", "detail"]]
+                      for frame in (mailbox, pattern_hits)], ignore_index=True)
+    hits["points"] = hits["kind"].map(EMAIL_POINTS).astype(np.int64)
+    hits["pair"] = hits["idx"].to_numpy(np.int64) * data.n_contacts + hits["c"].to_numpy(np.int64)
+    best = hits.sort_values(["pair", "points", "contact_address"], ascending=[True, False, True])
+    return best.drop_duplicates("pair")[["pair", "kind", "points", "contact_address", "detail"]]
+
+
+def _user_patterns(data: _Prepared, wanted: set[str]) -> pd.DataFrame:
+    """idx, local_id, pattern: the local parts each user's name would give, among `wanted`."""
+    width = len(data.vocab) + 1
+    combos, uniques = pd.factorize((data.user_first + 1) * width + (data.user_last + 1))
+    rows = []
+    for combo, (first, last) in enumerate(zip(uniques // width - 1, uniques % width - 1)):
+        names = email_local_pattern_names(data.vocab[first] if first >= 0 else "",
+                                          data.vocab[last] if last >= 0 else "")
+        rows += [(combo, local, pattern) for local, pattern in names.items() if local in wanted]
+    by_combo = pd.DataFrame({"combo": np.array([r[0] for r in rows], dtype=np.int64),
+                             "local_id": data.locals.get_indexer(_objects([r[1] for r in rows])),
+                             "pattern": _objects([r[2] for r in rows])})
+    users = pd.DataFrame({"idx": np.arange(len(combos), dtype=np.int64), "combo": combos})
+    return users.merge(by_combo, on="combo")[["idx", "local_id", "pattern"]]
+
+
+def _phone_evidence(data: _Prepared) -> pd.DataFrame:
+    joined = data.user_phones.merge(data.contact_phones, on="phone")
+    pair = joined["idx_x"].to_numpy(np.int64) * data.n_contacts + joined["idx_y"].to_numpy(np.int64)
+    return pd.DataFrame({"pair": pair, "phone": joined["phone"].to_numpy()}).drop_duplicates("pair")
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+def _score(data: _Prepared, pairs: np.ndarray, evidence: _Evidence) -> pd.DataFrame:
+    """u, c, score, name level, email kind and details, phone for sorted unique pair codes."""
+    users, contacts = np.divmod(pairs, data.n_contacts)
+    name_level = _name_levels(data, users, contacts)
+    name_points = np.array(list(NAME_POINTS.values()))[name_level]
+
+    email = _align(evidence.email, pairs)
+    phone = _align(evidence.phone, pairs)
+    email_points = email["points"].fillna(0).to_numpy(np.int64)
+    phone_points = np.where(phone["phone"].notna(), SAME_PHONE_POINTS, 0)
+    score = np.minimum(name_points + email_points + phone_points, 100).astype(np.float64)
+    return pd.DataFrame({"u": users, "c": contacts, "score": score, "name_level": name_level,
+                         "email_kind": _objects(email["kind"].to_numpy(object)),
+                         "contact_address": _objects(email["contact_address"].to_numpy(object)),
+                         "email_detail": _objects(email["detail"].to_numpy(object)),
+                         "phone": phone["phone"].to_numpy(np.float64)})
+
+
+def _align(evidence: pd.DataFrame, pairs: np.ndarray) -> pd.DataFrame:
+    """Evidence rows reindexed to the sorted pair codes (missing: NaN)."""
+    codes = evidence["pair"].to_numpy(np.int64)
+    position = np.searchsorted(pairs, codes)
+    found = position < len(pairs)
+    found[found] = pairs[position[found]] == codes[found]
+    return evidence[found].set_index(position[found]).reindex(np.arange(len(pairs)))
+
+
+def _name_levels(data: _Prepared, users: np.ndarray, contacts: np.ndarray) -> np.ndarray:
+    """Index into NAME_POINTS for each pair."""
+    vocab = data.vocab
+    uf, ul = data.user_first[users], data.user_last[users]
+    cf, cl = data.contact_first[contacts], data.contact_last[contacts]
+    first_same, last_same = (uf == cf) & (uf >= 0), (ul == cl) & (ul >= 0)
+    first_jw, last_jw = _jaro_winkler(vocab, uf, cf), _jaro_winkler(vocab, ul, cl)
+    # The per-name checks below run in Python, so only where they can change the level.
+    last_near = last_jw >= JW_SAME
+    nickname = _by_distinct_pair(vocab, uf, cf, _nickname_pair, last_near & ~first_same)
+    conditions = {
+        "same": first_same & last_same,
+        "similar": (first_same & _by_distinct_pair(vocab, ul, cl, _typo_apart,
+                                                   ~last_same & (last_jw >= JW_CLOSE)))
+        | (last_same & _by_distinct_pair(vocab, uf, cf, _typo_apart,
+                                         ~first_same & (first_jw >= JW_CLOSE))),
+        "nickname": last_same & nickname,
+        "swapped": (uf == cl) & (ul == cf) & (uf >= 0) & (ul >= 0),
+        "close": ((first_jw >= JW_SAME) & last_near) | (first_same & (last_jw >= JW_CLOSE))
+        | (last_same & (first_jw >= JW_CLOSE)) | (nickname & last_near)
+        | (first_same & _sound_alike(data.sound, ul, cl)),
+        "initial": last_same & _by_distinct_pair(vocab, uf, cf, _initial_pair,
+                                                 last_same & ~first_same),
+        "same_last": last_same,
+    }
+    return np.select(list(conditions.values()), [_NAME_LEVELS.index(n) for n in conditions],
+                     _NAME_LEVELS.index("none"))
+
+
+def _by_distinct_pair(vocab: np.ndarray, a: np.ndarray, b: np.ndarray, func,
+                      where: np.ndarray | None = None) -> np.ndarray:
+    """func(left names, right names) -> array, computed once per distinct pair of vocabulary
+    codes (names repeat a lot) and spread back; False or 0 where a code is unset (-1) or
+    `where` is False."""
+    ok = (a >= 0) & (b >= 0) if where is None else (a >= 0) & (b >= 0) & where
+    inverse, distinct = pd.factorize(a[ok] * (1 << 32) + b[ok])
+    values = np.asarray(func(vocab[distinct >> 32], vocab[distinct & ((1 << 32) - 1)]))
+    result = np.zeros(len(a), dtype=values.dtype if len(values) else bool)
+    result[ok] = values[inverse] if len(values) else result[ok]
+    return result
+
+
+def _jaro_winkler(vocab: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _by_distinct_pair(vocab, a, b, _jw)
+
+
+def _jw(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    if not len(left):
+        return np.empty(0, np.float32)
+    return process.cpdist(left, right, scorer=JaroWinkler.normalized_similarity,
+                          dtype=np.float32, workers=-1)
+
+
+def _typo_apart(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Different names one edit apart (Damerau, adjacent transpositions) and alike by
+    Jaro-Winkler: the blocking deletions find all of these."""
+    if not len(left):
+        return np.empty(0, bool)
+    edits = process.cpdist(left, right, scorer=OSA.distance, dtype=np.int32, workers=-1)
+    longest = np.fromiter((max(len(x), len(y)) for x, y in zip(left, right)), np.int64, len(left))
+    return (edits == 1) & (longest >= MIN_TYPO_LENGTH) & (_jw(left, right) >= JW_CLOSE)
+
+
+def _nickname_pair(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    return np.fromiter((x != y and bool(canonical_first_names(x) & canonical_first_names(y))
+                        for x, y in zip(left, right)), bool, len(left))
+
+
+def _sound_alike(sound: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Both codes set and the names' sound-alike keys equal."""
+    ok = (a >= 0) & (b >= 0)
+    result = np.zeros(len(a), bool)
+    result[ok] = (sound[a[ok]] == sound[b[ok]]) & (sound[a[ok]] != "")
+    return result
+
+
+def _initial_pair(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """One first name is a single letter, the other starts with it."""
+    return np.fromiter(((len(x) == 1 or len(y) == 1) and x[0] == y[0]
+                        for x, y in zip(left, right)), bool, len(left))
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+def _order(data: _Prepared, scored: pd.DataFrame) -> pd.DataFrame:
+    """Users in input order, then score descending, then contact id ascending."""
+    contacts = scored["c"].to_numpy(np.int64)
+    if data.contact_ids.is_monotonic_increasing:
+        contact_rank = contacts
+    else:
+        contact_rank = np.argsort(np.argsort(data.contact_ids.to_numpy(), kind="stable"),
+                                  kind="stable")[contacts]
+    order = np.lexsort((contact_rank, -scored["score"].to_numpy(), scored["u"].to_numpy()))
+    return scored.iloc[order].reset_index(drop=True)
+
+
+def _best_per_user(data: _Prepared, scored: pd.DataFrame, limit: int) -> pd.DataFrame:
+    ordered = _order(data, scored)
+    return ordered[ordered.groupby("u").cumcount() < limit].reset_index(drop=True)
+
+
+def _risk_frame(data: _Prepared, scored: pd.DataFrame) -> pd.DataFrame:
+    users, contacts = scored["u"].to_numpy(np.int64), scored["c"].to_numpy(np.int64)
+    score = scored["score"].to_numpy(np.float64)
+    level = np.select([score >= HIGH_RISK, score >= MEDIUM_RISK], ["high", "medium"], "low")
+    return pd.DataFrame({
+        "user_id": data.user_ids.take(users).reset_index(drop=True),
+        "contact_id": data.contact_ids.take(contacts).reset_index(drop=True),
+        "score": score,
+        "level": pd.array(level, dtype="str"),
+        "reasons": pd.array(_reasons(data, scored), dtype="str"),
+    }, columns=RISK_COLUMNS)
+
+
+def _reasons(data: _Prepared, scored: pd.DataFrame) -> list[str]:
+    users, contacts = scored["u"].to_numpy(np.int64), scored["c"].to_numpy(np.int64)
+    (user_first, user_last), (contact_first, contact_last) = data.user_names, data.contact_names
+    rows = zip(user_first[users], user_last[users], contact_first[contacts],
+               contact_last[contacts], scored["name_level"].to_numpy(),
+               scored["email_kind"].to_numpy(object), scored["contact_address"].to_numpy(object),
+               scored["email_detail"].to_numpy(object), scored["phone"].to_numpy())
+    reasons = []
+    for uf, ul, cf, cl, name_level, email_kind, contact_address, detail, phone in rows:
+        parts = [_name_reason(_NAME_LEVELS[name_level], uf, ul, cf, cl)]
+        if isinstance(email_kind, str):
+            parts.append(_email_reason(email_kind, contact_address, detail, f"{uf} {ul}".strip()))
+        if phone == phone:  # not NaN
+            parts.append(f"same phone number (ending {int(phone) % 10_000:04d})")
+        reasons.append("; ".join(part for part in parts if part))
+    return reasons
+
+
+def _name_reason(level: str, user_first: str, user_last: str, contact_first: str,
+                 contact_last: str) -> str:
+    user, contact = f"{user_first} {user_last}".strip(), f"{contact_first} {contact_last}".strip()
+    return {
+        "same": f"same name ({contact})",
+        "similar": f"similar names ({user} vs {contact})",
+        "nickname": f"nickname: {user_first} vs {contact_first}, same last name ({contact_last})",
+        "swapped": f"first and last names swapped ({user} vs {contact})",
+        "close": f"close names ({user} vs {contact})",
+        "initial": f"first initial and last name agree ({user} vs {contact})",
+        "same_last": f"same last name ({contact_last}) but first names differ "
+                     f"({user_first or '?'} vs {contact_first or '?'})",
+        "none": "",
+    }[level]
+
+
+def _email_reason(kind: str, contact_address: str, detail: str, user_name: str) -> str:
+    local, _, domain = contact_address.partition("@")
+    return {
+        "same_address": f"same email address {contact_address}",
+        "alias_domain": f"{contact_address} is {detail} on an alias domain of the tenant "
+                        f"({domain})",
+        "tenant_pattern": f"{contact_address} matches the {detail} pattern of {user_name} on a "
+                          "tenant domain",
+        "tenant_weak_pattern": f"{contact_address} matches the {detail}-name-only pattern of "
+                               f"{user_name} on a tenant domain",
+        "own_local_elsewhere": f"same mailbox name {local} as {detail}, on another domain "
+                               f"({domain})",
+    }[kind]

@@ -1,0 +1,357 @@
+"""Name normalisation for matching: company names split into a core name and a legal form,
+person names folded to letters, nickname groups and the usual email local-part patterns.
+
+Pure functions over strings, plus `map_unique` to apply one to a column cheaply: names repeat a
+lot, so each distinct value is computed once.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Hashable, Iterable
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+# Letters NFKD does not decompose into a base letter plus a combining mark.
+_FOLD = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th",
+                       "ı": "i", "ħ": "h", "ŧ": "t"})
+
+
+def fold(text: str | None) -> str:
+    """NFKD, combining marks dropped, casefolded: 'Société' -> 'societe', 'Øre' -> 'ore'."""
+    if not isinstance(text, str) or not text:
+        return ""
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return bare.casefold().translate(_FOLD)
+
+
+def map_unique(func: Callable[[str], Hashable], values: Iterable) -> np.ndarray:
+    """func applied to each distinct value once, as an object array aligned with `values`."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    mapped = np.empty(len(uniques), dtype=object)
+    mapped[:] = [func(value) for value in uniques]
+    return mapped[codes]
+
+
+# ---------------------------------------------------------------------------------------------
+# Company names
+
+# Canonical legal form -> the ways it is written, after folding and with punctuation as spaces
+# (runs of single letters are joined first, so "S.A." arrives as "sa" and "S. à r.l." as "sarl").
+LEGAL_FORMS: dict[str, tuple[str, ...]] = {
+    "ltd": ("ltd", "limited"),
+    "inc": ("inc", "incorporated"),
+    "llc": ("llc",),
+    "llp": ("llp",),
+    "lp": ("lp",),
+    "plc": ("plc", "public limited company"),
+    "corp": ("corp", "corporation"),
+    "co": ("co", "company", "cie"),
+    "pty": ("pty", "proprietary"),
+    "pte": ("pte",),
+    "pvt": ("pvt", "private"),
+    "gmbh": ("gmbh", "gesellschaft mit beschrankter haftung"),
+    "ag": ("ag", "aktiengesellschaft"),
+    "kg": ("kg", "kommanditgesellschaft"),
+    "kgaa": ("kgaa",),
+    "ohg": ("ohg",),
+    "ug": ("ug",),
+    "ev": ("ev",),
+    "sa": ("sa", "sociedad anonima", "societe anonyme"),
+    "sas": ("sas",),
+    "sarl": ("sarl",),
+    "srl": ("srl",),
+    "spa": ("spa",),
+    "sl": ("sl",),
+    "sro": ("sro",),
+    "spzoo": ("sp zoo",),
+    "bv": ("bv", "besloten vennootschap"),
+    "nv": ("nv", "naamloze vennootschap"),
+    "oy": ("oy",),
+    "oyj": ("oyj",),
+    "ab": ("ab",),
+    "as": ("as",),
+    "asa": ("asa",),
+    "aps": ("aps",),
+    "kk": ("kk", "kabushiki kaisha"),
+    "sdn bhd": ("sdn bhd",),
+    "bhd": ("bhd", "berhad"),
+    "ltda": ("ltda",),
+    "lda": ("lda",),
+    "se": ("se",),
+    "tbk": ("tbk", "terbuka"),
+}
+# Forms written before the name ("PT Contoso", "OOO Contoso").
+PREFIX_LEGAL_FORMS: dict[str, str] = {"pt": "pt", "ooo": "ooo", "zao": "zao", "oao": "oao"}
+
+_LEGAL_BY_TOKENS: dict[tuple[str, ...], str] = {
+    tuple(variant.split()): canonical
+    for canonical, variants in LEGAL_FORMS.items() for variant in variants
+}
+_LONGEST_FORM = max(len(tokens) for tokens in _LEGAL_BY_TOKENS)
+
+# Low-information words: kept in the core name, down-weighted when scoring.
+GENERIC_WORDS: frozenset[str] = frozenset("""
+    the and of group groep gruppe holding holdings services service solutions solution company
+    international intl global worldwide consulting consultants consultancy technologies
+    technology tech systems enterprises enterprise industries partners associates management
+    corporate trading ventures agency labs
+""".split())
+
+_APOSTROPHES = re.compile(r"['’`´]")
+_AMPERSAND = re.compile(r"\s*[&+]\s*")
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def _join_single_letters(tokens: list[str]) -> list[str]:
+    """'a b c' -> 'abc', so "A.B.C." equals "ABC" and "S.A." reads as the form "sa"."""
+    joined: list[str] = []
+    run: list[str] = []
+    for token in [*tokens, ""]:
+        if len(token) == 1:
+            run.append(token)
+            continue
+        if run:
+            joined.append("".join(run))
+            run = []
+        if token:
+            joined.append(token)
+    return joined
+
+
+def _strip_legal_forms(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """Legal forms at the end (several in a row, "and" between them) and known prefix forms;
+    never strips the last word of the name."""
+    forms: list[str] = []
+    while len(tokens) > 1:
+        for size in range(min(_LONGEST_FORM, len(tokens) - 1), 0, -1):
+            canonical = _LEGAL_BY_TOKENS.get(tuple(tokens[-size:]))
+            if canonical:
+                forms.insert(0, canonical)
+                tokens = tokens[:-size]
+                break
+        else:
+            break
+        while len(tokens) > 1 and tokens[-1] == "and":  # "GmbH & Co. KG", "Smith & Co"
+            tokens = tokens[:-1]
+    if len(tokens) > 1 and tokens[0] in PREFIX_LEGAL_FORMS:
+        forms.insert(0, PREFIX_LEGAL_FORMS[tokens[0]])
+        tokens = tokens[1:]
+    return tokens, forms
+
+
+@lru_cache(maxsize=65536)
+def company_key(name: str | None) -> tuple[str, str | None]:
+    """(core name, canonical legal form or None).
+
+    "Contoso Limited" -> ("contoso", "ltd"); "Contoso (UK) Ltd" -> ("contoso uk", "ltd");
+    "Société Générale S.A." -> ("societe generale", "sa"); "Müller GmbH & Co. KG" ->
+    ("muller", "gmbh co kg"); "Smith & Sons" -> ("smith and sons", None).
+    """
+    text = _APOSTROPHES.sub("", fold(name))
+    text = _AMPERSAND.sub(" and ", text)
+    tokens = _join_single_letters(_NON_WORD.sub(" ", text).split())
+    core, forms = _strip_legal_forms(tokens)
+    return " ".join(core), (" ".join(forms) or None)
+
+
+def core_without_generic(core: str) -> str:
+    """The distinctive words of a core name; the core itself when every word is generic."""
+    distinctive = [word for word in core.split() if word not in GENERIC_WORDS]
+    return " ".join(distinctive) if distinctive else core
+
+
+def generic_words(core: str) -> frozenset[str]:
+    return frozenset(word for word in core.split() if word in GENERIC_WORDS)
+
+
+def legal_forms_compatible(form_a: str | None, form_b: str | None) -> bool:
+    """Missing on either side, or sharing a part ("pty ltd" and "ltd")."""
+    if not form_a or not form_b:
+        return True
+    return bool(set(form_a.split()) & set(form_b.split()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Person names
+
+_NON_LETTER = re.compile(r"[^a-z]+")
+
+
+def person_key(name: str | None) -> str:
+    """Letters only, folded: "O'Brien" -> 'obrien', 'José-María' -> 'josemaria', emoji dropped."""
+    folded = fold(name)
+    if folded.isascii():
+        return _NON_LETTER.sub("", folded)
+    return "".join(ch for ch in folded if ch.isalpha())
+
+
+def ascii_key(name: str | None) -> str:
+    """person_key restricted to a-z, as found in email addresses."""
+    return _NON_LETTER.sub("", person_key(name))
+
+
+# Canonical first name -> its nicknames and spelling variants. Weak evidence: a nickname may
+# belong to several groups ("chris", "ted", "al") and people pick names freely.
+NICKNAME_GROUPS: dict[str, tuple[str, ...]] = {
+    "robert": ("bob", "bobby", "rob", "robbie", "bert"),
+    "william": ("bill", "billy", "will", "willie", "liam"),
+    "elizabeth": ("liz", "lizzie", "beth", "betty", "bess", "eliza", "libby", "elisabeth"),
+    "james": ("jim", "jimmy", "jamie"),
+    "michael": ("mike", "mikey", "mick", "micky", "mikael"),
+    "katherine": ("kate", "katie", "kathy", "kat", "kathryn", "katharine", "catherine",
+                  "cathy", "cat", "kay"),
+    "thomas": ("tom", "tommy"),
+    "richard": ("dick", "rick", "ricky", "rich", "richie"),
+    "christopher": ("chris", "kit", "topher"),
+    "christine": ("chris", "chrissy", "christina", "tina"),
+    "christian": ("chris",),
+    "alexander": ("alex", "al", "sandy", "xander", "sasha", "alec"),
+    "alexandra": ("alex", "lexi", "sasha", "sandra"),
+    "david": ("dave", "davey"),
+    "daniel": ("dan", "danny"),
+    "joseph": ("joe", "joey"),
+    "samuel": ("sam", "sammy"),
+    "samantha": ("sam", "sammy"),
+    "anthony": ("tony", "antony"),
+    "stephen": ("steve", "stevie", "steven", "stefan"),
+    "matthew": ("matt", "matty"),
+    "nicholas": ("nick", "nicky", "nico", "nicolas"),
+    "andrew": ("andy", "drew"),
+    "benjamin": ("ben", "benny"),
+    "jennifer": ("jenny", "jen", "jenn"),
+    "margaret": ("peggy", "maggie", "meg", "marge", "margie", "greta"),
+    "susan": ("sue", "susie", "suzy", "suzanne"),
+    "edward": ("ed", "eddie", "ted", "teddy", "ned"),
+    "theodore": ("ted", "teddy", "theo"),
+    "john": ("jon", "jack", "johnny"),
+    "jonathan": ("jon", "jonny", "jonathon"),
+    "patrick": ("pat", "paddy"),
+    "patricia": ("pat", "patty", "trish", "tricia"),
+    "charles": ("charlie", "chuck", "chas"),
+    "henry": ("hank", "harry", "hal"),
+    "harold": ("harry", "hal"),
+    "frederick": ("fred", "freddie", "freddy", "frederic"),
+    "francis": ("frank", "fran"),
+    "frances": ("fran", "frankie"),
+    "gregory": ("greg",),
+    "geoffrey": ("geoff", "jeff", "jeffrey"),
+    "joshua": ("josh",),
+    "kenneth": ("ken", "kenny"),
+    "lawrence": ("larry", "laurence"),
+    "leonard": ("leo", "len", "lenny"),
+    "louis": ("lou", "louie", "lewis"),
+    "nathaniel": ("nate", "nathan", "nat"),
+    "peter": ("pete",),
+    "raymond": ("ray",),
+    "ronald": ("ron", "ronnie"),
+    "timothy": ("tim", "timmy"),
+    "walter": ("walt", "wally"),
+    "zachary": ("zach", "zack"),
+    "abigail": ("abby", "gail"),
+    "barbara": ("barb", "babs"),
+    "deborah": ("deb", "debbie", "debra"),
+    "dorothy": ("dot", "dottie", "dolly"),
+    "eleanor": ("ellie", "nell", "nora"),
+    "jessica": ("jess", "jessie"),
+    "rebecca": ("becky", "becca"),
+    "victoria": ("vicky", "vicki", "tori"),
+    "virginia": ("ginny",),
+    "gabriel": ("gabe",),
+    "vincent": ("vince", "vinny"),
+    "douglas": ("doug",),
+    "donald": ("don", "donnie"),
+    "gerald": ("gerry", "jerry"),
+    "albert": ("al", "bert"),
+    "philip": ("phil", "phillip"),
+    "stuart": ("stu", "stewart"),
+    "terence": ("terry", "terrence"),
+    "isabella": ("bella", "izzy", "isabel", "isobel"),
+    "josephine": ("jo", "josie"),
+    "joanne": ("jo", "joanna"),
+}
+
+
+def _nickname_index() -> dict[str, frozenset[str]]:
+    index: dict[str, set[str]] = {}
+    for canonical, variants in NICKNAME_GROUPS.items():
+        for name in (canonical, *variants):
+            index.setdefault(name, set()).add(canonical)
+    return {name: frozenset(canonicals) for name, canonicals in index.items()}
+
+
+_NICKNAMES = _nickname_index()
+
+
+def canonical_first_names(first: str | None) -> frozenset[str]:
+    """The canonical names a first name may stand for: 'bob' -> {'robert'},
+    'chris' -> {'christopher', 'christine', 'christian'}; an unknown name stands for itself."""
+    key = person_key(first)
+    if not key:
+        return frozenset()
+    return _NICKNAMES.get(key, frozenset({key}))
+
+
+def is_nickname_pair(first_a: str | None, first_b: str | None) -> bool:
+    """Different first names that share a nickname group ('Bob' and 'Robert')."""
+    key_a, key_b = person_key(first_a), person_key(first_b)
+    if not key_a or not key_b or key_a == key_b:
+        return False
+    return bool(canonical_first_names(key_a) & canonical_first_names(key_b))
+
+
+# Soundex-like consonant classes; the first letter is coded too, so Catherine and Katherine agree.
+_PHONETIC_DIGRAPHS = (("ph", "f"), ("ck", "k"), ("sch", "sk"), ("gh", "g"))
+_PHONETIC_CLASSES = str.maketrans("bfpvcgjkqsxzdtlmnr", "111122222222334556")
+_VOWEL_LIKE = re.compile(r"[aeiouyhw]")
+_PHONETIC_LENGTH = 6
+
+
+def phonetic_key(name: str | None) -> str:
+    """Sound-alike key: 'Smith', 'Smyth' and 'Schmidt' -> '253'; '' for an empty name."""
+    key = ascii_key(name)
+    if not key:
+        return ""
+    for digraph, sound in _PHONETIC_DIGRAPHS:
+        key = key.replace(digraph, sound)
+    head = "0" if key[0] in "aeiouy" else ""  # vowel-initial names keep a marker
+    coded = _VOWEL_LIKE.sub("", key).translate(_PHONETIC_CLASSES)
+    collapsed = "".join(ch for i, ch in enumerate(coded) if i == 0 or ch != coded[i - 1])
+    return (head + collapsed)[:_PHONETIC_LENGTH]
+
+
+# Email local parts people get from their names, by pattern name. "first" and "last" alone are
+# weak: many people share them.
+WEAK_EMAIL_PATTERNS: frozenset[str] = frozenset({"first", "last"})
+
+
+def email_local_pattern_names(first: str | None, last: str | None) -> dict[str, str]:
+    """Local part -> the pattern that produced it ('jsmith' -> 'flast'), strongest first."""
+    f, l = ascii_key(first), ascii_key(last)
+    candidates: list[tuple[str, str]] = []
+    if f and l:
+        candidates += [
+            ("first.last", f"{f}.{l}"), ("firstlast", f + l), ("flast", f[0] + l),
+            ("f.last", f"{f[0]}.{l}"), ("last.first", f"{l}.{f}"), ("first_last", f"{f}_{l}"),
+            ("first-last", f"{f}-{l}"), ("firstl", f + l[0]), ("lastf", l + f[0]),
+        ]
+    if f:
+        candidates.append(("first", f))
+    if l:
+        candidates.append(("last", l))
+    patterns: dict[str, str] = {}
+    for pattern, local in candidates:
+        patterns.setdefault(local, pattern)
+    return patterns
+
+
+def email_local_patterns(first: str | None, last: str | None) -> set[str]:
+    """first.last, firstlast, flast, f.last, firstl, first, last, last.first, first_last,
+    first-last, lastf: ASCII-folded and lowercase."""
+    return set(email_local_pattern_names(first, last))

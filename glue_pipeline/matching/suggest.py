@@ -1,0 +1,289 @@
+"""Organization suggestions for tenants: which existing organizations a tenant probably is.
+
+Name evidence: an exact join on the normalised core name first, then fuzzy matching of the
+distinctive words (generic ones like "group" left out) for the tenants without one, chunked so
+memory stays bounded. Domain evidence: the tenant's verified domains used by an organization's
+contacts. Both are combined into one 0-100 score with the reasons in words.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz, process
+
+from glue_pipeline.matching.names import (
+    company_key,
+    core_without_generic,
+    generic_words,
+    legal_forms_compatible,
+    map_unique,
+)
+
+SUGGESTION_COLUMNS = ["tenant_id", "rank", "organization_id", "organization_name", "score", "reasons"]
+
+# A suggestion at or above this is strong: callers refuse to create a duplicate organization.
+strong_suggestion_threshold = 90
+
+LEGAL_FORM_PENALTY = 10  # same name, both legal forms known and different: 90
+GENERIC_WORD_PENALTY = 6  # per generic word on one side only ("group", "the", ...)
+MAX_GENERIC_PENALTY = 18
+FUZZY_CUTOFF = 70  # ratio of the distinctive words below which a name is not a candidate
+SHORT_NAME_LENGTH = 4  # distinctive names this short must be equal: "abc" vs "abd" is 67-86
+FUZZY_SHORTLIST_EXTRA = 10  # fuzzy candidates kept per tenant beyond k, before penalties
+MIN_SUGGESTION_SCORE = 60
+DOMAIN_BASE_SCORE = 70
+DOMAIN_SCORE_PER_CONTACT = 5
+DOMAIN_MAX_SCORE = 90  # four contacts on a tenant's domain make a strong suggestion on their own
+DEFAULT_CHUNK_CELLS = 1 << 25  # cdist cells per chunk: 32 MiB as uint8
+
+FREE_MAIL_DOMAINS: frozenset[str] = frozenset("""
+    gmail.com googlemail.com outlook.com hotmail.com hotmail.co.uk live.com msn.com yahoo.com
+    yahoo.co.uk ymail.com aol.com icloud.com me.com mac.com proton.me protonmail.com gmx.com
+    gmx.de gmx.net web.de mail.com yandex.com yandex.ru zoho.com fastmail.com t-online.de
+    orange.fr free.fr btinternet.com qq.com 163.com
+""".split())
+TENANT_DEFAULT_DOMAIN_SUFFIX = ".onmicrosoft.com"
+
+
+def suggest_organizations(tenants: pd.DataFrame, organizations: pd.DataFrame,
+                          organization_domains: pd.DataFrame, k: int = 3, *,
+                          chunk_cells: int = DEFAULT_CHUNK_CELLS) -> pd.DataFrame:
+    """Up to k organizations per tenant, best first.
+
+    tenants: tenant_id, tenant_name, domains (list of verified domains).
+    organizations: id, name.
+    organization_domains: organization_id, domain: one row per contact email (so repeated
+        rows count contacts), or with a `contacts` column holding the count.
+    Returns tenant_id, rank (1..k), organization_id, organization_name, score (0-100),
+    reasons; tenants in input order, then score descending and organization id ascending.
+    """
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    orgs = _company_table(organizations["name"]).assign(
+        organization_id=organizations["id"].reset_index(drop=True),
+        organization_name=organizations["name"].reset_index(drop=True),
+    ).sort_values("organization_id", kind="stable").reset_index(drop=True)
+    tens = _company_table(tenants["tenant_name"])
+    names = _name_evidence(tens, orgs, k + FUZZY_SHORTLIST_EXTRA, chunk_cells)
+    domains = _domain_evidence(tenants, organization_domains, orgs)
+    pairs = _combine(names, domains)
+    pairs = pairs[pairs["score"] >= MIN_SUGGESTION_SCORE]
+    top = _top_k(pairs, k)
+    return _suggestion_frame(top, tenants, tens, orgs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Name evidence
+
+def _company_table(names: pd.Series) -> pd.DataFrame:
+    """core, form, distinct (distinctive words, sorted so word order does not count), generic."""
+    keys = map_unique(_name_features, names.to_numpy())
+    core, form, distinct, generic = zip(*keys) if len(keys) else ((), (), (), ())
+    return pd.DataFrame({"core": list(core), "form": list(form), "distinct": list(distinct),
+                         "generic": list(generic)}, dtype=object)
+
+
+def _name_features(name: object) -> tuple[str, str | None, str, frozenset[str]]:
+    core, form = company_key(name if isinstance(name, str) else None)
+    distinct = " ".join(sorted(core_without_generic(core).split()))
+    return core, form, distinct, generic_words(core)
+
+
+def _name_evidence(tens: pd.DataFrame, orgs: pd.DataFrame, shortlist: int,
+                   chunk_cells: int) -> pd.DataFrame:
+    """t, o (positions) and similarity of the distinctive names, then scored."""
+    exact = _join_on(tens, orgs, "core")
+    rest = np.setdiff1d(np.flatnonzero(tens["distinct"].to_numpy() != ""), exact["t"].to_numpy())
+    short_t = rest[tens["distinct"].str.len().to_numpy()[rest] <= SHORT_NAME_LENGTH]
+    long_t = np.setdiff1d(rest, short_t)
+    long_o = np.flatnonzero(orgs["distinct"].str.len().to_numpy() > SHORT_NAME_LENGTH)
+    short = _join_on(tens.iloc[short_t], orgs, "distinct")
+    fuzzy = _fuzzy_candidates(tens["distinct"].to_numpy()[long_t],
+                              orgs["distinct"].to_numpy()[long_o], shortlist, chunk_cells)
+    fuzzy = pd.DataFrame({"t": long_t[fuzzy[0]], "o": long_o[fuzzy[1]]})
+    pairs = pd.concat([exact, short, fuzzy], ignore_index=True)
+    return _score_names(pairs, tens, orgs)
+
+
+def _join_on(tens: pd.DataFrame, orgs: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Pairs equal on a non-empty column, as positions (tens keeps its index as positions)."""
+    left = pd.DataFrame({"t": tens.index.to_numpy(), "key": tens[column].to_numpy()})
+    right = pd.DataFrame({"o": np.arange(len(orgs)), "key": orgs[column].to_numpy()})
+    joined = left[left["key"] != ""].merge(right, on="key")
+    return joined[["t", "o"]]
+
+
+def _fuzzy_candidates(queries: np.ndarray, choices: np.ndarray, shortlist: int,
+                      chunk_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """(query index, choice index) of each query's best `shortlist` choices above the cutoff,
+    ties going to the lower choice index; cdist runs over chunks of queries."""
+    if len(queries) == 0 or len(choices) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    rows_per_chunk = max(1, chunk_cells // len(choices))
+    found_q, found_c = [], []
+    for start in range(0, len(queries), rows_per_chunk):
+        block = process.cdist(queries[start:start + rows_per_chunk], choices, scorer=fuzz.ratio,
+                              score_cutoff=FUZZY_CUTOFF, dtype=np.uint8, workers=-1)
+        rows, cols = _nonzero_cells(block)
+        keep = _best_per_row(rows, cols, block[rows, cols], shortlist)
+        found_q.append(rows[keep] + start)
+        found_c.append(cols[keep])
+    return np.concatenate(found_q), np.concatenate(found_c)
+
+
+def _nonzero_cells(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of the non-zero cells of a uint8 matrix. The cutoff leaves it very sparse,
+    so it is scanned eight cells at a time (as uint64 words): ten times faster than np.nonzero."""
+    flat = block.reshape(-1)
+    whole = flat.size - flat.size % 8
+    words = np.flatnonzero(flat[:whole].view(np.uint64))
+    cells = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+    cells = np.concatenate([cells, np.arange(whole, flat.size)])
+    cells = cells[flat[cells] > 0]
+    return np.divmod(cells, block.shape[1])
+
+
+def _best_per_row(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray,
+                  limit: int) -> np.ndarray:
+    """Indices of the best `limit` cells per row: score descending, then column ascending."""
+    order = np.lexsort((cols, -scores.astype(np.int16), rows))
+    sorted_rows = rows[order]
+    group_start = np.r_[0, np.flatnonzero(np.diff(sorted_rows)) + 1]
+    rank = np.arange(len(order)) - np.repeat(group_start, np.diff(np.r_[group_start, len(order)]))
+    return order[rank < limit]
+
+
+def _score_names(pairs: pd.DataFrame, tens: pd.DataFrame, orgs: pd.DataFrame) -> pd.DataFrame:
+    """Similarity of the distinctive words, less penalties for generic words on one side only
+    and for two different legal forms."""
+    pairs = pairs.drop_duplicates(["t", "o"]).reset_index(drop=True)
+    t, o = pairs["t"].to_numpy(), pairs["o"].to_numpy()
+    similarity = process.cpdist(tens["distinct"].to_numpy()[t], orgs["distinct"].to_numpy()[o],
+                                scorer=fuzz.ratio, workers=-1) if len(pairs) else np.empty(0)
+    t_generic, o_generic = tens["generic"].to_numpy()[t], orgs["generic"].to_numpy()[o]
+    generic_diff = np.fromiter((len(a ^ b) for a, b in zip(t_generic, o_generic)), np.int64,
+                               len(pairs))
+    forms_ok = np.fromiter((legal_forms_compatible(a, b) for a, b in
+                            zip(tens["form"].to_numpy()[t], orgs["form"].to_numpy()[o])), bool,
+                           len(pairs))
+    penalty = (np.minimum(generic_diff * GENERIC_WORD_PENALTY, MAX_GENERIC_PENALTY)
+               + np.where(forms_ok, 0, LEGAL_FORM_PENALTY))
+    return pairs.assign(similarity=similarity, generic_diff=generic_diff, forms_ok=forms_ok,
+                        name_score=np.clip(similarity - penalty, 0, 100))
+
+
+# ---------------------------------------------------------------------------------------------
+# Domain evidence
+
+def _domain_evidence(tenants: pd.DataFrame, organization_domains: pd.DataFrame,
+                     orgs: pd.DataFrame) -> pd.DataFrame:
+    """t, o, contacts (count), domain_score, domains: [(domain, contacts)] for the reasons."""
+    verified = pd.DataFrame({"t": np.arange(len(tenants)), "domain": tenants["domains"].to_numpy()})
+    verified = verified.explode("domain").dropna(subset=["domain"])
+    verified["domain"] = _clean_domains(verified["domain"])
+    verified = verified[_is_distinctive_domain(verified["domain"])].drop_duplicates()
+
+    used = pd.DataFrame({"organization_id": organization_domains["organization_id"].to_numpy(),
+                         "domain": _clean_domains(organization_domains["domain"]).to_numpy(),
+                         "contacts": (organization_domains["contacts"].to_numpy()
+                                      if "contacts" in organization_domains else 1)})
+    used = used.groupby(["organization_id", "domain"], as_index=False)["contacts"].sum()
+    positions = pd.DataFrame({"organization_id": orgs["organization_id"].to_numpy(),
+                              "o": np.arange(len(orgs))})
+    used = used.merge(positions, on="organization_id")[["o", "domain", "contacts"]]
+
+    hits = verified.merge(used, on="domain").sort_values(["t", "o", "contacts", "domain"],
+                                                         ascending=[True, True, False, True])
+    if hits.empty:
+        return pd.DataFrame({"t": np.empty(0, np.int64), "o": np.empty(0, np.int64),
+                             "contacts": np.empty(0, np.int64), "domains": np.empty(0, object),
+                             "domain_score": np.empty(0, np.int64)})
+    hits["pair"] = list(zip(hits["domain"], hits["contacts"]))
+    grouped = hits.groupby(["t", "o"], as_index=False).agg(contacts=("contacts", "sum"),
+                                                          domains=("pair", list))
+    grouped["domain_score"] = np.minimum(
+        DOMAIN_BASE_SCORE + DOMAIN_SCORE_PER_CONTACT * grouped["contacts"], DOMAIN_MAX_SCORE)
+    return grouped
+
+
+def _clean_domains(domains: pd.Series) -> pd.Series:
+    return domains.astype(str).str.strip().str.lower().str.rstrip(".")
+
+
+def _is_distinctive_domain(domains: pd.Series) -> pd.Series:
+    """Not a tenant's default *.onmicrosoft.com domain, not a free-mail provider."""
+    return ~(domains.str.endswith(TENANT_DEFAULT_DOMAIN_SUFFIX)
+             | domains.isin(FREE_MAIL_DOMAINS) | (domains == ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# Combination and output
+
+def _combine(names: pd.DataFrame, domains: pd.DataFrame) -> pd.DataFrame:
+    """One row per (t, o); independent evidence combined as 1 - (1 - name)(1 - domain)."""
+    pairs = names.merge(domains, on=["t", "o"], how="outer")
+    name = pairs["name_score"].fillna(0).to_numpy(float) / 100
+    domain = pairs["domain_score"].fillna(0).to_numpy(float) / 100
+    pairs["score"] = np.round(100 * (1 - (1 - name) * (1 - domain)), 1)
+    return pairs
+
+
+def _top_k(pairs: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Each tenant's k best, by score descending then organization id (o follows the id)."""
+    ordered = pairs.sort_values(["t", "score", "o"], ascending=[True, False, True], kind="stable")
+    ordered["rank"] = ordered.groupby("t").cumcount() + 1
+    return ordered[ordered["rank"] <= k].reset_index(drop=True)
+
+
+def _suggestion_frame(top: pd.DataFrame, tenants: pd.DataFrame, tens: pd.DataFrame,
+                      orgs: pd.DataFrame) -> pd.DataFrame:
+    t, o = top["t"].to_numpy(int), top["o"].to_numpy(int)
+    reasons = [_reasons(row, tens.iloc[ti], orgs.iloc[oi])
+               for row, ti, oi in zip(top.itertuples(index=False), t, o)]
+    return pd.DataFrame({
+        "tenant_id": _take(tenants["tenant_id"], t),
+        "rank": top["rank"].to_numpy(np.int64),
+        "organization_id": _take(orgs["organization_id"], o),
+        "organization_name": _take(orgs["organization_name"], o),
+        "score": top["score"].to_numpy(np.float64),
+        "reasons": pd.array(reasons, dtype="str"),
+    }, columns=SUGGESTION_COLUMNS)
+
+
+def _take(column: pd.Series, positions: np.ndarray) -> pd.Series:
+    """Values at positions, keeping the column's dtype (also when there are none)."""
+    return column.take(positions).reset_index(drop=True)
+
+
+def _reasons(row, tenant: pd.Series, org: pd.Series) -> str:
+    parts = []
+    if not pd.isna(row.name_score):
+        parts += _name_reasons(row.similarity, tenant, org)
+    if isinstance(row.domains, list):
+        parts.append(", ".join(_domain_reason(domain, contacts) for domain, contacts in row.domains))
+    return "; ".join(parts)
+
+
+def _name_reasons(similarity: float, tenant: pd.Series, org: pd.Series) -> list[str]:
+    if tenant["core"] == org["core"]:
+        parts = [f"same name after normalisation ('{org['core']}')"]
+    elif similarity >= 100:
+        parts = [f"same name apart from generic words ('{tenant['core']}' vs '{org['core']}')"]
+    else:
+        parts = [f"similar name ('{tenant['core']}' vs '{org['core']}', {similarity:.0f}% alike)"]
+        if tenant["generic"] ^ org["generic"]:
+            parts.append("generic words differ (" + _versus(tenant["generic"], org["generic"]) + ")")
+    if not legal_forms_compatible(tenant["form"], org["form"]):
+        parts.append(f"legal forms differ ({tenant['form']} vs {org['form']})")
+    return parts
+
+
+def _versus(left: frozenset[str], right: frozenset[str]) -> str:
+    only_left = " ".join(sorted(left - right)) or "none"
+    only_right = " ".join(sorted(right - left)) or "none"
+    return f"{only_left} vs {only_right}"
+
+
+def _domain_reason(domain: str, contacts: int) -> str:
+    return f"{contacts} contact{'s' if contacts != 1 else ''} use{'' if contacts != 1 else 's'} domain {domain}"

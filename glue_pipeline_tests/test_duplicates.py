@@ -1,0 +1,254 @@
+"""Person-name normalisation and the duplicate risk of new users against existing contacts."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from glue_pipeline.matching.duplicates import (
+    HIGH_RISK,
+    MEDIUM_RISK,
+    RISK_COLUMNS,
+    candidate_pairs,
+    duplicate_risk,
+    score_pairs,
+)
+from glue_pipeline.matching.names import (
+    canonical_first_names,
+    email_local_patterns,
+    is_nickname_pair,
+    person_key,
+    phonetic_key,
+)
+
+TENANT = ["contoso.com", "contoso.co.uk", "contoso.onmicrosoft.com"]
+
+
+def _user(first: str | None, last: str | None, email: str = "someone@contoso.com", *,
+          user_id: str = "u1", display: str | None = None, others: list[str] | None = None,
+          phones: list[str] | None = None) -> dict:
+    return {"user_id": user_id, "first_name": first, "last_name": last,
+            "display_name": display if display is not None else f"{first or ''} {last or ''}",
+            "email": email, "other_emails": others or [], "phones": phones or []}
+
+
+def _contact(contact_id: int, first: str | None, last: str | None, emails: list[str] | None = None,
+             phones: list[str] | None = None) -> dict:
+    return {"contact_id": contact_id, "first_name": first, "last_name": last,
+            "emails": emails or [], "phones": phones or []}
+
+
+def _risk(users: list[dict], contacts: list[dict], **kwargs) -> pd.DataFrame:
+    return duplicate_risk(pd.DataFrame(users), pd.DataFrame(contacts), TENANT, **kwargs)
+
+
+def _one(user: dict, *contacts: dict) -> pd.Series | None:
+    result = _risk([user], list(contacts))
+    return result.iloc[0] if len(result) else None
+
+
+# --- person names --------------------------------------------------------------------------
+
+def test_person_key_folds_accents_punctuation_and_emoji() -> None:
+    assert person_key("José-María") == "josemaria"
+    assert person_key("O'Brien") == "obrien"
+    assert person_key("Zoë 🚀") == "zoe"
+    assert person_key("Łukasz") == "lukasz"
+    assert person_key(None) == ""
+
+
+def test_nicknames_are_groups() -> None:
+    assert canonical_first_names("Bob") == {"robert"}
+    assert canonical_first_names("Robert") == {"robert"}
+    assert {"christopher", "christine"} <= canonical_first_names("Chris")
+    assert canonical_first_names("Xavier") == {"xavier"}
+    assert is_nickname_pair("Ted", "Edward") and is_nickname_pair("Ted", "Theodore")
+    assert is_nickname_pair("Kate", "Catherine")
+    assert not is_nickname_pair("Christine", "Christopher")
+
+
+def test_email_local_patterns() -> None:
+    assert email_local_patterns("John", "Smith") == {
+        "john.smith", "johnsmith", "jsmith", "j.smith", "johns", "john", "smith", "smith.john",
+        "john_smith", "john-smith", "smithj"}
+    assert "mariaoconnor" in email_local_patterns("María", "O'Connor")
+    assert email_local_patterns("", "Smith") == {"smith"}
+
+
+def test_phonetic_key_hears_spelling_variants() -> None:
+    assert phonetic_key("Smith") == phonetic_key("Smyth") == phonetic_key("Schmidt")
+    assert phonetic_key("Catherine") == phonetic_key("Katherine")
+    assert phonetic_key("Smith") != phonetic_key("Jones")
+
+
+# --- evidence ------------------------------------------------------------------------------
+
+def test_flast_mailbox_on_the_tenant_domain_and_same_name_is_high() -> None:
+    row = _one(_user("John", "Smith", "john.smith@contoso.com"),
+               _contact(10, "John", "Smith", ["jsmith@contoso.com"]))
+    assert row["level"] == "high" and row["contact_id"] == 10
+    assert "jsmith@contoso.com matches the flast pattern of John Smith" in row["reasons"]
+    assert "same name (John Smith)" in row["reasons"]
+
+
+def test_pattern_mailbox_alone_is_medium() -> None:
+    row = _one(_user("John", "Smith", "john.smith@contoso.com"),
+               _contact(10, None, None, ["jsmith@contoso.com"]))
+    assert row["level"] == "medium"
+
+
+def test_same_name_alone_is_medium() -> None:
+    row = _one(_user("John", "Smith"), _contact(10, "John", "Smith", ["js@elsewhere.org"]))
+    assert row["level"] == "medium" and row["reasons"] == "same name (John Smith)"
+
+
+def test_nickname_is_medium_or_high_with_its_reason() -> None:
+    row = _one(_user("Bob", "Jones"), _contact(11, "Robert", "Jones"))
+    assert row["level"] in ("medium", "high")
+    assert "nickname: Bob vs Robert" in row["reasons"]
+
+
+def test_swapped_names() -> None:
+    row = _one(_user("Lee", "Anna"), _contact(12, "Anna", "Lee"))
+    assert row["level"] == "medium" and "swapped" in row["reasons"]
+
+
+def test_one_typo_in_either_name() -> None:
+    for first, last in (("Jon", "Smith"), ("John", "Smtih"), ("Micheal", "Brown")):
+        contact_first = "Michael" if first == "Micheal" else "John"
+        contact_last = "Brown" if first == "Micheal" else "Smith"
+        row = _one(_user(first, last), _contact(13, contact_first, contact_last))
+        assert row is not None and row["level"] == "medium", (first, last)
+        assert "similar names" in row["reasons"]
+
+
+def test_same_mailbox_on_an_alias_domain_is_high() -> None:
+    row = _one(_user("Anna", "Lee", "anna.lee@contoso.com"),
+               _contact(14, None, None, ["Anna.Lee@Contoso.co.uk"]))
+    assert row["level"] == "high"
+    assert ("anna.lee@contoso.co.uk is anna.lee@contoso.com on an alias domain of the tenant"
+            in row["reasons"])
+
+
+def test_proxy_addresses_count() -> None:
+    row = _one(_user("Anna", "Lee", "alee@contoso.onmicrosoft.com",
+                     others=["SMTP:a.lee@contoso.com", "smtp:anna@contoso.co.uk", "X500:/o=x"]),
+               _contact(14, None, None, ["a.lee@contoso.com"]))
+    assert row["level"] == "high" and "same email address a.lee@contoso.com" in row["reasons"]
+
+
+def test_same_phone_adds_to_the_name() -> None:
+    user = _user("Dana", "Park", phones=["+44 20 7946 0018"])
+    row = _one(user, _contact(15, "Dana", "Park", phones=["020 7946 0018"]))
+    assert row["level"] == "high" and "same phone number (ending 0018)" in row["reasons"]
+    phone_only = _one(user, _contact(15, "Someone", "Else", phones=["020-7946-0018"]))
+    assert phone_only["level"] == "low"
+
+
+def test_a_switchboard_number_is_no_evidence() -> None:
+    switchboard = "+1 800 555 0100"
+    contacts = [_contact(i, f"Person{i}", f"Other{i}", phones=[switchboard]) for i in range(1, 8)]
+    assert _risk([_user("Dana", "Park", phones=[switchboard])], contacts).empty
+
+
+def test_same_surname_different_first_name_is_low_or_absent() -> None:
+    result = _risk([_user("John", "Smith", "john.smith@contoso.com")],
+                   [_contact(16, "Jane", "Smith", ["jane.smith@fabrikam.com"]),
+                    _contact(17, "Peter", "Smith")])
+    assert (result["score"] < MEDIUM_RISK).all()
+
+
+def test_missing_names_come_from_the_display_name_or_the_upn() -> None:
+    contact = _contact(18, "John", "Smith")
+    assert _one(_user(None, None, display="Smith, John"), contact)["level"] == "medium"
+    assert _one(_user("", None, display="John Smith 🚀"), contact)["level"] == "medium"
+    assert _one(_user(None, None, "john.smith@contoso.com", display=""), contact)["level"] == "medium"
+
+
+def test_accents_do_not_count() -> None:
+    row = _one(_user("Zoë", "Müller"), _contact(19, "Zoe", "Muller"))
+    assert row["reasons"] == "same name (Zoe Muller)"
+
+
+def test_non_latin_names() -> None:
+    row = _one(_user("小龙", "李"), _contact(20, "小龙", "李"))
+    assert row["level"] == "medium"
+
+
+# --- shape ---------------------------------------------------------------------------------
+
+def test_at_most_max_candidates_per_user_sorted() -> None:
+    users = [_user("John", "Smith", "john.smith@contoso.com", user_id="b"),
+             _user("Ann", "Lee", user_id="a")]
+    contacts = [_contact(i, "John", "Smith") for i in (5, 3, 9, 7)]
+    contacts.append(_contact(1, "John", "Smith", ["john.smith@contoso.co.uk"]))
+    contacts.append(_contact(2, "Ann", "Lee"))
+    result = _risk(users, contacts, max_candidates=3)
+    assert list(result.columns) == RISK_COLUMNS
+    assert result["user_id"].tolist() == ["b", "b", "b", "a"]  # input order
+    assert result["contact_id"].tolist() == [1, 3, 5, 2]  # score, then contact id
+    assert result["score"].tolist() == [100.0, 70.0, 70.0, 70.0]
+
+
+def test_empty_frames_have_columns_and_dtypes() -> None:
+    users = pd.DataFrame({c: pd.Series([], dtype=object) for c in
+                          ["user_id", "first_name", "last_name", "display_name", "email",
+                           "other_emails", "phones"]})
+    contacts = pd.DataFrame({"contact_id": pd.Series([], dtype="int64"),
+                             **{c: pd.Series([], dtype=object) for c in
+                                ["first_name", "last_name", "emails", "phones"]}})
+    for result in (duplicate_risk(users, contacts, TENANT),
+                   duplicate_risk(pd.DataFrame([_user("John", "Smith")]), contacts, TENANT),
+                   duplicate_risk(users, pd.DataFrame([_contact(1, "John", "Smith")]), TENANT)):
+        assert list(result.columns) == RISK_COLUMNS and result.empty
+        assert result["score"].dtype == "float64"
+        assert result["contact_id"].dtype == "int64"
+
+
+def test_levels_follow_the_score() -> None:
+    result = _risk([_user("John", "Smith", "john.smith@contoso.com", phones=["0123456789"])],
+                   [_contact(1, "John", "Smith", ["jsmith@contoso.com"]),
+                    _contact(2, "Jon", "Smith"), _contact(3, None, None, phones=["0123456789"])])
+    for score, level in zip(result["score"], result["level"]):
+        assert level == ("high" if score >= HIGH_RISK else "medium" if score >= MEDIUM_RISK
+                         else "low")
+    assert set(result["level"]) == {"high", "medium", "low"}
+
+
+# --- blocking against all pairs ------------------------------------------------------------
+
+FIRST = ["John", "Jon", "Robert", "Bob", "Katherine", "Catherine", "Kate", "Michael", "Mike",
+         "Anna", "Lee", "Zoë", "Zoe", "Dana", "Peter"]
+LAST = ["Smith", "Smyth", "Smiht", "Jones", "Lee", "Anna", "Müller", "Muller", "Park", "Brown",
+        "Browne", "Schmidt", "Johnson"]
+LOCALS = ["jsmith", "john.smith", "rjones", "bob", "anna.lee", "lee", "kate", "dpark", "x1"]
+DOMAINS = ["contoso.com", "contoso.co.uk", "fabrikam.com", "gmail.com"]
+PHONES = ["0123456789", "0987654321", "555 0100"]
+
+emails = st.lists(st.builds("{}@{}".format, st.sampled_from(LOCALS), st.sampled_from(DOMAINS)),
+                  max_size=2)
+people = st.tuples(st.sampled_from(FIRST + [None]), st.sampled_from(LAST), emails,
+                   st.lists(st.sampled_from(PHONES), max_size=1))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(people, min_size=1, max_size=8), st.lists(people, min_size=1, max_size=25))
+def test_blocking_finds_every_pair_that_all_pairs_scoring_rates_medium_or_high(
+        user_rows: list, contact_rows: list) -> None:
+    users = pd.DataFrame([_user(first, last, (mail or ["nobody@contoso.com"])[0],
+                                user_id=f"u{i}", others=mail[1:], phones=phones)
+                          for i, (first, last, mail, phones) in enumerate(user_rows)])
+    contacts = pd.DataFrame([_contact(i, first, last, mail, phones)
+                             for i, (first, last, mail, phones) in enumerate(contact_rows)])
+    all_pairs = pd.MultiIndex.from_product([users["user_id"], contacts["contact_id"]],
+                                           names=["user_id", "contact_id"]).to_frame(index=False)
+    reference = score_pairs(users, contacts, TENANT, all_pairs, min_score=MEDIUM_RISK)
+    found = duplicate_risk(users, contacts, TENANT, max_candidates=len(contacts),
+                           min_score=MEDIUM_RISK)
+    key = ["user_id", "contact_id"]
+    pd.testing.assert_frame_equal(found.sort_values(key).reset_index(drop=True),
+                                  reference.sort_values(key).reset_index(drop=True))
+    blocked = set(zip(*candidate_pairs(users, contacts, TENANT)[key].T.to_numpy()))
+    assert set(zip(reference["user_id"], reference["contact_id"])) <= blocked
