@@ -1,0 +1,80 @@
+"""Re-syncs of the same world: a full sync, the same sync again with nothing changed, then again
+after 1% of the users changed (Sandbox.mutate). Each sync runs in a fresh pipeline process, as
+the hourly schedule's runs do, on the same store, Dagster instance and Graph cache
+(GLUE_CACHE_DIR: users through Graph delta queries, the mailbox report once a day).
+
+    .venv/bin/python benchmarks/resync.py                    # 200 tenants
+    .venv/bin/python benchmarks/resync.py --tenants 1000 --changed 0.01
+
+Figures: wall seconds and Graph requests of each sync, and the ratios nochange/full. Target:
+the sync with nothing changed takes <= 1/5 of the full sync's wall time. Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from _common import (
+    bench_world,
+    common_arguments,
+    concurrency_of,
+    describe_sync,
+    emit,
+    measured_sync,
+    pipeline_env,
+    rounded,
+    store_counts,
+)
+
+
+def main() -> None:
+    parser = common_arguments(argparse.ArgumentParser(description=__doc__,
+                                                      formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser.add_argument("--changed", type=float, default=0.01,
+                        help="fraction of each tenant's users changed before the last sync "
+                             "(at least one per tenant)")
+    parser.add_argument("--profile-phase", choices=["full", "nochange", "changed"], default="nochange",
+                        help="which sync --profile records")
+    args = parser.parse_args()
+    concurrency = concurrency_of(args)
+    figures: dict = {"benchmark": "resync", "tenants": args.tenants,
+                     "store": "postgresql" if args.postgres else "sqlite", "latency_ms": args.latency_ms,
+                     "concurrency": concurrency}
+    with bench_world(args) as (sandbox, ws):
+        figures["users"] = sandbox.info["users"]
+        env = pipeline_env(sandbox, ws, args.concurrency)
+        results = {}
+        for phase in ("full", "nochange", "changed"):
+            if phase == "changed":
+                mutated = sandbox.call("mutate", fraction=args.changed, seed=args.seed)
+                print(f"sandbox.mutate({args.changed}): {mutated['changed']:,} users changed")
+                figures["users_changed"] = mutated["changed"]
+            r = measured_sync(sandbox, env, concurrency, args,
+                              profile=args.profile if phase == args.profile_phase else None)
+            describe_sync(f"{phase} sync", r)
+            results[phase] = r
+            figures[f"{phase}_wall_s"] = r["wall_s"]
+            if r.get("timeout"):
+                figures["timeout"] = phase
+                break
+            counts = store_counts(ws.store_url, [run["run_id"] for run in r["runs"]])
+            print(f"    store: {counts}")
+            figures.update({
+                f"{phase}_graph_requests": r["graph_requests"], f"{phase}_all_requests": r["all_requests"],
+                f"{phase}_cpu_s": r["cpu_s"], f"{phase}_peak_rss_mib": r["peak_rss_mib"],
+                f"{phase}_sandbox_cpu_s": r["sandbox_cpu_s"], f"{phase}_floor_s": r["floor_s"],
+                f"{phase}_delta_requests": r["delta_requests"],
+                f"{phase}_updated": counts.get("updated"), f"{phase}_created": counts.get("created"),
+                f"{phase}_ok": all(run["success"] for run in r["runs"]) and bool(r["runs"]),
+            })
+        full, nochange = results.get("full"), results.get("nochange")
+        if full and nochange and not nochange.get("timeout"):
+            figures["nochange_over_full_wall"] = nochange["wall_s"] / full["wall_s"]
+            figures["nochange_over_full_requests"] = nochange["graph_requests"] / full["graph_requests"]
+            print(f"nothing changed / full: wall {figures['nochange_over_full_wall']:.2f} (target <= 0.20), "
+                  f"Graph requests {figures['nochange_over_full_requests']:.2f}")
+    emit({k: rounded(v, 3) for k, v in figures.items()})
+
+
+if __name__ == "__main__":
+    main()
