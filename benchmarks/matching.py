@@ -256,7 +256,9 @@ def make_people(user_count: int, contact_count: int, seed: int = SEED):
     on_alias = rng.random(contact_count) < 0.5
     emails = [[_local(f, l, p) + "@" + (tenant_domains[int(a)] if c == 0 else domains[c])]
               for f, l, p, c, a in zip(first, last, pattern, company, on_alias)]
-    _make_unique([emails[i] for i in np.flatnonzero(company == 0)])
+    mailboxes: set[str] = set()  # the tenant's local parts: one person each on all its domains
+    for i in np.flatnonzero(company == 0):
+        emails[i][0] = _unique_address(emails[i][0], mailboxes)
     for i in np.flatnonzero(rng.random(contact_count) < 0.2):
         emails[i].append(f"{first[i]}{last[i]}{rng.integers(1, 99)}@gmail.com")
     own_line = rng.integers(0, 10**7, contact_count)
@@ -274,28 +276,30 @@ def make_people(user_count: int, contact_count: int, seed: int = SEED):
     source = np.r_[rng.choice(tenant_contacts, from_tenant, replace=False),
                    rng.choice(contact_count, duplicates - from_tenant, replace=False)]
     rows = [_user_variant(rng, i, contacts.iloc[s], tenant_domains) for i, s in enumerate(source)]
+    for row in rows:  # a user whose UPN is a contact's address is matched, not new
+        row["email"] = _unique_address(row["email"], mailboxes)
     new_first = _zipf_choice(rng, first_pool, user_count - duplicates, 20)
     new_last = _zipf_choice(rng, last_pool, user_count - duplicates, 50)
     for i, (f, l) in enumerate(zip(new_first, new_last), start=duplicates):
         rows.append({"user_id": f"u{i}", "first_name": f.title(), "last_name": l.title(),
                      "display_name": f"{f.title()} {l.title()}",
-                     "email": f"{f}.{l}@{tenant_domains[0]}", "other_emails": [], "phones": []})
+                     "email": _unique_address(f"{f}.{l}@{tenant_domains[0]}", mailboxes),
+                     "other_emails": [], "phones": []})
     users = pd.DataFrame(rows)
     truth = np.r_[contacts["contact_id"].to_numpy()[source], -np.ones(user_count - duplicates, int)]
     return users, contacts, tenant_domains, truth
 
 
-def _make_unique(mailboxes: list[list[str]]) -> None:
-    """One mailbox per address in a company, as a mail server has it: 'jo@' again -> 'jo2@'."""
-    seen: set[str] = set()
-    for addresses in mailboxes:
-        local, _, domain = addresses[0].partition("@")
-        n, address = 1, addresses[0]
-        while address in seen:
-            n += 1
-            address = f"{local}{n}@{domain}"
-        seen.add(address)
-        addresses[0] = address
+def _unique_address(address: str, taken: set[str]) -> str:
+    """The address, or with a number added if its local part is taken ('jo@' -> 'jo2@'), as a
+    mail server whose domains are aliases of each other has it; the local part is then taken."""
+    local, _, domain = address.partition("@")
+    n, candidate = 1, local
+    while candidate in taken:
+        n += 1
+        candidate = f"{local}{n}"
+    taken.add(candidate)
+    return f"{candidate}@{domain}"
 
 
 def _local(first: str, last: str, pattern: int) -> str:

@@ -99,6 +99,13 @@ def test_pattern_mailbox_alone_is_medium() -> None:
     assert row["level"] == "medium"
 
 
+def test_a_mailbox_the_contacts_own_name_explains_is_no_evidence() -> None:
+    result = _risk([_user("Linda", "Thomas", "linda.thomas@contoso.com")],
+                   [_contact(10, "Lance", "Thomas", ["lthomas@contoso.com"])])
+    assert result.empty or ("pattern" not in result["reasons"][0]
+                            and result["score"][0] < MEDIUM_RISK)
+
+
 def test_same_name_alone_is_medium() -> None:
     row = _one(_user("John", "Smith"), _contact(10, "John", "Smith", ["js@elsewhere.org"]))
     assert row["level"] == "medium" and row["reasons"] == "same name (John Smith)"

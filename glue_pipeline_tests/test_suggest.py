@@ -226,3 +226,18 @@ def test_chunking_gives_the_same_result_as_one_chunk(tenant_names: list[str],
     whole = suggest_organizations(tenants, orgs, NO_DOMAINS, k=3)
     chunked = suggest_organizations(tenants, orgs, NO_DOMAINS, k=3, chunk_cells=1)
     pd.testing.assert_frame_equal(whole, chunked)
+
+
+def test_many_similar_names_rank_by_score_then_id() -> None:
+    # 400 near-identical names put every cell above the cutoff: the dense ranking path.
+    names = [f"Northwind Traders {n:03d} Ltd" for n in range(400)]
+    orgs = _orgs(*names, ids=list(range(1000, 600, -1)))  # ids descend: positions are no help
+    tenants = _tenants(("t", "Northwind Tradrs 150", []))
+    result = suggest_organizations(tenants, orgs, NO_DOMAINS, k=4)
+    assert result["organization_name"][0] == "Northwind Traders 150 Ltd"
+    everything = suggest_organizations(tenants, orgs, NO_DOMAINS, k=400)
+    assert len(everything) == 400
+    expected = everything.sort_values(["score", "organization_id"], ascending=[False, True])
+    assert result["organization_id"].tolist() == expected["organization_id"].tolist()[:4]
+    chunked = suggest_organizations(tenants, orgs, NO_DOMAINS, k=4, chunk_cells=1)
+    pd.testing.assert_frame_equal(result, chunked)

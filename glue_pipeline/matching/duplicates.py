@@ -6,7 +6,8 @@ name or any one-letter deletion of it, and the other way round (so one typo in e
 still meets: "Jon"/"John", "Smiht"/"Smith"); the last name with the first name's nickname
 groups; the first name with a sound-alike key of the last name; the names swapped. Email local
 parts, the local parts a user's name would give and phone numbers are joined the same way and
-are evidence in themselves. So every pair that can reach the medium level shares a key.
+are evidence in themselves. So every pair that can reach the medium level shares a key (unless
+the key is on more than MAX_BLOCK_CONTACTS contacts, a guard against degenerate data).
 
 Points per kind of evidence (the best one of each kind), added and capped at 100:
   name   same 70; similar 65 (one name the same, the other one typo away with Jaro-Winkler >=
@@ -14,8 +15,9 @@ Points per kind of evidence (the best one of each kind), added and capped at 100
          or one the same and the other >= 0.88 or sounding alike); first initial 45; same last
          name only 15;
   email  same address 90, same local part on a tenant (alias) domain 80, a local-part pattern
-         of the user's name on a tenant domain 60 (first or last name alone 30), the user's own
-         local part on another domain 30 unless it is just a pattern of the name;
+         of the user's name on a tenant domain 60 (first or last name alone 20) unless the
+         contact's own, different name explains it, the user's own local part on another
+         domain 30 unless it is just a pattern of the name;
   phone  same number (last 9 digits; numbers shared by many people ignored) 40.
 """
 
@@ -55,7 +57,7 @@ NAME_POINTS: dict[str, int] = {"same": 70, "similar": 65, "nickname": 60, "swapp
                                "close": 50, "initial": 45, "same_last": 15, "none": 0}
 # Email kinds with their points.
 EMAIL_POINTS: dict[str, int] = {"same_address": 90, "alias_domain": 80, "tenant_pattern": 60,
-                                "tenant_weak_pattern": 30, "own_local_elsewhere": 30}
+                                "tenant_weak_pattern": 20, "own_local_elsewhere": 30}
 SAME_PHONE_POINTS = 40
 
 PHONE_DIGITS = 9
@@ -64,7 +66,7 @@ SHARED_PHONE_PEOPLE = 5  # a number on more people than this is a switchboard: n
 MAX_BLOCK_CONTACTS = 5000  # a blocking key on more contacts than this is too common to use
 
 _NAME_LEVELS = list(NAME_POINTS)
-_EMAIL_KINDS = list(EMAIL_POINTS)
+_PATTERN_KINDS = ("tenant_pattern", "tenant_weak_pattern")
 _KEY_BITS = 29  # two vocabulary codes and a key type packed into one int64
 _NON_DIGIT = re.compile(r"\D+")
 
@@ -80,6 +82,8 @@ def duplicate_risk(new_users: pd.DataFrame, contacts: pd.DataFrame, alias_domain
     Returns user_id, contact_id, score (0-100), level (high >= 80, medium >= 60, low),
     reasons; users in input order, then score descending and contact id ascending.
     """
+    if max_candidates < 1:
+        raise ValueError("max_candidates must be at least 1")
     data = _prepare(new_users, contacts, alias_domains)
     evidence = _Evidence.collect(data)
     scored = _score(data, _blocked_pairs(data, evidence), evidence)
@@ -106,6 +110,8 @@ def score_pairs(new_users: pd.DataFrame, contacts: pd.DataFrame, alias_domains: 
     data = _prepare(new_users, contacts, alias_domains)
     users = pd.Index(data.user_ids).get_indexer(pairs["user_id"]).astype(np.int64)
     contact_positions = pd.Index(data.contact_ids).get_indexer(pairs["contact_id"])
+    if (users < 0).any() or (contact_positions < 0).any():
+        raise ValueError("pairs name a user or contact that is not in the frames")
     scored = _score(data, _sorted_unique(users * data.n_contacts + contact_positions),
                     _Evidence.collect(data))
     return _risk_frame(data, _order(data, scored[scored["score"] >= min_score]))
@@ -478,10 +484,14 @@ def _phone_evidence(data: _Prepared) -> pd.DataFrame:
 def _score(data: _Prepared, pairs: np.ndarray, evidence: _Evidence) -> pd.DataFrame:
     """u, c, score, name level, email kind and details, phone for sorted unique pair codes."""
     users, contacts = np.divmod(pairs, data.n_contacts)
-    name_level = _name_levels(data, users, contacts)
+    name_level, names_conflict = _name_levels(data, users, contacts)
     name_points = np.array(list(NAME_POINTS.values()))[name_level]
 
     email = _align(evidence.email, pairs)
+    # A mailbox that fits the user's name is no evidence when the contact's own, different
+    # name explains it: "lthomas@" is Lance Thomas's as much as Linda Thomas's.
+    explained = names_conflict & email["kind"].isin(_PATTERN_KINDS).to_numpy()
+    email.loc[explained, :] = np.nan
     phone = _align(evidence.phone, pairs)
     email_points = email["points"].fillna(0).to_numpy(np.int64)
     phone_points = np.where(phone["phone"].notna(), SAME_PHONE_POINTS, 0)
@@ -502,16 +512,21 @@ def _align(evidence: pd.DataFrame, pairs: np.ndarray) -> pd.DataFrame:
     return evidence[found].set_index(position[found]).reindex(np.arange(len(pairs)))
 
 
-def _name_levels(data: _Prepared, users: np.ndarray, contacts: np.ndarray) -> np.ndarray:
-    """Index into NAME_POINTS for each pair."""
+def _name_levels(data: _Prepared, users: np.ndarray,
+                 contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index into NAME_POINTS for each pair, and whether a first or last name known on both
+    sides disagrees (not the same, alike, a nickname or an initial; names not swapped)."""
     vocab = data.vocab
     uf, ul = data.user_first[users], data.user_last[users]
     cf, cl = data.contact_first[contacts], data.contact_last[contacts]
     first_same, last_same = (uf == cf) & (uf >= 0), (ul == cl) & (ul >= 0)
     first_jw, last_jw = _jaro_winkler(vocab, uf, cf), _jaro_winkler(vocab, ul, cl)
-    # The per-name checks below run in Python, so only where they can change the level.
+    # The per-name checks below run in Python, so only where they can change the outcome.
     last_near = last_jw >= JW_SAME
-    nickname = _by_distinct_pair(vocab, uf, cf, _nickname_pair, last_near & ~first_same)
+    first_open = ~first_same & (last_near | (cl < 0))
+    nickname = _by_distinct_pair(vocab, uf, cf, _nickname_pair, first_open)
+    initial = _by_distinct_pair(vocab, uf, cf, _initial_pair, first_open)
+    sound_alike = _sound_alike(data.sound, ul, cl)
     conditions = {
         "same": first_same & last_same,
         "similar": (first_same & _by_distinct_pair(vocab, ul, cl, _typo_apart,
@@ -522,13 +537,16 @@ def _name_levels(data: _Prepared, users: np.ndarray, contacts: np.ndarray) -> np
         "swapped": (uf == cl) & (ul == cf) & (uf >= 0) & (ul >= 0),
         "close": ((first_jw >= JW_SAME) & last_near) | (first_same & (last_jw >= JW_CLOSE))
         | (last_same & (first_jw >= JW_CLOSE)) | (nickname & last_near)
-        | (first_same & _sound_alike(data.sound, ul, cl)),
-        "initial": last_same & _by_distinct_pair(vocab, uf, cf, _initial_pair,
-                                                 last_same & ~first_same),
+        | (first_same & sound_alike),
+        "initial": last_same & initial,
         "same_last": last_same,
     }
-    return np.select(list(conditions.values()), [_NAME_LEVELS.index(n) for n in conditions],
-                     _NAME_LEVELS.index("none"))
+    levels = np.select(list(conditions.values()), [_NAME_LEVELS.index(n) for n in conditions],
+                       _NAME_LEVELS.index("none"))
+    first_conflict = (uf >= 0) & (cf >= 0) & ~(first_same | (first_jw >= JW_CLOSE) | nickname
+                                               | initial)
+    last_conflict = (ul >= 0) & (cl >= 0) & ~(last_same | (last_jw >= JW_CLOSE) | sound_alike)
+    return levels, (first_conflict | last_conflict) & ~conditions["swapped"]
 
 
 def _by_distinct_pair(vocab: np.ndarray, a: np.ndarray, b: np.ndarray, func,

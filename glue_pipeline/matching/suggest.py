@@ -36,6 +36,8 @@ DOMAIN_BASE_SCORE = 70
 DOMAIN_SCORE_PER_CONTACT = 5
 DOMAIN_MAX_SCORE = 90  # four contacts on a tenant's domain make a strong suggestion on their own
 DEFAULT_CHUNK_CELLS = 1 << 25  # cdist cells per chunk: 32 MiB as uint8
+DENSE_ROW_CELLS = 256  # a row with more candidates than this is ranked with argpartition
+DENSE_BATCH_ROWS = 64
 
 FREE_MAIL_DOMAINS: frozenset[str] = frozenset("""
     gmail.com googlemail.com outlook.com hotmail.com hotmail.co.uk live.com msn.com yahoo.com
@@ -125,11 +127,39 @@ def _fuzzy_candidates(queries: np.ndarray, choices: np.ndarray, shortlist: int,
     for start in range(0, len(queries), rows_per_chunk):
         block = process.cdist(queries[start:start + rows_per_chunk], choices, scorer=fuzz.ratio,
                               score_cutoff=FUZZY_CUTOFF, dtype=np.uint8, workers=-1)
-        rows, cols = _nonzero_cells(block)
-        keep = _best_per_row(rows, cols, block[rows, cols], shortlist)
-        found_q.append(rows[keep] + start)
-        found_c.append(cols[keep])
+        rows, cols = _top_cells(block, shortlist)
+        found_q.append(rows + start)
+        found_c.append(cols)
     return np.concatenate(found_q), np.concatenate(found_c)
+
+
+def _top_cells(block: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of each row's best `limit` non-zero cells (score descending, then column
+    ascending). Rows are independent of each other, so chunking does not change the result."""
+    dense = np.flatnonzero(np.count_nonzero(block, axis=1) > DENSE_ROW_CELLS)
+    dense_rows, dense_cols = _top_cells_of_dense_rows(block, dense, limit)
+    block[dense] = 0
+    rows, cols = _nonzero_cells(block)
+    keep = _best_per_row(rows, cols, block[rows, cols], limit)
+    return np.r_[rows[keep], dense_rows], np.r_[cols[keep], dense_cols]
+
+
+def _top_cells_of_dense_rows(block: np.ndarray, rows: np.ndarray,
+                             limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with many candidates (many similar names): argpartition on score and column packed
+    into one int64, a few rows at a time to bound the memory."""
+    width = block.shape[1]
+    take = min(limit, width)
+    found_rows, found_cols = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    for start in range(0, len(rows), DENSE_BATCH_ROWS):
+        batch = rows[start:start + DENSE_BATCH_ROWS]
+        scores = block[batch]
+        packed = scores.astype(np.int64) * width + (width - 1 - np.arange(width))
+        cols = np.argpartition(packed, -take, axis=1)[:, -take:]
+        keep = np.take_along_axis(scores, cols, axis=1) > 0
+        found_rows.append(np.broadcast_to(batch[:, None], cols.shape)[keep])
+        found_cols.append(cols[keep])
+    return np.concatenate(found_rows), np.concatenate(found_cols)
 
 
 def _nonzero_cells(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,8 +269,9 @@ def _top_k(pairs: pd.DataFrame, k: int) -> pd.DataFrame:
 def _suggestion_frame(top: pd.DataFrame, tenants: pd.DataFrame, tens: pd.DataFrame,
                       orgs: pd.DataFrame) -> pd.DataFrame:
     t, o = top["t"].to_numpy(int), top["o"].to_numpy(int)
-    reasons = [_reasons(row, tens.iloc[ti], orgs.iloc[oi])
-               for row, ti, oi in zip(top.itertuples(index=False), t, o)]
+    reasons = [_reasons(row, tenant, org) for row, tenant, org in
+               zip(top.itertuples(index=False), tens.iloc[t].to_dict("records"),
+                   orgs.iloc[o].to_dict("records"))]
     return pd.DataFrame({
         "tenant_id": _take(tenants["tenant_id"], t),
         "rank": top["rank"].to_numpy(np.int64),
@@ -256,7 +287,7 @@ def _take(column: pd.Series, positions: np.ndarray) -> pd.Series:
     return column.take(positions).reset_index(drop=True)
 
 
-def _reasons(row, tenant: pd.Series, org: pd.Series) -> str:
+def _reasons(row, tenant: dict, org: dict) -> str:
     parts = []
     if not pd.isna(row.name_score):
         parts += _name_reasons(row.similarity, tenant, org)
@@ -265,7 +296,7 @@ def _reasons(row, tenant: pd.Series, org: pd.Series) -> str:
     return "; ".join(parts)
 
 
-def _name_reasons(similarity: float, tenant: pd.Series, org: pd.Series) -> list[str]:
+def _name_reasons(similarity: float, tenant: dict, org: dict) -> list[str]:
     if tenant["core"] == org["core"]:
         parts = [f"same name after normalisation ('{org['core']}')"]
     elif similarity >= 100:
@@ -286,4 +317,6 @@ def _versus(left: frozenset[str], right: frozenset[str]) -> str:
 
 
 def _domain_reason(domain: str, contacts: int) -> str:
-    return f"{contacts} contact{'s' if contacts != 1 else ''} use{'' if contacts != 1 else 's'} domain {domain}"
+    if contacts == 1:
+        return f"1 contact uses domain {domain}"
+    return f"{contacts} contacts use domain {domain}"
