@@ -268,7 +268,11 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 60})
         _sqlite_immediate_transactions(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    from sqlalchemy.engine import make_url
+
+    # psycopg2 then sends an executemany of UPDATEs in pages rather than one statement per row.
+    batch = {"executemany_mode": "values_plus_batch"} if make_url(url).get_driver_name() == "psycopg2" else {}
+    return create_engine(url, pool_pre_ping=True, **batch)
 
 
 def create_tables(engine: Engine) -> None:

@@ -8,12 +8,13 @@ unique constraint makes one-to-one. Contacts are created and updated, never dele
 from __future__ import annotations
 
 import zlib
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pandas as pd
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, select, update
 
 from glue_pipeline.mapping import ContactFields
 from glue_pipeline.matching.organizations import OrgMatch
@@ -199,6 +200,30 @@ def _email_rows(fields: ContactFields) -> Iterable[tuple[str, str, bool]]:
         yield alias, "Alias", False
 
 
+class _BulkWrites:
+    """Inserts and updates collected per statement shape and sent as one executemany each, so
+    a tenant's writes cost a handful of round trips, not one per row."""
+
+    def __init__(self) -> None:
+        self._inserts: dict[tuple, list[dict]] = defaultdict(list)
+        self._updates: dict[tuple, list[dict]] = defaultdict(list)
+
+    def insert(self, table: Table, row: dict) -> None:
+        self._inserts[(table, tuple(sorted(row)))].append(row)
+
+    def update(self, table: Table, key: str, key_value: object, values: dict) -> None:
+        self._updates[(table, key, tuple(sorted(values)))].append(
+            {"k_": key_value, **{f"v_{name}": value for name, value in values.items()}})
+
+    def flush(self, conn: Connection) -> None:
+        for (table, _columns), rows in self._inserts.items():
+            conn.execute(insert(table), rows)
+        for (table, key, columns), rows in self._updates.items():
+            statement = (update(table).where(table.c[key] == bindparam("k_"))
+                         .values({name: bindparam(f"v_{name}") for name in columns}))
+            conn.execute(statement, rows)
+
+
 def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime,
                      counts: ContactCounts) -> None:
     if not writes:
@@ -210,14 +235,15 @@ def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime
     phones = _rows_by_contact(conn, contact_phones, ids)
     overlays = {rows[0]["contact_id"]: rows[0]
                 for rows in _rows_by_contact(conn, contact_microsoft, ids).values()}
+    bulk = _BulkWrites()
     for write in writes:
         cid = write.contact_id
-        diffs = _update_scalars(conn, cid, current[cid], write.fields)
-        diffs += _sync_emails(conn, cid, emails.get(cid, []), write.fields)
-        diffs += _sync_phones(conn, cid, phones.get(cid, []), write.fields)
-        diffs += _sync_overlay(conn, cid, overlays.get(cid), write.overlay)
+        diffs = _update_scalars(bulk, cid, current[cid], write.fields)
+        diffs += _sync_emails(bulk, cid, emails.get(cid, []), write.fields)
+        diffs += _sync_phones(bulk, cid, phones.get(cid, []), write.fields)
+        diffs += _sync_overlay(bulk, cid, overlays.get(cid), write.overlay)
         if diffs:
-            conn.execute(update(contacts).where(contacts.c.id == cid).values(updated_at=now))
+            bulk.update(contacts, "id", cid, {"updated_at": now})
             counts.updated += 1
             fields = sorted({d.field for d in diffs})
             counts.log.append(LogEntry("info", "contact_updated", f"updated {', '.join(fields)}",
@@ -226,6 +252,7 @@ def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime
                                    for d in diffs]
         else:
             counts.unchanged += 1
+    bulk.flush(conn)
 
 
 @dataclass(frozen=True)
@@ -245,43 +272,40 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _update_scalars(conn: Connection, cid: int, current: dict,
-                    fields: ContactFields) -> list[Difference]:
+def _update_scalars(bulk: _BulkWrites, cid: int, current: dict, fields: ContactFields) -> list[Difference]:
     # A value Microsoft leaves empty does not erase what the store holds.
     values = {k: v for k, v in fields.scalar_fields().items() if v is not None and current.get(k) != v}
     if values:
-        conn.execute(update(contacts).where(contacts.c.id == cid).values(**values))
+        bulk.update(contacts, "id", cid, values)
     return [Difference(k, current.get(k), v) for k, v in values.items()]
 
 
-def _sync_emails(conn: Connection, cid: int, current: list[dict],
+def _sync_emails(bulk: _BulkWrites, cid: int, current: list[dict],
                  fields: ContactFields) -> list[Difference]:
     """Microsoft's addresses are added, the UPN becomes primary; no address is removed."""
     by_value = {row["value"].lower(): row for row in current}
     diffs: list[Difference] = []
     old_primary = next((row["value"] for row in current if row["is_primary"]), None)
+    primary_value = fields.primary_email.lower()
     for value, label, primary in _email_rows(fields):
         row = by_value.get(value.lower())
         if row is None:
-            conn.execute(insert(contact_emails).values(contact_id=cid, value=value, label=label,
-                                                       is_primary=primary))
+            bulk.insert(contact_emails, {"contact_id": cid, "value": value, "label": label,
+                                         "is_primary": primary})
             by_value[value.lower()] = {"value": value, "is_primary": primary}
             if not primary:
                 diffs.append(Difference("email", None, value))
         elif primary and not row["is_primary"]:
-            conn.execute(update(contact_emails).where(contact_emails.c.id == row["id"])
-                         .values(is_primary=True))
-    primary_value = fields.primary_email.lower()
+            bulk.update(contact_emails, "id", row["id"], {"is_primary": True})
     for row in current:
         if row["is_primary"] and row["value"].lower() != primary_value:
-            conn.execute(update(contact_emails).where(contact_emails.c.id == row["id"])
-                         .values(is_primary=False))
+            bulk.update(contact_emails, "id", row["id"], {"is_primary": False})
     if (old_primary or "").lower() != primary_value:
         diffs.append(Difference("primary email", old_primary, fields.primary_email))
     return diffs
 
 
-def _sync_phones(conn: Connection, cid: int, current: list[dict],
+def _sync_phones(bulk: _BulkWrites, cid: int, current: list[dict],
                  fields: ContactFields) -> list[Difference]:
     """One phone per mapped label (Work, Mobile) follows Microsoft; other phones stay."""
     by_label = {row["label"]: row for row in current}
@@ -289,23 +313,22 @@ def _sync_phones(conn: Connection, cid: int, current: list[dict],
     for label, value in fields.phones:
         row = by_label.get(label)
         if row is None:
-            conn.execute(insert(contact_phones).values(contact_id=cid, value=value, label=label,
-                                                       is_primary=not current and not diffs))
+            bulk.insert(contact_phones, {"contact_id": cid, "value": value, "label": label,
+                                         "is_primary": not current and not diffs})
             diffs.append(Difference(f"{label.lower()} phone", None, value))
         elif row["value"] != value:
-            conn.execute(update(contact_phones).where(contact_phones.c.id == row["id"]).values(value=value))
+            bulk.update(contact_phones, "id", row["id"], {"value": value})
             diffs.append(Difference(f"{label.lower()} phone", row["value"], value))
     return diffs
 
 
-def _sync_overlay(conn: Connection, cid: int, current: dict | None,
-                  overlay: dict) -> list[Difference]:
+def _sync_overlay(bulk: _BulkWrites, cid: int, current: dict | None, overlay: dict) -> list[Difference]:
     if current is None:
-        conn.execute(insert(contact_microsoft).values(contact_id=cid, **overlay))
+        bulk.insert(contact_microsoft, {"contact_id": cid, **overlay})
         return [Difference("microsoft link", None, overlay["user_principal_name"])]
     diff = {k: v for k, v in overlay.items() if current.get(k) != v}
     if diff:
-        conn.execute(update(contact_microsoft).where(contact_microsoft.c.contact_id == cid).values(**diff))
+        bulk.update(contact_microsoft, "contact_id", cid, diff)
     return [Difference(f"microsoft {k}", current.get(k), v) for k, v in diff.items()]
 
 
