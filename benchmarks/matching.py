@@ -168,7 +168,8 @@ def _pseudo_words(rng: np.random.Generator, count: int, syllables: tuple[int, in
     return np.array(sorted(words)[:count], dtype=object)
 
 
-def _zipf_choice(rng: np.random.Generator, values: np.ndarray, size: int, offset: float) -> np.ndarray:
+def _zipf_choice(rng: np.random.Generator, values: np.ndarray, size: int,
+                 offset: float) -> np.ndarray:
     """Skewed choice: a few values are very common, like real names."""
     weights = 1.0 / (np.arange(len(values)) + offset)
     return values[rng.choice(len(values), size=size, p=weights / weights.sum())]
@@ -388,10 +389,12 @@ def run_duplicates(args: argparse.Namespace) -> dict:
     found = first["contact_id"].reindex(users["user_id"]).to_numpy()
     found_level = first["score"].reindex(users["user_id"]).fillna(0).to_numpy()
     pairs = len(users) * len(contacts)
+    blocked = len(candidate_pairs(users, contacts, tenant_domains))
     naive_rate = _naive_pair_rate(users, contacts)
     recall = _blocking_recall(users, contacts, tenant_domains, truth)
     return {
         "users": len(users), "contacts": len(contacts), "dup_pairs": pairs,
+        "dup_candidate_pairs": blocked, "dup_pairs_per_candidate": round(pairs / max(blocked, 1)),
         "dup_s": round(seconds, 2), "dup_peak_rss_mib": round(peak, 1),
         "dup_naive_s": round(pairs / naive_rate, 1),
         "dup_speedup": round(pairs / naive_rate / seconds, 1),
@@ -410,7 +413,8 @@ def _naive_pair_rate(users: pd.DataFrame, contacts: pd.DataFrame, sample: int = 
     rng = np.random.default_rng(SEED)
     u = rng.integers(0, len(users), sample)
     c = rng.integers(0, len(contacts), sample)
-    uf, ul = users["first_name"].fillna("").to_numpy()[u], users["last_name"].fillna("").to_numpy()[u]
+    uf = users["first_name"].fillna("").to_numpy()[u]
+    ul = users["last_name"].fillna("").to_numpy()[u]
     cf, cl = contacts["first_name"].to_numpy()[c], contacts["last_name"].to_numpy()[c]
     similarity = JaroWinkler.normalized_similarity
     start = time.perf_counter()
@@ -461,6 +465,8 @@ def _print_table(r: dict) -> None:
     for part, size, seconds, naive, speedup, peak in rows:
         print(f"{part:<16}{size:>24}{seconds:>10.2f}{naive:>12,.0f}{speedup:>10,.0f}{peak:>10.0f}")
     print()
+    print(f"blocking: {r['dup_candidate_pairs']:,} candidate pairs scored out of "
+          f"{r['dup_pairs']:,} ({r['dup_pairs_per_candidate']:,} pairs per candidate)")
     print(f"suggestions: correct organization ranked first for {r['suggest_top1_correct']:.1%} of "
           f"tenants made from one; new names with a strong suggestion: "
           f"{r['suggest_strong_on_new_names']:.1%}")

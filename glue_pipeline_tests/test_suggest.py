@@ -59,7 +59,8 @@ def test_company_key(name: str, core: str, form: str | None) -> None:
 
 
 def test_ampersand_and_legal_suffix_do_not_count() -> None:
-    assert company_key("Smith & Sons")[0] == company_key("Smith and Sons Ltd")[0] == "smith and sons"
+    assert company_key("Smith & Sons")[0] == "smith and sons"
+    assert company_key("Smith and Sons Ltd")[0] == "smith and sons"
     assert company_key("Contoso+Partners")[0] == "contoso and partners"
 
 
@@ -210,10 +211,15 @@ def test_k_must_be_positive() -> None:
 WORDS = ["contoso", "fabrikam", "northwind", "tailspin", "wingtip", "adventure", "litware",
          "proseware", "woodgrove", "lucerne", "alpine", "margie", "trey", "humongous"]
 SUFFIXES = ["", " Ltd", " Limited", " Inc", " GmbH", " Group", " Services Ltd", " & Sons"]
-company_names = st.builds(
-    lambda words, suffix, typo: (" ".join(words).title() + suffix).replace("o", "0" if typo else "o"),
-    st.lists(st.sampled_from(WORDS), min_size=1, max_size=2), st.sampled_from(SUFFIXES),
-    st.booleans())
+
+
+def _company_name(words: list[str], suffix: str, typo: bool) -> str:
+    name = " ".join(words).title() + suffix
+    return name.replace("o", "u") if typo else name
+
+
+company_names = st.builds(_company_name, st.lists(st.sampled_from(WORDS), min_size=1, max_size=2),
+                          st.sampled_from(SUFFIXES), st.booleans())
 
 
 @settings(max_examples=40, deadline=None)

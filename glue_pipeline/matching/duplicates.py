@@ -314,7 +314,8 @@ def _name_block_pairs(data: _Prepared) -> np.ndarray:
 
 @dataclass
 class _Lists:
-    """A list of tokens per vocabulary code, stored flat: code i owns tokens[starts[i]:starts[i+1]]."""
+    """A list of tokens per vocabulary code, stored flat: code i owns
+    tokens[starts[i]:starts[i + 1]]."""
     starts: np.ndarray
     tokens: np.ndarray
 

@@ -1,9 +1,18 @@
 """Organization suggestions for tenants: which existing organizations a tenant probably is.
 
-Name evidence: an exact join on the normalised core name first, then fuzzy matching of the
-distinctive words (generic ones like "group" left out) for the tenants without one, chunked so
-memory stays bounded. Domain evidence: the tenant's verified domains used by an organization's
-contacts. Both are combined into one 0-100 score with the reasons in words.
+Name evidence: an exact join on the normalised core name first (names.company_key: case,
+accents, "&", punctuation and legal forms do not count); for the tenants without one, fuzzy
+matching of the distinctive words (generic ones like "group" left out, sorted so word order does
+not count) with rapidfuzz's cdist over chunks of tenants, so memory stays bounded. Distinctive
+names of 4 characters or fewer must be equal ("ABC" is not "ABD").
+
+  name score = ratio of the distinctive words (100 when equal)
+               - 6 per generic word on one side only (at most 18)
+               - 10 when both legal forms are known and differ ("inc" vs "gmbh"; "pty ltd" and
+                 "ltd" agree)
+  domain score = 70 + 5 per contact of the organization on a verified domain of the tenant,
+                 at most 90 (onmicrosoft.com and free-mail domains are no evidence)
+  score = 100 * (1 - (1 - name/100) * (1 - domain/100)); below 60 not suggested.
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ from glue_pipeline.matching.names import (
     map_unique,
 )
 
-SUGGESTION_COLUMNS = ["tenant_id", "rank", "organization_id", "organization_name", "score", "reasons"]
+SUGGESTION_COLUMNS = ["tenant_id", "rank", "organization_id", "organization_name", "score",
+                      "reasons"]
 
 # A suggestion at or above this is strong: callers refuse to create a duplicate organization.
 strong_suggestion_threshold = 90
@@ -292,7 +302,8 @@ def _reasons(row, tenant: dict, org: dict) -> str:
     if not pd.isna(row.name_score):
         parts += _name_reasons(row.similarity, tenant, org)
     if isinstance(row.domains, list):
-        parts.append(", ".join(_domain_reason(domain, contacts) for domain, contacts in row.domains))
+        parts.append(", ".join(_domain_reason(domain, contacts)
+                               for domain, contacts in row.domains))
     return "; ".join(parts)
 
 
@@ -304,7 +315,7 @@ def _name_reasons(similarity: float, tenant: dict, org: dict) -> list[str]:
     else:
         parts = [f"similar name ('{tenant['core']}' vs '{org['core']}', {similarity:.0f}% alike)"]
         if tenant["generic"] ^ org["generic"]:
-            parts.append("generic words differ (" + _versus(tenant["generic"], org["generic"]) + ")")
+            parts.append(f"generic words differ ({_versus(tenant['generic'], org['generic'])})")
     if not legal_forms_compatible(tenant["form"], org["form"]):
         parts.append(f"legal forms differ ({tenant['form']} vs {org['form']})")
     return parts
