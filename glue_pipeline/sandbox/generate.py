@@ -6,18 +6,26 @@ today). The mess is deliberate: accented and hyphenated names, several UPN forma
 domains, guests, disabled and unlicensed users, shared mailboxes, concealed reports, revoked
 consent, store organizations whose names differ in case and spacing, and contacts filed under
 another email format for the same person.
+
+Options beyond the original generator (`direct`, `spread="longtail"`) draw from their own
+random streams derived from the seed, so the default arguments keep producing exactly the world
+they always produced.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 import string
 import unicodedata
-import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any, Literal
 
 from .world import (
     DEFAULT_ROLES,
@@ -25,6 +33,7 @@ from .world import (
     AssignedLicense,
     ContactEmail,
     ContactPhone,
+    DirectApp,
     Domain,
     Mailbox,
     Partner,
@@ -154,11 +163,13 @@ _FOLD = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "ß": "ss",
                        "Đ": "D", "ł": "l", "Ł": "L", "œ": "oe", "Œ": "OE", "þ": "th"})
 
 
+@lru_cache(maxsize=65536)
 def ascii_fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.translate(_FOLD))
     return "".join(c for c in decomposed if not unicodedata.combining(c)).encode("ascii", "ignore").decode()
 
 
+@lru_cache(maxsize=65536)
 def email_local(text: str) -> str:
     """Lower-case ASCII mailbox name: keeps letters, digits, dots and hyphens."""
     folded = ascii_fold(text).lower()
@@ -170,17 +181,41 @@ def iso_z(moment: datetime) -> str:
 
 
 def _guid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    """str(uuid.UUID(int=rng.getrandbits(128), version=4)), without the UUID object."""
+    n = (rng.getrandbits(128) & ~(0xC000 << 48) | 0x8000 << 48) & ~(0xF000 << 64) | 4 << 76
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _phone(rng: random.Random, place: Place) -> str:
     return f"{place.phone_prefix}{rng.randint(0, 9999):04d}"
 
 
-def _days_before(rng: random.Random, low: float, high: float, not_before: datetime | None = None) -> datetime:
-    moment = REFERENCE_DATE - timedelta(days=rng.uniform(low, high))
-    moment = moment.replace(microsecond=0)
-    return max(moment, not_before) if not_before else moment
+# Moments are whole epoch seconds while users are built: the same values as the datetimes
+# (REFERENCE_DATE - timedelta(days=x)).replace(microsecond=0), several times cheaper.
+_REFERENCE_S = int(REFERENCE_DATE.timestamp())
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _seconds_before(rng: random.Random, low: float, high: float, not_before: int | None = None) -> int:
+    """A moment between low and high days before REFERENCE_DATE, not before not_before."""
+    back = timedelta(days=rng.uniform(low, high))
+    moment = _REFERENCE_S - back.days * 86400 - back.seconds - (1 if back.microseconds else 0)
+    return moment if not_before is None else max(moment, not_before)
+
+
+@lru_cache(maxsize=16384)
+def _date_text(day: int) -> str:
+    """YYYY-MM-DD of a day counted from 1970-01-01."""
+    return (_EPOCH + timedelta(days=day)).date().isoformat()
+
+
+def _iso_seconds(moment: int) -> str:
+    """A moment in epoch seconds as iso_z writes it: YYYY-MM-DDTHH:MM:SSZ."""
+    day, rest = divmod(moment, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{_date_text(day)}T{hours:02d}:{minutes:02d}:{seconds:02d}Z"
 
 
 def _unique(taken: set[str], base: str, fmt: str = "{}") -> str:
@@ -234,9 +269,15 @@ def _domains(rng: random.Random, slug: str, place: Place) -> tuple[list[Domain],
     return domains, alias
 
 
-def _spread(rng: random.Random, total: int, parts: int) -> list[int]:
+Spread = Literal["lognormal", "longtail"]
+# sigma of the lognormal tenant-size weights: "longtail" has more one-person tenants and more
+# giants (1,000 tenants x 100 users on average: median near 30, a few tenants above 2,000).
+SPREAD_SIGMA: dict[str, float] = {"lognormal": 1.2, "longtail": 1.6}
+
+
+def _spread(rng: random.Random, total: int, parts: int, sigma: float = 1.2) -> list[int]:
     """Long-tailed split of total into parts, each at least 1, summing exactly to total."""
-    weights = [rng.lognormvariate(0.0, 1.2) for _ in range(parts)]
+    weights = [rng.lognormvariate(0.0, sigma) for _ in range(parts)]
     scale = (total - parts) / sum(weights)
     shares = [w * scale for w in weights]
     counts = [1 + int(s) for s in shares]
@@ -342,18 +383,20 @@ def _display_name(rng: random.Random, first: str, last: str) -> str:
     return f"{first} {last}"
 
 
-def _sign_in(rng: random.Random, created: datetime, enabled: bool) -> SignInActivity:
+def _sign_in(rng: random.Random, created: int, enabled: bool) -> SignInActivity:
     roll = rng.random()
     if roll < 0.05:
         return SignInActivity()  # never signed in
     if not enabled or roll < 0.2:
-        last = _days_before(rng, 15, 400, created)
+        last = _seconds_before(rng, 15, 400, created)
     else:
-        last = _days_before(rng, 0, 14, created)
-    non_interactive = min(REFERENCE_DATE, last + timedelta(hours=rng.uniform(0, 48))).replace(microsecond=0)
-    return SignInActivity(lastSignInDateTime=iso_z(last),
-                          lastNonInteractiveSignInDateTime=iso_z(non_interactive),
-                          lastSuccessfulSignInDateTime=iso_z(last))
+        last = _seconds_before(rng, 0, 14, created)
+    later = timedelta(hours=rng.uniform(0, 48))
+    non_interactive = min(_REFERENCE_S, last + later.days * 86400 + later.seconds)
+    last_text = _iso_seconds(last)
+    return SignInActivity(lastSignInDateTime=last_text,
+                          lastNonInteractiveSignInDateTime=_iso_seconds(non_interactive),
+                          lastSuccessfulSignInDateTime=last_text)
 
 
 def _licenses(rng: random.Random, plan: _TenantPlan) -> list[SkuSpec]:
@@ -363,7 +406,7 @@ def _licenses(rng: random.Random, plan: _TenantPlan) -> list[SkuSpec]:
     return chosen
 
 
-def _mailbox(rng: random.Random, created: datetime, enabled: bool, quota_gb: int,
+def _mailbox(rng: random.Random, created: int, enabled: bool, quota_gb: int,
              recipient_type: str = "User") -> Mailbox:
     quota = quota_gb * GIB
     storage = int(quota * min(0.995, rng.lognormvariate(math.log(0.04), 1.1)))
@@ -372,7 +415,7 @@ def _mailbox(rng: random.Random, created: datetime, enabled: bool, quota_gb: int
     if rng.random() < 0.03:
         last_activity = None
     else:
-        last_activity = _days_before(rng, 0, 10 if enabled else 300, created).date().isoformat()
+        last_activity = _date_text(_seconds_before(rng, 0, 10 if enabled else 300, created) // 86400)
     quotas = {}
     if quota_gb != 50:
         quotas = dict(issue_warning_quota_bytes=(quota_gb - 2) * GIB,
@@ -380,7 +423,7 @@ def _mailbox(rng: random.Random, created: datetime, enabled: bool, quota_gb: int
                       prohibit_send_receive_quota_bytes=quota)
     return Mailbox(storage_used_bytes=storage, item_count=items, last_activity_date=last_activity,
                    deleted_item_count=deleted, deleted_item_size_bytes=int(deleted * storage / max(1, items)),
-                   has_archive=rng.random() < 0.12, created_date=created.date().isoformat(),
+                   has_archive=rng.random() < 0.12, created_date=_date_text(created // 86400),
                    recipient_type=recipient_type, **quotas)
 
 
@@ -395,7 +438,7 @@ def _member(rng: random.Random, plan: _TenantPlan, enabled: bool, licensed: bool
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     local = _upn_local(rng, first, last, plan.taken, plan.default_domain)
     upn = f"{local}@{plan.default_domain}"
-    created = _days_before(rng, 30, 3650)
+    created = _seconds_before(rng, 30, 3650)
     skus = _licenses(rng, plan) if licensed else []
     exchange = [s for s in skus if s.exchange]
     mailbox = _mailbox(rng, created, enabled, max(s.mailbox_gb for s in exchange)) if exchange else None
@@ -422,8 +465,8 @@ def _member(rng: random.Random, plan: _TenantPlan, enabled: bool, licensed: bool
         userType="Member",
         proxyAddresses=proxies,
         assignedLicenses=[AssignedLicense(skuId=s.sku_id) for s in skus],
-        createdDateTime=iso_z(created),
-        lastPasswordChangeDateTime=iso_z(_days_before(rng, 0, 400, created)),
+        createdDateTime=_iso_seconds(created),
+        lastPasswordChangeDateTime=_iso_seconds(_seconds_before(rng, 0, 400, created)),
         signInActivity=_sign_in(rng, created, enabled),
         mailbox=mailbox,
     )
@@ -434,7 +477,7 @@ def _guest(rng: random.Random, plan: _TenantPlan) -> User:
     domain = rng.choice(GUEST_DOMAINS)
     local = _unique(plan.taken, email_local(f"{first}.{last.replace(' ', '')}"), "{}_" + domain + "#EXT#")
     external = f"{local}@{domain}"
-    created = _days_before(rng, 5, 1500)
+    created = _seconds_before(rng, 5, 1500)
     named = rng.random() < 0.5
     return User(
         id=_guid(rng),
@@ -446,8 +489,8 @@ def _guest(rng: random.Random, plan: _TenantPlan) -> User:
         accountEnabled=True,
         userType="Guest",
         proxyAddresses=[f"SMTP:{external}"],
-        createdDateTime=iso_z(created),
-        lastPasswordChangeDateTime=iso_z(created),
+        createdDateTime=_iso_seconds(created),
+        lastPasswordChangeDateTime=_iso_seconds(created),
         signInActivity=_sign_in(rng, created, enabled=rng.random() < 0.5),
     )
 
@@ -457,7 +500,7 @@ def _shared_mailbox(rng: random.Random, plan: _TenantPlan) -> User:
     name = rng.choice(SHARED_MAILBOXES)
     local = _unique(plan.taken, email_local(name.replace(" ", "")), "{}@" + plan.default_domain)
     upn = f"{local}@{plan.default_domain}"
-    created = _days_before(rng, 30, 3650)
+    created = _seconds_before(rng, 30, 3650)
     return User(
         id=_guid(rng),
         userPrincipalName=upn,
@@ -466,8 +509,8 @@ def _shared_mailbox(rng: random.Random, plan: _TenantPlan) -> User:
         accountEnabled=False,
         userType="Member",
         proxyAddresses=_proxy_addresses(local, upn, upn, plan),
-        createdDateTime=iso_z(created),
-        lastPasswordChangeDateTime=iso_z(created),
+        createdDateTime=_iso_seconds(created),
+        lastPasswordChangeDateTime=_iso_seconds(created),
         signInActivity=SignInActivity(),
         mailbox=_mailbox(rng, created, True, 50, recipient_type="Shared"),
     )
@@ -546,14 +589,58 @@ def _store_seed(rng: random.Random, tenants: list[Tenant]) -> StoreSeed:
 # --------------------------------------------------------------------------- world
 
 
-def generate_world(seed: int = 7, tenants: int = 24, users: int = 1500, revoked: int = 1) -> World:
-    """A deterministic world of `tenants` customer tenants holding exactly `users` users."""
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Building 100,000 users creates millions of objects and no garbage cycles; the cyclic
+    collector would otherwise rescan the growing heap and double the run time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _direct_apps(seed: int, built: list[Tenant], direct: int) -> list[DirectApp]:
+    """Give `direct` tenants an app registered in their own tenant; about half of them (the
+    first (direct+1)//2 picked) are reached only that way (relationship "none")."""
+    rng = random.Random(f"{seed}:direct")
+    chosen = rng.sample(built, direct)
+    apps = []
+    for index, tenant in enumerate(chosen):
+        if index < (direct + 1) // 2:
+            tenant.relationship = "none"
+        secret = "".join(rng.choice(SECRET_ALPHABET) for _ in range(40))
+        apps.append(DirectApp(tenant_id=tenant.id, client_id=_guid(rng), client_secret=secret))
+    return apps
+
+
+def generate_world(seed: int = 7, tenants: int = 24, users: int = 1500, revoked: int = 1, direct: int = 0,
+                   spread: Spread = "lognormal") -> World:
+    """A deterministic world of `tenants` customer tenants holding exactly `users` users.
+
+    `direct` tenants get an app registered in their own tenant (World.direct_apps); about half
+    of them have relationship "none" (reached only by direct login), the others stay in the
+    partner's lists too. `spread` shapes tenant sizes: "lognormal" (the default) or "longtail"
+    (heavier tail, for 1,000-tenant worlds). The defaults give the same world as ever for a
+    seed; the new options draw from their own random streams derived from the seed.
+    """
     if tenants < 1 or users < tenants:
         raise ValueError(f"need at least one tenant and one user per tenant; got tenants={tenants}, "
                          f"users={users}: raise users to at least {max(tenants, 1)}")
     if not 0 <= revoked < tenants:
         raise ValueError(f"revoked={revoked} must be between 0 and tenants-1 ({tenants - 1}) "
                          "so that at least one tenant keeps its consent")
+    if not 0 <= direct <= tenants:
+        raise ValueError(f"direct={direct} must be between 0 and tenants ({tenants})")
+    if spread not in SPREAD_SIGMA:
+        raise ValueError(f"spread={spread!r} is not one of {', '.join(SPREAD_SIGMA)}")
+    with _gc_paused():
+        return _generate(seed, tenants, users, revoked, direct, spread)
+
+
+def _generate(seed: int, tenants: int, users: int, revoked: int, direct: int, spread: Spread) -> World:
     rng = random.Random(seed)
     partner = Partner(tenant_id=_guid(rng), display_name="Sandbox Partner",
                       default_domain="sandboxpartner.onmicrosoft.com")
@@ -562,9 +649,101 @@ def generate_world(seed: int = 7, tenants: int = 24, users: int = 1500, revoked:
     names_taken: set[str] = set()
     slugs_taken: set[str] = set()
     built = []
-    for index, count in enumerate(_spread(rng, users, tenants)):
+    if spread == "lognormal":
+        sizes = _spread(rng, users, tenants)
+    else:
+        sizes = _spread(random.Random(f"{seed}:{spread}"), users, tenants, SPREAD_SIGMA[spread])
+    for index, count in enumerate(sizes):
         name = _company_name(rng, index, bases, names_taken)
         built.append(_tenant(rng, name, _slug(name, slugs_taken), count))
     for tenant in rng.sample(built[1:], revoked):
         tenant.consent = "revoked"
-    return World(seed=seed, partner=partner, app=app, tenants=built, store=_store_seed(rng, built))
+    store = _store_seed(rng, built)
+    direct_apps = _direct_apps(seed, built, direct) if direct else []
+    return World(seed=seed, partner=partner, app=app, tenants=built, store=store, direct_apps=direct_apps)
+
+
+# --------------------------------------------------------------------------- changes to a running world
+
+# What `changed_user` edits by default, with how often each is picked.
+CHANGEABLE_FIELDS: dict[str, int] = {"jobTitle": 4, "mobilePhone": 3, "businessPhones": 2, "officeLocation": 2,
+                                     "accountEnabled": 1}
+# Also accepted when asked for explicitly (a marriage: surname and display name change together).
+EXTRA_CHANGEABLE_FIELDS = ("surname",)
+
+
+def _plan_for(tenant: Tenant) -> _TenantPlan:
+    """The generation plan of an existing tenant, for users added to it later."""
+    place = _place_of(tenant)
+    alias = next((d.name for d in tenant.domains if not (d.is_initial or d.is_default)), None)
+    by_id = {s.sku_id: s for s in SKU_CATALOG.values()}
+    specs = [by_id[s.skuId] for s in tenant.skus
+             if s.skuId in by_id and s.capabilityStatus in ("Enabled", "Warning")]
+    taken: set[str] = set()
+    for user in tenant.users:
+        upn = user.userPrincipalName.lower()
+        taken.add(upn)
+        if "#ext#@" in upn:
+            taken.add(upn.rsplit("@", 1)[0])
+    return _TenantPlan(tenant.display_name, tenant.default_domain, tenant.initial_domain, alias, place,
+                       [s for s in specs if s.tier != "free"], [s for s in specs if s.tier == "free"], taken)
+
+
+def new_users(rng: random.Random, tenant: Tenant, count: int = 1) -> list[User]:
+    """New enabled members of an existing tenant, licensed when it has a plan to license them
+    with, unique in it (the tenant itself is not changed)."""
+    plan = _plan_for(tenant)
+    with _gc_paused():
+        return [_member(rng, plan, enabled=True, licensed=bool(plan.main_skus)) for _ in range(count)]
+
+
+def changed_user(rng: random.Random, tenant: Tenant, user: User,
+                 fields: tuple[str, ...] | None = None) -> tuple[User, frozenset[str]]:
+    """A copy of user with one or two profile fields changed, and the names of those fields.
+
+    `fields` limits the choice (any of CHANGEABLE_FIELDS and EXTRA_CHANGEABLE_FIELDS); by default
+    one or two of jobTitle, mobilePhone, businessPhones, officeLocation, accountEnabled change.
+    Every returned field really differs from the user's current value.
+    """
+    allowed = {**CHANGEABLE_FIELDS, **{f: 1 for f in EXTRA_CHANGEABLE_FIELDS}}
+    pool = list(fields or CHANGEABLE_FIELDS)
+    unknown = sorted(set(pool) - set(allowed))
+    if unknown:
+        raise ValueError(f"cannot change {', '.join(unknown)}: choose among {', '.join(allowed)}")
+    wanted = min(len(pool), 1 if rng.random() < 0.7 else 2)
+    picked: list[str] = []
+    while len(picked) < wanted:
+        name = rng.choices(pool, weights=[allowed[f] for f in pool])[0]
+        if name not in picked:
+            picked.append(name)
+    place = _place_of(tenant)
+    update: dict[str, Any] = {}
+    for name in picked:
+        if name == "jobTitle":
+            update[name] = rng.choice([t for t in JOB_TITLES if t != user.jobTitle])
+        elif name == "mobilePhone":
+            update[name] = _fresh(rng, lambda: _phone(rng, place), user.mobilePhone)
+        elif name == "businessPhones":
+            phone = _fresh(rng, lambda: _phone(rng, place), user.businessPhones[0] if user.businessPhones else None)
+            update[name] = [phone]
+        elif name == "officeLocation":
+            update[name] = rng.choice([o for o in (place.city, *OFFICE_LOCATIONS) if o != user.officeLocation])
+        elif name == "accountEnabled":
+            update[name] = not user.accountEnabled
+        elif name == "surname":
+            surname = rng.choice([s for s in LAST_NAMES if s != user.surname])
+            update[name] = surname
+            if user.givenName:
+                update["displayName"] = f"{user.givenName} {surname}"
+    return user.model_copy(update=update), frozenset(update)
+
+
+def _place_of(tenant: Tenant) -> Place:
+    return next((p for p in PLACES if p.city == tenant.city), PLACES[0])
+
+
+def _fresh(rng: random.Random, make: Callable[[], str], current: str | None) -> str:
+    value = make()
+    while value == current:
+        value = make()
+    return value

@@ -2,8 +2,22 @@
 credentials token endpoint) and the part of Graph v1.0 the pipeline reads, over a World.
 
 One host serves both roles, so a client points its authority host and its Graph base URL at
-the same https://127.0.0.1:PORT and trusts the sandbox CA. Faults (latency, 429, 5xx, revoked
-consent, vanished tenants, token expiry) can be changed while it runs.
+the same https://127.0.0.1:PORT and trusts the sandbox CA.
+
+Identity: the partner's multi-tenant app gets tokens for the partner tenant and for every
+customer tenant that has consented and has a partner relationship; a direct-login app
+(World.direct_apps) gets tokens for its own tenant only (elsewhere: AADSTS700016).
+
+Graph: contracts, delegatedAdminCustomers, organization, domains, users (signInActivity needs
+AuditLog.Read.All and Entra ID P1/P2, and caps $top at 500), users/delta (with a per-tenant
+change log: Sandbox.change_users / add_user / remove_user / mutate change the world while it
+runs), subscribedSkus, the mailbox usage report (302 to a tokenless CSV download) and
+admin/reportSettings.
+
+Faults (Sandbox.faults, changeable while it runs, counted in Sandbox.stats): latency, 429 with
+Retry-After, 5xx, dropped connections, slow answers, token lifetime and forced token expiry
+after N requests, endless or looping @odata.nextLink, spoiled report CSVs, revoked consent and
+vanished tenants. `fault_tenants` narrows the per-request faults to some tenants.
 """
 
 from __future__ import annotations
@@ -38,10 +52,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-from .generate import REFERENCE_DATE
+from .changes import TenantLog
+from .generate import REFERENCE_DATE, changed_user, new_users
 from .tls import SandboxTLS, ensure_ca
-from .world import Domain, Tenant, User, World
+from .world import DirectApp, Domain, Tenant, User, World
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -53,6 +69,13 @@ ENTRA_PREMIUM_SKUS = frozenset({"SPB", "SPE_E3", "SPE_E5", "AAD_PREMIUM", "AAD_P
                                 "EMSPREMIUM", "SPE_F1", "M365_F1", "IDENTITY_THREAT_PROTECTION"})
 REPORT_PERIODS = {"D7": 7, "D30": 30, "D90": 90, "D180": 180}
 REPORT_LINK_LIFETIME_S = 600
+MAX_TOP = 999  # $top on /users and /contracts
+SIGN_IN_MAX_TOP = 500  # pages of /users that select signInActivity hold at most this many
+DELTA_PAGE_SIZE = 200  # users per /users/delta page unless Prefer: odata.maxpagesize=N asks otherwise
+DELTA_TOKEN_LIFETIME_S = 7 * 24 * 3600  # directory delta tokens live seven days
+REPORT_CSV_FAULTS = ("truncated", "malformed", "empty", "no_bom")
+# Key under which the HTTP protocol hands each request's connection to the app (see _HTTPProtocol).
+TRANSPORT_SCOPE_KEY = "glue_sandbox.transport"
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 SERVER_ERRORS = {
     500: ("InternalServerError", "An internal server error occurred while processing the request."),
@@ -81,50 +104,109 @@ class SandboxConfig:
     rate_5xx: float = 0  # fraction of Graph requests answered 500/502/503/504
     revoked: set[str] = field(default_factory=set)  # tenant ids, on top of consent="revoked"
     fault_seed: int = 0
-    token_lifetime_s: int = 3599
+    token_lifetime_s: int = 3599  # initial value of Faults.token_lifetime_s
+    delta_page_size: int = DELTA_PAGE_SIZE  # users per /users/delta page without a Prefer header
 
 
 @dataclass
 class Faults:
     """Faults applied from the next request on; tests change these attributes at run time.
 
-    `revoked` and `removed` hold tenant ids: a revoked tenant refuses tokens (AADSTS700016),
-    a removed one no longer exists (AADSTS90002, gone from contracts and GDAP lists).
+    Per-request faults, drawn for each Graph request (not for the identity platform or the
+    report download), in this order from one roll: `rate_429` (429 TooManyRequests with
+    Retry-After), `rate_5xx` (500/502/503/504 with a Graph error body), `reset_rate` (the
+    connection is dropped without any response: the client sees a ConnectionError); and, from a
+    second roll, `slow_rate` (the answer waits `slow_s` seconds, to outlast client timeouts).
+    `latency_ms` delays every request.
+
+    `fault_tenants`: when non-empty, the per-request faults and `expire_tokens_after_requests`
+    only hit requests whose token belongs to one of these tenant ids.
+
+    Tokens: `token_lifetime_s` is the lifetime of tokens issued from now on (expires_in; note
+    that msal treats a token with under 5 minutes left as expired). `expire_tokens_after_requests`
+    = N: after N more (targeted) Graph requests, every token issued so far (for the targeted
+    tenants) is refused with 401 InvalidAuthenticationToken; fresh tokens work. It fires once
+    and goes back to None.
+
+    Per tenant: `revoked` (the partner app's consent is gone: AADSTS700016), `revoked_direct`
+    (the direct-login app's admin consent is gone: its tokens carry no roles, so Graph answers
+    403), `removed` (the tenant no longer exists: AADSTS90002, 401 for its tokens, gone from
+    contracts and GDAP lists), `next_link_loop` (/users and /users/delta paging returns the same
+    @odata.nextLink forever), `next_link_endless` (paging never ends: past the last user come
+    fresh skiptokens with pages that alternate empty and a repeat of the last page; delta
+    rounds never reach their deltaLink), `report_csv` (tenant id -> "truncated" cut mid-row
+    without a final newline, "malformed" rows with a wrong column count, a garbage line and a
+    non-number, "empty" header only, or "no_bom" without the UTF-8 BOM).
     """
 
     latency_ms: float = 0
     rate_429: float = 0
     retry_after_s: float = 1
     rate_5xx: float = 0
+    reset_rate: float = 0
+    slow_rate: float = 0
+    slow_s: float = 5
+    fault_tenants: set[str] = field(default_factory=set)
+    token_lifetime_s: int = 3599
+    expire_tokens_after_requests: int | None = None
     revoked: set[str] = field(default_factory=set)
+    revoked_direct: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
+    next_link_loop: set[str] = field(default_factory=set)
+    next_link_endless: set[str] = field(default_factory=set)
+    report_csv: dict[str, str] = field(default_factory=dict)
+    delta_token_lifetime_s: float = DELTA_TOKEN_LIFETIME_S
     seed: int = 0
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+    _default_token_lifetime_s: int = field(init=False, repr=False, default=3599)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self._default_token_lifetime_s = self.token_lifetime_s
 
     @classmethod
     def from_config(cls, config: SandboxConfig) -> Faults:
         return cls(latency_ms=config.latency_ms, rate_429=config.rate_429, retry_after_s=config.retry_after_s,
-                   rate_5xx=config.rate_5xx, revoked=set(config.revoked), seed=config.fault_seed)
+                   rate_5xx=config.rate_5xx, revoked=set(config.revoked), seed=config.fault_seed,
+                   token_lifetime_s=config.token_lifetime_s)
 
     def clear(self) -> None:
-        """No injected faults (retry_after_s stays; world tenants with consent="revoked" stay revoked)."""
-        self.latency_ms = self.rate_429 = self.rate_5xx = 0
-        self.revoked.clear()
-        self.removed.clear()
+        """No injected faults (retry_after_s and slow_s stay; world tenants with consent="revoked"
+        stay revoked; token_lifetime_s goes back to the configured value)."""
+        self.latency_ms = self.rate_429 = self.rate_5xx = self.reset_rate = self.slow_rate = 0
+        self.token_lifetime_s = self._default_token_lifetime_s
+        self.expire_tokens_after_requests = None
+        self.delta_token_lifetime_s = DELTA_TOKEN_LIFETIME_S
+        for tenant_ids in (self.fault_tenants, self.revoked, self.revoked_direct, self.removed,
+                           self.next_link_loop, self.next_link_endless):
+            tenant_ids.clear()
+        self.report_csv.clear()
 
-    def draw(self) -> int | None:
-        """The HTTP status to inject into this Graph request, or None."""
+    def targets(self, tenant_id: str) -> bool:
+        """Whether the per-request faults apply to a request for this tenant."""
+        return not self.fault_tenants or tenant_id in self.fault_tenants
+
+    def draw(self, tenant_id: str | None = None) -> int | str | None:
+        """The fault to inject into this Graph request: an HTTP status, "reset", or None."""
+        if tenant_id is not None and not self.targets(tenant_id):
+            return None
         with self._lock:
             roll = self._rng.random()
             if roll < self.rate_429:
                 return 429
             if roll < self.rate_429 + self.rate_5xx:
                 return self._rng.choice(sorted(SERVER_ERRORS))
+            if roll < self.rate_429 + self.rate_5xx + self.reset_rate:
+                return "reset"
         return None
+
+    def slow_for(self, tenant_id: str) -> float:
+        """Seconds this Graph request waits before it is answered (0: not slowed)."""
+        if self.slow_rate <= 0 or not self.targets(tenant_id):
+            return 0
+        with self._lock:
+            return self.slow_s if self._rng.random() < self.slow_rate else 0
 
     @property
     def retry_after_header(self) -> str:
@@ -133,25 +215,58 @@ class Faults:
 
 @dataclass
 class SandboxStats:
+    """What the sandbox served and which faults it injected; `snapshot()` gives them as a dict.
+
+    Injected faults: throttled (429s), server_errors (5xx), resets (dropped connections),
+    slowed (slow answers), tokens_refused (401s for tokens caught by
+    expire_tokens_after_requests), paging_faults (pages served by next_link_loop or
+    next_link_endless), report_faults (spoiled report downloads); faults_injected sums them.
+    """
+
     requests: Counter[str] = field(default_factory=Counter)  # openid, token, graph, report-download, other
     graph: Counter[str] = field(default_factory=Counter)  # Graph requests by endpoint
     throttled: int = 0  # 429s sent
     server_errors: int = 0  # injected 5xx sent
+    resets: int = 0  # connections dropped without a response
+    slowed: int = 0  # answers held back by slow_s
+    tokens_refused: int = 0  # 401s for tokens expired by expire_tokens_after_requests
+    paging_faults: int = 0  # looping or endless /users and /users/delta pages served
+    report_faults: int = 0  # truncated, malformed, empty or BOM-less report downloads
+    delta_requests: int = 0  # GET /users/delta requests (initial, nextLink and deltaLink)
     tokens_issued: int = 0
     identity_errors: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0  # most requests handled at the same time
 
+    @property
+    def faults_injected(self) -> int:
+        return (self.throttled + self.server_errors + self.resets + self.slowed + self.tokens_refused
+                + self.paging_faults + self.report_faults)
+
     def snapshot(self) -> dict[str, Any]:
         return {"requests": dict(self.requests), "graph": dict(self.graph), "throttled": self.throttled,
-                "server_errors": self.server_errors, "tokens_issued": self.tokens_issued,
+                "server_errors": self.server_errors, "resets": self.resets, "slowed": self.slowed,
+                "tokens_refused": self.tokens_refused, "paging_faults": self.paging_faults,
+                "report_faults": self.report_faults, "faults_injected": self.faults_injected,
+                "delta_requests": self.delta_requests, "tokens_issued": self.tokens_issued,
                 "identity_errors": self.identity_errors, "peak_in_flight": self.peak_in_flight}
 
     def reset(self) -> None:
         self.requests.clear()
         self.graph.clear()
         self.throttled = self.server_errors = self.tokens_issued = self.identity_errors = 0
+        self.resets = self.slowed = self.tokens_refused = self.paging_faults = self.report_faults = 0
+        self.delta_requests = 0
         self.peak_in_flight = self.in_flight
+
+
+@dataclass
+class TenantChanges:
+    """What Sandbox.mutate changed in one tenant (user ids)."""
+
+    changed: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -186,6 +301,10 @@ class GraphError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+class _DropConnection(Exception):
+    """Abort the request's connection without sending anything."""
 
 
 class IdentityError(Exception):
@@ -223,10 +342,12 @@ def _origin(request: Request) -> str:
 
 
 class _Directory:
-    """Tenants by id or by any of their domain names, the partner's own tenant included."""
+    """Tenants by id or by any of their domain names, the partner's own tenant included, and
+    the direct-login apps by client id."""
 
     def __init__(self, world: World) -> None:
         self.world = world
+        self.direct_apps: dict[str, DirectApp] = {a.client_id.lower(): a for a in world.direct_apps}
         domain = world.partner.default_domain
         self.partner = Tenant(id=world.partner.tenant_id, display_name=world.partner.display_name,
                               domains=[Domain(name=domain, is_default=True, is_initial=True)],
@@ -330,6 +451,29 @@ def _user_resource(user: User) -> dict[str, Any]:
     return {**_USER_NULLS, **user.model_dump(mode="json", exclude={"mailbox"})}
 
 
+def _json_bytes(value: Any) -> bytes:
+    """JSON as starlette's JSONResponse writes it."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
+
+
+def _encode_user(user: User, fields: tuple[str, ...]) -> bytes:
+    row = _user_resource(user)
+    return _json_bytes({f: row.get(f) for f in fields})
+
+
+def _collection_body(context: str, items: Iterable[bytes], links: dict[str, str] | None = None) -> bytes:
+    """A Graph collection from already encoded items: context, then links, then value."""
+    parts = [b'{"@odata.context":', _json_bytes(context)]
+    for name, url in (links or {}).items():
+        parts += [b",", _json_bytes(name), b":", _json_bytes(url)]
+    parts += [b',"value":[', b",".join(items), b"]}"]
+    return b"".join(parts)
+
+
+def _json_response(body: bytes, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, media_type="application/json", headers=headers)
+
+
 def _contract(tenant: Tenant) -> dict[str, Any]:
     return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"contract/{tenant.id}")), "contractType": "ResellerPartner",
             "customerId": tenant.id, "defaultDomainName": tenant.default_domain, "displayName": tenant.display_name}
@@ -430,6 +574,78 @@ def _decode_skiptoken(token: str, entity: _EntitySet, tenant: Tenant) -> _Page:
         raise GraphError(400, "BadRequest", "The $skiptoken value is not valid for this request.") from None
 
 
+def _encode_state(state: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_state(token: str) -> dict[str, Any] | None:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _page_window(items: Sequence[Any], offset: int, top: int, endless: bool) -> tuple[Sequence[Any], int | None]:
+    """The items of one page and the offset of the next page (None at the end).
+
+    endless: the paging never ends; past the last item, pages alternate between empty and a
+    repeat of the last page, each with a fresh skiptoken.
+    """
+    end = offset + top
+    if offset >= len(items) and endless:
+        beyond = (offset - len(items)) // top
+        last_page = items[(len(items) - 1) // top * top:] if items else []
+        return ([] if beyond % 2 == 0 else last_page), end
+    if end >= len(items):
+        return items[offset:], (end if endless else None)
+    return items[offset:end], end
+
+
+def _prefer_page_size(header: str | None) -> int | None:
+    """N from a `Prefer: odata.maxpagesize=N` header (clamped to 1..999), if present."""
+    for part in (header or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "odata.maxpagesize":
+            try:
+                return min(MAX_TOP, max(1, int(value.strip().strip('"'))))
+            except ValueError:
+                return None
+    return None
+
+
+def _spoil_report(body: bytes, mode: str) -> bytes:
+    """The mailbox usage CSV as a broken report service might hand it out (see Faults.report_csv)."""
+    text = body.decode("utf-8-sig")
+    lines = text.rstrip("\r\n").split("\r\n")
+    header, rows = lines[0], lines[1:]
+    if mode == "no_bom":
+        return text.encode()
+    if mode == "empty":
+        return ("\ufeff" + header + "\r\n").encode()
+    if mode == "truncated":
+        kept = [header, *rows[:-1]]
+        last = rows[-1] if rows else header
+        cut = last[: max(1, len(last) // 2)]  # cut between characters, mid-row
+        return ("\ufeff" + "\r\n".join(kept if rows else []) + ("\r\n" if rows else "") + cut).encode()
+    if mode == "malformed":
+        spoiled = [header]
+        for index, row in enumerate(rows):
+            fields = row.split(",")
+            if index % 4 == 1:
+                row = ",".join(fields[:-3])  # too few columns
+            elif index % 4 == 2 and len(fields) > 8:
+                fields[8] = "n/a"  # Storage Used (Byte) is not a number
+                row = ",".join(fields)
+            spoiled.append(row)
+            if index == 0:
+                spoiled.append("<!-- report service error 0x80004005: partial result -->")
+        if not rows:
+            spoiled.append("<!-- report service error 0x80004005: partial result -->")
+        return ("\ufeff" + "\r\n".join(spoiled) + "\r\n").encode()
+    raise ValueError(f"unknown report_csv fault {mode!r}: use one of {', '.join(REPORT_CSV_FAULTS)}")
+
+
 # --------------------------------------------------------------------------- the application
 
 
@@ -487,7 +703,8 @@ def _basic_credentials(header: str) -> tuple[str | None, str | None]:
 
 
 class _SandboxApp:
-    """The ASGI application and the state behind it (faults, stats, signing keys, links)."""
+    """The ASGI application and the state behind it (faults, stats, signing keys, links, and
+    the per-tenant change logs)."""
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
@@ -497,6 +714,13 @@ class _SandboxApp:
         self._key = secrets.token_bytes(32)
         self._retired_keys: list[bytes] = []
         self._downloads: dict[str, _Download] = {}
+        # Token serial numbers: tokens numbered below a cutoff are refused (expire_tokens_after_requests).
+        self._serial = 0
+        self._refused_below: dict[str, int] = {}  # tenant id, or "*" for every tenant -> cutoff
+        # Users and their change logs; every read or change of users holds the lock.
+        self._lock = threading.RLock()
+        self._logs: dict[str, TenantLog] = {}
+        self._delta_epoch = secrets.token_hex(4)  # part of every delta token: a new one expires them all
         self._graph_routes = self._build_graph_routes()
         self.asgi = Starlette(routes=[
             Route("/{tenant}/v2.0/.well-known/openid-configuration", self._endpoint("openid", self._openid), methods=["GET"]),
@@ -525,6 +749,8 @@ class _SandboxApp:
             except IdentityError as err:
                 stats.identity_errors += 1
                 response = _identity_error_response(err, ids, _origin(request))
+            except _DropConnection:
+                response = await self._drop(request, ids)
             finally:
                 stats.in_flight -= 1
             response.headers["request-id"] = ids.request_id
@@ -533,13 +759,33 @@ class _SandboxApp:
 
         return endpoint
 
+    @staticmethod
+    async def _drop(request: Request, ids: _Ids) -> Response:
+        """Abort the connection; what is returned is never sent (uvicorn drops writes to a closed
+        connection). Served by another HTTP server, without the transport, answer 503 instead."""
+        transport = request.scope.get(TRANSPORT_SCOPE_KEY)
+        if transport is None:
+            code, message = SERVER_ERRORS[503]
+            return _graph_error_response(GraphError(503, code, message), ids)
+        transport.abort()
+        for _ in range(3):  # let the event loop deliver connection_lost before the app returns
+            await asyncio.sleep(0)
+        return Response(status_code=503)
+
     def set_world(self, world: World) -> None:
-        self.config.world = world
-        self.directory = _Directory(world)
+        with self._lock:
+            self.config.world = world
+            self.directory = _Directory(world)
+            self._logs.clear()
+            self._delta_epoch = secrets.token_hex(4)
 
     def expire_tokens(self) -> None:
         self._retired_keys.append(self._key)
         self._key = secrets.token_bytes(32)
+
+    def expire_delta_tokens(self) -> None:
+        with self._lock:
+            self._delta_epoch = secrets.token_hex(4)
 
     def _existing_tenant(self, key: str) -> Tenant | None:
         tenant = self.directory.find(key)
@@ -550,6 +796,73 @@ class _SandboxApp:
             return []
         return [t for t in self.config.world.tenants
                 if t.relationship in relationships and t.id not in self.faults.removed]
+
+    # -- users and their change logs
+
+    def _log(self, tenant: Tenant) -> TenantLog:
+        """The tenant's change log (callers hold self._lock)."""
+        log = self._logs.get(tenant.id)
+        if log is None or log.tenant is not tenant:
+            log = self._logs[tenant.id] = TenantLog(tenant, _encode_user)
+        elif not log.in_step():
+            log.restart()
+        return log
+
+    def _world_tenant(self, tenant_id: str) -> Tenant:
+        tenant = self.config.world.tenant(tenant_id)
+        if tenant is None:
+            raise KeyError(f"no tenant {tenant_id} in the sandbox world")
+        return tenant
+
+    def refresh(self) -> None:
+        with self._lock:
+            for log in self._logs.values():
+                log.forget_json()
+
+    def change_users(self, tenant_id: str, fraction: float, seed: int,
+                     fields: tuple[str, ...] | None = None) -> list[str]:
+        tenant = self._world_tenant(tenant_id)
+        with self._lock:
+            log = self._log(tenant)
+            rng = random.Random(f"{seed}:{tenant_id}:change:{log.version}")
+            chosen = rng.sample(tenant.users, _share(len(tenant.users), fraction))
+            for user in chosen:
+                new, changed = changed_user(rng, tenant, user, fields)
+                log.replace(new, changed)
+            return [u.id for u in chosen]
+
+    def add_users(self, tenant_id: str, users: list[User] | int, seed: int) -> list[User]:
+        """Add the given users, or that many generated ones."""
+        tenant = self._world_tenant(tenant_id)
+        with self._lock:
+            log = self._log(tenant)
+            if isinstance(users, int):
+                users = new_users(random.Random(f"{seed}:{tenant_id}:add:{log.version}"), tenant, users)
+            for user in users:
+                log.add(user)
+            _cover_licenses(tenant, users)
+            return users
+
+    def remove_user(self, tenant_id: str, user_id: str, reason: str) -> User:
+        tenant = self._world_tenant(tenant_id)
+        with self._lock:
+            return self._log(tenant).remove(user_id, reason)
+
+    def mutate(self, fraction: float, seed: int, added: float, removed: float) -> dict[str, TenantChanges]:
+        changes: dict[str, TenantChanges] = {}
+        for tenant in list(self.config.world.tenants):
+            if tenant.id in self.faults.removed:
+                continue
+            with self._lock:
+                done = TenantChanges(changed=self.change_users(tenant.id, fraction, seed))
+                done.added = [u.id for u in self.add_users(tenant.id, _share(len(tenant.users), added), seed)]
+                rng = random.Random(f"{seed}:{tenant.id}:remove")
+                for user in rng.sample(tenant.users[1:], min(len(tenant.users) - 1,
+                                                              _share(len(tenant.users), removed))):
+                    reason = "deleted" if rng.random() < 0.25 else "changed"
+                    done.removed.append(self.remove_user(tenant.id, user.id, reason).id)
+            changes[tenant.id] = done
+        return changes
 
     # -- identity platform
 
@@ -578,10 +891,10 @@ class _SandboxApp:
         client_id = form.get("client_id") or basic_id
         secret = form.get("client_secret") or basic_secret
         self._check_grant(form.get("grant_type"))
-        self._check_client(tenant, client_id, secret)
+        roles = self._check_client(tenant, client_id, secret)
         self._check_scope(tenant, form.get("scope"))
-        lifetime = self.config.token_lifetime_s
-        token = self._issue(tenant, client_id or "")
+        lifetime = int(self.faults.token_lifetime_s)
+        token = self._issue(tenant, client_id or "", roles, lifetime)
         self.stats.tokens_issued += 1
         return JSONResponse({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
                              "access_token": token}, headers={"Cache-Control": "no-store, no-cache"})
@@ -598,26 +911,41 @@ class _SandboxApp:
             raise IdentityError(400, "unsupported_grant_type", 70003,
                                 f"The app requested an unsupported grant type '{grant_type}'.")
 
-    def _check_client(self, tenant: Tenant, client_id: str | None, secret: str | None) -> None:
-        app = self.config.world.app
+    def _check_client(self, tenant: Tenant, client_id: str | None, secret: str | None) -> list[str]:
+        """Check the app's credentials in this tenant; the application permissions it holds there."""
         if not client_id:
             raise self._missing("client_id")
-        not_installed = (f"Application with identifier '{client_id}' was not found in the directory "
-                         f"'{tenant.display_name}'. This can happen if the application has not been installed "
-                         "by the administrator of the tenant or consented to by any user in the tenant. "
-                         "You may have sent your authentication request to the wrong tenant.")
-        if client_id.lower() != app.client_id.lower():
-            raise IdentityError(400, "unauthorized_client", 700016, not_installed)
+        not_installed = IdentityError(
+            400, "unauthorized_client", 700016,
+            f"Application with identifier '{client_id}' was not found in the directory '{tenant.display_name}'. "
+            "This can happen if the application has not been installed by the administrator of the tenant or "
+            "consented to by any user in the tenant. You may have sent your authentication request to the "
+            "wrong tenant.")
+        partner_app = self.config.world.app
+        direct = self.directory.direct_apps.get(client_id.lower())
+        if client_id.lower() == partner_app.client_id.lower():
+            expected = partner_app.client_secret
+            is_partner = tenant is self.directory.partner
+            installed = is_partner or (tenant.relationship != "none" and tenant.consent != "revoked"
+                                       and tenant.id not in self.faults.revoked)
+            roles = list(tenant.roles)
+        elif direct is not None and direct.tenant_id == tenant.id:
+            expected, installed = direct.client_secret, True
+            roles = [] if tenant.id in self.faults.revoked_direct else list(
+                tenant.roles if direct.roles is None else direct.roles)
+        else:
+            raise not_installed
         if not secret:
             raise IdentityError(401, "invalid_client", 7000218, "The request body must contain the following "
                                 "parameter: 'client_assertion' or 'client_secret'.")
-        if not secrets.compare_digest(secret.encode(), app.client_secret.encode()):
+        if not secrets.compare_digest(secret.encode(), expected.encode()):
             raise IdentityError(401, "invalid_client", 7000215,
                                 "Invalid client secret provided. Ensure the secret being sent in the request is "
                                 "the client secret value, not the client secret ID, for a secret added to app "
                                 f"'{client_id}'.")
-        if tenant.consent == "revoked" or tenant.id in self.faults.revoked:
-            raise IdentityError(400, "unauthorized_client", 700016, not_installed)
+        if not installed:
+            raise not_installed
+        return roles
 
     def _check_scope(self, tenant: Tenant, scope: str | None) -> None:
         if not scope:
@@ -639,14 +967,15 @@ class _SandboxApp:
         if not requested:
             raise self._missing("scope")
 
-    def _issue(self, tenant: Tenant, client_id: str) -> str:
+    def _issue(self, tenant: Tenant, client_id: str, roles: list[str], lifetime_s: int) -> str:
         now = int(time.time())
         issuer = f"https://sts.windows.net/{tenant.id}/"
         service_principal = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant.id}/{client_id}"))
-        claims = {"aud": GRAPH_RESOURCE, "iss": issuer, "iat": now, "nbf": now,
-                  "exp": now + self.config.token_lifetime_s, "appid": client_id, "appidacr": "1", "idp": issuer,
-                  "idtyp": "app", "oid": service_principal, "sub": service_principal, "roles": list(tenant.roles),
-                  "tid": tenant.id, "uti": secrets.token_urlsafe(16), "ver": "1.0"}
+        self._serial += 1
+        claims = {"aud": GRAPH_RESOURCE, "iss": issuer, "iat": now, "nbf": now, "exp": now + lifetime_s,
+                  "appid": client_id, "appidacr": "1", "idp": issuer, "idtyp": "app", "oid": service_principal,
+                  "sub": service_principal, "roles": roles, "tid": tenant.id, "uti": secrets.token_urlsafe(16),
+                  "ver": "1.0", "xms_sandbox_serial": self._serial}
         return jwt.encode(claims, self._key, algorithm="HS256")
 
     # -- Graph
@@ -654,7 +983,9 @@ class _SandboxApp:
     def _build_graph_routes(self) -> list[_GraphRoute]:
         paged = frozenset({"$top", "$skiptoken", "$select"})
         select = frozenset({"$select"})
+        delta = frozenset({"$select", "$skiptoken", "$skipToken", "$deltatoken", "$deltaToken", "$top"})
         read_dir = ("Directory.Read.All", "Directory.ReadWrite.All")
+        read_users = ("User.Read.All", "User.ReadWrite.All", *read_dir)
 
         def route(name: str, pattern: str, roles: tuple[str, ...], options: frozenset[str],
                   handler: GraphHandler, method: str = "GET") -> _GraphRoute:
@@ -667,7 +998,8 @@ class _SandboxApp:
                   self._gdap_customers),
             route("organization", r"organization", ("Organization.Read.All", *read_dir), select, self._organization),
             route("domains", r"domains", ("Domain.Read.All", *read_dir), select, self._domains),
-            route("users", r"users", ("User.Read.All", "User.ReadWrite.All", *read_dir), paged, self._users),
+            route("users", r"users", read_users, paged, self._users),
+            route("users/delta", r"users/(microsoft\.graph\.)?delta(\(\))?", read_users, delta, self._users_delta),
             route("subscribedSkus", r"subscribedSkus", ("Organization.Read.All", "LicenseAssignment.Read.All",
                                                        *read_dir), select, self._subscribed_skus),
             route("getMailboxUsageDetail", r"reports/getMailboxUsageDetail\(period='(?P<period>[^']*)'\)",
@@ -682,15 +1014,14 @@ class _SandboxApp:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
-        expired = GraphError(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
         try:
             return jwt.decode(token.strip(), self._key, algorithms=["HS256"], audience=GRAPH_RESOURCE,
                               options={"require": ["exp", "tid"]})
         except jwt.ExpiredSignatureError:
-            raise expired from None
+            raise _token_expired() from None
         except jwt.InvalidSignatureError:
             if any(self._signed_with(token.strip(), key) for key in self._retired_keys):
-                raise expired from None
+                raise _token_expired() from None
             raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.") from None
         except jwt.InvalidAudienceError:
             raise GraphError(401, "InvalidAuthenticationToken",
@@ -706,13 +1037,36 @@ class _SandboxApp:
             return False
         return True
 
-    def _injected_fault(self) -> GraphError | None:
-        status = self.faults.draw()
+    def _count_down_to_expiry(self, tenant_id: str) -> None:
+        """expire_tokens_after_requests: count this request; when none are left, refuse every token
+        issued so far (for the targeted tenants, or all)."""
+        faults = self.faults
+        left = faults.expire_tokens_after_requests
+        if left is None or not faults.targets(tenant_id):
+            return
+        if left > 0:
+            faults.expire_tokens_after_requests = left - 1
+            return
+        faults.expire_tokens_after_requests = None
+        for scope in (faults.fault_tenants or {"*"}):
+            self._refused_below[scope] = self._serial + 1
+
+    def _refuse_expired_serial(self, claims: dict[str, Any]) -> None:
+        cutoff = max(self._refused_below.get("*", 0), self._refused_below.get(str(claims["tid"]), 0))
+        if int(claims.get("xms_sandbox_serial", 0)) < cutoff:
+            self.stats.tokens_refused += 1
+            raise _token_expired()
+
+    def _injected_fault(self, tenant_id: str) -> GraphError | None:
+        status = self.faults.draw(tenant_id)
+        if status == "reset":
+            self.stats.resets += 1
+            raise _DropConnection()
         if status == 429:
             self.stats.throttled += 1
             return GraphError(429, "TooManyRequests", "Too many requests. Retry after the number of seconds in "
                               "the Retry-After header.", {"Retry-After": self.faults.retry_after_header})
-        if status is not None:
+        if isinstance(status, int):
             self.stats.server_errors += 1
             code, message = SERVER_ERRORS[status]
             headers = {"Retry-After": self.faults.retry_after_header} if status == 503 else {}
@@ -732,10 +1086,17 @@ class _SandboxApp:
 
     async def _graph(self, request: Request) -> Response:
         claims = self._authenticate(request)
-        tenant = self._existing_tenant(str(claims["tid"]))
+        tenant_id = str(claims["tid"])
+        self._count_down_to_expiry(tenant_id)
+        self._refuse_expired_serial(claims)
+        tenant = self._existing_tenant(tenant_id)
         if tenant is None:
             raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.")
-        fault = self._injected_fault()
+        fault = self._injected_fault(tenant.id)
+        slow_s = self.faults.slow_for(tenant.id)
+        if slow_s > 0:
+            self.stats.slowed += 1
+            await asyncio.sleep(slow_s)
         if fault:
             raise fault
         route, match = self._graph_route(request.method, request.path_params["path"])
@@ -754,22 +1115,30 @@ class _SandboxApp:
             return _decode_skiptoken(token, entity, call.tenant)
         return _Page(0, _parse_top(call.query.get("$top"), 100, max_top), entity.parse_select(call.query.get("$select")))
 
-    def _paginate(self, call: _GraphCall, entity: _EntitySet, items: Sequence[Any], page: _Page) -> tuple[Sequence[Any], str | None]:
-        end = page.offset + page.top
-        if end >= len(items):
-            return items[page.offset:], None
+    @staticmethod
+    def _next_link(call: _GraphCall, entity: _EntitySet, page: _Page) -> str:
         params: dict[str, Any] = {"$top": page.top}
         if page.select:
             params["$select"] = ",".join(page.select)
-        params["$skiptoken"] = _encode_skiptoken(entity, call.tenant, _Page(end, page.top, page.select))
-        return items[page.offset:end], f"{call.origin}{call.request.url.path}?{urlencode(params, safe='$,')}"
+        params["$skiptoken"] = _encode_skiptoken(entity, call.tenant, page)
+        return f"{call.origin}{call.request.url.path}?{urlencode(params, safe='$,')}"
+
+    def _paginate(self, call: _GraphCall, entity: _EntitySet, items: Sequence[Any], page: _Page) -> tuple[Sequence[Any], str | None]:
+        rows, next_offset = _page_window(items, page.offset, page.top, endless=False)
+        if next_offset is None:
+            return rows, None
+        return rows, self._next_link(call, entity, _Page(next_offset, page.top, page.select))
 
     @staticmethod
-    def _collection(call: _GraphCall, entity: _EntitySet, select: tuple[str, ...] | None,
+    def _context(call: _GraphCall, entity: _EntitySet, select: tuple[str, ...] | None) -> str:
+        return f"{call.origin}/v1.0/$metadata#{entity.name}" + (f"({','.join(select)})" if select else "")
+
+    @classmethod
+    def _collection(cls, call: _GraphCall, entity: _EntitySet, select: tuple[str, ...] | None,
                     rows: Iterable[dict[str, Any]], next_link: str | None = None) -> JSONResponse:
         fields = select or entity.default
-        context = f"{call.origin}/v1.0/$metadata#{entity.name}" + (f"({','.join(select)})" if select else "")
-        body: dict[str, Any] = {"@odata.context": context, "value": [{f: row.get(f) for f in fields} for row in rows]}
+        body: dict[str, Any] = {"@odata.context": cls._context(call, entity, select),
+                                "value": [{f: row.get(f) for f in fields} for row in rows]}
         if next_link:
             body["@odata.nextLink"] = next_link
         return JSONResponse(body)
@@ -782,22 +1151,131 @@ class _SandboxApp:
 
     async def _contracts(self, call: _GraphCall) -> Response:
         customers = self._customers(call.tenant, {"dap", "both"})
-        return await self._paged_collection(call, CONTRACTS, customers, _contract, max_top=999)
+        return await self._paged_collection(call, CONTRACTS, customers, _contract, max_top=MAX_TOP)
 
     async def _gdap_customers(self, call: _GraphCall) -> Response:
         customers = self._customers(call.tenant, {"gdap", "both"})
         return await self._paged_collection(call, GDAP_CUSTOMERS, customers, _gdap_customer, max_top=300)
 
     async def _users(self, call: _GraphCall) -> Response:
-        page = self._read_page(call, USERS, max_top=999)
+        page = self._read_page(call, USERS, max_top=MAX_TOP)
         if page.select and "signInActivity" in page.select:
             _require_any(call.roles, ("AuditLog.Read.All",))
             if not _has_entra_premium(call.tenant):
                 raise GraphError(403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
                                  "Neither tenant is B2C or tenant doesn't have premium license")
-            if page.top > 500:
-                raise _page_size_error(page.top, 500)
-        return await self._paged_collection(call, USERS, call.tenant.users, _user_resource, max_top=999)
+            # Documented: with signInActivity, a $top above 500 gives pages of up to 500 users.
+            page = _Page(page.offset, min(page.top, SIGN_IN_MAX_TOP), page.select)
+        tenant_id = call.tenant.id
+        with self._lock:
+            log = self._log(call.tenant)
+            if tenant_id in self.faults.next_link_loop:
+                rows, next_offset = _page_window(call.tenant.users, 0, page.top, endless=False)
+                next_offset = 0
+                self.stats.paging_faults += 1
+            else:
+                endless = tenant_id in self.faults.next_link_endless
+                rows, next_offset = _page_window(call.tenant.users, page.offset, page.top, endless)
+                if endless and next_offset is not None and next_offset >= len(call.tenant.users):
+                    self.stats.paging_faults += 1
+            items = log.json(page.select or USERS.default, rows)
+        links = {}
+        if next_offset is not None:
+            links["@odata.nextLink"] = self._next_link(call, USERS, _Page(next_offset, page.top, page.select))
+        return _json_response(_collection_body(self._context(call, USERS, page.select), items, links))
+
+    # -- users/delta
+
+    def _delta_link(self, call: _GraphCall, kind: str, state: dict[str, Any]) -> str:
+        token = _encode_state({"e": "users/delta", "t": call.tenant.id, **state})
+        return f"{call.origin}/v1.0/users/delta?{kind}={token}"
+
+    def _delta_gone(self, call: _GraphCall, select: list[str] | None) -> GraphError:
+        query = f"?$select={','.join(select)}" if select else ""
+        return GraphError(410, "syncStateNotFound",
+                          "The delta token is expired or unknown. Start a full synchronization again from the URL "
+                          "in the Location header (a delta request without a token).",
+                          {"Location": f"{call.origin}/v1.0/users/delta{query}"})
+
+    def _delta_state(self, call: _GraphCall, log: TenantLog, token: str, deltatoken: bool) -> dict[str, Any]:
+        state = _decode_state(token)
+        generation = f"{self._delta_epoch}.{log.generation}"
+        if (state is None or state.get("e") != "users/delta" or state.get("t") != call.tenant.id
+                or state.get("g") != generation):
+            raise self._delta_gone(call, state.get("s") if isinstance(state, dict) else None)
+        if deltatoken and (time.time() - float(state.get("i", 0)) > self.faults.delta_token_lifetime_s
+                           or int(state.get("v", -1)) > log.version):
+            raise self._delta_gone(call, state.get("s"))
+        return state
+
+    async def _users_delta(self, call: _GraphCall) -> Response:
+        self.stats.delta_requests += 1
+        query = call.query
+        if "$top" in query:
+            raise GraphError(400, "Request_UnsupportedQuery", "The query option $top is not supported with delta "
+                             "queries; use the header Prefer: odata.maxpagesize=N to choose the page size.")
+        skiptoken = query.get("$skiptoken") or query.get("$skipToken")
+        deltatoken = query.get("$deltatoken") or query.get("$deltaToken")
+        select = USERS.parse_select(query.get("$select")) if not skiptoken else None
+        if select and "signInActivity" in select:
+            raise GraphError(400, "BadRequest", "Invalid request for delta query: for this entity set, "
+                             "$expand/$select is not supported for the following properties: signInActivity")
+        preferred = _prefer_page_size(call.request.headers.get("prefer"))
+        tenant_id = call.tenant.id
+        with self._lock:
+            log = self._log(call.tenant)
+            generation = f"{self._delta_epoch}.{log.generation}"
+            if skiptoken:
+                state = self._delta_state(call, log, skiptoken, deltatoken=False)
+            elif deltatoken == "latest":
+                state = {"k": "latest", "s": list(select) if select else None}
+            elif deltatoken:
+                state = self._delta_state(call, log, deltatoken, deltatoken=True)
+                state = {"k": "round", "v": int(state["v"]), "u": log.version, "o": 0,
+                         "s": list(select) if select else state.get("s"), "n": state.get("n")}
+            else:
+                state = {"k": "initial", "u": log.version, "c": -1, "s": list(select) if select else None}
+            chosen = tuple(state["s"]) if state.get("s") else None
+            fields = chosen or USERS.default
+            if "id" not in fields:
+                fields = ("id", *fields)
+            size = preferred or int(state.get("n") or self.config.delta_page_size)
+            items, next_state = self._delta_page(log, state, fields, size)
+            if tenant_id in self.faults.next_link_loop and state["k"] in ("initial", "round"):
+                next_state = {**state, "x": 0}  # this very page again, with the same link, forever
+                self.stats.paging_faults += 1
+            elif next_state is None and tenant_id in self.faults.next_link_endless and state["k"] != "latest":
+                next_state = {**state, "k": "beyond", "x": int(state.get("x", 0)) + 1}
+                self.stats.paging_faults += 1
+            common = {"g": generation, "s": list(chosen) if chosen else None, "n": size}
+            if next_state is not None:
+                links = {"@odata.nextLink": self._delta_link(call, "$skiptoken", {**next_state, **common})}
+            else:
+                version = log.version if state["k"] == "latest" else int(state["u"])
+                links = {"@odata.deltaLink": self._delta_link(call, "$deltatoken",
+                                                             {"v": version, "i": int(time.time()), **common})}
+        headers = {"Preference-Applied": f"odata.maxpagesize={size}"} if preferred else None
+        return _json_response(_collection_body(self._context(call, USERS, chosen), items, links), headers)
+
+    @staticmethod
+    def _delta_page(log: TenantLog, state: dict[str, Any], fields: tuple[str, ...],
+                    size: int) -> tuple[list[bytes], dict[str, Any] | None]:
+        """One page of a delta round and the state of the next page (None: the round is over)."""
+        kind = state["k"]
+        if kind == "initial":
+            users, cursor = log.after(int(state["c"]), size)
+            return log.json(fields, users), (None if cursor is None else {**state, "c": cursor})
+        if kind == "round":
+            ids = log.round(int(state["v"]), int(state["u"]), frozenset(fields))
+            offset = int(state["o"])
+            chunk = ids[offset:offset + size]
+            present = [log.by_id[i] for i in chunk if i in log.by_id]
+            encoded = iter(log.json(fields, present))
+            items = [next(encoded) if i in log.by_id else
+                     _json_bytes({"id": i, "@removed": {"reason": log.removed.get(i, "deleted")}}) for i in chunk]
+            more = offset + size < len(ids)
+            return items, ({**state, "o": offset + size} if more else None)
+        return [], None  # "latest" (no data, only a deltaLink) and "beyond" (next_link_endless)
 
     async def _organization(self, call: _GraphCall) -> Response:
         select = ORGANIZATION.parse_select(call.query.get("$select"))
@@ -809,7 +1287,9 @@ class _SandboxApp:
 
     async def _subscribed_skus(self, call: _GraphCall) -> Response:
         select = SUBSCRIBED_SKUS.parse_select(call.query.get("$select"))
-        return self._collection(call, SUBSCRIBED_SKUS, select, _subscribed_skus(call.tenant))
+        with self._lock:
+            rows = _subscribed_skus(call.tenant)
+        return self._collection(call, SUBSCRIBED_SKUS, select, rows)
 
     async def _mailbox_usage(self, call: _GraphCall) -> Response:
         period = call.match["period"]
@@ -847,12 +1327,55 @@ class _SandboxApp:
             raise GraphError(404, "Request_ResourceNotFound",
                              "The report download link is unknown or has expired; request the report again.")
         filename = f"MailboxUsageDetail{REFERENCE_DATE:%m_%d_%Y}.csv"
-        return Response(_mailbox_usage_csv(tenant, link.period_days), media_type="text/csv",
+        with self._lock:
+            body = _mailbox_usage_csv(tenant, link.period_days)
+        spoil = self.faults.report_csv.get(tenant.id)
+        if spoil:
+            body = _spoil_report(body, spoil)
+            self.stats.report_faults += 1
+        return Response(body, media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
     async def _not_found(self, request: Request) -> Response:
         segment = request.path_params["path"].split("/")[0]
         raise GraphError(404, "Request_ResourceNotFound", f"Resource not found for the segment '{segment}'.")
+
+
+def _token_expired() -> GraphError:
+    return GraphError(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
+
+
+def _share(count: int, fraction: float) -> int:
+    """How many of count items a fraction picks: none for 0, at least one otherwise."""
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction {fraction} must be between 0 and 1")
+    return 0 if fraction == 0 or count == 0 else min(count, max(1, round(count * fraction)))
+
+
+def _cover_licenses(tenant: Tenant, added: list[User]) -> None:
+    """Buy seats when new users' licenses would exceed what the tenant has."""
+    wanted = {lic.skuId for u in added for lic in u.assignedLicenses}
+    if not wanted:
+        return
+    consumed = Counter(lic.skuId for u in tenant.users for lic in u.assignedLicenses)
+    for sku in tenant.skus:
+        if sku.skuId in wanted and consumed[sku.skuId] > sku.enabled:
+            sku.enabled = consumed[sku.skuId]
+
+
+class _HTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+    """uvicorn's HTTP protocol, handing each request the connection's transport (under
+    TRANSPORT_SCOPE_KEY) so that the reset fault can drop the connection without a response."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # type: ignore[arg-type]
+        app = self.app
+
+        async def app_with_transport(scope: Any, receive: Any, send: Any) -> None:
+            scope[TRANSPORT_SCOPE_KEY] = transport
+            await app(scope, receive, send)
+
+        self.app = app_with_transport
 
 
 # --------------------------------------------------------------------------- serving
@@ -866,9 +1389,12 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _uvicorn_server(app: Starlette, tls: SandboxTLS, host: str, port: int) -> uvicorn.Server:
-    config = uvicorn.Config(app, host=host, port=port, ssl_certfile=str(tls.cert_file),
+    # Idle connections stay open for minutes, as at Graph's front doors. With uvicorn's default of
+    # 5 s, a process stalled that long (a full garbage collection of a 100,000-user world on a busy
+    # machine) would close a kept-alive connection under a request already sent on it.
+    config = uvicorn.Config(app, host=host, port=port, http=_HTTPProtocol, ssl_certfile=str(tls.cert_file),
                             ssl_keyfile=str(tls.key_file), lifespan="off", log_level="warning", log_config=None,
-                            access_log=False, timeout_graceful_shutdown=3, backlog=2048)
+                            access_log=False, timeout_graceful_shutdown=3, timeout_keep_alive=120, backlog=2048)
     return uvicorn.Server(config)
 
 
@@ -885,6 +1411,13 @@ class Sandbox:
 
     `state_dir` keeps the CA between runs; without it a temporary directory is used and removed
     on stop().
+
+    While it runs: `faults` (see Faults) and `stats` (see SandboxStats) are live; the world's
+    users change through change_users / add_user / remove_user / mutate, each recorded in the
+    tenant's change log that GET /users/delta answers from; remove_tenant / restore_tenant make
+    a tenant vanish and come back; expire_tokens / expire_delta_tokens end every access token or
+    delta token issued so far. Edit users through these methods: the sandbox caches each user's
+    JSON by object identity, so a User edited in place is only seen after refresh().
     """
 
     def __init__(self, config: SandboxConfig | World, *, state_dir: Path | None = None,
@@ -993,6 +1526,50 @@ class Sandbox:
     def expire_tokens(self) -> None:
         """Every token issued so far is expired from now on (Graph answers 401)."""
         self._app.expire_tokens()
+
+    def expire_delta_tokens(self) -> None:
+        """Every delta token and delta skiptoken issued so far is unknown from now on: GET
+        /users/delta answers 410 Gone, code syncStateNotFound, with a Location header to restart
+        the full synchronization (as for a token older than seven days)."""
+        self._app.expire_delta_tokens()
+
+    # -- changing the world while it runs
+
+    def change_users(self, tenant_id: str, fraction: float = 0.1, seed: int = 0,
+                     fields: tuple[str, ...] | None = None) -> list[str]:
+        """Edit one or two profile fields (jobTitle, mobilePhone, businessPhones, officeLocation,
+        accountEnabled; or only `fields`, which may also name "surname") of that fraction of the
+        tenant's users (at least one when fraction > 0), chosen from seed; returns their ids."""
+        return self._app.change_users(tenant_id, fraction, seed, fields)
+
+    def add_user(self, tenant_id: str, user: User | None = None, seed: int = 0) -> User:
+        """Add a user to a tenant (a generated licensed member when user is None); returns it.
+        The tenant's SKUs gain seats if the new user's licenses need them."""
+        return self._app.add_users(tenant_id, [user] if user is not None else 1, seed)[0]
+
+    def remove_user(self, tenant_id: str, user_id: str, reason: str = "changed") -> User:
+        """Delete a user: "changed" (soft-deleted, restorable) or "deleted" (permanently), as
+        GET /users/delta reports it in "@removed"; returns the removed user."""
+        return self._app.remove_user(tenant_id, user_id, reason)
+
+    def mutate(self, fraction: float = 0.05, seed: int = 0, *, added: float = 0.0,
+               removed: float = 0.0) -> dict[str, TenantChanges]:
+        """In every tenant still present: change_users(fraction), then add `added` and remove
+        `removed` (fractions of its users; the first user, the admin, stays; a quarter of the
+        removals are permanent). Returns what changed per tenant id."""
+        return self._app.mutate(fraction, seed, added, removed)
+
+    def remove_tenant(self, tenant_id: str) -> None:
+        """The tenant vanishes (e.g. right after discovery listed it): gone from contracts and GDAP
+        lists, AADSTS90002 from the identity platform, 401 for its tokens."""
+        self.faults.removed.add(tenant_id)
+
+    def restore_tenant(self, tenant_id: str) -> None:
+        self.faults.removed.discard(tenant_id)
+
+    def refresh(self) -> None:
+        """Forget the cached JSON of every user: needed only after editing User objects in place."""
+        self._app.refresh()
 
 
 def serve_forever(config: SandboxConfig, state_dir: Path, *, host: str = "127.0.0.1", port: int = 0,

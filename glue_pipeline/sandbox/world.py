@@ -4,6 +4,11 @@ documentation store's starting organizations and contacts.
 A world is a JSON document (schema in the README, section "World files"). Users and SKUs use
 Graph's own field names so the sandbox serves them as they are. Loading validates the whole
 file and names the first bad field, so a broken world is refused before anything runs.
+
+Besides the partner's multi-tenant app (`app`), a world may hold `direct_apps`: app
+registrations made inside one customer's own tenant ("direct login"). Such an app gets tokens
+for that tenant only. A tenant reached only that way has `relationship: "none"`: it is absent
+from the partner's contracts and GDAP lists, and the partner app is not installed there.
 """
 
 from __future__ import annotations
@@ -109,8 +114,9 @@ class Tenant(_Model):
     id: str
     display_name: str
     domains: list[Domain]
-    # How the partner reaches the tenant: legacy DAP contract, GDAP, or both.
-    relationship: Literal["dap", "gdap", "both"] = "both"
+    # How the partner reaches the tenant: legacy DAP contract, GDAP, both, or "none" (not at
+    # all: the tenant is reached only through a direct-login app, see World.direct_apps).
+    relationship: Literal["dap", "gdap", "both", "none"] = "both"
     consent: Literal["granted", "revoked"] = "granted"
     roles: list[str] = Field(default_factory=lambda: list(DEFAULT_ROLES))
     reports_concealed: bool = False
@@ -151,6 +157,20 @@ class App(_Model):
 
     client_id: str
     client_secret: str
+
+
+class DirectApp(_Model):
+    """An app registered inside one customer's own tenant (a "direct login" data source).
+
+    Its credentials get tokens for `tenant_id` only; on any other tenant the identity platform
+    answers AADSTS700016 (app not found in that directory). `roles` are the application
+    permissions granted to it there; None means the same roles as the tenant's `roles`.
+    """
+
+    tenant_id: str
+    client_id: str
+    client_secret: str
+    roles: list[str] | None = None
 
 
 class ContactEmail(_Model):
@@ -203,6 +223,8 @@ class World(_Model):
     app: App
     tenants: list[Tenant]
     store: StoreSeed = Field(default_factory=StoreSeed)
+    # Apps registered inside customer tenants (direct login); empty for a partner-only world.
+    direct_apps: list[DirectApp] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_tenants(self) -> World:
@@ -211,10 +233,28 @@ class World(_Model):
             if tenant.id in seen:
                 raise ValueError(f"tenant id {tenant.id} appears twice")
             seen.add(tenant.id)
+        client_ids: set[str] = {self.app.client_id.lower()}
+        for app in self.direct_apps:
+            if app.tenant_id not in seen:
+                raise ValueError(f"direct app {app.client_id} names tenant_id {app.tenant_id}, which is not "
+                                 "among tenants")
+            if app.client_id.lower() in client_ids:
+                raise ValueError(f"client_id {app.client_id} is used by more than one app; give each app "
+                                 "its own client_id")
+            client_ids.add(app.client_id.lower())
+        direct = {a.tenant_id for a in self.direct_apps}
+        for tenant in self.tenants:
+            if tenant.relationship == "none" and tenant.id not in direct:
+                raise ValueError(f"tenant {tenant.id} has relationship 'none' but no direct app, so nothing "
+                                 "can reach it: add a direct_apps entry for it or give it a relationship")
         return self
 
     def tenant(self, tenant_id: str) -> Tenant | None:
         return next((t for t in self.tenants if t.id == tenant_id), None)
+
+    def direct_app(self, tenant_id: str) -> DirectApp | None:
+        """The first direct-login app registered in a tenant, if any."""
+        return next((a for a in self.direct_apps if a.tenant_id == tenant_id), None)
 
     @property
     def user_count(self) -> int:
@@ -251,4 +291,6 @@ def parse_world(raw: object, source: str = "world") -> World:
 def save_world(world: World, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(world.model_dump_json(indent=1, exclude_none=True), encoding="utf-8")
+    # A partner-only world is written exactly as before direct apps existed.
+    exclude = None if world.direct_apps else {"direct_apps"}
+    path.write_text(world.model_dump_json(indent=1, exclude_none=True, exclude=exclude), encoding="utf-8")
