@@ -394,12 +394,14 @@ def vanished_tenants(conn: Connection, tenant_ids: list[str]) -> set[str]:
 
 
 def read_organization_domains(conn: Connection) -> pd.DataFrame:
-    """organization_id, domain: the email domains each organization's contacts use."""
-    rows = conn.execute(select(contacts.c.organization_id, contact_emails.c.value)
+    """organization_id, domain, contacts: how many of each organization's contacts use a domain."""
+    rows = conn.execute(select(contacts.c.organization_id, contact_emails.c.contact_id, contact_emails.c.value)
                         .join(contact_emails, contact_emails.c.contact_id == contacts.c.id)).all()
-    frame = pd.DataFrame(rows, columns=["organization_id", "value"])
+    frame = pd.DataFrame(rows, columns=["organization_id", "contact_id", "value"])
     frame["domain"] = frame["value"].astype(str).str.split("@").str[-1].str.lower()
-    return frame[["organization_id", "domain"]].drop_duplicates(ignore_index=True)
+    counted = frame.drop_duplicates(["organization_id", "contact_id", "domain"])
+    return (counted.groupby(["organization_id", "domain"], as_index=False)
+            .agg(contacts=("contact_id", "size")))
 
 
 def read_contact_decisions(conn: Connection, tenant_id: str) -> pd.DataFrame:
