@@ -115,7 +115,7 @@ def store_init(world_path: str | None) -> None:
 @main.command(help="Discover tenants and sync them all in one run, or sync the given tenants.")
 @click.option("--tenant", "tenant_ids", multiple=True, help="Sync only this tenant id (repeatable).")
 def sync(tenant_ids: tuple[str, ...]) -> None:
-    from glue_pipeline.report import format_summary, summarize
+    from glue_pipeline.report import format_summary, next_steps, summarize
     from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
     from glue_pipeline.settings import settings_from_env
     from glue_pipeline.store.schema import make_engine
@@ -141,6 +141,8 @@ def sync(tenant_ids: tuple[str, ...]) -> None:
     run_overview(instance)
     summary = summarize(make_engine(settings.store_url), [r.run_id for r in runs])
     click.echo(format_summary(summary))
+    for step in next_steps(make_engine(settings.store_url)):
+        click.echo(f"next: {step}")
     _echo_run_errors(runs, summary)
     if not all(r.success for r in runs):
         sys.exit(1)

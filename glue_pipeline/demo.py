@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from glue_pipeline.report import contact_count, format_summary, summarize
+from glue_pipeline.report import contact_count, format_summary, next_steps, summarize
 from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
 from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
@@ -65,6 +65,8 @@ def run_demo(seed: int = 7, tenants: int = 24, users: int = 1500) -> int:
     if created == 0:
         click.echo("no contact was created: the store was already in step with Microsoft "
                    "(re-running the sync is idempotent)")
+    for step in next_steps(engine):
+        click.echo(f"next: {step}")
     click.echo(f"store: {store_url}")
     click.echo(f"Dagster instance: {os.environ['DAGSTER_HOME']} (runs {', '.join(r.run_id for r in runs)})")
     click.echo("open the UI: make ui  (then http://127.0.0.1:3000)")

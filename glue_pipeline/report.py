@@ -68,3 +68,19 @@ def format_summary(summary: SyncSummary) -> str:
         lines.append("re-run the failed tenants alone: glue-pipeline sync "
                      + " ".join(f"--tenant {tenant_id}" for tenant_id, _name, _message in summary.errors))
     return "\n".join(lines)
+
+
+def next_steps(engine: Engine) -> list[str]:
+    """What an analyst can do now, with the commands."""
+    from glue_pipeline.store.schema import held_users, tenant_matches
+
+    with engine.connect() as conn:
+        waiting = conn.execute(select(func.count()).select_from(tenant_matches).where(
+            tenant_matches.c.status.in_(["suggested", "unmatched"]))).scalar_one()
+        held = conn.execute(select(func.count()).select_from(held_users)).scalar_one()
+    steps = []
+    if waiting:
+        steps.append(f"{waiting} tenants wait for an organization match: glue-pipeline match list --open")
+    if held:
+        steps.append(f"{held} users wait for a decision (likely duplicates, ambiguous): glue-pipeline match held")
+    return steps
