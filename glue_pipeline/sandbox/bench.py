@@ -12,6 +12,7 @@ nothing.
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import os
 import re
@@ -36,6 +37,7 @@ SELECT = ("id,userPrincipalName,displayName,givenName,surname,mail,jobTitle,busi
 def _serve(args: dict[str, Any], ready: Any, stop: Any) -> None:
     world = generate_world(seed=args["seed"], tenants=args["tenants"], users=args["users"], revoked=0,
                            spread=args["spread"])
+    gc.freeze()  # as serve_forever (`glue-pipeline sandbox serve`) does once the world is loaded
     with Sandbox(SandboxConfig(world=world)) as sandbox:
         ready.put({"base": sandbox.base_url, "ca": str(sandbox.ca_file), "partner": world.partner.tenant_id,
                    "client_id": world.app.client_id, "secret": world.app.client_secret,
