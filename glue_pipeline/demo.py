@@ -34,7 +34,8 @@ def demo_world(var_dir: Path, seed: int, tenants: int, users: int) -> World:
     """The demo's world file, generated once so that every demo run sees the same Microsoft."""
     path = var_dir / "demo" / "world.json"
     if not path.exists():
-        save_world(generate_world(seed=seed, tenants=tenants, users=users), path)
+        # Three organizations spelled differently from their tenant show suggestions at work.
+        save_world(generate_world(seed=seed, tenants=tenants, users=users, renamed=3), path)
     return load_world(path)
 
 

@@ -624,14 +624,16 @@ def _direct_apps(seed: int, built: list[Tenant], direct: int) -> list[DirectApp]
 
 
 def generate_world(seed: int = 7, tenants: int = 24, users: int = 1500, revoked: int = 1, direct: int = 0,
-                   spread: Spread = "lognormal") -> World:
+                   spread: Spread = "lognormal", renamed: int = 0) -> World:
     """A deterministic world of `tenants` customer tenants holding exactly `users` users.
 
     `direct` tenants get an app registered in their own tenant (World.direct_apps); about half
     of them have relationship "none" (reached only by direct login), the others stay in the
     partner's lists too. `spread` shapes tenant sizes: "lognormal" (the default) or "longtail"
-    (heavier tail, for 1,000-tenant worlds). The defaults give the same world as ever for a
-    seed; the new options draw from their own random streams derived from the seed.
+    (heavier tail, for 1,000-tenant worlds). `renamed` organizations of the store seed get
+    another spelling of their tenant's legal form ("Ltd" / "Limited", "&" / "and"), so that
+    matching suggests them instead of matching them exactly. The defaults give the same world
+    as ever for a seed; the new options draw from their own random streams derived from the seed.
     """
     if tenants < 1 or users < tenants:
         raise ValueError(f"need at least one tenant and one user per tenant; got tenants={tenants}, "
@@ -644,7 +646,35 @@ def generate_world(seed: int = 7, tenants: int = 24, users: int = 1500, revoked:
     if spread not in SPREAD_SIGMA:
         raise ValueError(f"spread={spread!r} is not one of {', '.join(SPREAD_SIGMA)}")
     with _gc_paused():
-        return _generate(seed, tenants, users, revoked, direct, spread)
+        world = _generate(seed, tenants, users, revoked, direct, spread)
+    _rename_organizations(seed, world, renamed)
+    return world
+
+
+# Another spelling of a legal form, or of "&", that exact matching does not see through.
+LEGAL_FORM_SPELLINGS = [(" Pty Ltd", " Pty. Limited"), (" Ltd", " Limited"), (" Inc", " Incorporated"),
+                        (" Corp", " Corporation"), (" LLC", " L.L.C."), (" GmbH", " G.m.b.H."), (" AG", " A.G.")]
+
+
+def _legal_variant(name: str) -> str:
+    for ending, other in LEGAL_FORM_SPELLINGS:
+        if name.endswith(ending):
+            return name[: -len(ending)] + other
+    if " & " in name:
+        return name.replace(" & ", " and ")
+    return f"{name} Ltd"
+
+
+def _rename_organizations(seed: int, world: World, renamed: int) -> None:
+    """Respell `renamed` organizations that carry their tenant's name."""
+    if not renamed:
+        return
+    names = {" ".join(t.display_name.split()).casefold() for t in world.tenants}
+    matched = [o for o in world.store.organizations if " ".join(o.name.split()).casefold() in names]
+    for organization in random.Random(f"{seed}:renamed").sample(matched, min(renamed, len(matched))):
+        tenant_name = next(t.display_name for t in world.tenants
+                           if " ".join(t.display_name.split()).casefold() == " ".join(organization.name.split()).casefold())
+        organization.name = _legal_variant(tenant_name)
 
 
 def _generate(seed: int, tenants: int, users: int, revoked: int, direct: int, spread: Spread) -> World:
