@@ -228,9 +228,15 @@ def test_users_edited_in_place_show_after_refresh(sandbox: Sandbox) -> None:
     session = session_for(sandbox, tenant.id)
     url = f"{sandbox.graph_url}/users?$select=id,jobTitle&$top=1"
     assert session.get(url).json()["value"][0]["jobTitle"] == tenant.users[0].jobTitle
+    _, delta_link, _ = delta_sync(session, f"{sandbox.graph_url}/users/delta?$select=id,jobTitle")
     tenant.users[0].jobTitle = "Chief Sandbox Officer"  # behind the sandbox's back
     sandbox.refresh()
     assert session.get(url).json()["value"][0]["jobTitle"] == "Chief Sandbox Officer"
+    assert session.get(delta_link).status_code == 410  # the change log could not see it: resync
+
+    tenant.users.pop()  # a list changed by hand is noticed without refresh()
+    users = session.get(f"{sandbox.graph_url}/users?$select=id&$top=999").json()["value"]
+    assert len(users) == len(tenant.users)
 
 
 # --------------------------------------------------------------------------- direct login

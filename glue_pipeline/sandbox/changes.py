@@ -9,10 +9,10 @@ append-only, so the list of a round never changes while a client pages through i
 
 Users are changed through TenantLog (and the Sandbox methods built on it), which replaces a
 User object rather than editing it. The JSON cache is keyed by object identity, so a replaced
-user is encoded again; a User edited in place while the sandbox runs is not noticed (call
-Sandbox.refresh() after such edits). A tenant whose user list was replaced or resized behind the
-log's back is re-indexed and its log restarted: delta tokens issued before that answer 410 Gone,
-as Graph does when it must resynchronize.
+user is encoded again; a User edited in place while the sandbox runs is not noticed until
+Sandbox.refresh(), which restarts every log. A tenant whose user list was replaced or resized
+behind the log's back is re-indexed and its log restarted on its next use. Delta tokens issued
+before a restart answer 410 Gone, as Graph does when it must resynchronize.
 """
 
 from __future__ import annotations
@@ -72,9 +72,6 @@ class TenantLog:
         self._rounds.clear()
         self._json.clear()
         self._index()
-
-    def forget_json(self) -> None:
-        self._json.clear()
 
     @property
     def version(self) -> int:

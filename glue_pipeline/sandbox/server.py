@@ -822,7 +822,7 @@ class _SandboxApp:
     def refresh(self) -> None:
         with self._lock:
             for log in self._logs.values():
-                log.forget_json()
+                log.restart()
 
     def change_users(self, tenant_id: str, fraction: float, seed: int,
                      fields: tuple[str, ...] | None = None) -> list[str]:
@@ -1573,7 +1573,10 @@ class Sandbox:
         self.faults.removed.discard(tenant_id)
 
     def refresh(self) -> None:
-        """Forget the cached JSON of every user: needed only after editing User objects in place."""
+        """Call after editing the world's objects directly (a User edited in place, a user list
+        changed by hand): forgets every cached user JSON and restarts the change logs, so delta
+        tokens issued before answer 410 Gone and clients resynchronize, as Graph makes them do
+        when it cannot tell what changed."""
         self._app.refresh()
 
 
