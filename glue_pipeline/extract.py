@@ -28,6 +28,7 @@ SIGN_IN_REFUSALS = {"Authorization_RequestDenied", "Authentication_RequestFromNo
 SIGN_IN_PAGE_SIZE = 500  # Graph's cap on $top when signInActivity is selected
 MAILBOX_REPORT = "reports/getMailboxUsageDetail(period='D7')"
 USERS_CACHE = "users"
+DELTA_PAGE_SIZE = {"Prefer": "odata.maxpagesize=999"}  # delta pages default to 200 users
 MAILBOX_CACHE = "mailbox_usage"
 CONCEALED_NAME = re.compile(r"^[0-9A-F]{32}$")
 CONCEALED_FIX = ("report names are concealed in this tenant, so mailbox usage cannot be joined to "
@@ -218,7 +219,7 @@ def latest_delta_link(client: GraphClient, tenant_id: str, fields: list[str]) ->
 def read_delta(client: GraphClient, tenant_id: str, link: str) -> tuple[list[dict], str]:
     """The users changed since the link (removed ones carry @removed), and the next link."""
     changes: list[dict] = []
-    for page in client.get_pages(tenant_id, link):
+    for page in client.get_pages(tenant_id, link, headers=DELTA_PAGE_SIZE):
         changes += page.get("value", [])
         if "@odata.deltaLink" in page:
             return changes, page["@odata.deltaLink"]
@@ -329,11 +330,14 @@ REQUIRED_MAILBOX_COLUMNS = ("User Principal Name", "Storage Used (Byte)")
 
 def parse_mailbox_report(csv: str) -> pd.DataFrame:
     """The mailbox usage CSV as a table keyed by lower-cased UPN, read by column name (the BOM,
-    the column order and optional columns do not matter). Rows cut short are dropped."""
+    the column order and optional columns do not matter). A truncated or malformed report is
+    refused as a whole rather than read in part."""
     columns = list(MAILBOX_COLUMNS.values())
     text = csv.lstrip("\ufeff")
     if not text.strip():
         return pd.DataFrame(columns=columns)
+    if not text.endswith("\n"):
+        raise ReportFormatError("the CSV ends in the middle of a row (truncated download)")
     try:
         raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, on_bad_lines="error")
     except (pd.errors.ParserError, ValueError) as exc:
@@ -350,5 +354,7 @@ def parse_mailbox_report(csv: str) -> pd.DataFrame:
     for column in ("is_deleted", "has_archive"):
         frame[column] = frame[column].astype(str).str.lower().eq("true")
     frame["user_principal_name"] = frame["user_principal_name"].astype("string").str.lower()
-    complete = frame["user_principal_name"].str.len().gt(0) & frame["storage_used_bytes"].notna()
-    return frame[complete.fillna(False)].reset_index(drop=True)
+    complete = (frame["user_principal_name"].str.len().gt(0) & frame["storage_used_bytes"].notna()).fillna(False)
+    if not complete.all():
+        raise ReportFormatError(f"{int((~complete).sum())} rows lack the user or the storage used")
+    return frame.reset_index(drop=True)

@@ -95,14 +95,25 @@ class GraphClient:
                 instance_discovery=self.settings.is_microsoft,
             )
         except ValueError as exc:  # msal raises ValueError when discovery answers an error
-            raise identity_error(tenant_id, f"{authority}/v2.0/.well-known/openid-configuration",
-                                 {"error": "invalid_authority", "error_description": str(exc)}) from None
+            raise self._discovery_error(tenant_id, authority, exc) from None
         except requests.RequestException as exc:
             raise TransientGraphError(tenant_id, authority, type(exc).__name__, str(exc),
                                       "the identity platform could not be reached; re-run later") from None
         with self._apps_lock:
             self._apps[tenant_id] = app
         return app
+
+    def _discovery_error(self, tenant_id: str, authority: str, exc: ValueError) -> GraphError:
+        """msal's discovery error drops the identity platform's answer (e.g. AADSTS90002, tenant
+        not found); read it again to name the cause."""
+        url = f"{authority}/v2.0/.well-known/openid-configuration"
+        try:
+            body = self.session.get(url).json()
+        except (requests.RequestException, ValueError):
+            body = {}
+        if not isinstance(body, dict) or "error" not in body:
+            body = {"error": "invalid_authority", "error_description": str(exc)}
+        return identity_error(tenant_id, url, body)
 
     def _credentials(self, tenant_id: str) -> tuple[str, Secret, str]:
         return self.direct_credentials.get(
@@ -141,7 +152,7 @@ class GraphClient:
 
     def request(self, tenant_id: str, path_or_url: str, params: dict[str, Any] | None = None,
                 allow_redirects: bool = True, method: str = "GET",
-                json_body: dict | None = None) -> requests.Response:
+                json_body: dict | None = None, headers: dict[str, str] | None = None) -> requests.Response:
         """A call with a bearer token; retries 429/5xx/connection faults; refreshes an expired
         token once."""
         url = self._url(path_or_url)
@@ -149,12 +160,12 @@ class GraphClient:
         refreshed = False
         attempt = 0
         while True:
-            headers = {"Authorization": f"Bearer {self.token(tenant_id, fresh=False)}"}
+            sent = {**(headers or {}), "Authorization": f"Bearer {self.token(tenant_id, fresh=False)}"}
             response: requests.Response | None = None
             try:
                 with self._count_lock:
                     self.requests_made += 1
-                response = self.session.request(method, url, params=params, headers=headers,
+                response = self.session.request(method, url, params=params, headers=sent,
                                                 allow_redirects=allow_redirects, json=json_body)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 failure: GraphError = TransientGraphError(
@@ -194,7 +205,8 @@ class GraphClient:
         for page in self.get_pages(tenant_id, path, params or None):
             yield from page.get("value", [])
 
-    def get_pages(self, tenant_id: str, path: str, params: dict[str, Any] | None = None) -> Iterator[dict]:
+    def get_pages(self, tenant_id: str, path: str, params: dict[str, Any] | None = None,
+                  headers: dict[str, str] | None = None) -> Iterator[dict]:
         """Every page, following @odata.nextLink; a link that repeats, or paging without end, is
         an error rather than a hang."""
         url: str | None = self._url(path)
@@ -203,7 +215,7 @@ class GraphClient:
         ids: set[object] = set()
         stalled = 0  # pages in a row that brought no new item
         while url:
-            page = self.request(tenant_id, url, params).json()
+            page = self.request(tenant_id, url, params, headers=headers).json()
             yield page
             url = page.get("@odata.nextLink")
             params = None  # the nextLink carries the query
