@@ -32,12 +32,22 @@ def sandbox() -> None:
 @click.option("--seed", default=7, show_default=True)
 @click.option("--tenants", default=24, show_default=True)
 @click.option("--users", default=1500, show_default=True)
+@click.option("--revoked", default=1, show_default=True, help="Tenants whose consent is revoked.")
+@click.option("--direct", default=0, show_default=True, help="Tenants with a direct-login app.")
+@click.option("--renamed", default=0, show_default=True,
+              help="Organizations spelled differently from their tenant (suggestions).")
+@click.option("--spread", type=click.Choice(["lognormal", "longtail"]), default="lognormal", show_default=True)
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True)
-def sandbox_world(seed: int, tenants: int, users: int, out: str) -> None:
+def sandbox_world(seed: int, tenants: int, users: int, revoked: int, direct: int, renamed: int, spread: str,
+                  out: str) -> None:
     from glue_pipeline.sandbox.generate import generate_world
     from glue_pipeline.sandbox.world import save_world
 
-    world = generate_world(seed=seed, tenants=tenants, users=users)
+    try:
+        world = generate_world(seed=seed, tenants=tenants, users=users, revoked=revoked, direct=direct,
+                               renamed=renamed, spread=spread)  # type: ignore[arg-type]
+    except ValueError as exc:
+        _fail(str(exc))
     save_world(world, out)
     click.echo(f"wrote {out}: {len(world.tenants)} tenants, {world.user_count} users, "
                f"{len(world.store.organizations)} organizations, {len(world.store.contacts)} contacts")
