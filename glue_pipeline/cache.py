@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -52,7 +53,7 @@ class TenantCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pandas(entry.frame, preserve_index=False)
         metadata = {**(table.schema.metadata or {}), _META_KEY: json.dumps(entry.state).encode()}
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique per writer, threads too
         pq.write_table(table.replace_schema_metadata(metadata), tmp)
         os.replace(tmp, path)
 

@@ -131,12 +131,14 @@ def sync(tenant_ids: tuple[str, ...]) -> None:
     from glue_pipeline.store.schema import make_engine
 
     from glue_pipeline.definitions import GlueResource
+    from glue_pipeline.options import config_path
+    from glue_pipeline.sources import load_direct_sources
 
     try:
         settings = settings_from_env()
         glue = GlueResource()
         glue.sync_options()
-        glue.direct_sources(glue.store_engine())
+        load_direct_sources(config_path())
     except ConfigError as exc:
         _fail(str(exc))
     instance = get_instance()

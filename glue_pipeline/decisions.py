@@ -23,6 +23,7 @@ from glue_pipeline.store.schema import (
     tenant_matches,
     tenant_suggestions,
     tenants,
+    write_transaction,
 )
 from glue_pipeline.store.writer import utcnow
 
@@ -91,7 +92,7 @@ def _set_match(conn: Connection, tenant_id: str, status: str, organization_id: i
 
 def _begin(engine: Engine):  # type: ignore[no-untyped-def]
     create_tables(engine)
-    return engine.begin()
+    return write_transaction(engine)
 
 
 def accept_suggestion(engine: Engine, tenant_ref: str, rank: int = 1, by: str | None = None) -> dict:

@@ -40,7 +40,7 @@ from glue_pipeline.overview import duplicate_emails, held_overview, organization
 from glue_pipeline.settings import Settings, settings_from_env, store_url_from_env
 from glue_pipeline.sources import PARTNER_SOURCE, DirectSource, disconnected_sources, load_direct_sources
 from glue_pipeline.store import writer
-from glue_pipeline.store.schema import create_tables, make_engine
+from glue_pipeline.store.schema import create_tables, make_engine, write_transaction
 from glue_pipeline.sync import (
     TenantOutcome,
     finish_run,
@@ -104,7 +104,7 @@ def customer_tenants(context: dg.AssetExecutionContext, glue: GlueResource) -> d
     sources = glue.direct_sources(engine)
     frame = discover_tenants(glue.client(settings, sources), [(s.name, s.tenant_id) for s in sources],
                              partner=PARTNER_SOURCE not in disconnected_sources(engine))
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         vanished = writer.record_discovered_tenants(conn, frame, writer.utcnow())
     known = set(context.instance.get_dynamic_partitions(TENANTS.name))
     new = [t for t in frame["tenant_id"] if t not in known]

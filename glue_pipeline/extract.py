@@ -155,7 +155,10 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
                               if options.licenses else [])
     updates = {USERS_CACHE: users_entry} if users_entry else {}
     if options.mailbox_usage:
-        mailboxes, state, report_entry = cached_mailboxes(client, tenant_id, options, notes, cache, now)
+        licensed = bool(users["assignedLicenses"].map(lambda items: bool(items) if isinstance(items, list)
+                                                       else False).any())
+        mailboxes, state, report_entry = cached_mailboxes(client, tenant_id, options, notes, cache, now,
+                                                          licensed)
         if report_entry:
             updates[MAILBOX_CACHE] = report_entry
     else:
@@ -249,22 +252,29 @@ def apply_delta(users: list[dict], changes: list[dict], columns: list[str]) -> p
 
 
 def cached_mailboxes(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
-                     cache: TenantCache | None, now: datetime) -> tuple[pd.DataFrame, str, CachedTable | None]:
+                     cache: TenantCache | None, now: datetime,
+                     expect_rows: bool) -> tuple[pd.DataFrame, str, CachedTable | None]:
     """The mailbox report; one already fetched today (Graph refreshes it daily) is reused."""
     today = utc_day(now)
     cached = cache.load(MAILBOX_CACHE, tenant_id) if cache else None
     if cached and cached.state.get("fetched_on") == today:
         return cached.frame, cached.state.get("mailbox_state", "joined"), None
-    mailboxes, state = read_mailboxes(client, tenant_id, options, notes)
+    mailboxes, state = read_mailboxes(client, tenant_id, options, notes, expect_rows)
     entry = CachedTable(mailboxes, {"fetched_on": today, "mailbox_state": state}) if cache and \
         state in ("joined", "concealed") else None
     return mailboxes, state, entry
 
 
-def read_mailboxes(client: GraphClient, tenant_id: str, options: SyncOptions,
-                   notes: list[str]) -> tuple[pd.DataFrame, str]:
-    """The mailbox report and its state: joined, concealed or unreadable."""
+def read_mailboxes(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
+                   expect_rows: bool = False) -> tuple[pd.DataFrame, str]:
+    """The mailbox report and its state: joined, concealed or unreadable. With `expect_rows`
+    (the tenant has licensed users) a report without any row is taken as spoiled, not as a
+    tenant without mailboxes, so it erases nothing."""
     mailboxes = _mailbox_report(client, tenant_id, notes)
+    if mailboxes is not None and mailboxes.empty and expect_rows:
+        notes.append("the mailbox usage report has no rows although the tenant has licensed users; "
+                     "mailbox fields keep their previous values; re-run the tenant later")
+        mailboxes = None
     if mailboxes is not None and is_concealed(mailboxes) and options.fix_concealed_reports \
             and _reveal_report_names(client, tenant_id, notes):
         mailboxes = _mailbox_report(client, tenant_id, notes)

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from glue_pipeline.options import read_config_file
 from glue_pipeline.settings import ConfigError, Secret
-from glue_pipeline.store.schema import create_tables, data_sources
+from glue_pipeline.store.schema import create_tables, data_sources, write_transaction
 from glue_pipeline.store.writer import utcnow
 
 PARTNER_SOURCE = "partner"  # the partner app's own name as a data source
@@ -91,7 +91,7 @@ def set_connected(engine: Engine, name: str, connected: bool) -> str:
     create_tables(engine)
     now = utcnow()
     values = {"connected": connected, "changed_at": now}
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         if not conn.execute(update(data_sources).where(data_sources.c.name == name).values(**values)).rowcount:
             conn.execute(insert(data_sources).values(name=name, **values))
     if connected:

@@ -33,7 +33,7 @@ from glue_pipeline.plan import (
     skip_reasons,
 )
 from glue_pipeline.store import writer
-from glue_pipeline.store.schema import sync_runs, tenants
+from glue_pipeline.store.schema import sync_runs, tenants, write_transaction
 from glue_pipeline.store.writer import ContactCounts, LogEntry, utcnow
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def _write_tenant(ctx: SyncContext, known: dict, extract: TenantExtract) -> Tena
     """Match and write one tenant in one transaction, under the tenant's lock."""
     tenant_id = extract.tenant_id
     now = utcnow()
-    with ctx.engine.begin() as conn:
+    with write_transaction(ctx.engine) as conn:
         writer.lock_tenant(conn, tenant_id)
         writer.upsert_tenant(conn, {
             "tenant_id": tenant_id, **extract.details(), "relationship": known.get("relationship"),
@@ -201,7 +201,7 @@ def _tables(extract: TenantExtract, org: OrganizationPlan, plan: ContactPlan,
 def _record_failure(ctx: SyncContext, tenant_id: str, message: str) -> None:
     now = utcnow()
     try:
-        with ctx.engine.begin() as conn:
+        with write_transaction(ctx.engine) as conn:
             writer.write_log(conn, ctx.run_id, tenant_id, [LogEntry("error", "tenant_failed", message)], now)
             writer.write_result(conn, {"run_id": ctx.run_id, "tenant_id": tenant_id, "status": "failed",
                                        "users": 0, "created": 0, "updated": 0, "unchanged": 0,
@@ -236,7 +236,7 @@ def write_tables(outcomes: list[TenantOutcome], tables_dir: Path) -> dict[str, P
 
 
 def start_run(engine: Engine, run_id: str, tenants_total: int) -> None:
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         if conn.execute(select(sync_runs.c.run_id).where(sync_runs.c.run_id == run_id)).first():
             conn.execute(update(sync_runs).where(sync_runs.c.run_id == run_id)
                          .values(status="running", finished_at=None))
@@ -247,7 +247,7 @@ def start_run(engine: Engine, run_id: str, tenants_total: int) -> None:
 
 def finish_run(engine: Engine, run_id: str, outcomes: list[TenantOutcome]) -> None:
     failed = sum(o.status == "failed" for o in outcomes)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         conn.execute(update(sync_runs).where(sync_runs.c.run_id == run_id).values(
             finished_at=utcnow(), status="failed" if failed else "succeeded",
             tenants_total=len(outcomes), tenants_failed=failed))

@@ -88,7 +88,7 @@ def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd
                 "display_name": user.get("displayName")}
         rows.append({**base, **_decide(user, reason, index)})
     table = pd.DataFrame(rows, columns=MATCH_COLUMNS)
-    return _flag_shared_contacts(table)
+    return _flag_shared_creates(_flag_shared_contacts(table))
 
 
 def _decide(user: dict, skip: str | None, index: _Index) -> dict:
@@ -128,6 +128,18 @@ _LABELS = {"upn": "UPN", "mail": "mail address", "proxy": "proxy address"}
 
 def _row(action: str, contact_id: int | None, matched_on: str | None, reason: str) -> dict:
     return {"action": action, "contact_id": contact_id, "matched_on": matched_on, "reason": reason}
+
+
+def _flag_shared_creates(table: pd.DataFrame) -> pd.DataFrame:
+    """Users whose UPNs differ only in case would become two contacts with one email: none is
+    created until an analyst decides."""
+    creating = table["action"] == "create"
+    upn = table["user_principal_name"].str.lower()
+    shared = creating & upn.map(upn[creating].value_counts()).gt(1)
+    table.loc[shared, "reason"] = ("another user of the tenant has the same UPN but for case: link or "
+                                   "approve each one")
+    table.loc[shared, "action"] = "ambiguous"
+    return table
 
 
 def _flag_shared_contacts(table: pd.DataFrame) -> pd.DataFrame:

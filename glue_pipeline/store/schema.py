@@ -6,8 +6,12 @@ SQLite by default, PostgreSQL by URL; the same SQLAlchemy Core tables serve both
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import (
     BigInteger,
+    Connection,
     Boolean,
     Column,
     DateTime,
@@ -240,9 +244,22 @@ sync_log = Table(
 Index("ix_contact_emails_value", contact_emails.c.value)
 
 
+WRITE_OPTION = "glue_write"
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write. On SQLite it takes the write lock at once, so concurrent
+    writers wait for each other (busy timeout) instead of failing when a read lock cannot be
+    upgraded; reads elsewhere stay plain and never block a writer."""
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
+
+
 def _sqlite_immediate_transactions(engine: Engine) -> None:
-    """Take SQLite's write lock when a transaction begins, so concurrent writers wait for it
-    (busy timeout) instead of failing when a read lock cannot be upgraded."""
+    """Emit SQLite's BEGIN ourselves: IMMEDIATE for write transactions, deferred for reads."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -252,7 +269,8 @@ def _sqlite_immediate_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection) -> None:  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        writing = connection.get_execution_options().get(WRITE_OPTION)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:

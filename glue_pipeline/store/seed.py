@@ -11,6 +11,7 @@ from glue_pipeline.store.schema import (
     contacts,
     create_tables,
     organizations,
+    write_transaction,
 )
 from glue_pipeline.store.writer import utcnow
 
@@ -22,7 +23,7 @@ def seed_store(engine: Engine, seed: StoreSeed) -> bool:
     """
     create_tables(engine)
     now = utcnow()
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         if conn.execute(select(func.count()).select_from(organizations)).scalar_one():
             return False
         if seed.organizations:

@@ -62,11 +62,12 @@ class ContactCounts:
     differences: list[dict] = field(default_factory=list)
 
 
-def lock_tenant(conn: Connection, tenant_id: str) -> None:
-    """Serialise writers of one tenant. SQLite's BEGIN IMMEDIATE already serialises all writers;
-    on PostgreSQL a transaction-scoped advisory lock keyed by the tenant does it."""
+def lock_tenant(conn: Connection, key: str) -> None:
+    """Serialise writers of one tenant (or of discovery, key "discovery"). SQLite's BEGIN
+    IMMEDIATE already serialises all writers; on PostgreSQL a transaction-scoped advisory lock
+    on the key does it."""
     if conn.dialect.name == "postgresql":
-        conn.execute(select(func.pg_advisory_xact_lock(zlib.crc32(tenant_id.encode()))))
+        conn.execute(select(func.pg_advisory_xact_lock(zlib.crc32(key.encode()))))
 
 
 def read_organizations(conn: Connection) -> pd.DataFrame:
@@ -369,6 +370,7 @@ def record_discovered_tenants(conn: Connection, frame: pd.DataFrame, now: dateti
 
     Returns the ids of tenants that vanished in this discovery.
     """
+    lock_tenant(conn, "discovery")  # two discoveries at once would both insert a new tenant
     for row in frame.to_dict("records"):
         values = {k: row.get(k) for k in ("relationship", "data_source")}
         for key in ("display_name", "default_domain"):  # a direct-login source knows neither yet
