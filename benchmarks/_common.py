@@ -496,6 +496,7 @@ def bench_world(args: argparse.Namespace) -> Iterator[tuple[SandboxProcess, Work
                   f"largest {sizes[:5]}, median {sizes[len(sizes) // 2]}, {sum(s > 2000 for s in sizes)} over "
                   f"2,000); generated in {sandbox.info['generated_s']:.1f} s, set up in "
                   f"{time.perf_counter() - started:.1f} s")
+            print(f"code: {code_state()}")
             load = os.getloadavg()
             print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
                   "(other processes share the cores)")
@@ -503,6 +504,17 @@ def bench_world(args: argparse.Namespace) -> Iterator[tuple[SandboxProcess, Work
                   f"{'PostgreSQL' if args.postgres else 'SQLite'} in {ws.root / 'dagster'}; "
                   f"sandbox latency {args.latency_ms:g} ms in its own process (pid {sandbox.info['pid']})")
             yield sandbox, ws
+
+
+def code_state() -> str:
+    """The commit measured, and the pipeline files that differ from it (others edit them too)."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "glue_pipeline").splitlines()]
+    return f"commit {git('rev-parse', '--short', 'HEAD') or '?'}" + (
+        f", uncommitted changes in {', '.join(dirty)}" if dirty else ", no uncommitted pipeline changes")
 
 
 # --------------------------------------------------------------------------- printing
