@@ -179,18 +179,30 @@ def read_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes:
     if snapshot and _fresh(snapshot.state.get("full_read_at"), now, options.full_read_hours) \
             and snapshot.state.get("fields") == fields:
         try:
-            changes, link = read_delta(client, tenant_id, snapshot.state["delta_link"])
+            changes, link = read_delta(client, tenant_id, _absolute(client, snapshot.state["delta_link"]))
         except GraphError as exc:
             if exc.code != "syncStateNotFound" and exc.status != 410:
                 raise
             notes.append("the users delta link had expired; all users were read again")
         else:
             users = apply_delta(records(snapshot.frame), changes, columns)
-            return users, CachedTable(users, {**snapshot.state, "delta_link": link})
+            return users, CachedTable(users, {**snapshot.state, "delta_link": _relative(client, link)})
     # Take the delta link first: changes made during the full read come again next time.
     link = latest_delta_link(client, tenant_id, fields)
     users = full_user_read(client, tenant_id, options, notes)
-    return users, CachedTable(users, {"delta_link": link, "full_read_at": now.isoformat(), "fields": fields})
+    return users, CachedTable(users, {"delta_link": _relative(client, link), "full_read_at": now.isoformat(),
+                                      "fields": fields})
+
+
+def _relative(client: GraphClient, link: str) -> str:
+    """A delta link kept relative to the Graph base URL, so it survives a change of host or port
+    (the sandbox's port changes between runs)."""
+    base = client.settings.graph_url.rstrip("/") + "/"
+    return link[len(base):] if link.startswith(base) else link
+
+
+def _absolute(client: GraphClient, link: str) -> str:
+    return link if link.startswith("https://") else f"{client.settings.graph_url.rstrip('/')}/{link}"
 
 
 def _fresh(stamp: str | None, now: datetime, hours: int) -> bool:

@@ -83,3 +83,19 @@ def test_an_expired_delta_link_falls_back_to_a_full_read(first_sync, sandbox: Sa
         notes = conn.execute(select(schema.sync_log.c.message)
                              .where(schema.sync_log.c.message.like("the users delta link had expired%"))).all()
     assert notes
+
+
+def test_a_sandbox_on_another_port_still_syncs(first_sync, small_world: World, sandbox_state,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delta links are kept relative to the Graph URL: a new host or port does not break them."""
+    from glue_pipeline.demo import sandbox_env
+    from glue_pipeline.sandbox.server import SandboxConfig
+
+    engine, instance = first_sync
+    with Sandbox(SandboxConfig(world=small_world.model_copy(deep=True)), state_dir=sandbox_state) as other:
+        for key, value in sandbox_env(other, small_world).items():
+            monkeypatch.setenv(key, value)
+        runs = run_sync(instance)
+    summary = summarize(engine, [r.run_id for r in runs])
+    assert summary.failed == 1, "only the revoked tenant fails"
+    assert (summary.created, summary.updated) == (0, 0)
