@@ -64,7 +64,7 @@ def run_demo(seed: int = 7, tenants: int = 24, users: int = 1500) -> int:
     click.echo("\n== glue-pipeline demo summary ==")
     click.echo(format_summary(summary))
     if created == 0:
-        click.echo("no contact was created: the store was already in step with Microsoft "
+        click.echo("no contact was created: every tenant that synced was already in step with Microsoft "
                    "(re-running the sync is idempotent)")
     for step in next_steps(engine):
         click.echo(f"next: {step}")
