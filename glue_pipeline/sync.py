@@ -19,7 +19,7 @@ from sqlalchemy import Engine, insert, select, update
 from glue_pipeline.cache import TenantCache
 from glue_pipeline.extract import TenantExtract, extract_tenant
 from glue_pipeline.graph.client import GraphClient
-from glue_pipeline.graph.errors import GraphError
+from glue_pipeline.graph.errors import GraphError, TransientGraphError
 from glue_pipeline.mapping import admin_center_url
 from glue_pipeline.matching.organizations import OrgMatch
 from glue_pipeline.options import SyncOptions
@@ -49,6 +49,7 @@ class TenantOutcome:
     counts: ContactCounts = field(default_factory=ContactCounts)
     error: str | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    transient: bool = False  # failed on throttling, server errors or the network: worth a retry
 
     def summary(self) -> dict:
         c = self.counts
@@ -102,7 +103,8 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
         if not isinstance(exc, GraphError):
             log.exception("unexpected failure for tenant %s", tenant_id)
         _record_failure(ctx, tenant_id, message)
-        return TenantOutcome(tenant_id, name, "failed", error=message)
+        return TenantOutcome(tenant_id, name, "failed", error=message,
+                             transient=isinstance(exc, TransientGraphError))
 
 
 def _write_tenant(ctx: SyncContext, known: dict, extract: TenantExtract) -> TenantOutcome:
@@ -210,17 +212,33 @@ def _record_failure(ctx: SyncContext, tenant_id: str, message: str) -> None:
         log.exception("could not record the failure of tenant %s in the store", tenant_id)
 
 
+TRANSIENT_RETRIES = 1  # extra passes over tenants that failed on a transient fault
+
+
 def sync_tenants(ctx: SyncContext, tenant_ids: list[str], concurrency: int,
                  on_done: Callable[[TenantOutcome, int, int], None] | None = None) -> list[TenantOutcome]:
-    """Sync tenants side by side; `on_done(outcome, done, total)` reports progress."""
-    outcomes: list[TenantOutcome] = []
+    """Sync tenants side by side; `on_done(outcome, done, total)` reports progress. Tenants that
+    failed on a transient fault (throttling, 5xx, network) get another pass at the end, so a
+    passing storm does not leave a failed partition behind."""
+    outcomes = {o.tenant_id: o for o in _sync_pass(ctx, tenant_ids, concurrency, on_done)}
+    for _ in range(TRANSIENT_RETRIES):
+        again = [t for t, o in outcomes.items() if o.status == "failed" and o.transient]
+        if not again:
+            break
+        log.info("retrying %d tenants that failed on a transient fault", len(again))
+        outcomes.update({o.tenant_id: o for o in _sync_pass(ctx, again, concurrency, None)})
+    return [outcomes[t] for t in tenant_ids]
+
+
+def _sync_pass(ctx: SyncContext, tenant_ids: list[str], concurrency: int,
+               on_done: Callable[[TenantOutcome, int, int], None] | None) -> list[TenantOutcome]:
+    done: list[TenantOutcome] = []
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(tenant_ids) or 1))) as pool:
-        futures = [pool.submit(sync_tenant, ctx, t) for t in tenant_ids]
-        for future in as_completed(futures):
-            outcomes.append(future.result())
+        for future in as_completed([pool.submit(sync_tenant, ctx, t) for t in tenant_ids]):
+            done.append(future.result())
             if on_done:
-                on_done(outcomes[-1], len(outcomes), len(tenant_ids))
-    return sorted(outcomes, key=lambda o: tenant_ids.index(o.tenant_id))
+                on_done(done[-1], len(done), len(tenant_ids))
+    return done
 
 
 def write_tables(outcomes: list[TenantOutcome], tables_dir: Path) -> dict[str, Path]:
