@@ -26,72 +26,17 @@ from glue_pipeline.cache import CachedTable, TenantCache
 from glue_pipeline.demo import sandbox_env
 from glue_pipeline.extract import discover_tenants
 from glue_pipeline.graph.client import GraphClient
-from glue_pipeline.matching.organizations import normalize_name
 from glue_pipeline.options import SyncOptions
-from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
-from glue_pipeline.sandbox.world import StoreOrganization, World
+from glue_pipeline.sandbox.world import World
 from glue_pipeline.settings import GraphSettings, Secret
 from glue_pipeline.store import schema, writer
 from glue_pipeline.store.schema import create_tables, make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import TenantOutcome, finish_run, start_run, sync_context, sync_tenants
+from glue_pipeline_tests.stores import canonical_store, matched_world
 
 BARRIER_DEADLINE_S = 240  # how long to wait for the processes to get ready (never asserted on)
-
-
-def matched_world(seed: int, tenants: int, users: int) -> World:
-    world = generate_world(seed=seed, tenants=tenants, users=users, revoked=0)
-    names = [normalize_name(o.name) for o in world.store.organizations]
-    next_id = max((o.id for o in world.store.organizations), default=0) + 1
-    for tenant in world.tenants:
-        if names.count(normalize_name(tenant.display_name)) > 1:
-            tenant.display_name = f"{tenant.display_name} ({tenant.id[:8]})"
-        if normalize_name(tenant.display_name) not in names:
-            world.store.organizations.append(StoreOrganization(id=next_id, name=tenant.display_name))
-            names.append(normalize_name(tenant.display_name))
-            next_id += 1
-    return world
-
-
-VOLATILE = {"created_at", "updated_at", "first_seen_at", "last_seen_at", "changed_at", "decided_at"}
-BOOKKEEPING = {"sync_log", "sync_runs", "sync_results"}
-
-
-def canonical_store(engine: Engine) -> dict[str, list[tuple]]:
-    """The documentation tables without timestamps and bookkeeping, contact ids replaced by what
-    identifies a contact in any store (seeded id, or tenant and Microsoft user id)."""
-    cm = schema.contact_microsoft
-    with engine.connect() as conn:
-        links = {r.contact_id: ("microsoft", r.tenant_id, r.user_id)
-                 for r in conn.execute(select(cm.c.contact_id, cm.c.tenant_id, cm.c.user_id))}
-        keys = {r.id: (("store", r.id) if r.created_by == "store" else links.get(r.id, ("orphan", r.id)))
-                for r in conn.execute(select(schema.contacts.c.id, schema.contacts.c.created_by))}
-
-        def key(contact_id: object) -> object:
-            return None if contact_id is None else keys.get(int(contact_id), ("unknown", contact_id))
-
-        snapshot: dict[str, list[tuple]] = {}
-        for table in schema.metadata.sorted_tables:
-            if table.name in BOOKKEEPING:
-                continue
-            rows = []
-            for row in conn.execute(select(table)):
-                values = {k: v for k, v in row._mapping.items() if k not in VOLATILE}
-                if table.name in ("contact_emails", "contact_phones", "match_decisions"):
-                    values.pop("id")
-                if table.name == "contacts":
-                    values["id"] = key(values["id"])
-                if "contact_id" in values:
-                    values["contact_id"] = key(values["contact_id"])
-                if values.get("candidate_contact_ids"):
-                    values["candidate_contact_ids"] = sorted(
-                        str(key(c.strip())) for c in str(values["candidate_contact_ids"]).split(","))
-                if "vanished_at" in values:
-                    values["vanished_at"] = values["vanished_at"] is not None
-                rows.append(tuple(sorted((k, str(v)) for k, v in values.items())))
-            snapshot[table.name] = sorted(rows)
-    return snapshot
 
 
 def client_for(sandbox: Sandbox, world: World) -> GraphClient:

@@ -1,0 +1,73 @@
+"""Comparing stores across runs: a world whose every tenant is matched, and a store snapshot
+that two stores saying the same thing share even when their id sequences differ."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+
+from glue_pipeline.matching.organizations import normalize_name
+from glue_pipeline.sandbox.generate import generate_world
+from glue_pipeline.sandbox.world import StoreOrganization, World
+from glue_pipeline.store import schema
+
+VOLATILE = {"created_at", "updated_at", "first_seen_at", "last_seen_at", "changed_at", "decided_at", "at",
+            "finished_at", "started_at"}
+BOOKKEEPING = {"sync_log", "sync_runs", "sync_results"}
+
+
+def matched_world(seed: int, tenants: int, users: int, revoked: int = 0) -> World:
+    """A generated world whose every tenant has exactly one organization of its name in the
+    store seed, so every granted tenant is matched and its users are written."""
+    world = generate_world(seed=seed, tenants=tenants, users=users, revoked=revoked)
+    names: dict[str, int] = {}
+    for org in world.store.organizations:
+        names[normalize_name(org.name)] = names.get(normalize_name(org.name), 0) + 1
+    next_id = max((o.id for o in world.store.organizations), default=0) + 1
+    for tenant in world.tenants:
+        count = names.get(normalize_name(tenant.display_name), 0)
+        if count > 1:  # two organizations of that name are never guessed: give the tenant its own
+            tenant.display_name = f"{tenant.display_name} (tenant {tenant.id[:8]})"
+            count = 0
+        if count == 0:
+            world.store.organizations.append(StoreOrganization(id=next_id, name=tenant.display_name))
+            names[normalize_name(tenant.display_name)] = 1
+            next_id += 1
+    return world
+
+
+def canonical_store(engine: Engine) -> dict[str, list[tuple]]:
+    """Every documentation table, with contact ids replaced by what identifies a contact across
+    stores (a seeded contact by its seeded id, a created one by its tenant and Microsoft user id)
+    and without timestamps and the bookkeeping tables: two stores that say the same thing are
+    equal even when their sequences handed out other ids."""
+    cm = schema.contact_microsoft
+    with engine.connect() as conn:
+        links = {r.contact_id: ("microsoft", r.tenant_id, r.user_id)
+                 for r in conn.execute(select(cm.c.contact_id, cm.c.tenant_id, cm.c.user_id))}
+        keys = {r.id: (("store", r.id) if r.created_by == "store" else links.get(r.id, ("orphan", r.id)))
+                for r in conn.execute(select(schema.contacts.c.id, schema.contacts.c.created_by))}
+
+        def key(contact_id: object) -> object:
+            return None if contact_id is None else keys.get(int(contact_id), ("unknown", contact_id))
+
+        snapshot: dict[str, list[tuple]] = {}
+        for table in schema.metadata.sorted_tables:
+            if table.name in BOOKKEEPING:
+                continue
+            rows = []
+            for row in conn.execute(select(table)):
+                values = {k: v for k, v in row._mapping.items() if k not in VOLATILE}
+                if table.name in ("contact_emails", "contact_phones", "match_decisions"):
+                    values.pop("id")
+                if table.name == "contacts":
+                    values["id"] = key(values["id"])
+                if "contact_id" in values:
+                    values["contact_id"] = key(values["contact_id"])
+                if values.get("candidate_contact_ids"):
+                    values["candidate_contact_ids"] = sorted(
+                        str(key(c.strip())) for c in str(values["candidate_contact_ids"]).split(","))
+                if "vanished_at" in values:
+                    values["vanished_at"] = values["vanished_at"] is not None
+                rows.append(tuple(sorted((k, str(v)) for k, v in values.items())))
+            snapshot[table.name] = sorted(rows)
+    return snapshot
