@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import Engine, and_, func, select  # noqa: E402
 
-from glue_pipeline.demo import sandbox_env  # noqa: E402
+from glue_pipeline.demo import sandbox_env, sandbox_settings  # noqa: E402
 from glue_pipeline.extract import discover_tenants  # noqa: E402
 from glue_pipeline.graph.client import GraphClient  # noqa: E402
 from glue_pipeline.options import SyncOptions  # noqa: E402
@@ -51,7 +51,6 @@ from glue_pipeline.runner import get_instance, run_discovery, run_sync  # noqa: 
 from glue_pipeline.sandbox.generate import generate_world  # noqa: E402
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig  # noqa: E402
 from glue_pipeline.sandbox.world import World  # noqa: E402
-from glue_pipeline.settings import GraphSettings, Secret  # noqa: E402
 from glue_pipeline.store import schema, writer  # noqa: E402
 from glue_pipeline.store.schema import make_engine  # noqa: E402
 from glue_pipeline.store.seed import seed_store  # noqa: E402
@@ -141,10 +140,7 @@ def reference_sync(world: World, initial_store, sandbox: Sandbox, path: Path) ->
     """A clean sync of the world as it is now into a fresh store seeded like the chaos store."""
     engine = make_engine(f"sqlite:///{path}")
     seed_store(engine, initial_store)
-    client = GraphClient(GraphSettings(
-        partner_tenant_id=world.partner.tenant_id, client_id=world.app.client_id,
-        client_secret=Secret(world.app.client_secret), authority_host=sandbox.authority_host,
-        graph_url=sandbox.graph_url, ca_file=str(sandbox.ca_file)))
+    client = GraphClient(sandbox_settings(sandbox, world))
     frame = discover_tenants(client)
     with engine.begin() as conn:
         writer.record_discovered_tenants(conn, frame, writer.utcnow())

@@ -4,6 +4,7 @@ var/dagster, with progress and a short summary. Running it again creates no cont
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -13,7 +14,7 @@ from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_
 from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World, load_world, save_world
-from glue_pipeline.settings import default_var_dir, store_url_from_env
+from glue_pipeline.settings import GraphSettings, default_var_dir, graph_settings_from_env, store_url_from_env
 from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
 
@@ -28,6 +29,12 @@ def sandbox_env(sandbox: Sandbox, world: World) -> dict[str, str]:
         "GLUE_CLIENT_ID": world.app.client_id,
         "GLUE_CLIENT_SECRET": world.app.client_secret,
     }
+
+
+def sandbox_settings(sandbox: Sandbox, world: World, **overrides: object) -> GraphSettings:
+    """Graph settings for a running sandbox, read the way the pipeline reads them (from the
+    environment `sandbox_env` gives), with any field overridden."""
+    return replace(graph_settings_from_env(sandbox_env(sandbox, world)), **overrides)  # type: ignore[arg-type]
 
 
 def demo_world(var_dir: Path, seed: int, tenants: int, users: int) -> World:

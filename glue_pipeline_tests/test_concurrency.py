@@ -23,13 +23,12 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from glue_pipeline.cache import CachedTable, TenantCache
-from glue_pipeline.demo import sandbox_env
+from glue_pipeline.demo import sandbox_env, sandbox_settings
 from glue_pipeline.extract import discover_tenants
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
-from glue_pipeline.settings import GraphSettings, Secret
 from glue_pipeline.store import schema, writer
 from glue_pipeline.store.schema import create_tables, make_engine
 from glue_pipeline.store.seed import seed_store
@@ -40,10 +39,7 @@ BARRIER_DEADLINE_S = 240  # how long to wait for the processes to get ready (nev
 
 
 def client_for(sandbox: Sandbox, world: World) -> GraphClient:
-    return GraphClient(GraphSettings(
-        partner_tenant_id=world.partner.tenant_id, client_id=world.app.client_id,
-        client_secret=Secret(world.app.client_secret), authority_host=sandbox.authority_host,
-        graph_url=sandbox.graph_url, ca_file=str(sandbox.ca_file), concurrency=2))
+    return GraphClient(sandbox_settings(sandbox, world, concurrency=2))
 
 
 def discover(engine: Engine, client: GraphClient) -> list[str]:

@@ -22,14 +22,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from glue_pipeline.demo import sandbox_env
+from glue_pipeline.demo import sandbox_env, sandbox_settings
 from glue_pipeline.extract import discover_tenants
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.runner import get_instance, run_discovery, run_sync
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
-from glue_pipeline.settings import GraphSettings, Secret
 from glue_pipeline.store import schema, writer
 from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
@@ -141,10 +140,7 @@ def _reference(world: World, sandbox: Sandbox, path: Path) -> dict:
     """A clean, uninterrupted sync of the same world into a fresh store."""
     engine = make_engine(f"sqlite:///{path}")
     seed_store(engine, world.store)
-    client = GraphClient(GraphSettings(
-        partner_tenant_id=world.partner.tenant_id, client_id=world.app.client_id,
-        client_secret=Secret(world.app.client_secret), authority_host=sandbox.authority_host,
-        graph_url=sandbox.graph_url, ca_file=str(sandbox.ca_file)))
+    client = GraphClient(sandbox_settings(sandbox, world))
     frame = discover_tenants(client)
     with engine.begin() as conn:
         writer.record_discovered_tenants(conn, frame, writer.utcnow())

@@ -29,12 +29,12 @@ from hypothesis import strategies as st
 from sqlalchemy import and_, select
 
 from glue_pipeline.extract import discover_tenants
+from glue_pipeline.demo import sandbox_settings
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
-from glue_pipeline.settings import GraphSettings, Secret
 from glue_pipeline.store import schema, writer
 from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
@@ -54,11 +54,9 @@ class Store:
         self.tenant_ids = list(frame["tenant_id"])
 
     def client(self) -> GraphClient:
-        return GraphClient(GraphSettings(
-            partner_tenant_id=self.world.partner.tenant_id, client_id=self.world.app.client_id,
-            client_secret=Secret(self.world.app.client_secret), authority_host=self.sandbox.authority_host,
-            graph_url=self.sandbox.graph_url, ca_file=str(self.sandbox.ca_file), max_retries=2,
-            max_retry_wait_s=0.01, timeout_s=10.0), backoff_base_s=0.001)
+        settings = sandbox_settings(self.sandbox, self.world, max_retries=2, max_retry_wait_s=0.01,
+                                    timeout_s=10.0)
+        return GraphClient(settings, backoff_base_s=0.001)
 
     def sync(self) -> dict[str, TenantOutcome]:
         run_id = f"prop-{uuid.uuid4().hex[:12]}"
