@@ -16,7 +16,7 @@ import dagster as dg
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from glue_pipeline.settings import PROJECT_ROOT, ConfigError
+from glue_pipeline.settings import PROJECT_ROOT, ConfigError, describe_invalid
 
 # Graph user properties a contact field can be mapped from (all are $select-ed).
 MAPPABLE_USER_PROPERTIES = {
@@ -82,14 +82,6 @@ class SyncOptions(_Strict):
     mapping: FieldMapping = Field(default_factory=FieldMapping)
 
 
-def _describe(exc: ValidationError, source: str) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    more = len(exc.errors()) - 1
-    return (f"{source}: option '{where}' is invalid: {first['msg']}; fix it as README.md "
-            f"'Sync options' describes" + (f" ({more} more problems)" if more else ""))
-
-
 def parse_options(raw: object, source: str = "sync options") -> SyncOptions:
     if raw is None:
         raw = {}
@@ -98,7 +90,8 @@ def parse_options(raw: object, source: str = "sync options") -> SyncOptions:
     try:
         return SyncOptions.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        raise ConfigError(describe_invalid(exc, source, "option",
+                                           "fix it as README.md 'Sync options' describes")) from None
 
 
 def config_path(environ: dict[str, str] | None = None) -> Path | None:

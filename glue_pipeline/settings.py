@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 MICROSOFT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 MICROSOFT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +20,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 class ConfigError(ValueError):
     """A setting that is missing or wrong; the message names the variable and the fix."""
+
+
+def describe_invalid(exc: ValidationError, source: str, noun: str, fix: str) -> str:
+    """One message for a validation failure: where, the bad field, why, and the fix."""
+    errors = exc.errors()
+    where = ".".join(str(p) for p in errors[0]["loc"]) or "(top level)"
+    more = f" ({len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return f"{source}: {noun} '{where}' is invalid: {errors[0]['msg']}{'; ' + fix if fix else ''}{more}"
 
 
 class Secret:

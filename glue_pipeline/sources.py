@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sqlalchemy import Engine, insert, select, update
 
 from glue_pipeline.options import read_config_file
-from glue_pipeline.settings import ConfigError, Secret
+from glue_pipeline.settings import ConfigError, Secret, describe_invalid
 from glue_pipeline.store.schema import create_tables, data_sources, write_transaction
 from glue_pipeline.store.writer import utcnow
 
@@ -64,10 +64,8 @@ def load_direct_sources(path: Path | None, environ: dict[str, str] | None = None
         try:
             config = SourceConfig.model_validate(item)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{path} section 'sources' item {position}: field '{where}' is invalid: "
-                              f"{first['msg']}") from None
+            raise ConfigError(describe_invalid(exc, f"{path} section 'sources' item {position}", "field",
+                                               "fix it as README.md 'Data sources' describes")) from None
         secret = environ.get(config.client_secret_env, "").strip()
         if not secret:
             raise ConfigError(f"source '{config.name}': {config.client_secret_env} is not set: set it to "

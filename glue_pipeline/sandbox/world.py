@@ -19,6 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from glue_pipeline.settings import describe_invalid
+
 SCHEMA_VERSION = 1
 
 # Application permissions the pipeline asks for (see README "Permissions").
@@ -279,13 +281,8 @@ def parse_world(raw: object, source: str = "world") -> World:
     try:
         return World.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise WorldError(
-            f"{source}: field '{where}' is invalid: {first['msg']}; "
-            f"fix it to match the world schema in README.md (section 'World files')"
-            + (f" ({len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else "")
-        ) from None
+        raise WorldError(describe_invalid(
+            exc, source, "field", "fix it to match the world schema in README.md (section 'World files')")) from None
 
 
 def save_world(world: World, path: str | Path) -> None:
