@@ -10,7 +10,7 @@ machine has two cores):
   latency, and answers commands over a pipe (stats, CPU, mutate, revoke, restore);
 - one pipeline process per sync: imports the pipeline, waits for "go", then runs
   run_discovery + run_sync on a real Dagster instance and reports its wall time, CPU seconds
-  (getrusage self + children) and peak RSS. The window measured starts after the imports.
+  (getrusage self + children) and peak RSS (the process tree's summed RSS, sampled every 0.2 s, so worker processes count). The window measured starts after the imports.
 
 Every benchmark prints its figures as readable lines and ends with one JSON line.
 """
@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -410,6 +411,42 @@ class Profiler:
             print(f"profile written to {self.out}")
 
 
+class TreeRss:
+    """Samples the resident memory of a process and all its descendants (the sync's worker
+    processes), summed, every `every_s`; `peak_mib` is the highest sum seen."""
+
+    def __init__(self, pid: int, every_s: float = 0.2) -> None:
+        import psutil
+
+        self.root, self.every_s, self.peak_mib = psutil.Process(pid), every_s, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> float:
+        import psutil
+
+        total = 0
+        for proc in [self.root, *self.root.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        return total / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self.peak_mib = max(self.peak_mib, self._sample())
+            except Exception:  # noqa: BLE001 - the process may be gone
+                return
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mib
+
+
 def py_spy_dump(pid: int) -> str:
     exe = shutil.which("py-spy", path=str(VENV_BIN)) or shutil.which("py-spy")
     if not exe:
@@ -431,6 +468,7 @@ def run_pipeline(env: dict[str, str], *, discovery: bool = True, timeout_s: floa
         if kind != "ready":
             raise RuntimeError(f"the pipeline process failed:\n{payload}")
         profiler = Profiler(process.pid, profile, profile_rate)
+        rss = TreeRss(process.pid)
         conn.send("go")
         started = time.perf_counter()
         if not conn.poll(timeout_s):
@@ -440,9 +478,14 @@ def run_pipeline(env: dict[str, str], *, discovery: bool = True, timeout_s: floa
             return {"timeout": True, "wall_s": time.perf_counter() - started, "timeout_dump": dump}
         kind, result = conn.recv()
         profiler.stop()
+        tree_peak = rss.stop()
         if kind != "result":
             raise RuntimeError(f"the pipeline process failed:\n{result}")
         result["import_cpu_s"] = payload["import_cpu_s"]
+        # The sampled sum over the process tree (workers included), never below the largest
+        # single process's own peak.
+        result["peak_rss_mib"] = max(result["peak_rss_mib"], tree_peak)
+        result["tree_peak_rss_mib"] = tree_peak
         return result
     finally:
         process.join(timeout=30)
@@ -512,7 +555,7 @@ def code_state() -> str:
         done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True)
         return done.stdout.strip()
 
-    dirty = [line[3:] for line in git("status", "--porcelain", "--", "glue_pipeline").splitlines()]
+    dirty = [line.split(maxsplit=1)[-1] for line in git("status", "--porcelain", "--", "glue_pipeline").splitlines()]
     return f"commit {git('rev-parse', '--short', 'HEAD') or '?'}" + (
         f", uncommitted changes in {', '.join(dirty)}" if dirty else ", no uncommitted pipeline changes")
 

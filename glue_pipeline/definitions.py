@@ -2,35 +2,33 @@
 
     customer_tenants  (discovery; keeps the `tenants` dynamic partitions in step)
            |
-    tenant_users, tenant_licenses, tenant_mailbox_usage      (per tenant: Graph extracts)
-           |
-    tenant_organization_match -> tenant_contact_matches      (per tenant: match tables)
-           |        -> tenant_duplicate_risk, tenant_differences
-    tenant_contacts                                          (per tenant: contacts written)
+    tenant_contacts   (per tenant partition: Graph extracts, match tables, contacts written)
            |
     organization_matches, contacts_needing_review            (across tenants, with asset checks)
 
 Jobs: discover_tenants, sync_tenants, refresh_overview, match_decision (record an analyst's
 decision), doctor. The hourly schedule runs discovery; sensors chain the sync and the overview.
 
-The per-tenant assets are computed together by one multi-asset: a run may carry one tenant or
-all of them (a partition range, one Python process), so the hourly sync costs the work and not
-a run start per tenant. Inside the run each tenant succeeds or fails on its own: a succeeded
-tenant's partitions are materialized as it finishes; a failed tenant's are not, and the run
-fails at the end, so Dagster shows exactly those partitions as failed, ready to re-run alone.
+A run may carry one tenant or all of them (a partition range), so the hourly sync costs the
+work and not a run start per tenant; a large run spreads its tenants over worker processes
+(workers.py). Each tenant is one partition of one asset, whose materialization carries all its
+tables: Dagster writes an event per asset and partition when a run is planned and when it
+materializes, so one asset per table would multiply that bookkeeping by the number of tables.
+Inside the run each tenant succeeds or fails on its own: a succeeded tenant's partition is
+materialized as it finishes; a failed tenant's is not, and the run fails at the end, so Dagster
+shows exactly those partitions as failed, ready to re-run alone.
 """
 
-
-
+import queue
 import sys
+import threading
+from dataclasses import replace
 from typing import Literal
-from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field as PydanticField
 
-from glue_pipeline.cache import TenantCache
 from glue_pipeline.decisions import apply_decision
 from glue_pipeline.doctor import diagnose
 from glue_pipeline.extract import CONCEALED_FIX, discover_tenants
@@ -41,14 +39,9 @@ from glue_pipeline.settings import Settings, settings_from_env, store_url_from_e
 from glue_pipeline.sources import PARTNER_SOURCE, DirectSource, disconnected_sources, load_direct_sources
 from glue_pipeline.store import writer
 from glue_pipeline.store.schema import create_tables, make_engine, write_transaction
-from glue_pipeline.sync import (
-    TenantOutcome,
-    finish_run,
-    start_run,
-    sync_context,
-    sync_tenants,
-    write_tables,
-)
+from glue_pipeline.sources import direct_credentials
+from glue_pipeline.sync import TenantOutcome, finish_run, start_run
+from glue_pipeline.workers import SyncSpec, sync_batch
 
 TENANTS = dg.DynamicPartitionsDefinition(name="tenants")
 TENANT_GROUP = "tenant_sync"
@@ -60,6 +53,7 @@ class GlueResource(dg.ConfigurableResource):
     set, else from the configuration file (GLUE_CONFIG, or glue.yaml), else the defaults."""
 
     concurrency: int | None = None
+    processes: int | None = None  # worker processes for a large sync (default GLUE_SYNC_PROCESSES)
     show_progress: bool = False
     options: SyncOptions | None = None
 
@@ -81,8 +75,7 @@ class GlueResource(dg.ConfigurableResource):
         return [s for s in load_direct_sources(config_path()) if s.name not in off]
 
     def client(self, settings: Settings, sources: list[DirectSource]) -> GraphClient:
-        return GraphClient(settings.graph, direct_credentials={
-            s.tenant_id: (s.client_id, s.client_secret, s.secret_variable) for s in sources})
+        return GraphClient(settings.graph, direct_credentials=direct_credentials(sources))
 
 
 def table_metadata(frame: pd.DataFrame, path: object | None = None, preview_rows: int = 10) -> dict:
@@ -120,34 +113,13 @@ def customer_tenants(context: dg.AssetExecutionContext, glue: GlueResource) -> d
                                           "vanished_tenants": dg.MetadataValue.json(vanished)})
 
 
-# Per-tenant tables: asset name -> (table written by the sync, description).
-TENANT_TABLES = {
-    "tenant_users": ("users", "Users of the tenant as Graph returns them ($select of the mapped fields)."),
-    "tenant_licenses": ("licenses", "Subscribed SKUs: consumed, enabled, suspended, warning, unused."),
-    "tenant_mailbox_usage": ("mailbox_usage", "The mailbox usage report (D7), parsed by column name."),
-    "tenant_organization_match": ("organization_match", "The tenant's organization: status, method, reason."),
-    "tenant_contact_matches": ("contact_matches", "Each user's contact: match, create, held, skipped, "
-                                                  "ambiguous, with the reason."),
-    "tenant_duplicate_risk": ("duplicate_risk", "Would-be new contacts that look like an existing "
-                                                "contact: candidate, score, level and reasons."),
-    "tenant_differences": ("differences", "Fields where the store and Microsoft differed before the "
-                                          "sync wrote Microsoft's value."),
-}
-_DEPS = {
-    "tenant_users": ["customer_tenants"], "tenant_licenses": ["customer_tenants"],
-    "tenant_mailbox_usage": ["customer_tenants"], "tenant_organization_match": ["customer_tenants"],
-    "tenant_contact_matches": ["tenant_users", "tenant_organization_match"],
-    "tenant_duplicate_risk": ["tenant_contact_matches"],
-    "tenant_differences": ["tenant_contact_matches"],
-    "tenant_contacts": ["tenant_duplicate_risk", "tenant_differences", "tenant_licenses",
-                        "tenant_mailbox_usage"],
-}
-TENANT_SPECS = [
-    dg.AssetSpec(name, deps=_DEPS[name], group_name=TENANT_GROUP, partitions_def=TENANTS,
-                 skippable=True, description=TENANT_TABLES.get(name, ("", "Contacts created and updated "
-                                                                 "in the store, with sync-log rows."))[1])
-    for name in _DEPS
-]
+TENANT_ASSET = "tenant_contacts"
+TENANT_SPEC = dg.AssetSpec(
+    TENANT_ASSET, deps=["customer_tenants"], group_name=TENANT_GROUP, partitions_def=TENANTS,
+    skippable=True, description="Per tenant: users, domains, licenses and mailbox usage read from "
+    "Graph; the organization and contact matches, duplicate risk and differences; the contacts "
+    "written to the store with sync-log rows. Each materialization shows the tenant's tables "
+    "(row counts, previews of the match tables, their Parquet files) and its counts.")
 
 
 def _report_progress(context: dg.AssetExecutionContext, show: bool):  # type: ignore[no-untyped-def]
@@ -159,19 +131,42 @@ def _report_progress(context: dg.AssetExecutionContext, show: bool):  # type: ig
     return on_done
 
 
-def _materializations(outcome: TenantOutcome, paths: dict) -> Iterator[dg.AssetMaterialization]:
-    """One materialization per asset for a tenant that finished, with its table as metadata."""
-    for name, (table, _description) in TENANT_TABLES.items():
-        frame = outcome.tables[table]
-        yield dg.AssetMaterialization(
-            asset_key=name, partition=outcome.tenant_id,
-            metadata=table_metadata(frame, paths.get(f"{table}/{outcome.tenant_id}")))
-    yield dg.AssetMaterialization(
-        asset_key="tenant_contacts", partition=outcome.tenant_id,
-        metadata={k: v for k, v in outcome.summary().items() if v is not None})
+def _materialization(outcome: TenantOutcome) -> dg.AssetMaterialization:
+    """A tenant that finished: its counts, and its tables (row counts, previews, files). An
+    unchanged tenant was not re-planned, so its tables are those of its last materialization."""
+    metadata: dict = {k: v for k, v in outcome.summary().items() if v is not None}
+    metadata["unchanged since last sync"] = outcome.unchanged
+    for table, described in outcome.report.items():
+        metadata[f"{table} rows"] = described["rows"]
+        if described["preview"]:
+            metadata[table] = dg.MetadataValue.md(described["preview"])
+        if described["path"]:
+            metadata[f"{table} file"] = dg.MetadataValue.path(described["path"])
+    return dg.AssetMaterialization(asset_key=TENANT_ASSET, partition=outcome.tenant_id, metadata=metadata)
 
 
-@dg.multi_asset(specs=TENANT_SPECS, backfill_policy=dg.BackfillPolicy.single_run(),
+def _in_background(work):  # type: ignore[no-untyped-def]
+    """Run `work(on_done)` in a thread; yield ("tenant", outcome, done, total) as tenants finish,
+    then ("done", outcomes). Dagster events are logged from the step's own thread as they come."""
+    events: queue.Queue = queue.Queue()
+
+    def run() -> None:
+        try:
+            events.put(("done", work(lambda *args: events.put(("tenant", *args)))))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the step's thread
+            events.put(("error", exc))
+
+    threading.Thread(target=run, name="glue-sync-batch", daemon=True).start()
+    while True:
+        event = events.get()
+        if event[0] == "error":
+            raise event[1]
+        yield event
+        if event[0] == "done":
+            return
+
+
+@dg.multi_asset(specs=[TENANT_SPEC], backfill_policy=dg.BackfillPolicy.single_run(),
                 description="Extract, match and write each tenant of the run.")
 def tenant_sync(context: dg.AssetExecutionContext, glue: GlueResource):
     settings, options = glue.settings(), glue.sync_options()
@@ -182,16 +177,23 @@ def tenant_sync(context: dg.AssetExecutionContext, glue: GlueResource):
     for tenant_id in vanished:
         context.log.warning(f"tenant {tenant_id} is no longer listed by the partner account: not synced")
     tenant_ids = [t for t in requested if t not in vanished]
-    ctx = sync_context(glue.client(settings, glue.direct_sources(engine)), engine, context.run_id, options,
-                       TenantCache(settings.cache_dir))
+    graph = settings.graph if glue.concurrency is None else replace(settings.graph, concurrency=glue.concurrency)
+    sources = glue.direct_sources(engine)
+    spec = SyncSpec(graph, direct_credentials(sources), settings.store_url, context.run_id, options,
+                    settings.cache_dir, settings.data_dir)
     start_run(engine, context.run_id, len(tenant_ids))
-    outcomes = sync_tenants(ctx, tenant_ids, glue.concurrency or settings.graph.concurrency,
-                            _report_progress(context, glue.show_progress))
+    progress = _report_progress(context, glue.show_progress)
+    outcomes: list[TenantOutcome] = []
+    processes = glue.processes or settings.sync_processes
+    for event in _in_background(lambda on_done: sync_batch(spec, tenant_ids, processes, on_done, engine)):
+        if event[0] == "tenant":
+            outcome = event[1]
+            progress(*event[1:])
+            if outcome.status != "failed":  # final: only failures are ever retried
+                yield _materialization(outcome)
+        else:
+            outcomes = event[1]
     finish_run(engine, context.run_id, outcomes)
-    ok = [o for o in outcomes if o.status != "failed"]
-    paths = write_tables(ok, settings.data_dir)
-    for outcome in ok:
-        yield from _materializations(outcome, paths)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         raise dg.Failure(

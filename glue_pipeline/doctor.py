@@ -35,7 +35,7 @@ TENANT_ROLES = {
 ENTRA_ROLE = ("AuditLog.Read.All", "read last sign-in (signInActivity); sync option entra")
 REPORT_SETTINGS_ROLE = ("ReportSettings.ReadWrite.All", "switch off report name concealment; sync option "
                                                         "fix_concealed_reports")
-ENDPOINTS = [("organization", {}), ("domains", {}), ("users", {"$top": 1, "$select": "id"}),
+ENDPOINTS = [("organization", {}), ("users", {"$top": 1, "$select": "id"}),
              ("subscribedSkus", {})]
 COLUMNS = ["source", "tenant", "tenant_id", "check", "status", "detail", "fix"]
 

@@ -3,7 +3,9 @@ organization, domains, users, subscribed SKUs and mailbox usage."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -102,6 +104,22 @@ class TenantExtract:
     notes: list[str] = field(default_factory=list)
     # Cache entries to keep once the tenant's store transaction has committed.
     cache_updates: dict[str, CachedTable] = field(default_factory=dict)
+    # False only when the users came from the snapshot and a delta query reported no change.
+    users_changed: bool = True
+
+    @property
+    def unchanged_users(self) -> bool:
+        """Users and mailbox report both as the last sync saw them (an empty delta on the cached
+        snapshot, and no new report fetched)."""
+        return not self.users_changed and MAILBOX_CACHE not in self.cache_updates
+
+    def fingerprint(self, options: SyncOptions) -> str:
+        """A digest of everything read besides the users, and of the options the plan uses."""
+        digest = hashlib.sha256()
+        for part in (self.details(), self.domains.to_dict("records"), self.licenses.to_dict("records"),
+                     self.mailbox_state, self.notes, options.model_dump(mode="json")):
+            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+        return digest.hexdigest()
 
     @property
     def display_name(self) -> str:
@@ -148,9 +166,10 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
     now = now or datetime.now(timezone.utc)
     notes: list[str] = []
     organization = client.get_json(tenant_id, "organization")["value"][0]
-    domains = pd.DataFrame(list(client.get_collection(tenant_id, "domains")),
-                           columns=["id", "isDefault", "isInitial", "isVerified"])
-    users, users_entry = read_users(client, tenant_id, options, notes, cache, now)
+    # The organization lists its verified domains, which is all the sync uses: no /domains call.
+    domains = pd.DataFrame(organization.get("verifiedDomains") or [],
+                           columns=["name", "isDefault", "isInitial", "type"])
+    users, users_entry, users_changed = read_users(client, tenant_id, options, notes, cache, now)
     licenses = licenses_frame(list(client.get_collection(tenant_id, "subscribedSkus"))
                               if options.licenses else [])
     updates = {USERS_CACHE: users_entry} if users_entry else {}
@@ -163,18 +182,20 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
             updates[MAILBOX_CACHE] = report_entry
     else:
         mailboxes, state = parse_mailbox_report(""), "off"
-    return TenantExtract(tenant_id, organization, domains, users, licenses, mailboxes, state, notes, updates)
+    return TenantExtract(tenant_id, organization, domains, users, licenses, mailboxes, state, notes, updates,
+                         users_changed)
 
 
 def read_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
                cache: TenantCache | None = None,
-               now: datetime | None = None) -> tuple[pd.DataFrame, CachedTable | None]:
-    """The tenant's users, and the cache entry to keep for the next sync (None without a cache)."""
+               now: datetime | None = None) -> tuple[pd.DataFrame, CachedTable | None, bool]:
+    """The tenant's users, the cache entry to keep for the next sync (None without a cache), and
+    whether they may differ from the snapshot (False only after an empty delta)."""
     now = now or datetime.now(timezone.utc)
     fields = user_fields(options)
     columns = fields + [SIGN_IN_FIELD]
     if cache is None or not options.users_delta:
-        return full_user_read(client, tenant_id, options, notes), None
+        return full_user_read(client, tenant_id, options, notes), None, True
     snapshot = cache.load(USERS_CACHE, tenant_id)
     if snapshot and _fresh(snapshot.state.get("full_read_at"), now, options.full_read_hours) \
             and snapshot.state.get("fields") == fields:
@@ -186,12 +207,13 @@ def read_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes:
             notes.append("the users delta link had expired; all users were read again")
         else:
             users = apply_delta(records(snapshot.frame), changes, columns)
-            return users, CachedTable(users, {**snapshot.state, "delta_link": _relative(client, link)})
+            return (users, CachedTable(users, {**snapshot.state, "delta_link": _relative(client, link)}),
+                    bool(changes))
     # Take the delta link first: changes made during the full read come again next time.
     link = latest_delta_link(client, tenant_id, fields)
     users = full_user_read(client, tenant_id, options, notes)
     return users, CachedTable(users, {"delta_link": _relative(client, link), "full_read_at": now.isoformat(),
-                                      "fields": fields})
+                                      "fields": fields}), True
 
 
 def _relative(client: GraphClient, link: str) -> str:

@@ -83,6 +83,8 @@ class Settings:
     store_url: str
     data_dir: Path
     cache_dir: Path
+    # Worker processes a large sync spreads its tenants over (see workers.py).
+    sync_processes: int = 1
 
 
 def _env(name: str, fix: str, environ: dict[str, str]) -> str:
@@ -161,4 +163,6 @@ def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
         store_url=store_url_from_env(environ),
         data_dir=data_dir_from_env(environ),
         cache_dir=cache_dir_from_env(environ),
+        sync_processes=_positive_int("GLUE_SYNC_PROCESSES", os.cpu_count() or 1,
+                                     dict(os.environ if environ is None else environ)),
     )

@@ -96,3 +96,8 @@ def set_connected(engine: Engine, name: str, connected: bool) -> str:
         return f"source '{name}' is connected: its tenant is synced again from the next sync on"
     return (f"source '{name}' is disconnected: it is no longer synced and its data is kept. "
             f"Note: {REMOVE_PRIVILEGES}")
+
+
+def direct_credentials(sources: list[DirectSource]) -> dict[str, tuple[str, Secret, str]]:
+    """tenant id -> (client id, secret, the variable holding it), as the Graph client takes them."""
+    return {s.tenant_id: (s.client_id, s.client_secret, s.secret_variable) for s in sources}

@@ -3,12 +3,18 @@
 Graph is read outside any transaction; the store is then read, matched and written for the
 tenant in one transaction, so a tenant's writes are all or nothing. A tenant's failure is
 recorded (sync_results, sync_log) and never stops the others.
+
+A tenant whose users came back unchanged from a delta query, and whose other Microsoft data and
+store rows fingerprint as in its last sync, is not planned or written again: its result is
+recorded as unchanged. A failure forgets the fingerprint, so the next sync is a full one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +41,7 @@ from glue_pipeline.plan import (
 from glue_pipeline.store import writer
 from glue_pipeline.store.schema import sync_runs, tenants, write_transaction
 from glue_pipeline.store.writer import ContactCounts, LogEntry, utcnow
+from glue_pipeline.tables import publish
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +55,10 @@ class TenantOutcome:
     users: int = 0
     counts: ContactCounts = field(default_factory=ContactCounts)
     error: str | None = None
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # The tenant's tables as published (tables.publish): row counts, files, previews.
+    report: dict[str, dict] = field(default_factory=dict)
     transient: bool = False  # failed on throttling, server errors or the network: worth a retry
+    unchanged: bool = False  # nothing changed since its last sync, so nothing was planned or written
 
     def summary(self) -> dict:
         c = self.counts
@@ -69,14 +78,15 @@ class SyncContext:
     organization_domains: pd.DataFrame  # organization_id, domain: their contacts' email domains
     options: SyncOptions = field(default_factory=SyncOptions)
     cache: TenantCache | None = None
+    tables_dir: Path | None = None  # where each tenant's tables are written as Parquet
 
 
 def sync_context(client: GraphClient, engine: Engine, run_id: str, options: SyncOptions,
-                 cache: TenantCache | None = None) -> SyncContext:
+                 cache: TenantCache | None = None, tables_dir: Path | None = None) -> SyncContext:
     """Read the store's organizations once for a batch of tenants."""
     with engine.connect() as conn:
         return SyncContext(client, engine, run_id, writer.read_organizations(conn),
-                           writer.read_organization_domains(conn), options, cache)
+                           writer.read_organization_domains(conn), options, cache, tables_dir)
 
 
 def tenant_row(engine: Engine, tenant_id: str) -> dict:
@@ -93,10 +103,12 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
     name = known.get("display_name") or tenant_id
     try:
         extract = extract_tenant(ctx.client, tenant_id, ctx.options, ctx.cache)
-        outcome = _write_tenant(ctx, known, extract)
+        outcome, tables = _write_tenant(ctx, known, extract)
         if ctx.cache:  # only once the store has what the cache says was read
             for kind, entry in extract.cache_updates.items():
                 ctx.cache.save(kind, tenant_id, entry)
+        if tables:
+            outcome.report = publish(tables, tenant_id, ctx.tables_dir)
         return outcome
     except Exception as exc:  # noqa: BLE001 - any failure of one tenant must not stop the others
         message = str(exc) if isinstance(exc, GraphError) else f"{type(exc).__name__}: {exc}"
@@ -107,17 +119,29 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
                              transient=isinstance(exc, TransientGraphError))
 
 
-def _write_tenant(ctx: SyncContext, known: dict, extract: TenantExtract) -> TenantOutcome:
-    """Match and write one tenant in one transaction, under the tenant's lock."""
+def _fingerprint(extract_digest: str, store_version: list) -> str:
+    return hashlib.sha256((extract_digest + json.dumps(store_version)).encode()).hexdigest()
+
+
+def _write_tenant(ctx: SyncContext, known: dict,
+                  extract: TenantExtract) -> tuple[TenantOutcome, dict[str, pd.DataFrame]]:
+    """Match and write one tenant in one transaction, under the tenant's lock; the outcome and
+    its tables (none when the tenant was unchanged)."""
     tenant_id = extract.tenant_id
     now = utcnow()
+    digest = extract.fingerprint(ctx.options)
     with write_transaction(ctx.engine) as conn:
         writer.lock_tenant(conn, tenant_id)
+        recorded = writer.read_recorded_match(conn, tenant_id)
+        if extract.unchanged_users and recorded and recorded["status"] in ("matched", "ignored"):
+            state = writer.read_sync_state(conn, tenant_id)
+            version = writer.read_store_version(conn, tenant_id, recorded["organization_id"])
+            if state and state["fingerprint"] == _fingerprint(digest, version):
+                return _record_unchanged(conn, ctx, extract, recorded, state, now), {}
         writer.upsert_tenant(conn, {
             "tenant_id": tenant_id, **extract.details(), "relationship": known.get("relationship"),
             "data_source": known.get("data_source"),
             "manage_url": admin_center_url(extract.initial_domain, tenant_id)}, now)
-        recorded = writer.read_recorded_match(conn, tenant_id)
         org = plan_organization(extract, ctx.organizations, ctx.organization_domains, recorded)
         writer.record_match(conn, org.match, recorded, now)
         writer.replace_suggestions(conn, tenant_id, org.suggestions)
@@ -138,13 +162,37 @@ def _write_tenant(ctx: SyncContext, known: dict, extract: TenantExtract) -> Tena
         counts.skipped = int((plan.matches["action"] == "skipped").sum())
         counts.log += _tenant_notes(extract, plan.matches)
         writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
-        writer.write_result(conn, {
-            "run_id": ctx.run_id, "tenant_id": tenant_id, "status": status,
+        result = {"run_id": ctx.run_id, "tenant_id": tenant_id, "status": status,
+                  "organization_id": org.match.organization_id, "users": len(extract.users),
+                  "created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged,
+                  "held": counts.held, "skipped": counts.skipped, "error": None, "finished_at": now}
+        writer.write_result(conn, result)
+        version = writer.read_store_version(conn, tenant_id, org.match.organization_id)
+        writer.save_sync_state(conn, {
+            "tenant_id": tenant_id, "fingerprint": _fingerprint(digest, version), "status": status,
             "organization_id": org.match.organization_id, "users": len(extract.users),
-            "created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged,
-            "held": counts.held, "skipped": counts.skipped, "error": None, "finished_at": now})
-    return TenantOutcome(tenant_id, extract.display_name, status, org.match, len(extract.users), counts,
-                         tables=_tables(extract, org, plan, counts))
+            "contacts": counts.created + counts.updated + counts.unchanged, "held": counts.held,
+            "skipped": counts.skipped, "run_id": ctx.run_id, "synced_at": now})
+    outcome = TenantOutcome(tenant_id, extract.display_name, status, org.match, len(extract.users), counts)
+    return outcome, _tables(extract, org, plan, counts)
+
+
+def _record_unchanged(conn, ctx: SyncContext, extract: TenantExtract, recorded: dict, state: dict,
+                      now) -> TenantOutcome:  # type: ignore[no-untyped-def]
+    """Record a tenant whose inputs are as in its last sync: its result then still holds."""
+    counts = ContactCounts(unchanged=state["contacts"], held=state["held"], skipped=state["skipped"])
+    writer.write_log(conn, ctx.run_id, extract.tenant_id, [LogEntry(
+        "info", "tenant_unchanged", "nothing changed in Microsoft or in the store since the sync of "
+        f"{state['synced_at']:%Y-%m-%d %H:%M} UTC; the tenant was not planned or written again")], now)
+    writer.write_result(conn, {
+        "run_id": ctx.run_id, "tenant_id": extract.tenant_id, "status": state["status"],
+        "organization_id": state["organization_id"], "users": state["users"], "created": 0,
+        "updated": 0, "unchanged": counts.unchanged, "held": counts.held, "skipped": counts.skipped,
+        "error": None, "finished_at": now})
+    match = OrgMatch(extract.tenant_id, extract.display_name, recorded["status"],
+                     recorded["organization_id"], recorded["method"], "as recorded")
+    return TenantOutcome(extract.tenant_id, extract.display_name, state["status"], match, state["users"],
+                         counts, unchanged=True)
 
 
 def _write_contacts(conn, ctx: SyncContext, extract: TenantExtract, organization_id: int,
@@ -204,6 +252,7 @@ def _record_failure(ctx: SyncContext, tenant_id: str, message: str) -> None:
     now = utcnow()
     try:
         with write_transaction(ctx.engine) as conn:
+            writer.forget_sync_state(conn, tenant_id)
             writer.write_log(conn, ctx.run_id, tenant_id, [LogEntry("error", "tenant_failed", message)], now)
             writer.write_result(conn, {"run_id": ctx.run_id, "tenant_id": tenant_id, "status": "failed",
                                        "users": 0, "created": 0, "updated": 0, "unchanged": 0,
@@ -214,24 +263,33 @@ def _record_failure(ctx: SyncContext, tenant_id: str, message: str) -> None:
 
 TRANSIENT_RETRIES = 1  # extra passes over tenants that failed on a transient fault
 
+OnDone = Callable[[TenantOutcome, int, int], None]
+# One pass over tenants: (tenant ids, on_done) -> their outcomes.
+TenantPass = Callable[[list[str], OnDone | None], Iterable[TenantOutcome]]
 
-def sync_tenants(ctx: SyncContext, tenant_ids: list[str], concurrency: int,
-                 on_done: Callable[[TenantOutcome, int, int], None] | None = None) -> list[TenantOutcome]:
-    """Sync tenants side by side; `on_done(outcome, done, total)` reports progress. Tenants that
-    failed on a transient fault (throttling, 5xx, network) get another pass at the end, so a
-    passing storm does not leave a failed partition behind."""
-    outcomes = {o.tenant_id: o for o in _sync_pass(ctx, tenant_ids, concurrency, on_done)}
+
+def with_retries(run_pass: TenantPass, tenant_ids: list[str], on_done: OnDone | None = None) -> list[TenantOutcome]:
+    """Run a pass over the tenants; tenants that failed on a transient fault (throttling, 5xx,
+    network) get another pass at the end, so a passing storm does not leave a failed partition
+    behind. `on_done(outcome, done, total)` hears every outcome of every pass."""
+    outcomes = {o.tenant_id: o for o in run_pass(tenant_ids, on_done)}
     for _ in range(TRANSIENT_RETRIES):
         again = [t for t, o in outcomes.items() if o.status == "failed" and o.transient]
         if not again:
             break
         log.info("retrying %d tenants that failed on a transient fault", len(again))
-        outcomes.update({o.tenant_id: o for o in _sync_pass(ctx, again, concurrency, None)})
+        outcomes.update({o.tenant_id: o for o in run_pass(again, on_done)})
     return [outcomes[t] for t in tenant_ids]
 
 
-def _sync_pass(ctx: SyncContext, tenant_ids: list[str], concurrency: int,
-               on_done: Callable[[TenantOutcome, int, int], None] | None) -> list[TenantOutcome]:
+def sync_tenants(ctx: SyncContext, tenant_ids: list[str], concurrency: int,
+                 on_done: OnDone | None = None) -> list[TenantOutcome]:
+    """Sync tenants side by side in threads of this process (`concurrency` at a time)."""
+    return with_retries(lambda ids, report: thread_pass(ctx, ids, concurrency, report), tenant_ids, on_done)
+
+
+def thread_pass(ctx: SyncContext, tenant_ids: list[str], concurrency: int,
+                on_done: OnDone | None) -> list[TenantOutcome]:
     done: list[TenantOutcome] = []
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(tenant_ids) or 1))) as pool:
         for future in as_completed([pool.submit(sync_tenant, ctx, t) for t in tenant_ids]):
@@ -239,18 +297,6 @@ def _sync_pass(ctx: SyncContext, tenant_ids: list[str], concurrency: int,
             if on_done:
                 on_done(done[-1], len(done), len(tenant_ids))
     return done
-
-
-def write_tables(outcomes: list[TenantOutcome], tables_dir: Path) -> dict[str, Path]:
-    """Each tenant's tables as Parquet files an analyst can open: TABLE/TENANT_ID.parquet."""
-    written: dict[str, Path] = {}
-    for outcome in outcomes:
-        for name, frame in outcome.tables.items():
-            path = tables_dir / name / f"{outcome.tenant_id}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            frame.to_parquet(path, index=False)
-            written[f"{name}/{outcome.tenant_id}"] = path
-    return written
 
 
 def start_run(engine: Engine, run_id: str, tenants_total: int) -> None:

@@ -12,7 +12,7 @@ from glue_pipeline.store import schema
 
 VOLATILE = {"created_at", "updated_at", "first_seen_at", "last_seen_at", "changed_at", "decided_at", "at",
             "finished_at", "started_at"}
-BOOKKEEPING = {"sync_log", "sync_runs", "sync_results"}
+BOOKKEEPING = {"sync_log", "sync_runs", "sync_results", "tenant_sync_state"}
 
 
 def matched_world(seed: int, tenants: int, users: int, revoked: int = 0) -> World:

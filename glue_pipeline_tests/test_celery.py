@@ -54,7 +54,8 @@ BROKER_HOST, BROKER_PORT = urlsplit(BROKER_URL).hostname or "127.0.0.1", urlspli
 WORKER_START_S = 60
 RUN_TIMEOUT_S = 120
 # Not compared: the run bookkeeping (run ids, times, log wording).
-BOOKKEEPING = {"sync_runs", "sync_log"}
+# tenant_sync_state holds fingerprints of timestamped rows, which differ between any two stores.
+BOOKKEEPING = {"sync_runs", "sync_log", "tenant_sync_state"}
 # Surrogate keys numbered in write order, which differs from run to run with tenants in threads.
 SURROGATE_IDS = {"contact_emails", "contact_phones", "match_decisions"}
 

@@ -17,9 +17,9 @@ from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
 from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
+from glue_pipeline_tests.stores import BOOKKEEPING
 
 # Tables and columns that describe the documentation itself (not when the sync last looked).
-BOOKKEEPING = {"sync_log", "sync_runs", "sync_results"}
 VOLATILE_COLUMNS = {"last_seen_at", "first_seen_at", "updated_at", "created_at"}
 
 
@@ -35,7 +35,8 @@ def store_snapshot(engine: Engine) -> dict[str, list[tuple]]:
 
 
 def full_sync(instance: dg.DagsterInstance) -> list:
-    assert run_discovery(instance).success
+    result = run_discovery(instance)
+    assert result.success, result.error
     return run_sync(instance)
 
 
@@ -120,13 +121,14 @@ def test_full_sync_writes_contacts_and_a_rerun_changes_nothing(
 def test_one_tenant_rerun_alone(glue_env: dict, small_world: World, instance: dg.DagsterInstance) -> None:
     engine = make_engine(glue_env["GLUE_STORE_URL"])
     seed_store(engine, small_world.store)
-    assert run_discovery(instance).success
+    result = run_discovery(instance)
+    assert result.success, result.error
     tenant = next(t for t in small_world.tenants if t.consent == "granted")
     runs = run_sync(instance, [tenant.id])
     assert [r.success for r in runs] == [True]
     summary = summarize(engine, [runs[0].run_id])
     assert summary.tenants == 1
-    materialized, failed = partition_status(instance, "tenant_users")
+    materialized, failed = partition_status(instance, "tenant_contacts")
     assert materialized == {tenant.id} and not failed
 
 

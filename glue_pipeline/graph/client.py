@@ -6,11 +6,15 @@ Only the authority host, the Graph base URL and the trusted CA differ between th
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,6 +54,68 @@ class _TimeoutSession(requests.Session):
         return super().request(method, url, **kwargs)
 
 
+OPENID_CONFIGURATION = "/v2.0/.well-known/openid-configuration"
+DISCOVERY_TTL_S = 24 * 3600  # as long as msal itself keeps a discovery
+
+
+class DiscoveryCache:
+    """Each tenant authority's OpenID configuration (public metadata, no secret), kept in a file
+    for a day. msal reads it whenever a tenant's app is built, which is once per tenant per run:
+    without this cache every hourly run would ask once more per tenant."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, url: str) -> Path:
+        return self.root / f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.json"
+
+    def get(self, url: str) -> bytes | None:
+        try:
+            entry = json.loads(self._path(url).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if entry.get("url") != url or time.time() - entry.get("fetched_at", 0) > DISCOVERY_TTL_S:
+            return None
+        return json.dumps(entry["body"]).encode()
+
+    def put(self, url: str, body: dict) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self._path(url)
+        temp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        temp.write_text(json.dumps({"url": url, "fetched_at": time.time(), "body": body}), encoding="utf-8")
+        temp.replace(path)
+
+
+class _MsalHttp:
+    """The HTTP client msal gets: the session, with OpenID configurations from the cache."""
+
+    def __init__(self, session: requests.Session, discovery: DiscoveryCache | None) -> None:
+        self.session, self.discovery = session, discovery
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        if self.discovery is None or not url.endswith(OPENID_CONFIGURATION):
+            return self.session.get(url, **kwargs)
+        cached = self.discovery.get(url)
+        if cached is not None:
+            response = requests.Response()
+            response.status_code, response._content, response.url = 200, cached, url
+            response.headers["Content-Type"] = "application/json"
+            return response
+        response = self.session.get(url, **kwargs)
+        if response.status_code == 200:
+            try:
+                self.discovery.put(url, response.json())
+            except (OSError, ValueError):
+                log.warning("could not keep the OpenID configuration of %s", url)
+        return response
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.session.post(url, **kwargs)
+
+    def close(self) -> None:
+        """The session belongs to the Graph client, which closes it."""
+
+
 def build_session(settings: GraphSettings) -> requests.Session:
     """A pooled HTTPS session trusting exactly the configured CA (system CAs when none)."""
     session = _TimeoutSession(settings.timeout_s)
@@ -65,12 +131,15 @@ class GraphClient:
 
     def __init__(self, settings: GraphSettings, session: requests.Session | None = None,
                  backoff_base_s: float = 0.5,
-                 direct_credentials: dict[str, tuple[str, Secret, str]] | None = None) -> None:
+                 direct_credentials: dict[str, tuple[str, Secret, str]] | None = None,
+                 discovery_cache: DiscoveryCache | None = None) -> None:
         """direct_credentials: tenant id -> (client id, secret, the variable holding the secret)
-        of an app registered in that tenant (direct login); other tenants use the partner app."""
+        of an app registered in that tenant (direct login); other tenants use the partner app.
+        discovery_cache: keeps the tenants' OpenID configurations between runs."""
         self.settings = settings
         self.direct_credentials = dict(direct_credentials or {})
         self.session = session or build_session(settings)
+        self._msal_http = _MsalHttp(self.session, discovery_cache)
         self.backoff_base_s = backoff_base_s
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}
         self._apps_lock = threading.Lock()
@@ -90,7 +159,7 @@ class GraphClient:
                 client_id,
                 client_credential=secret.reveal(),
                 authority=authority,
-                http_client=self.session,
+                http_client=self._msal_http,
                 # Discovery against login.microsoftonline.com only makes sense for Microsoft itself.
                 instance_discovery=self.settings.is_microsoft,
             )

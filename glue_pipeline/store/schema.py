@@ -228,6 +228,23 @@ sync_results = Table(
     Column("finished_at", DateTime(timezone=True), nullable=False),
 )
 
+# What a tenant's last successful sync was computed from: a fingerprint of its Microsoft data
+# and of the store rows its plan reads. A sync whose inputs have the same fingerprint skips the
+# plan and the writes (nothing could change); a failure deletes the row.
+tenant_sync_state = Table(
+    "tenant_sync_state", metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # synced | held
+    Column("organization_id", Integer),
+    Column("users", Integer, nullable=False),
+    Column("contacts", Integer, nullable=False),  # users matched to a contact in that sync
+    Column("held", Integer, nullable=False),
+    Column("skipped", Integer, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("synced_at", DateTime(timezone=True), nullable=False),
+)
+
 sync_log = Table(
     "sync_log", metadata,
     Column("id", Integer, primary_key=True),

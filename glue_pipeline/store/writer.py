@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pandas as pd
-from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, literal, select, update
 
 from glue_pipeline.mapping import ContactFields
 from glue_pipeline.matching.organizations import OrgMatch
@@ -31,6 +31,7 @@ from glue_pipeline.store.schema import (
     tenant_suggestions,
     sync_results,
     tenant_matches,
+    tenant_sync_state,
     tenants,
 )
 
@@ -365,6 +366,9 @@ def write_result(conn: Connection, row: dict) -> None:
     conn.execute(insert(sync_results).values(**row))
 
 
+TENANT_COLUMNS = ("relationship", "data_source", "display_name", "default_domain")
+
+
 def record_discovered_tenants(conn: Connection, frame: pd.DataFrame, now: datetime) -> list[str]:
     """Upsert the tenants discovery found; mark the ones no longer listed as vanished.
 
@@ -372,15 +376,18 @@ def record_discovered_tenants(conn: Connection, frame: pd.DataFrame, now: dateti
     """
     lock_tenant(conn, "discovery")  # two discoveries at once would both insert a new tenant
     for row in frame.to_dict("records"):
+        row = {k: None if pd.isna(v) else v for k, v in row.items()}
         values = {k: row.get(k) for k in ("relationship", "data_source")}
-        for key in ("display_name", "default_domain"):  # a direct-login source knows neither yet
+        # The partner's copies of name and domain only fill a gap: once synced, the tenant's own
+        # organization details are authoritative (a direct-login source knows neither).
+        for key in ("display_name", "default_domain"):
             if row.get(key):
-                values[key] = row[key]
+                values[key] = func.coalesce(tenants.c[key], literal(row[key], tenants.c[key].type))
         done = conn.execute(update(tenants).where(tenants.c.tenant_id == row["tenant_id"])
                             .values(**values, last_seen_at=now, vanished_at=None)).rowcount
         if not done:
-            conn.execute(insert(tenants).values(tenant_id=row["tenant_id"], **values,
-                                                first_seen_at=now, last_seen_at=now))
+            conn.execute(insert(tenants).values(tenant_id=row["tenant_id"], first_seen_at=now, last_seen_at=now,
+                                                **{k: row.get(k) for k in TENANT_COLUMNS}))
     listed = set(frame["tenant_id"])
     vanished = [r.tenant_id for r in conn.execute(
         select(tenants.c.tenant_id).where(tenants.c.vanished_at.is_(None))) if r.tenant_id not in listed]
@@ -460,3 +467,42 @@ def read_org_contacts(conn: Connection, organization_id: int) -> pd.DataFrame:
             grouped.setdefault(contact_id, []).append(value)
         frame[column] = [grouped.get(c, []) for c in frame["contact_id"]]
     return frame
+
+
+def read_store_version(conn: Connection, tenant_id: str, organization_id: int | None) -> list:
+    """What a tenant's plan reads from the store, summarised: its recorded match, its analysts'
+    contact decisions, and its organization's contacts, emails, phones and Microsoft links
+    (counts, highest ids, latest edits). Any edit there changes it."""
+    def summary(key, *columns) -> list:  # type: ignore[no-untyped-def]
+        row = conn.execute(select(func.count(), *[func.max(c) for c in columns]).where(key)).one()
+        return [str(v) for v in row]
+
+    match = read_recorded_match(conn, tenant_id) or {}
+    version = [[str(match.get(k)) for k in ("organization_id", "status", "method", "updated_at")],
+               summary(contact_decisions.c.tenant_id == tenant_id,
+                       contact_decisions.c.decided_at),
+               summary(contact_microsoft.c.tenant_id == tenant_id,
+                       contact_microsoft.c.contact_id)]
+    if organization_id is not None:
+        in_org = contacts.c.organization_id == organization_id
+        version.append(summary(in_org, contacts.c.id, contacts.c.updated_at))
+        for table in (contact_emails, contact_phones):
+            version.append([str(v) for v in conn.execute(
+                select(func.count(), func.max(table.c.id))
+                .join(contacts, contacts.c.id == table.c.contact_id).where(in_org)).one()])
+    return version
+
+
+def read_sync_state(conn: Connection, tenant_id: str) -> dict | None:
+    row = conn.execute(select(tenant_sync_state).where(tenant_sync_state.c.tenant_id == tenant_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def save_sync_state(conn: Connection, row: dict) -> None:
+    forget_sync_state(conn, row["tenant_id"])
+    conn.execute(insert(tenant_sync_state).values(**row))
+
+
+def forget_sync_state(conn: Connection, tenant_id: str) -> None:
+    """The next sync of the tenant plans and writes it in full."""
+    conn.execute(delete(tenant_sync_state).where(tenant_sync_state.c.tenant_id == tenant_id))
