@@ -42,7 +42,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 PG_ADMIN_DSN = os.environ.get("GLUE_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
-DEFAULT_CONCURRENCY = 8  # GraphSettings.concurrency when GLUE_GRAPH_CONCURRENCY is unset
+DEFAULT_CONCURRENCY = 16  # GraphSettings.concurrency when GLUE_GRAPH_CONCURRENCY is unset
 _SPAWN = multiprocessing.get_context("spawn")
 
 
@@ -281,7 +281,7 @@ def store_counts(store_url: str, run_ids: list[str] | None = None) -> dict[str, 
     """Contacts in the store and, for the given runs, what sync_results says."""
     from sqlalchemy import func, select
 
-    from glue_pipeline.store.schema import contacts, make_engine, sync_results
+    from glue_pipeline.store.schema import contacts, make_engine, sync_log, sync_results
 
     engine = make_engine(store_url)
     with engine.connect() as conn:
@@ -295,6 +295,9 @@ def store_counts(store_url: str, run_ids: list[str] | None = None) -> dict[str, 
             out["created"] = sum(int(r[2] or 0) for r in rows)
             out["updated"] = sum(int(r[3] or 0) for r in rows)
             out["unchanged"] = sum(int(r[4] or 0) for r in rows)
+            out["tenants_not_replanned"] = conn.execute(
+                select(func.count()).select_from(sync_log)
+                .where(sync_log.c.run_id.in_(run_ids), sync_log.c.action == "tenant_unchanged")).scalar_one()
     engine.dispose()
     return out
 

@@ -4,7 +4,9 @@ table with its Graph delta link, and the mailbox report with the day it was fetc
 Each entry is one Parquet file written atomically (temporary file, then rename) after the
 tenant's store transaction has committed, so the state never runs ahead of the store: after a
 crash the next sync replays changes from the older link, and the store's keyed writes make that
-harmless.
+harmless. When a delta query brought no change, only the new state is written, beside the file
+(TENANT_ID.state.json); it applies while the file is the one it was written for (the same
+`generation`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -23,11 +24,26 @@ import pyarrow.parquet as pq
 _META_KEY = b"glue_pipeline"
 
 
-@dataclass
 class CachedTable:
-    frame: pd.DataFrame
-    # delta_link / full_read_at for users; fetched_on for the mailbox report.
-    state: dict
+    """A cached table and its state (delta_link / full_read_at for users; fetched_on for the
+    mailbox report). Loaded from a file, the frame and the rows are built only when asked for."""
+
+    def __init__(self, frame: pd.DataFrame | None, state: dict, table: pa.Table | None = None,
+                 rows_unchanged: bool = False) -> None:
+        self._frame, self.state, self._table = frame, state, table
+        # The rows are those of the file it was loaded from: saving it rewrites only the state.
+        self.rows_unchanged = rows_unchanged
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            assert self._table is not None
+            self._frame = self._table.to_pandas()
+        return self._frame
+
+    def rows(self) -> list[dict]:
+        """Rows as plain Python values (lists stay lists)."""
+        return self._table.to_pylist() if self._table is not None else records(self.frame)
 
 
 class TenantCache:
@@ -39,6 +55,9 @@ class TenantCache:
     def _path(self, kind: str, tenant_id: str) -> Path:
         return self.root / kind / f"{tenant_id}.parquet"
 
+    def _state_path(self, kind: str, tenant_id: str) -> Path:
+        return self.root / kind / f"{tenant_id}.state.json"
+
     def load(self, kind: str, tenant_id: str) -> CachedTable | None:
         path = self._path(kind, tenant_id)
         try:
@@ -46,16 +65,37 @@ class TenantCache:
         except (FileNotFoundError, pa.ArrowInvalid, OSError):
             return None  # missing or damaged: the sync reads everything again
         state = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
-        return CachedTable(table.to_pandas(), state)
+        try:  # a newer state for the same rows (same generation), written without the rows
+            newer = json.loads(self._state_path(kind, tenant_id).read_text(encoding="utf-8"))
+            if newer.get("generation") == state.get("generation"):
+                state = newer["state"]
+        except (OSError, ValueError, KeyError):
+            pass
+        return CachedTable(None, state, table)
 
     def save(self, kind: str, tenant_id: str, entry: CachedTable) -> None:
         path = self._path(kind, tenant_id)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if entry.rows_unchanged and entry.state.get("generation"):
+            _write_atomically(self._state_path(kind, tenant_id), json.dumps(
+                {"generation": entry.state["generation"], "state": entry.state}).encode())
+            return
+        state = {**entry.state, "generation": uuid.uuid4().hex}
         table = pa.Table.from_pandas(entry.frame, preserve_index=False)
-        metadata = {**(table.schema.metadata or {}), _META_KEY: json.dumps(entry.state).encode()}
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique per writer, threads too
+        metadata = {**(table.schema.metadata or {}), _META_KEY: json.dumps(state).encode()}
+        tmp = _temporary(path)
         pq.write_table(table.replace_schema_metadata(metadata), tmp)
         os.replace(tmp, path)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique per writer, threads too
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = _temporary(path)
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def records(frame: pd.DataFrame) -> list[dict]:

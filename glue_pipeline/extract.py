@@ -7,12 +7,16 @@ import hashlib
 import io
 import json
 import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
-from glue_pipeline.cache import CachedTable, TenantCache, records, utc_day
+from glue_pipeline.cache import CachedTable, TenantCache, utc_day
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError, PermissionDeniedError
 from glue_pipeline.licenses import friendly_name
@@ -114,10 +118,12 @@ class TenantExtract:
         return not self.users_changed and MAILBOX_CACHE not in self.cache_updates
 
     def fingerprint(self, options: SyncOptions) -> str:
-        """A digest of everything read besides the users, and of the options the plan uses."""
+        """A digest of what the plan reads besides the users and the mailbox report, and of the
+        options. Notes are left out: they say how the data was read (a full read's notes differ
+        from a delta's), not what it is."""
         digest = hashlib.sha256()
         for part in (self.details(), self.domains.to_dict("records"), self.licenses.to_dict("records"),
-                     self.mailbox_state, self.notes, options.model_dump(mode="json")):
+                     self.mailbox_state, options.model_dump(mode="json")):
             digest.update(json.dumps(part, sort_keys=True, default=str).encode())
         return digest.hexdigest()
 
@@ -165,13 +171,15 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
     options = options or SyncOptions()
     now = now or datetime.now(timezone.utc)
     notes: list[str] = []
-    organization = client.get_json(tenant_id, "organization")["value"][0]
+    organization, (users, users_entry, users_changed), skus = side_by_side(
+        client.settings.tenant_concurrency,
+        lambda: client.get_json(tenant_id, "organization")["value"][0],
+        lambda: read_users(client, tenant_id, options, notes, cache, now),
+        lambda: list(client.get_collection(tenant_id, "subscribedSkus")) if options.licenses else [])
     # The organization lists its verified domains, which is all the sync uses: no /domains call.
     domains = pd.DataFrame(organization.get("verifiedDomains") or [],
                            columns=["name", "isDefault", "isInitial", "type"])
-    users, users_entry, users_changed = read_users(client, tenant_id, options, notes, cache, now)
-    licenses = licenses_frame(list(client.get_collection(tenant_id, "subscribedSkus"))
-                              if options.licenses else [])
+    licenses = licenses_frame(skus)
     updates = {USERS_CACHE: users_entry} if users_entry else {}
     if options.mailbox_usage:
         licensed = bool(users["assignedLicenses"].map(lambda items: bool(items) if isinstance(items, list)
@@ -184,6 +192,35 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
         mailboxes, state = parse_mailbox_report(""), "off"
     return TenantExtract(tenant_id, organization, domains, users, licenses, mailboxes, state, notes, updates,
                          users_changed)
+
+
+def side_by_side(limit: int, *calls: Callable[[], Any]) -> list[Any]:
+    """The calls' results in order, at most `limit` running at once (one by one for 1); the
+    first failure is raised, and calls not yet started then do not start."""
+    if limit <= 1:
+        return [call() for call in calls]
+    failed = threading.Event()
+
+    def guarded(call: Callable[[], Any]) -> Any:
+        if failed.is_set():
+            raise _NotStarted()
+        try:
+            return call()
+        except BaseException:
+            failed.set()
+            raise
+
+    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="glue-tenant-read") as pool:
+        futures = [pool.submit(guarded, call) for call in calls]
+        errors = [f.exception() for f in futures]
+        first = next((e for e in errors if e is not None and not isinstance(e, _NotStarted)), None)
+        if first is not None:
+            raise first
+        return [f.result() for f in futures]
+
+
+class _NotStarted(Exception):
+    """A call skipped because another one of its batch had failed."""
 
 
 def read_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
@@ -206,9 +243,9 @@ def read_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes:
                 raise
             notes.append("the users delta link had expired; all users were read again")
         else:
-            users = apply_delta(records(snapshot.frame), changes, columns)
-            return (users, CachedTable(users, {**snapshot.state, "delta_link": _relative(client, link)}),
-                    bool(changes))
+            users = apply_delta(snapshot.rows(), changes, columns)
+            state = {**snapshot.state, "delta_link": _relative(client, link)}
+            return users, CachedTable(users, state, rows_unchanged=not changes), bool(changes)
     # Take the delta link first: changes made during the full read come again next time.
     link = latest_delta_link(client, tenant_id, fields)
     users = full_user_read(client, tenant_id, options, notes)

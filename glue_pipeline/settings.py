@@ -70,7 +70,9 @@ class GraphSettings:
     max_retries: int = 5
     max_retry_wait_s: float = 60.0
     page_size: int = 999
-    concurrency: int = 8
+    # Graph requests in flight at once: across all tenants, and within one tenant.
+    concurrency: int = 16
+    tenant_concurrency: int = 2
 
     @property
     def is_microsoft(self) -> bool:
@@ -138,7 +140,8 @@ def graph_settings_from_env(environ: dict[str, str] | None = None) -> GraphSetti
         authority_host=_https_url("GLUE_AUTHORITY_HOST", MICROSOFT_AUTHORITY_HOST, environ),
         graph_url=_https_url("GLUE_GRAPH_URL", MICROSOFT_GRAPH_URL, environ),
         ca_file=ca_file,
-        concurrency=_positive_int("GLUE_GRAPH_CONCURRENCY", 8, environ),
+        concurrency=_positive_int("GLUE_GRAPH_CONCURRENCY", 16, environ),
+        tenant_concurrency=_positive_int("GLUE_GRAPH_TENANT_CONCURRENCY", 2, environ),
     )
 
 

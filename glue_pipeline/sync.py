@@ -114,7 +114,7 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
         message = str(exc) if isinstance(exc, GraphError) else f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, GraphError):
             log.exception("unexpected failure for tenant %s", tenant_id)
-        _record_failure(ctx, tenant_id, message)
+        record_failure(ctx.engine, ctx.run_id, tenant_id, message)
         return TenantOutcome(tenant_id, name, "failed", error=message,
                              transient=isinstance(exc, TransientGraphError))
 
@@ -248,13 +248,14 @@ def _tables(extract: TenantExtract, org: OrganizationPlan, plan: ContactPlan,
             "duplicate_risk": plan.risk, "differences": differences}
 
 
-def _record_failure(ctx: SyncContext, tenant_id: str, message: str) -> None:
+def record_failure(engine: Engine, run_id: str, tenant_id: str, message: str) -> None:
+    """The tenant's failure in the store (its result and log); its fingerprint is forgotten."""
     now = utcnow()
     try:
-        with write_transaction(ctx.engine) as conn:
+        with write_transaction(engine) as conn:
             writer.forget_sync_state(conn, tenant_id)
-            writer.write_log(conn, ctx.run_id, tenant_id, [LogEntry("error", "tenant_failed", message)], now)
-            writer.write_result(conn, {"run_id": ctx.run_id, "tenant_id": tenant_id, "status": "failed",
+            writer.write_log(conn, run_id, tenant_id, [LogEntry("error", "tenant_failed", message)], now)
+            writer.write_result(conn, {"run_id": run_id, "tenant_id": tenant_id, "status": "failed",
                                        "users": 0, "created": 0, "updated": 0, "unchanged": 0,
                                        "held": 0, "skipped": 0, "error": message, "finished_at": now})
     except Exception:  # noqa: BLE001 - the store itself may be the failure; the run still reports it

@@ -7,9 +7,10 @@ concurrency as threads, and send each tenant's outcome back as soon as it is don
 own process only reports outcomes to Dagster. Small batches, and steps that already run inside
 a daemonic process (a Celery prefork worker), stay in threads of the current process.
 
-A worker that dies loses only the tenants it was working on: they come back as failed with a
-transient error, so the retry pass takes them again. A worker whose parent has died stops
-before its next tenant.
+Each worker has its own pipe: the parent sends it one tenant per thread and the next one as
+each outcome comes back, so tenants are spread by how long they take. A worker that dies loses
+only the tenants it held: they are recorded as failed with a transient error, so the retry pass
+takes them again. A worker whose parent has died stops after the tenants in hand.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import threading
+from collections import deque
+from multiprocessing.connection import wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,6 +35,7 @@ from glue_pipeline.sync import (
     OnDone,
     SyncContext,
     TenantOutcome,
+    record_failure,
     sync_context,
     sync_tenant,
     thread_pass,
@@ -38,7 +43,7 @@ from glue_pipeline.sync import (
 )
 
 MIN_TENANTS_PER_PROCESS = 25  # below this, starting a process costs more than it saves
-POLL_S = 1.0
+POLL_S = 1.0  # how often the parent looks whether its workers are still alive
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,8 @@ def sync_batch(spec: SyncSpec, tenant_ids: list[str], processes: int,
     if processes_for(len(tenant_ids), processes, concurrency) <= 1:
         ctx = spec.context(engine=engine)
         return with_retries(lambda ids, report: thread_pass(ctx, ids, concurrency, report), tenant_ids, on_done)
-    return with_retries(lambda ids, report: process_pass(spec, ids, processes, report), tenant_ids, on_done)
+    return with_retries(lambda ids, report: process_pass(spec, ids, processes, report, engine), tenant_ids,
+                        on_done)
 
 
 def _shares(total: int, parts: int) -> list[int]:
@@ -85,70 +91,118 @@ def _shares(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-def process_pass(spec: SyncSpec, tenant_ids: list[str], processes: int,
-                 on_done: OnDone | None) -> list[TenantOutcome]:
+class _Worker:
+    """A worker process and its private pipe; the tenants it holds are known here, so a worker
+    that dies loses exactly those. (A shared queue would not do: a process killed while holding
+    the queue's lock would block every other worker.)"""
+
+    def __init__(self, mp, spec: SyncSpec, threads: int, number: int) -> None:  # type: ignore[no-untyped-def]
+        self.conn, child = mp.Pipe()
+        self.process = mp.Process(target=_worker_main, args=(spec, threads, child), daemon=True,
+                                  name=f"glue-sync-worker-{number}")
+        self.process.start()
+        child.close()
+        self.threads, self.holding, self.alive = threads, set(), True
+
+    def give(self, pending: deque) -> None:
+        """The next pending tenant, or a stop sign for one of its threads when none is left."""
+        tenant_id = pending.popleft() if pending else None
+        if tenant_id is not None:
+            self.holding.add(tenant_id)
+        try:
+            self.conn.send(tenant_id)
+        except OSError:  # it has died; its tenants are counted as lost when its pipe closes
+            pass
+
+
+def process_pass(spec: SyncSpec, tenant_ids: list[str], processes: int, on_done: OnDone | None,
+                 engine: Engine | None = None) -> list[TenantOutcome]:
     shares = _shares(spec.graph.concurrency, processes_for(len(tenant_ids), processes, spec.graph.concurrency))
     mp = multiprocessing.get_context("spawn")
-    tasks, results = mp.Queue(), mp.Queue()
-    for tenant_id in tenant_ids:
-        tasks.put(tenant_id)
-    for _ in range(sum(shares)):
-        tasks.put(None)  # one stop sign per thread, after every tenant
-    workers = [mp.Process(target=_worker_main, args=(spec, threads, tasks, results), daemon=True,
-                          name=f"glue-sync-worker-{i}") for i, threads in enumerate(shares)]
+    pending = deque(tenant_ids)
+    workers = [_Worker(mp, spec, threads, i) for i, threads in enumerate(shares)]
     for worker in workers:
-        worker.start()
+        for _ in range(worker.threads):
+            worker.give(pending)
     done: dict[str, TenantOutcome] = {}
-    worker_error = None
+    lost: dict[str, str] = {}  # tenant id -> why
+
+    def report(outcome: TenantOutcome) -> None:
+        done[outcome.tenant_id] = outcome
+        if on_done:
+            on_done(outcome, len(done), len(tenant_ids))
+
     try:
-        while len(done) < len(tenant_ids):
-            try:
-                item = results.get(timeout=POLL_S)
-            except queue.Empty:
-                if not any(w.is_alive() for w in workers):
-                    break
-                continue
-            if isinstance(item, str):  # a worker could not start
-                worker_error = item
-                continue
-            done[item.tenant_id] = item
-            if on_done:
-                on_done(item, len(done), len(tenant_ids))
+        while any(w.alive for w in workers):
+            by_conn = {w.conn: w for w in workers if w.alive}
+            for conn in wait(list(by_conn), timeout=POLL_S):
+                worker = by_conn[conn]
+                try:
+                    item = conn.recv()
+                except (EOFError, OSError):
+                    worker.alive = False
+                    worker.process.join(timeout=30)
+                    why = f"the worker process syncing it stopped (exit code {worker.process.exitcode})"
+                    lost.update({t: why for t in worker.holding})
+                    continue
+                if isinstance(item, str):  # it could not start, and stops
+                    lost.update({t: item for t in worker.holding})
+                    worker.holding.clear()
+                    continue
+                worker.holding.discard(item.tenant_id)
+                report(item)
+                worker.give(pending)
     finally:
         for worker in workers:
-            worker.join(timeout=30)
-            if worker.is_alive():
-                worker.kill()
-    codes = ", ".join(str(w.exitcode) for w in workers)
-    cause = worker_error or f"the worker process syncing it stopped (exit codes {codes})"
-    for tenant_id in tenant_ids:
-        if tenant_id not in done:
-            done[tenant_id] = TenantOutcome(tenant_id, tenant_id, "failed", transient=True,
-                                            error=f"{cause}; re-run this tenant")
-            if on_done:
-                on_done(done[tenant_id], len(done), len(tenant_ids))
+            worker.process.join(timeout=30)
+            if worker.process.is_alive():
+                worker.process.kill()
+    why_pending = next(iter(lost.values()), "no worker process was left to sync it")
+    lost.update({t: why_pending for t in pending})
+    store = engine or make_engine(spec.store_url) if lost else None
+    for tenant_id, why in lost.items():
+        message = f"{why}; re-run this tenant"
+        if store is not None:
+            record_failure(store, spec.run_id, tenant_id, message)
+        report(TenantOutcome(tenant_id, tenant_id, "failed", transient=True, error=message))
     return [done[t] for t in tenant_ids]
 
 
-def _worker_main(spec: SyncSpec, threads: int, tasks, results) -> None:  # type: ignore[no-untyped-def]
-    """A worker process: `threads` threads take tenants until their stop sign."""
-    import threading
-
+def _worker_main(spec: SyncSpec, threads: int, conn) -> None:  # type: ignore[no-untyped-def]
+    """A worker process: `threads` threads sync the tenants the parent sends, one at a time
+    each, until each has had its stop sign (or the parent is gone)."""
     try:
         ctx = spec.context(concurrency=threads)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the tenants
-        results.put(f"a worker process could not start ({type(exc).__name__}: {exc})")
+        conn.send(f"a worker process could not start ({type(exc).__name__}: {exc})")
         return
-    parent = multiprocessing.parent_process()
+    inbox: queue.Queue = queue.Queue()
+    sending = threading.Lock()
 
-    def loop() -> None:
-        while parent is None or parent.is_alive():
-            tenant_id = tasks.get()
-            if tenant_id is None:
-                return
-            results.put(sync_tenant(ctx, tenant_id))
+    def receive() -> None:
+        stops = 0
+        while stops < threads:
+            try:
+                tenant_id = conn.recv()
+            except (EOFError, OSError):  # the parent is gone: stop after the tenants in hand
+                tenant_id = None
+                for _ in range(threads - stops - 1):
+                    inbox.put(None)
+                stops = threads - 1
+            stops += tenant_id is None
+            inbox.put(tenant_id)
 
-    pool = [threading.Thread(target=loop, name=f"glue-sync-{os.getpid()}-{i}") for i in range(threads)]
+    def work() -> None:
+        while (tenant_id := inbox.get()) is not None:
+            outcome = sync_tenant(ctx, tenant_id)
+            with sending:
+                try:
+                    conn.send(outcome)
+                except OSError:
+                    return
+
+    pool = [threading.Thread(target=receive, name="glue-sync-inbox")]
+    pool += [threading.Thread(target=work, name=f"glue-sync-{os.getpid()}-{i}") for i in range(threads)]
     for thread in pool:
         thread.start()
     for thread in pool:

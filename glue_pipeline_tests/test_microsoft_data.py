@@ -148,3 +148,30 @@ def test_doctor_names_each_problem_and_its_fix(glue_env: dict, sandbox: Sandbox,
                for line in lines)
     assert any("report names not concealed" in line and "problem" in line for line in lines)
     assert small_world.app.client_secret not in result.output
+
+
+def test_a_tenants_reads_run_side_by_side_and_stop_at_the_first_failure() -> None:
+    import threading as _threading
+
+    from glue_pipeline.extract import side_by_side
+
+    started: list[str] = []
+    both_running = _threading.Barrier(2, timeout=10)
+
+    def read(name: str, fail: bool = False):  # type: ignore[no-untyped-def]
+        def call() -> str:
+            started.append(name)
+            if name in ("a", "b"):
+                both_running.wait()  # a and b are in flight at the same time
+            if fail:
+                raise ValueError(f"{name} failed")
+            return name
+        return call
+
+    assert side_by_side(2, read("a"), read("b"), read("c")) == ["a", "b", "c"]
+    started.clear()
+    both_running.reset()
+    with pytest.raises(ValueError, match="a failed"):
+        side_by_side(2, read("a", fail=True), read("b", fail=True), read("c"))
+    assert "c" not in started, "a read not yet started does not start after a failure"
+    assert side_by_side(1, read("x"), read("y")) == ["x", "y"]

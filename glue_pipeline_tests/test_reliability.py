@@ -189,7 +189,9 @@ def test_a_fault_storm_fails_only_its_tenant_after_bounded_retries(
     faults.fault_tenants.add(tenant_id)
     for name, value in settings.items():
         setattr(faults, name, value)
-    client = bench.client(max_retries=3, max_retry_wait_s=0.05, timeout_s=0.5, backoff_base_s=0.001)
+    # One read at a time per tenant, so the storm meets exactly one request's retries per pass.
+    client = bench.client(max_retries=3, max_retry_wait_s=0.05, timeout_s=0.5, backoff_base_s=0.001,
+                          tenant_concurrency=1)
 
     run_id, outcomes = bench.sync(client)
 

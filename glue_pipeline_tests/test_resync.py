@@ -99,3 +99,119 @@ def test_a_sandbox_on_another_port_still_syncs(first_sync, small_world: World, s
     summary = summarize(engine, [r.run_id for r in runs])
     assert summary.failed == 1, "only the revoked tenant fails"
     assert (summary.created, summary.updated) == (0, 0)
+
+
+def _actions(engine, run_ids: list[str], action: str) -> set[str]:  # type: ignore[no-untyped-def]
+    """Tenants with a sync-log row of that action in those runs."""
+    log = schema.sync_log.c
+    with engine.connect() as conn:
+        return set(conn.execute(select(log.tenant_id).where(log.run_id.in_(run_ids), log.action == action))
+                   .scalars())
+
+
+def _latest_metadata(instance, tenant_id: str) -> dict:  # type: ignore[no-untyped-def]
+    import dagster as dg
+
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey("tenant_contacts"), asset_partitions=[tenant_id]), limit=1).records
+    assert records, f"tenant {tenant_id} was never materialized"
+    return records[0].asset_materialization.metadata
+
+
+def _matched_tenants(engine) -> set[str]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return set(conn.execute(select(schema.tenant_matches.c.tenant_id)
+                                .where(schema.tenant_matches.c.status == "matched")).scalars())
+
+
+def test_an_unchanged_tenant_is_recorded_without_being_planned_again(first_sync, small_world: World) -> None:
+    from glue_pipeline_tests.stores import canonical_store
+
+    engine, instance = first_sync
+    matched = _matched_tenants(engine)
+    assert matched, "the small world has matched tenants"
+    first = _latest_metadata(instance, next(iter(matched)))
+    assert first["unchanged since last sync"].value is False
+    assert first["contact_matches rows"].value > 0 and "contact_matches" in first
+    assert first["contact_matches file"].value.endswith(".parquet")
+    before = canonical_store(engine)
+    runs = run_sync(instance)
+    run_ids = [r.run_id for r in runs]
+    summary = summarize(engine, run_ids)
+    assert _actions(engine, run_ids, "tenant_unchanged") == matched
+    assert (summary.created, summary.updated) == (0, 0) and summary.unchanged > 0
+    assert canonical_store(engine) == before
+    again = _latest_metadata(instance, next(iter(matched)))
+    assert again["unchanged since last sync"].value is True, "still materialized, marked unchanged"
+    assert again["unchanged"].value == first["created"].value + first["updated"].value + first["unchanged"].value
+
+
+def test_a_store_edit_or_a_user_change_plans_the_tenant_again(first_sync, sandbox: Sandbox,
+                                                             small_world: World) -> None:
+    engine, instance = first_sync
+    matched = sorted(_matched_tenants(engine))
+    assert len(matched) >= 2
+    edited, changed = matched[0], matched[1]
+    contacts, overlay = schema.contacts.c, schema.contact_microsoft.c
+    with engine.begin() as conn:  # a technician edits a contact in the documentation tool
+        contact_id = conn.execute(select(overlay.contact_id).where(overlay.tenant_id == edited)).scalars().first()
+        conn.execute(schema.contacts.update().where(contacts.id == contact_id)
+                     .values(title="Edited by hand", updated_at=writer_now()))
+    sandbox.change_users(changed, fraction=0.1, seed=5, fields=("jobTitle",))
+    runs = run_sync(instance)
+    run_ids = [r.run_id for r in runs]
+    unchanged = _actions(engine, run_ids, "tenant_unchanged")
+    assert edited not in unchanged and changed not in unchanged
+    assert unchanged == set(matched) - {edited, changed}
+    with engine.connect() as conn:
+        title = conn.execute(select(contacts.title).where(contacts.id == contact_id)).scalar_one()
+    assert title != "Edited by hand", "the tenant was planned again and Microsoft's title written back"
+
+
+def test_a_failed_tenant_is_planned_in_full_at_its_next_sync(first_sync, sandbox: Sandbox,
+                                                             small_world: World) -> None:
+    engine, instance = first_sync
+    tenant_id = sorted(_matched_tenants(engine))[0]
+    sandbox.faults.revoked.add(tenant_id)
+    failed = run_sync(instance, [tenant_id])
+    assert not failed[0].success
+    with engine.connect() as conn:
+        state = conn.execute(select(schema.tenant_sync_state)
+                             .where(schema.tenant_sync_state.c.tenant_id == tenant_id)).first()
+    assert state is None, "a failure forgets the tenant's fingerprint"
+    sandbox.faults.revoked.discard(tenant_id)
+    runs = run_sync(instance, [tenant_id])
+    assert runs[0].success
+    assert tenant_id not in _actions(engine, [runs[0].run_id], "tenant_unchanged")
+    assert _latest_metadata(instance, tenant_id)["unchanged since last sync"].value is False
+
+
+def writer_now():  # type: ignore[no-untyped-def]
+    from glue_pipeline.store.writer import utcnow
+
+    return utcnow()
+
+
+def test_a_delta_without_change_rewrites_only_the_snapshot_state(first_sync, sandbox: Sandbox,
+                                                                 glue_env: dict) -> None:
+    from pathlib import Path
+
+    from glue_pipeline.cache import TenantCache
+
+    engine, instance = first_sync
+    tenant_id = sorted(_matched_tenants(engine))[0]
+    cache = TenantCache(Path(glue_env["GLUE_VAR_DIR"]) / "cache")
+    snapshot = cache.root / "users" / f"{tenant_id}.parquet"
+    written = snapshot.stat().st_mtime_ns
+    link = cache.load("users", tenant_id).state["delta_link"]
+    run_sync(instance, [tenant_id])
+    assert snapshot.stat().st_mtime_ns == written, "no user changed: the rows are not written again"
+    state = cache.load("users", tenant_id).state
+    assert state["delta_link"] != link, "the new delta link is kept beside the rows"
+    sandbox.stats.reset()
+    changed = sandbox.change_users(tenant_id, fraction=0.1, seed=9, fields=("jobTitle",))
+    run_sync(instance, [tenant_id])
+    assert sandbox.stats.snapshot()["graph"].get("users", 0) == 0, "still incremental"
+    assert snapshot.stat().st_mtime_ns != written, "a change rewrites the rows"
+    rows = {u["id"]: u for u in cache.load("users", tenant_id).rows()}
+    assert all(u in rows for u in changed)

@@ -40,18 +40,21 @@ MAX_STALLED_PAGES = 20  # pages in a row without a new item: paging that never e
 
 
 class _TimeoutSession(requests.Session):
-    """A session whose every request has a timeout (msal passes none of its own) and verifies
+    """A session whose every request has a timeout (msal passes none of its own), verifies
     against the session's CA even when REQUESTS_CA_BUNDLE is set (requests would let that
-    variable replace the session's CA)."""
+    variable replace the session's CA), and has at most `in_flight` requests open at once
+    (the global Graph concurrency, whatever the number of threads)."""
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, in_flight: int) -> None:
         super().__init__()
         self._timeout_s = timeout_s
+        self._slots = threading.BoundedSemaphore(max(1, in_flight))
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", self._timeout_s)
         kwargs.setdefault("verify", self.verify)
-        return super().request(method, url, **kwargs)
+        with self._slots:
+            return super().request(method, url, **kwargs)
 
 
 OPENID_CONFIGURATION = "/v2.0/.well-known/openid-configuration"
@@ -118,7 +121,7 @@ class _MsalHttp:
 
 def build_session(settings: GraphSettings) -> requests.Session:
     """A pooled HTTPS session trusting exactly the configured CA (system CAs when none)."""
-    session = _TimeoutSession(settings.timeout_s)
+    session = _TimeoutSession(settings.timeout_s, settings.concurrency)
     session.verify = settings.ca_file or True
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.concurrency * 2))
     session.mount("https://", adapter)
@@ -143,6 +146,7 @@ class GraphClient:
         self.backoff_base_s = backoff_base_s
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}
         self._apps_lock = threading.Lock()
+        self._token_locks: dict[str, threading.Lock] = {}
         self.requests_made = 0
         self._count_lock = threading.Lock()
 
@@ -188,8 +192,17 @@ class GraphClient:
         return self.direct_credentials.get(
             tenant_id, (self.settings.client_id, self.settings.client_secret, "GLUE_CLIENT_SECRET"))
 
+    def _tenant_lock(self, tenant_id: str) -> threading.Lock:
+        with self._apps_lock:
+            return self._token_locks.setdefault(tenant_id, threading.Lock())
+
     def token(self, tenant_id: str, fresh: bool = False) -> str:
-        """An access token for the tenant; msal reuses it until it is about to expire."""
+        """An access token for the tenant; msal reuses it until it is about to expire. A
+        tenant's reads running side by side wait for one token rather than each asking."""
+        with self._tenant_lock(tenant_id):
+            return self._acquire(tenant_id, fresh)
+
+    def _acquire(self, tenant_id: str, fresh: bool) -> str:
         app = self._app(tenant_id, fresh=fresh)
         try:
             result = app.acquire_token_for_client(scopes=GRAPH_SCOPE)

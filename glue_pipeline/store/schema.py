@@ -282,6 +282,9 @@ def _sqlite_immediate_transactions(engine: Engine) -> None:
     def _connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL never corrupts the file and loses no commit when a process dies;
+        # only a power cut may lose the last commits. It saves an fsync per tenant transaction.
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
     @event.listens_for(engine, "begin")
