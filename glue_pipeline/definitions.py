@@ -122,10 +122,18 @@ TENANT_SPEC = dg.AssetSpec(
     "(row counts, previews of the match tables, their Parquet files) and its counts.")
 
 
+PROGRESS_STEPS = 50  # progress lines in the run's log per pass (each is an event Dagster stores)
+
+
 def _report_progress(context: dg.AssetExecutionContext, show: bool):  # type: ignore[no-untyped-def]
+    """Failures are logged at once; other tenants about every 2% of the pass (and `show`
+    prints every tenant on stderr)."""
     def on_done(outcome: TenantOutcome, done: int, total: int) -> None:
         line = f"tenants done {done}/{total}: {outcome.display_name} {outcome.status}"
-        context.log.info(line)
+        if outcome.status == "failed":
+            context.log.warning(f"{line}: {outcome.error}")
+        elif done == total or done % max(1, total // PROGRESS_STEPS) == 0:
+            context.log.info(line)
         if show:
             print(line, file=sys.stderr, flush=True)
     return on_done

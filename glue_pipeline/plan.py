@@ -28,15 +28,17 @@ class OrganizationPlan:
 
 
 def plan_organization(extract: TenantExtract, organizations: pd.DataFrame,
-                      organization_domains: pd.DataFrame, recorded: dict | None) -> OrganizationPlan:
-    """A recorded decision or match, else the exact name, else suggestions by name and domain."""
+                      organization_domains: pd.DataFrame, recorded: dict | None,
+                      prepared: pd.DataFrame | None = None) -> OrganizationPlan:
+    """A recorded decision or match, else the exact name, else suggestions by name and domain
+    (`prepared`: the organizations' name features, when a batch computed them once)."""
     match = match_organization(extract.tenant_id, extract.display_name, organizations, recorded)
     if match.status != "unmatched":
         return OrganizationPlan(match, pd.DataFrame(columns=["rank", "organization_id",
                                                              "organization_name", "score", "reasons"]))
     tenant = pd.DataFrame([{"tenant_id": extract.tenant_id, "tenant_name": extract.display_name,
                             "domains": extract.verified_domains}])
-    suggestions = suggest_organizations(tenant, organizations, organization_domains)
+    suggestions = suggest_organizations(tenant, organizations, organization_domains, prepared=prepared)
     suggestions = suggestions.drop(columns=["tenant_id"]).reset_index(drop=True)
     if len(suggestions):
         best = suggestions.iloc[0]

@@ -27,7 +27,8 @@ from glue_pipeline.extract import TenantExtract, extract_tenant
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError, TransientGraphError
 from glue_pipeline.mapping import admin_center_url
-from glue_pipeline.matching.organizations import OrgMatch
+from glue_pipeline.matching.organizations import OrgMatch, normalize_name
+from glue_pipeline.matching.suggest import organization_table
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.plan import (
     ContactPlan,
@@ -79,14 +80,19 @@ class SyncContext:
     options: SyncOptions = field(default_factory=SyncOptions)
     cache: TenantCache | None = None
     tables_dir: Path | None = None  # where each tenant's tables are written as Parquet
+    organization_names: pd.DataFrame | None = None  # name features for suggestions (once per batch)
 
 
 def sync_context(client: GraphClient, engine: Engine, run_id: str, options: SyncOptions,
                  cache: TenantCache | None = None, tables_dir: Path | None = None) -> SyncContext:
     """Read the store's organizations once for a batch of tenants."""
     with engine.connect() as conn:
-        return SyncContext(client, engine, run_id, writer.read_organizations(conn),
-                           writer.read_organization_domains(conn), options, cache, tables_dir)
+        organizations = writer.read_organizations(conn)
+        domains = writer.read_organization_domains(conn)
+    # Normalized names and name features once per batch, not once per tenant.
+    organizations["key"] = organizations["name"].map(normalize_name)
+    return SyncContext(client, engine, run_id, organizations, domains, options, cache, tables_dir,
+                       organization_table(organizations))
 
 
 def tenant_row(engine: Engine, tenant_id: str) -> dict:
@@ -142,7 +148,8 @@ def _write_tenant(ctx: SyncContext, known: dict,
             "tenant_id": tenant_id, **extract.details(), "relationship": known.get("relationship"),
             "data_source": known.get("data_source"),
             "manage_url": admin_center_url(extract.initial_domain, tenant_id)}, now)
-        org = plan_organization(extract, ctx.organizations, ctx.organization_domains, recorded)
+        org = plan_organization(extract, ctx.organizations, ctx.organization_domains, recorded,
+                                ctx.organization_names)
         writer.record_match(conn, org.match, recorded, now)
         writer.replace_suggestions(conn, tenant_id, org.suggestions)
         writer.replace_licenses(conn, tenant_id, org.match.organization_id, extract.licenses)

@@ -27,7 +27,8 @@ class OrgMatch:
 
 def match_organization(tenant_id: str, tenant_name: str, organizations: pd.DataFrame,
                        recorded: dict | None) -> OrgMatch:
-    """`organizations` has columns id, name; `recorded` is the tenant's tenant_matches row."""
+    """`organizations` has columns id, name (and optionally key: the normalized name, computed
+    once for a batch of tenants); `recorded` is the tenant's tenant_matches row."""
     def result(status: str, org_id: int | None, method: str | None, reason: str) -> OrgMatch:
         return OrgMatch(tenant_id, tenant_name, status, org_id, method, reason)
 
@@ -35,12 +36,13 @@ def match_organization(tenant_id: str, tenant_name: str, organizations: pd.DataF
         return result("ignored", None, recorded.get("method"), "tenant ignored by a recorded decision")
     if recorded and recorded.get("status") == "matched" and recorded.get("organization_id") is not None:
         org_id = int(recorded["organization_id"])
-        if org_id in set(organizations["id"]):
+        if bool((organizations["id"] == org_id).any()):
             # Kept by tenant id, so renaming the tenant or the organization does not unmatch it.
             return result("matched", org_id, recorded.get("method"),
                           f"kept: matched earlier ({recorded.get('method')})")
     wanted = normalize_name(tenant_name)
-    same_name = organizations[organizations["name"].map(normalize_name) == wanted]
+    keys = organizations["key"] if "key" in organizations else organizations["name"].map(normalize_name)
+    same_name = organizations[keys == wanted]
     if len(same_name) == 1:
         return result("matched", int(same_name["id"].iloc[0]), "exact",
                       "organization name equals the tenant name")

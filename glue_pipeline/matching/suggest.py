@@ -58,9 +58,19 @@ FREE_MAIL_DOMAINS: frozenset[str] = frozenset("""
 TENANT_DEFAULT_DOMAIN_SUFFIX = ".onmicrosoft.com"
 
 
+def organization_table(organizations: pd.DataFrame) -> pd.DataFrame:
+    """The organizations' name features, as suggest_organizations compares them; a batch of
+    tenants computes it once and passes it as `prepared`."""
+    return _company_table(organizations["name"]).assign(
+        organization_id=organizations["id"].reset_index(drop=True),
+        organization_name=organizations["name"].reset_index(drop=True),
+    ).sort_values("organization_id", kind="stable").reset_index(drop=True)
+
+
 def suggest_organizations(tenants: pd.DataFrame, organizations: pd.DataFrame,
                           organization_domains: pd.DataFrame, k: int = 3, *,
-                          chunk_cells: int = DEFAULT_CHUNK_CELLS) -> pd.DataFrame:
+                          chunk_cells: int = DEFAULT_CHUNK_CELLS,
+                          prepared: pd.DataFrame | None = None) -> pd.DataFrame:
     """Up to k organizations per tenant, best first.
 
     tenants: tenant_id, tenant_name, domains (list of verified domains).
@@ -72,10 +82,7 @@ def suggest_organizations(tenants: pd.DataFrame, organizations: pd.DataFrame,
     """
     if k < 1:
         raise ValueError("k must be at least 1")
-    orgs = _company_table(organizations["name"]).assign(
-        organization_id=organizations["id"].reset_index(drop=True),
-        organization_name=organizations["name"].reset_index(drop=True),
-    ).sort_values("organization_id", kind="stable").reset_index(drop=True)
+    orgs = organization_table(organizations) if prepared is None else prepared
     tens = _company_table(tenants["tenant_name"])
     names = _name_evidence(tens, orgs, k + FUZZY_SHORTLIST_EXTRA, chunk_cells)
     domains = _domain_evidence(tenants, organization_domains, orgs)
