@@ -44,17 +44,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import Engine, and_, func, select  # noqa: E402
 
 from glue_pipeline.demo import sandbox_env, sandbox_settings  # noqa: E402
-from glue_pipeline.extract import discover_tenants  # noqa: E402
 from glue_pipeline.graph.client import GraphClient  # noqa: E402
 from glue_pipeline.options import SyncOptions  # noqa: E402
 from glue_pipeline.runner import get_instance, run_discovery, run_sync  # noqa: E402
 from glue_pipeline.sandbox.generate import generate_world  # noqa: E402
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig  # noqa: E402
 from glue_pipeline.sandbox.world import World  # noqa: E402
-from glue_pipeline.store import schema, writer  # noqa: E402
+from glue_pipeline.store import schema  # noqa: E402
 from glue_pipeline.store.schema import make_engine  # noqa: E402
 from glue_pipeline.store.seed import seed_store  # noqa: E402
-from glue_pipeline.sync import finish_run, start_run, sync_context, sync_tenants  # noqa: E402
+from glue_pipeline.sync import discover_into, recorded_run, sync_context  # noqa: E402
 
 KILL_DEADLINE_S = 180  # a killed run that never reaches its kill point is killed anyway
 
@@ -141,14 +140,9 @@ def reference_sync(world: World, initial_store, sandbox: Sandbox, path: Path) ->
     engine = make_engine(f"sqlite:///{path}")
     seed_store(engine, initial_store)
     client = GraphClient(sandbox_settings(sandbox, world))
-    frame = discover_tenants(client)
-    with engine.begin() as conn:
-        writer.record_discovered_tenants(conn, frame, writer.utcnow())
+    tenant_ids = discover_into(engine, client)
     run_id = f"reference-{uuid.uuid4().hex[:8]}"
-    ctx = sync_context(client, engine, run_id, SyncOptions())
-    start_run(engine, run_id, len(frame))
-    outcomes = sync_tenants(ctx, list(frame["tenant_id"]), 4)
-    finish_run(engine, run_id, outcomes)
+    outcomes = recorded_run(sync_context(client, engine, run_id, SyncOptions()), tenant_ids, 4)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         raise SystemExit(f"the reference sync failed for {len(failed)} tenants: {failed[0].error}")

@@ -96,8 +96,7 @@ def _partner_customers(client: GraphClient) -> dict[str, dict]:
 @dataclass
 class TenantExtract:
     tenant_id: str
-    organization: dict
-    domains: pd.DataFrame
+    organization: dict  # with its verifiedDomains: all the domains the sync uses (no /domains call)
     users: pd.DataFrame
     licenses: pd.DataFrame
     mailboxes: pd.DataFrame
@@ -122,7 +121,7 @@ class TenantExtract:
         options. Notes are left out: they say how the data was read (a full read's notes differ
         from a delta's), not what it is."""
         digest = hashlib.sha256()
-        for part in (self.details(), self.domains.to_dict("records"), self.licenses.to_dict("records"),
+        for part in (self.details(), self.licenses.to_dict("records"),
                      self.mailbox_state, options.model_dump(mode="json")):
             digest.update(json.dumps(part, sort_keys=True, default=str).encode())
         return digest.hexdigest()
@@ -176,9 +175,6 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
         lambda: client.get_json(tenant_id, "organization")["value"][0],
         lambda: read_users(client, tenant_id, options, notes, cache, now),
         lambda: list(client.get_collection(tenant_id, "subscribedSkus")) if options.licenses else [])
-    # The organization lists its verified domains, which is all the sync uses: no /domains call.
-    domains = pd.DataFrame(organization.get("verifiedDomains") or [],
-                           columns=["name", "isDefault", "isInitial", "type"])
     licenses = licenses_frame(skus)
     updates = {USERS_CACHE: users_entry} if users_entry else {}
     if options.mailbox_usage:
@@ -190,7 +186,7 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
             updates[MAILBOX_CACHE] = report_entry
     else:
         mailboxes, state = parse_mailbox_report(""), "off"
-    return TenantExtract(tenant_id, organization, domains, users, licenses, mailboxes, state, notes, updates,
+    return TenantExtract(tenant_id, organization, users, licenses, mailboxes, state, notes, updates,
                          users_changed)
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 from sqlalchemy import Engine, insert, select, update
 
 from glue_pipeline.cache import TenantCache
-from glue_pipeline.extract import TenantExtract, extract_tenant
+from glue_pipeline.extract import TenantExtract, discover_tenants, extract_tenant
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError, TransientGraphError
 from glue_pipeline.mapping import admin_center_url
@@ -93,6 +93,14 @@ def sync_context(client: GraphClient, engine: Engine, run_id: str, options: Sync
     organizations["key"] = organizations["name"].map(normalize_name)
     return SyncContext(client, engine, run_id, organizations, domains, options, cache, tables_dir,
                        organization_table(organizations))
+
+
+def discover_into(engine: Engine, client: GraphClient) -> list[str]:
+    """The partner's customer tenants recorded in the store, without Dagster; their ids."""
+    frame = discover_tenants(client)
+    with write_transaction(engine) as conn:
+        writer.record_discovered_tenants(conn, frame, utcnow())
+    return list(frame["tenant_id"])
 
 
 def tenant_row(engine: Engine, tenant_id: str) -> dict:
@@ -293,10 +301,19 @@ def with_retries(run_pass: TenantPass, tenant_ids: list[str], on_done: OnDone | 
 def sync_tenants(ctx: SyncContext, tenant_ids: list[str], concurrency: int,
                  on_done: OnDone | None = None) -> list[TenantOutcome]:
     """Sync tenants side by side in threads of this process (`concurrency` at a time)."""
-    return with_retries(lambda ids, report: thread_pass(ctx, ids, concurrency, report), tenant_ids, on_done)
+    return with_retries(lambda ids, report: _thread_pass(ctx, ids, concurrency, report), tenant_ids, on_done)
 
 
-def thread_pass(ctx: SyncContext, tenant_ids: list[str], concurrency: int,
+def recorded_run(ctx: SyncContext, tenant_ids: list[str], concurrency: int,
+                 on_done: OnDone | None = None) -> list[TenantOutcome]:
+    """sync_tenants inside the run's sync_runs row: opened first, closed with the counts."""
+    start_run(ctx.engine, ctx.run_id, len(tenant_ids))
+    outcomes = sync_tenants(ctx, tenant_ids, concurrency, on_done)
+    finish_run(ctx.engine, ctx.run_id, outcomes)
+    return outcomes
+
+
+def _thread_pass(ctx: SyncContext, tenant_ids: list[str], concurrency: int,
                 on_done: OnDone | None) -> list[TenantOutcome]:
     done: list[TenantOutcome] = []
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(tenant_ids) or 1))) as pool:

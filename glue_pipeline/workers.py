@@ -2,8 +2,8 @@
 
 Matching and writing a tenant is CPU-bound Python, and threads share one interpreter lock, so
 one process carries at most one core of it. A run therefore starts a few worker processes
-(GLUE_SYNC_PROCESSES) that take tenants from one queue, each with its share of the Graph
-concurrency as threads, and send each tenant's outcome back as soon as it is done. The run's
+(GLUE_SYNC_PROCESSES), each with its share of the Graph concurrency as threads, which send
+each tenant's outcome back as soon as it is done. The run's
 own process only reports outcomes to Dagster. Small batches, and steps that already run inside
 a daemonic process (a Celery prefork worker), stay in threads of the current process.
 
@@ -38,7 +38,7 @@ from glue_pipeline.sync import (
     record_failure,
     sync_context,
     sync_tenant,
-    thread_pass,
+    sync_tenants,
     with_retries,
 )
 
@@ -80,8 +80,7 @@ def sync_batch(spec: SyncSpec, tenant_ids: list[str], processes: int,
     failures); `engine` serves the in-process case."""
     concurrency = spec.graph.concurrency
     if processes_for(len(tenant_ids), processes, concurrency) <= 1:
-        ctx = spec.context(engine=engine)
-        return with_retries(lambda ids, report: thread_pass(ctx, ids, concurrency, report), tenant_ids, on_done)
+        return sync_tenants(spec.context(engine=engine), tenant_ids, concurrency, on_done)
     return with_retries(lambda ids, report: process_pass(spec, ids, processes, report, engine), tenant_ids,
                         on_done)
 

@@ -32,7 +32,7 @@ from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema, writer
 from glue_pipeline.store.schema import create_tables, make_engine
 from glue_pipeline.store.seed import seed_store
-from glue_pipeline.sync import TenantOutcome, finish_run, start_run, sync_context, sync_tenants
+from glue_pipeline.sync import TenantOutcome, discover_into, recorded_run, sync_context
 from glue_pipeline_tests.stores import canonical_store, matched_world
 
 BARRIER_DEADLINE_S = 240  # how long to wait for the processes to get ready (never asserted on)
@@ -43,19 +43,13 @@ def client_for(sandbox: Sandbox, world: World) -> GraphClient:
 
 
 def discover(engine: Engine, client: GraphClient) -> list[str]:
-    frame = discover_tenants(client)
-    with engine.begin() as conn:
-        writer.record_discovered_tenants(conn, frame, writer.utcnow())
-    return list(frame["tenant_id"])
+    return discover_into(engine, client)
 
 
 def sync_batch(engine: Engine, client: GraphClient, tenant_ids: list[str]) -> tuple[str, list[TenantOutcome]]:
     run_id = f"test-{uuid.uuid4().hex[:12]}"
     ctx = sync_context(client, engine, run_id, SyncOptions())
-    start_run(engine, run_id, len(tenant_ids))
-    outcomes = sync_tenants(ctx, tenant_ids, 2)
-    finish_run(engine, run_id, outcomes)
-    return run_id, outcomes
+    return run_id, recorded_run(ctx, tenant_ids, 2)
 
 
 def created_by_run(engine: Engine, run_ids: list[str]) -> dict[str, dict[str, int]]:

@@ -23,16 +23,15 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from glue_pipeline.demo import sandbox_env, sandbox_settings
-from glue_pipeline.extract import discover_tenants
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.runner import get_instance, run_discovery, run_sync
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
-from glue_pipeline.store import schema, writer
+from glue_pipeline.store import schema
 from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
-from glue_pipeline.sync import finish_run, start_run, sync_context, sync_tenants
+from glue_pipeline.sync import discover_into, recorded_run, sync_context
 from glue_pipeline_tests.stores import canonical_store, matched_world
 
 KILL_DEADLINE_S = 240  # generous: a slow machine still gets there; the test never measures time
@@ -141,14 +140,9 @@ def _reference(world: World, sandbox: Sandbox, path: Path) -> dict:
     engine = make_engine(f"sqlite:///{path}")
     seed_store(engine, world.store)
     client = GraphClient(sandbox_settings(sandbox, world))
-    frame = discover_tenants(client)
-    with engine.begin() as conn:
-        writer.record_discovered_tenants(conn, frame, writer.utcnow())
+    tenant_ids = discover_into(engine, client)
     run_id = f"reference-{uuid.uuid4().hex[:8]}"
-    ctx = sync_context(client, engine, run_id, SyncOptions())
-    start_run(engine, run_id, len(frame))
-    outcomes = sync_tenants(ctx, list(frame["tenant_id"]), 4)
-    finish_run(engine, run_id, outcomes)
+    outcomes = recorded_run(sync_context(client, engine, run_id, SyncOptions()), tenant_ids, 4)
     assert {o.status for o in outcomes} == {"synced"}
     with engine.connect() as conn:
         created = conn.execute(select(func.count()).select_from(schema.contacts)

@@ -28,17 +28,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import and_, select
 
-from glue_pipeline.extract import discover_tenants
 from glue_pipeline.demo import sandbox_settings
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
-from glue_pipeline.store import schema, writer
+from glue_pipeline.store import schema
 from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
-from glue_pipeline.sync import TenantOutcome, finish_run, start_run, sync_context, sync_tenants
+from glue_pipeline.sync import TenantOutcome, discover_into, recorded_run, sync_context
 from glue_pipeline_tests.stores import canonical_store
 
 class Store:
@@ -48,10 +47,7 @@ class Store:
         self.sandbox, self.world = sandbox, world
         self.engine = make_engine(f"sqlite:///{path}")
         seed_store(self.engine, world.store)
-        frame = discover_tenants(self.client())
-        with self.engine.begin() as conn:
-            writer.record_discovered_tenants(conn, frame, writer.utcnow())
-        self.tenant_ids = list(frame["tenant_id"])
+        self.tenant_ids = discover_into(self.engine, self.client())
 
     def client(self) -> GraphClient:
         settings = sandbox_settings(self.sandbox, self.world, max_retries=2, max_retry_wait_s=0.01,
@@ -61,10 +57,7 @@ class Store:
     def sync(self) -> dict[str, TenantOutcome]:
         run_id = f"prop-{uuid.uuid4().hex[:12]}"
         ctx = sync_context(self.client(), self.engine, run_id, SyncOptions())
-        start_run(self.engine, run_id, len(self.tenant_ids))
-        outcomes = sync_tenants(ctx, self.tenant_ids, 2)
-        finish_run(self.engine, run_id, outcomes)
-        return {o.tenant_id: o for o in outcomes}
+        return {o.tenant_id: o for o in recorded_run(ctx, self.tenant_ids, 2)}
 
     def interrupt(self, tenant_ids: set[str]) -> None:
         """The chosen tenants' store transactions fail at their last statement."""

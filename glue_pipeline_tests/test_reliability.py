@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select
 
 from glue_pipeline.cache import TenantCache
 from glue_pipeline.definitions import TENANTS
-from glue_pipeline.extract import CONCEALED_FIX, discover_tenants
+from glue_pipeline.extract import CONCEALED_FIX
 from glue_pipeline.graph.client import MAX_STALLED_PAGES, GraphClient
 from glue_pipeline.matching.organizations import normalize_name
 from glue_pipeline.options import SyncOptions
@@ -34,16 +34,15 @@ from glue_pipeline.runner import run_discovery, run_sync
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import AssignedLicense, StoreContact, User, World
 from glue_pipeline.settings import GraphSettings, Secret
-from glue_pipeline.store import schema, writer
+from glue_pipeline.store import schema
 from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import (
+    discover_into,
     TRANSIENT_RETRIES,
     TenantOutcome,
-    finish_run,
-    start_run,
+    recorded_run,
     sync_context,
-    sync_tenants,
 )
 from glue_pipeline_tests.stores import canonical_store, matched_world
 
@@ -80,15 +79,12 @@ class Bench:
     def sync(self, client: GraphClient | None = None, tenant_ids: list[str] | None = None,
              options: SyncOptions | None = None, cache: TenantCache | None = None
              ) -> tuple[str, dict[str, TenantOutcome]]:
-        """One batch, as the Dagster multi-asset runs it: start_run, every tenant side by side,
-        finish_run. Returns the run id and the outcome per tenant."""
+        """One batch, as the Dagster asset runs it: the run recorded, every tenant side by side.
+        Returns the run id and the outcome per tenant."""
         run_id = f"test-{uuid.uuid4().hex[:12]}"
         tenant_ids = list(tenant_ids or self.tenant_ids)
         ctx = sync_context(client or self.client(), self.engine, run_id, options or SyncOptions(), cache)
-        start_run(self.engine, run_id, len(tenant_ids))
-        outcomes = sync_tenants(ctx, tenant_ids, 4)
-        finish_run(self.engine, run_id, outcomes)
-        return run_id, {o.tenant_id: o for o in outcomes}
+        return run_id, {o.tenant_id: o for o in recorded_run(ctx, tenant_ids, 4)}
 
     def log(self, run_id: str, tenant_id: str) -> list[tuple[str, str]]:
         log = schema.sync_log
@@ -114,10 +110,7 @@ def open_bench(world: World, state_dir: Path, store_url: str) -> Bench:
     engine = make_engine(store_url)
     seed_store(engine, copy.store)
     client = GraphClient(settings_for(sandbox, copy))
-    frame = discover_tenants(client)
-    with engine.begin() as conn:
-        writer.record_discovered_tenants(conn, frame, writer.utcnow())
-    return Bench(sandbox, copy, engine, list(frame["tenant_id"]))
+    return Bench(sandbox, copy, engine, discover_into(engine, client))
 
 
 @pytest.fixture(scope="module")
@@ -597,9 +590,8 @@ def test_a_passing_storm_is_retried_before_the_tenant_is_marked_failed(bench: Be
             calm["done"] = True
 
     run_id = f"retry-{uuid.uuid4().hex[:8]}"
-    start_run(bench.engine, run_id, len(bench.tenant_ids))
     ctx = sync_context(client, bench.engine, run_id, SyncOptions())
-    outcomes = {o.tenant_id: o for o in sync_tenants(ctx, bench.tenant_ids, 4, calm_after_first_pass)}
+    outcomes = {o.tenant_id: o for o in recorded_run(ctx, bench.tenant_ids, 4, calm_after_first_pass)}
     assert calm["done"] and outcomes[tenant_id].status != "failed"
     assert bench.result(run_id, tenant_id)["error"] is None
     assert any(action == "tenant_failed" for action, _message in bench.log(run_id, tenant_id)), \

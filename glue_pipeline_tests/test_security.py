@@ -18,7 +18,6 @@ from sqlalchemy import inspect, select
 
 from glue_pipeline.cli import main
 from glue_pipeline.demo import sandbox_env
-from glue_pipeline.extract import discover_tenants
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import TransientGraphError
 from glue_pipeline.options import SyncOptions
@@ -35,10 +34,10 @@ from glue_pipeline.sandbox.world import (
     save_world,
 )
 from glue_pipeline.settings import ConfigError, GraphSettings, Secret, graph_settings_from_env
-from glue_pipeline.store import schema, writer
+from glue_pipeline.store import schema
 from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
-from glue_pipeline.sync import finish_run, start_run, sync_context, sync_tenants
+from glue_pipeline.sync import discover_into, recorded_run, sync_context
 
 # Three base64url parts, the first two JSON objects ('{"' encodes as eyJ): any JWT, signed or not.
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*")
@@ -266,13 +265,9 @@ def test_sql_looking_names_are_stored_as_text(backend: str, sandbox_state: Path,
     tables_before = set(inspect(engine).get_table_names())
     with Sandbox(SandboxConfig(world=world), state_dir=sandbox_state) as sandbox:
         client = GraphClient(settings_for(sandbox, world))
-        frame = discover_tenants(client)
-        with engine.begin() as conn:
-            writer.record_discovered_tenants(conn, frame, writer.utcnow())
+        tenant_ids = discover_into(engine, client)
         ctx = sync_context(client, engine, "run-hostile", SyncOptions())
-        start_run(engine, "run-hostile", len(frame))
-        outcomes = {o.tenant_id: o for o in sync_tenants(ctx, list(frame["tenant_id"]), 2)}
-        finish_run(engine, "run-hostile", outcomes.values())  # type: ignore[arg-type]
+        outcomes = {o.tenant_id: o for o in recorded_run(ctx, tenant_ids, 2)}
     assert outcomes[tenant.id].status == "synced", outcomes[tenant.id].error
     assert outcomes[tenant.id].match and outcomes[tenant.id].match.method == "exact"
 

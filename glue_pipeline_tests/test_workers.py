@@ -16,15 +16,14 @@ from sqlalchemy import Engine, select
 
 from glue_pipeline import workers
 from glue_pipeline.demo import sandbox_settings
-from glue_pipeline.extract import discover_tenants
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
-from glue_pipeline.store import schema, writer
+from glue_pipeline.store import schema
 from glue_pipeline.store.schema import create_tables, make_engine
 from glue_pipeline.store.seed import seed_store
-from glue_pipeline.sync import TenantOutcome, finish_run, start_run
+from glue_pipeline.sync import TenantOutcome, discover_into, finish_run, start_run
 from glue_pipeline.workers import SyncSpec, sync_batch
 from glue_pipeline_tests.stores import canonical_store, matched_world
 
@@ -50,10 +49,7 @@ def fresh_store(tmp_path: Path, world: World, client: GraphClient) -> tuple[Engi
     engine = make_engine(f"sqlite:///{tmp_path / f'store-{uuid.uuid4().hex[:6]}.db'}")
     create_tables(engine)
     seed_store(engine, world.store)
-    frame = discover_tenants(client)
-    with engine.begin() as conn:
-        writer.record_discovered_tenants(conn, frame, writer.utcnow())
-    return engine, list(frame["tenant_id"])
+    return engine, discover_into(engine, client)
 
 
 def spec_for(sandbox: Sandbox, world: World, engine: Engine, tmp_path: Path, store_url: str | None = None) -> SyncSpec:
