@@ -47,6 +47,16 @@ def pg_database() -> Iterator[str]:
         admin.close()
 
 
+@pytest.fixture(scope="module")
+def only_the_ca_we_pass() -> Iterator[None]:
+    """REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE unset for a module whose plain requests sessions and
+    msal apps talk to the sandbox: requests lets them replace the CA a session was given."""
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        env.delenv("CURL_CA_BUNDLE", raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def small_world() -> World:
     """6 tenants, 300 users, one with revoked consent; store seeded with organizations."""

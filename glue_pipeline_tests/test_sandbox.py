@@ -60,14 +60,8 @@ def _cast() -> Cast:
     return Cast(world, plain, limited, revoked, big)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _only_the_ca_we_pass() -> Iterator[None]:
-    # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace Session.verify (which is what
-    # msal's verify= sets), so with them set the sandbox CA would be ignored.
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("REQUESTS_CA_BUNDLE", raising=False)
-        env.delenv("CURL_CA_BUNDLE", raising=False)
-        yield
+# Talk to the sandbox trusting only its CA, as the pipeline does (conftest).
+pytestmark = pytest.mark.usefixtures("only_the_ca_we_pass")
 
 
 @pytest.fixture(scope="module")

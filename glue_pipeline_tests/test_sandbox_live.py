@@ -25,13 +25,8 @@ SCOPES = ["https://graph.microsoft.com/.default"]
 DELTA_SELECT = "id,displayName,jobTitle,mobilePhone,accountEnabled"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _only_the_ca_we_pass() -> Iterator[None]:
-    # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace the CA a session was given.
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("REQUESTS_CA_BUNDLE", raising=False)
-        env.delenv("CURL_CA_BUNDLE", raising=False)
-        yield
+# Talk to the sandbox trusting only its CA, as the pipeline does (conftest).
+pytestmark = pytest.mark.usefixtures("only_the_ca_we_pass")
 
 
 @pytest.fixture(scope="module")

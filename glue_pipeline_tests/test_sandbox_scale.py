@@ -5,7 +5,6 @@ never asserted here."""
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Iterator
 from pathlib import Path
 
 import msal
@@ -19,12 +18,8 @@ SCOPE = "https://graph.microsoft.com/.default"
 SELECT = "id,userPrincipalName,displayName,givenName,surname,mail,jobTitle,accountEnabled,assignedLicenses"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _only_the_ca_we_pass() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("REQUESTS_CA_BUNDLE", raising=False)
-        env.delenv("CURL_CA_BUNDLE", raising=False)
-        yield
+# Talk to the sandbox trusting only its CA, as the pipeline does (conftest).
+pytestmark = pytest.mark.usefixtures("only_the_ca_we_pass")
 
 
 def _session(sandbox: Sandbox, token: str | None = None, pool: int = 10) -> requests.Session:
