@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -24,26 +25,50 @@ import pyarrow.parquet as pq
 _META_KEY = b"glue_pipeline"
 
 
+class CacheError(Exception):
+    """A cached file whose rows cannot be read. It has been removed, so the next sync reads the
+    tenant in full."""
+
+
 class CachedTable:
     """A cached table and its state (delta_link / full_read_at for users; fetched_on for the
-    mailbox report). Loaded from a file, the frame and the rows are built only when asked for."""
+    mailbox report). Loaded from a file, only the state is read at once: the rows are read, and
+    the frame built, when first asked for (an unchanged tenant never needs them). `frame` may
+    also be a function that builds it."""
 
-    def __init__(self, frame: pd.DataFrame | None, state: dict, table: pa.Table | None = None,
+    def __init__(self, frame: pd.DataFrame | Callable[[], pd.DataFrame] | None, state: dict,
+                 source: pq.ParquetFile | None = None, path: Path | None = None,
                  rows_unchanged: bool = False) -> None:
-        self._frame, self.state, self._table = frame, state, table
+        self._frame, self.state = frame, state
+        # The open file: its rows are read from it even if a newer file replaced it since.
+        self._source, self._path, self._table = source, path, None
         # The rows are those of the file it was loaded from: saving it rewrites only the state.
         self.rows_unchanged = rows_unchanged
 
     @property
     def frame(self) -> pd.DataFrame:
+        if callable(self._frame):
+            self._frame = self._frame()
         if self._frame is None:
-            assert self._table is not None
-            self._frame = self._table.to_pandas()
+            self._frame = self._arrow().to_pandas()
         return self._frame
 
     def rows(self) -> list[dict]:
         """Rows as plain Python values (lists stay lists)."""
-        return self._table.to_pylist() if self._table is not None else records(self.frame)
+        return self._arrow().to_pylist() if self._source is not None else records(self.frame)
+
+    def _arrow(self) -> pa.Table:
+        if self._table is None:
+            assert self._source is not None and self._path is not None
+            try:
+                self._table = self._source.read()
+            except (pa.ArrowException, OSError) as exc:
+                self._path.unlink(missing_ok=True)
+                raise CacheError(f"the cached file {self._path} could not be read ({exc}); it was removed, "
+                                 "so the next sync reads the tenant in full") from None
+            finally:
+                self._source.close()
+        return self._table
 
 
 class TenantCache:
@@ -59,19 +84,22 @@ class TenantCache:
         return self.root / kind / f"{tenant_id}.state.json"
 
     def load(self, kind: str, tenant_id: str) -> CachedTable | None:
+        """The entry with its state; None when there is none or its file is damaged (the sync
+        then reads everything again). Its rows are read only when asked for."""
         path = self._path(kind, tenant_id)
         try:
-            table = pq.read_table(path)
-        except (FileNotFoundError, pa.ArrowInvalid, OSError):
-            return None  # missing or damaged: the sync reads everything again
-        state = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
+            source = pq.ParquetFile(path)
+            metadata = source.schema_arrow.metadata or {}
+        except (FileNotFoundError, pa.ArrowException, OSError):
+            return None
+        state = json.loads(metadata.get(_META_KEY, b"{}"))
         try:  # a newer state for the same rows (same generation), written without the rows
             newer = json.loads(self._state_path(kind, tenant_id).read_text(encoding="utf-8"))
             if newer.get("generation") == state.get("generation"):
                 state = newer["state"]
         except (OSError, ValueError, KeyError):
             pass
-        return CachedTable(None, state, table)
+        return CachedTable(None, state, source, path)
 
     def save(self, kind: str, tenant_id: str, entry: CachedTable) -> None:
         path = self._path(kind, tenant_id)

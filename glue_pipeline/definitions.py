@@ -16,7 +16,8 @@ tables: Dagster writes an event per asset and partition when a run is planned an
 materializes, so one asset per table would multiply that bookkeeping by the number of tables.
 Inside the run each tenant succeeds or fails on its own: a succeeded tenant's partition is
 materialized as it finishes; a failed tenant's is not, and the run fails at the end, so Dagster
-shows exactly those partitions as failed, ready to re-run alone.
+shows exactly those partitions as failed, ready to re-run alone. A tenant unchanged since its
+last sync keeps its last materialization, except in a failing run (see tenant_sync).
 """
 
 import queue
@@ -141,7 +142,9 @@ def _report_progress(context: dg.AssetExecutionContext, show: bool):  # type: ig
 
 def _materialization(outcome: TenantOutcome) -> dg.AssetMaterialization:
     """A tenant that finished: its counts, and its tables (row counts, previews, files). An
-    unchanged tenant was not re-planned, so its tables are those of its last materialization."""
+    unchanged tenant was not re-planned, so its tables are those of its last materialization.
+    Each materialization is an event Dagster stores, so unchanged tenants are materialized only
+    when the run fails (see tenant_sync)."""
     metadata: dict = {k: v for k, v in outcome.summary().items() if v is not None}
     metadata["unchanged since last sync"] = outcome.unchanged
     for table, described in outcome.report.items():
@@ -192,18 +195,27 @@ def tenant_sync(context: dg.AssetExecutionContext, glue: GlueResource):
     start_run(engine, context.run_id, len(tenant_ids))
     progress = _report_progress(context, glue.show_progress)
     outcomes: list[TenantOutcome] = []
+    unchanged: list[TenantOutcome] = []
     processes = glue.processes or settings.sync_processes
     for event in _in_background(lambda on_done: sync_batch(spec, tenant_ids, processes, on_done, engine)):
         if event[0] == "tenant":
             outcome = event[1]
             progress(*event[1:])
-            if outcome.status != "failed":  # final: only failures are ever retried
+            if outcome.unchanged:
+                unchanged.append(outcome)
+            elif outcome.status != "failed":  # final: only failures are ever retried
                 yield _materialization(outcome)
         else:
             outcomes = event[1]
     finish_run(engine, context.run_id, outcomes)
     failed = [o for o in outcomes if o.status == "failed"]
+    if unchanged and not failed:
+        context.log.info(f"{len(unchanged)} tenants unchanged since their last sync: not materialized "
+                         "again, their last materialization still holds")
     if failed:
+        # Dagster marks every partition a failed run planned and did not materialize as failed:
+        # the unchanged tenants are materialized so that only the failed ones are.
+        yield from (_materialization(o) for o in unchanged)
         raise dg.Failure(
             description=f"{len(failed)} of {len(outcomes)} tenants failed; their partitions are marked "
                         "failed and can be re-run alone:\n"

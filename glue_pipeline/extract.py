@@ -3,6 +3,7 @@ organization, domains, users, subscribed SKUs and mailbox usage."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -27,6 +28,10 @@ USER_FIELDS = [
     "businessPhones", "mobilePhone", "officeLocation", "accountEnabled", "userType",
     "proxyAddresses", "assignedLicenses", "createdDateTime", "lastPasswordChangeDateTime",
 ]
+# What TenantExtract.details() and the domains read; what licenses_frame reads.
+ORGANIZATION_FIELDS = ["id", "displayName", "verifiedDomains", "street", "city", "state", "postalCode",
+                       "countryLetterCode", "businessPhones"]
+SKU_FIELDS = ["skuId", "skuPartNumber", "capabilityStatus", "consumedUnits", "prepaidUnits"]
 TENANT_COLUMNS = ["tenant_id", "display_name", "default_domain", "relationship", "data_source"]
 SIGN_IN_FIELD = "signInActivity"
 # Graph answers these when signInActivity cannot be read: no AuditLog.Read.All, or no Entra ID P1/P2.
@@ -93,13 +98,22 @@ def _partner_customers(client: GraphClient) -> dict[str, dict]:
     return rows
 
 
+# A table, or a function that builds it when first needed (from the cache, for a tenant that may
+# turn out unchanged and never need it).
+Frame = pd.DataFrame | Callable[[], pd.DataFrame]
+
+
+def _built(frame: Frame) -> pd.DataFrame:
+    return frame() if callable(frame) else frame
+
+
 @dataclass
 class TenantExtract:
     tenant_id: str
     organization: dict  # with its verifiedDomains: all the domains the sync uses (no /domains call)
-    users: pd.DataFrame
+    _users: Frame = field(repr=False)
     licenses: pd.DataFrame
-    mailboxes: pd.DataFrame
+    _mailboxes: Frame = field(repr=False)
     # joined: the report's rows are joined to users by UPN; otherwise (off, concealed, unreadable)
     # the mailbox fields of the overlay are left as they are.
     mailbox_state: str = "joined"
@@ -109,6 +123,16 @@ class TenantExtract:
     cache_updates: dict[str, CachedTable] = field(default_factory=dict)
     # False only when the users came from the snapshot and a delta query reported no change.
     users_changed: bool = True
+
+    @property
+    def users(self) -> pd.DataFrame:
+        self._users = _built(self._users)
+        return self._users
+
+    @property
+    def mailboxes(self) -> pd.DataFrame:
+        self._mailboxes = _built(self._mailboxes)
+        return self._mailboxes
 
     @property
     def unchanged_users(self) -> bool:
@@ -172,22 +196,26 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
     notes: list[str] = []
     organization, (users, users_entry, users_changed), skus = side_by_side(
         client.settings.tenant_concurrency,
-        lambda: client.get_json(tenant_id, "organization")["value"][0],
+        lambda: client.get_json(tenant_id, "organization", {"$select": ",".join(ORGANIZATION_FIELDS)})["value"][0],
         lambda: read_users(client, tenant_id, options, notes, cache, now),
-        lambda: list(client.get_collection(tenant_id, "subscribedSkus")) if options.licenses else [])
+        lambda: list(client.get_collection(tenant_id, "subscribedSkus", select=SKU_FIELDS))
+        if options.licenses else [])
     licenses = licenses_frame(skus)
     updates = {USERS_CACHE: users_entry} if users_entry else {}
     if options.mailbox_usage:
-        licensed = bool(users["assignedLicenses"].map(lambda items: bool(items) if isinstance(items, list)
-                                                       else False).any())
         mailboxes, state, report_entry = cached_mailboxes(client, tenant_id, options, notes, cache, now,
-                                                          licensed)
+                                                          lambda: _has_licensed_users(_built(users)))
         if report_entry:
             updates[MAILBOX_CACHE] = report_entry
     else:
         mailboxes, state = parse_mailbox_report(""), "off"
     return TenantExtract(tenant_id, organization, users, licenses, mailboxes, state, notes, updates,
                          users_changed)
+
+
+def _has_licensed_users(users: pd.DataFrame) -> bool:
+    return bool(users["assignedLicenses"].map(lambda items: bool(items) if isinstance(items, list)
+                                              else False).any())
 
 
 def side_by_side(limit: int, *calls: Callable[[], Any]) -> list[Any]:
@@ -221,9 +249,10 @@ class _NotStarted(Exception):
 
 def read_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
                cache: TenantCache | None = None,
-               now: datetime | None = None) -> tuple[pd.DataFrame, CachedTable | None, bool]:
+               now: datetime | None = None) -> tuple[Frame, CachedTable | None, bool]:
     """The tenant's users, the cache entry to keep for the next sync (None without a cache), and
-    whether they may differ from the snapshot (False only after an empty delta)."""
+    whether they may differ from the snapshot (False only after an empty delta). After a delta
+    the users are built from the snapshot only when first needed."""
     now = now or datetime.now(timezone.utc)
     fields = user_fields(options)
     columns = fields + [SIGN_IN_FIELD]
@@ -239,9 +268,10 @@ def read_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes:
                 raise
             notes.append("the users delta link had expired; all users were read again")
         else:
-            users = apply_delta(snapshot.rows(), changes, columns)
+            # Built once, shared by the extract and the cache entry.
+            merged = functools.cache(lambda: apply_delta(snapshot.rows(), changes, columns))
             state = {**snapshot.state, "delta_link": _relative(client, link)}
-            return users, CachedTable(users, state, rows_unchanged=not changes), bool(changes)
+            return merged, CachedTable(merged, state, rows_unchanged=not changes), bool(changes)
     # Take the delta link first: changes made during the full read come again next time.
     link = latest_delta_link(client, tenant_id, fields)
     users = full_user_read(client, tenant_id, options, notes)
@@ -320,13 +350,14 @@ def apply_delta(users: list[dict], changes: list[dict], columns: list[str]) -> p
 
 def cached_mailboxes(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
                      cache: TenantCache | None, now: datetime,
-                     expect_rows: bool) -> tuple[pd.DataFrame, str, CachedTable | None]:
-    """The mailbox report; one already fetched today (Graph refreshes it daily) is reused."""
+                     expect_rows: Callable[[], bool]) -> tuple[Frame, str, CachedTable | None]:
+    """The mailbox report; one already fetched today (Graph refreshes it daily) is reused, its
+    rows read only when needed. `expect_rows()`: whether the tenant has licensed users."""
     today = utc_day(now)
     cached = cache.load(MAILBOX_CACHE, tenant_id) if cache else None
     if cached and cached.state.get("fetched_on") == today:
-        return cached.frame, cached.state.get("mailbox_state", "joined"), None
-    mailboxes, state = read_mailboxes(client, tenant_id, options, notes, expect_rows)
+        return lambda: cached.frame, cached.state.get("mailbox_state", "joined"), None
+    mailboxes, state = read_mailboxes(client, tenant_id, options, notes, expect_rows())
     entry = CachedTable(mailboxes, {"fetched_on": today, "mailbox_state": state}) if cache and \
         state in ("joined", "concealed") else None
     return mailboxes, state, entry

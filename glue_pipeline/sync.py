@@ -5,8 +5,9 @@ tenant in one transaction, so a tenant's writes are all or nothing. A tenant's f
 recorded (sync_results, sync_log) and never stops the others.
 
 A tenant whose users came back unchanged from a delta query, and whose other Microsoft data and
-store rows fingerprint as in its last sync, is not planned or written again: its result is
-recorded as unchanged. A failure forgets the fingerprint, so the next sync is a full one.
+store rows (for a tenant without a match: the organizations it is matched against) fingerprint
+as in its last sync, is not planned or written again: its result is recorded as unchanged. A
+failure forgets the fingerprint, so the next sync is a full one.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError, TransientGraphError
 from glue_pipeline.mapping import admin_center_url
 from glue_pipeline.matching.organizations import OrgMatch, normalize_name
-from glue_pipeline.matching.suggest import organization_table
+from glue_pipeline.matching.suggest import domain_evidence_index, domain_evidence_of, organization_table
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.plan import (
     ContactPlan,
@@ -81,6 +82,10 @@ class SyncContext:
     cache: TenantCache | None = None
     tables_dir: Path | None = None  # where each tenant's tables are written as Parquet
     organization_names: pd.DataFrame | None = None  # name features for suggestions (once per batch)
+    # What a tenant without a match is matched and suggested against: a digest of the
+    # organizations' names, and the domain evidence by domain (suggest.domain_evidence_index).
+    organizations_digest: str = ""
+    domain_evidence: dict[str, list[list[int]]] = field(default_factory=dict)
 
 
 def sync_context(client: GraphClient, engine: Engine, run_id: str, options: SyncOptions,
@@ -91,8 +96,10 @@ def sync_context(client: GraphClient, engine: Engine, run_id: str, options: Sync
         domains = writer.read_organization_domains(conn)
     # Normalized names and name features once per batch, not once per tenant.
     organizations["key"] = organizations["name"].map(normalize_name)
+    names = hashlib.sha256(pd.util.hash_pandas_object(organizations[["id", "name"]], index=False)
+                           .to_numpy().tobytes()).hexdigest()
     return SyncContext(client, engine, run_id, organizations, domains, options, cache, tables_dir,
-                       organization_table(organizations))
+                       organization_table(organizations), names, domain_evidence_index(domains))
 
 
 def discover_into(engine: Engine, client: GraphClient) -> list[str]:
@@ -133,8 +140,19 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
                              transient=isinstance(exc, TransientGraphError))
 
 
-def _fingerprint(extract_digest: str, store_version: list) -> str:
-    return hashlib.sha256((extract_digest + json.dumps(store_version)).encode()).hexdigest()
+# Match statuses planned from the batch's organizations (exact name, suggestions), not from the
+# tenant's own recorded match.
+OPEN_MATCHES = ("unmatched", "suggested")
+
+
+def _fingerprint(ctx: SyncContext, extract: TenantExtract, extract_digest: str, store_version: list,
+                 match_status: str) -> str:
+    """What a tenant's plan reads: its Microsoft data and options, its store rows, and for a
+    tenant without a match the organizations' names and the domain evidence its domains meet
+    (contacts added elsewhere do not plan it again)."""
+    against = [ctx.organizations_digest, domain_evidence_of(ctx.domain_evidence, extract.verified_domains)] \
+        if match_status in OPEN_MATCHES else []
+    return hashlib.sha256((extract_digest + json.dumps([store_version, against])).encode()).hexdigest()
 
 
 def _write_tenant(ctx: SyncContext, known: dict,
@@ -147,10 +165,10 @@ def _write_tenant(ctx: SyncContext, known: dict,
     with write_transaction(ctx.engine) as conn:
         writer.lock_tenant(conn, tenant_id)
         recorded = writer.read_recorded_match(conn, tenant_id)
-        if extract.unchanged_users and recorded and recorded["status"] in ("matched", "ignored"):
+        if extract.unchanged_users and recorded:
             state = writer.read_sync_state(conn, tenant_id)
             version = writer.read_store_version(conn, tenant_id, recorded["organization_id"])
-            if state and state["fingerprint"] == _fingerprint(digest, version):
+            if state and state["fingerprint"] == _fingerprint(ctx, extract, digest, version, recorded["status"]):
                 return _record_unchanged(conn, ctx, extract, recorded, state, now), {}
         writer.upsert_tenant(conn, {
             "tenant_id": tenant_id, **extract.details(), "relationship": known.get("relationship"),
@@ -184,7 +202,8 @@ def _write_tenant(ctx: SyncContext, known: dict,
         writer.write_result(conn, result)
         version = writer.read_store_version(conn, tenant_id, org.match.organization_id)
         writer.save_sync_state(conn, {
-            "tenant_id": tenant_id, "fingerprint": _fingerprint(digest, version), "status": status,
+            "tenant_id": tenant_id, "fingerprint": _fingerprint(ctx, extract, digest, version, org.match.status),
+            "status": status,
             "organization_id": org.match.organization_id, "users": len(extract.users),
             "contacts": counts.created + counts.updated + counts.unchanged, "held": counts.held,
             "skipped": counts.skipped, "run_id": ctx.run_id, "synced_at": now})

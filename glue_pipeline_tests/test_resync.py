@@ -124,8 +124,23 @@ def _matched_tenants(engine) -> set[str]:  # type: ignore[no-untyped-def]
                                 .where(schema.tenant_matches.c.status == "matched")).scalars())
 
 
+def _revoked(small_world: World) -> str:
+    return next(t.id for t in small_world.tenants if t.consent == "revoked")
+
+
+def _latest_storage_id(instance, tenant_id: str) -> int:  # type: ignore[no-untyped-def]
+    import dagster as dg
+
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey("tenant_contacts"), asset_partitions=[tenant_id]), limit=1).records
+    return records[0].storage_id
+
+
 def test_an_unchanged_tenant_is_recorded_without_being_planned_again(first_sync, small_world: World) -> None:
+    """In a failing run (the small world's revoked tenant fails) unchanged tenants are materialized
+    again, marked unchanged, so that only the failed tenant's partition shows as failed."""
     from glue_pipeline_tests.stores import canonical_store
+    from glue_pipeline_tests.test_sync_e2e import partition_status
 
     engine, instance = first_sync
     matched = _matched_tenants(engine)
@@ -136,14 +151,67 @@ def test_an_unchanged_tenant_is_recorded_without_being_planned_again(first_sync,
     assert first["contact_matches file"].value.endswith(".parquet")
     before = canonical_store(engine)
     runs = run_sync(instance)
+    assert not runs[0].success, "the revoked tenant fails the run"
     run_ids = [r.run_id for r in runs]
     summary = summarize(engine, run_ids)
     assert _actions(engine, run_ids, "tenant_unchanged") == matched
     assert (summary.created, summary.updated) == (0, 0) and summary.unchanged > 0
     assert canonical_store(engine) == before
     again = _latest_metadata(instance, next(iter(matched)))
-    assert again["unchanged since last sync"].value is True, "still materialized, marked unchanged"
+    assert again["unchanged since last sync"].value is True, "materialized again in a failing run"
     assert again["unchanged"].value == first["created"].value + first["updated"].value + first["unchanged"].value
+    materialized, failed = partition_status(instance, "tenant_contacts")
+    assert failed == {_revoked(small_world)} and matched <= materialized
+
+
+def test_in_a_succeeding_run_an_unchanged_tenant_keeps_its_last_materialization(
+        first_sync, sandbox: Sandbox, small_world: World) -> None:
+    from glue_pipeline_tests.test_sync_e2e import partition_status
+
+    engine, instance = first_sync
+    matched = _matched_tenants(engine)
+    before = {t: _latest_storage_id(instance, t) for t in matched}
+    revoked = _revoked(small_world)
+    sandbox.config.world.tenant(revoked).consent = "granted"  # consent granted again: the run succeeds
+    runs = run_sync(instance)
+    assert runs[0].success, runs[0].error
+    assert _actions(engine, [runs[0].run_id], "tenant_unchanged") == matched
+    assert {t: _latest_storage_id(instance, t) for t in matched} == before, "not materialized again"
+    assert _latest_metadata(instance, revoked)["unchanged since last sync"].value is False
+    materialized, failed = partition_status(instance, "tenant_contacts")
+    assert failed == set() and matched | {revoked} <= materialized
+
+
+def test_a_tenant_without_a_match_is_planned_again_only_when_the_organizations_change(
+        glue_env: dict, small_world: World, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import update
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    engine = make_engine(glue_env["GLUE_STORE_URL"])
+    seed_store(engine, small_world.store)
+    tenant = next(t for t in small_world.tenants if t.consent == "granted")
+    organizations = schema.organizations.c
+    with engine.begin() as conn:  # its organization is known under another name
+        org_id = conn.execute(select(organizations.id).where(organizations.name == tenant.display_name)).scalar_one()
+        conn.execute(update(schema.organizations).where(organizations.id == org_id).values(name="Qwxz Unrelated"))
+    instance = get_instance()
+    assert run_discovery(instance).success
+    run_sync(instance)
+    status = schema.tenant_matches.c
+    with engine.connect() as conn:
+        assert conn.execute(select(status.status).where(status.tenant_id == tenant.id)).scalar_one() != "matched"
+    matched = _matched_tenants(engine)
+    quiet = run_sync(instance)
+    assert _actions(engine, [quiet[0].run_id], "tenant_unchanged") == matched | {tenant.id}
+    with engine.begin() as conn:  # the organization gets its name: the tenant now matches it exactly
+        conn.execute(update(schema.organizations).where(organizations.id == org_id).values(name=tenant.display_name))
+    renamed = run_sync(instance)
+    assert _actions(engine, [renamed[0].run_id], "tenant_unchanged") == matched, \
+        "only the tenant without a match is planned again"
+    with engine.connect() as conn:
+        row = conn.execute(select(status.status, status.organization_id).where(status.tenant_id == tenant.id)).one()
+    assert tuple(row) == ("matched", org_id)
+    instance.dispose()
 
 
 def test_a_store_edit_or_a_user_change_plans_the_tenant_again(first_sync, sandbox: Sandbox,

@@ -258,6 +258,26 @@ def _clean_domains(domains: pd.Series) -> pd.Series:
     return domains.astype(str).str.strip().str.lower().str.rstrip(".")
 
 
+def domain_evidence_index(organization_domains: pd.DataFrame) -> dict[str, list[list[int]]]:
+    """Cleaned domain -> [[organization_id, contacts], ...] (sorted): all the domain evidence a
+    tenant with that verified domain can meet, for telling whether it changed."""
+    frame = pd.DataFrame({"domain": _clean_domains(organization_domains["domain"]),
+                          "organization_id": organization_domains["organization_id"].astype(int),
+                          "contacts": (organization_domains["contacts"].astype(int)
+                                       if "contacts" in organization_domains else 1)})
+    frame = frame.groupby(["domain", "organization_id"], as_index=False)["contacts"].sum()
+    index: dict[str, list[list[int]]] = {}
+    for domain, organization_id, contacts in frame.itertuples(index=False):
+        index.setdefault(domain, []).append([int(organization_id), int(contacts)])
+    return index
+
+
+def domain_evidence_of(index: dict[str, list[list[int]]], domains: list[str]) -> list:
+    """The evidence the tenant's verified domains meet, in a stable order."""
+    cleaned = sorted(set(_clean_domains(pd.Series(domains, dtype=object))))
+    return [[domain, index.get(domain, [])] for domain in cleaned]
+
+
 def _is_distinctive_domain(domains: pd.Series) -> pd.Series:
     """Not a tenant's default *.onmicrosoft.com domain, not a free-mail provider."""
     return ~(domains.str.endswith(TENANT_DEFAULT_DOMAIN_SUFFIX)
