@@ -283,3 +283,24 @@ def test_a_delta_without_change_rewrites_only_the_snapshot_state(first_sync, san
     assert snapshot.stat().st_mtime_ns != written, "a change rewrites the rows"
     rows = {u["id"]: u for u in cache.load("users", tenant_id).rows()}
     assert all(u in rows for u in changed)
+
+
+def test_a_damaged_snapshot_is_removed_so_the_next_sync_reads_in_full(tmp_path) -> None:
+    """A snapshot's state is read at once, its rows only when needed: rows that cannot be read
+    then fail the tenant with a clear cause, and the file is gone for the next sync."""
+    import pandas as pd
+
+    from glue_pipeline.cache import CachedTable, CacheError, TenantCache
+
+    cache = TenantCache(tmp_path)
+    frame = pd.DataFrame({"id": [f"user-{i}" for i in range(5000)], "name": [f"Name {i}" for i in range(5000)]})
+    cache.save("users", "tenant-a", CachedTable(frame, {"delta_link": "users/delta?$deltatoken=1"}))
+    path = tmp_path / "users" / "tenant-a.parquet"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 4: len(data) // 4 + 4000] = b"\xff" * 4000  # the rows, not the footer
+    path.write_bytes(bytes(data))
+    loaded = cache.load("users", "tenant-a")
+    assert loaded is not None and loaded.state["delta_link"] == "users/delta?$deltatoken=1"
+    with pytest.raises(CacheError, match="was removed, so the next sync reads the tenant in full"):
+        loaded.rows()
+    assert not path.exists() and cache.load("users", "tenant-a") is None
