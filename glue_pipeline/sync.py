@@ -155,34 +155,90 @@ def _fingerprint(ctx: SyncContext, extract: TenantExtract, extract_digest: str, 
     return hashlib.sha256((extract_digest + json.dumps([store_version, against])).encode()).hexdigest()
 
 
+@dataclass
+class _Draft:
+    """A tenant's plan and what it was made from: the recorded match, and `inputs` (the version
+    of the tenant's and `organization_id`'s store rows, and the tenant's sync state).
+    `unchanged`: the fingerprint matched, nothing is to be planned."""
+
+    recorded: dict | None
+    organization_id: int | None
+    inputs: tuple
+    state: dict | None
+    unchanged: bool = False
+    org: OrganizationPlan | None = None
+    skips: pd.Series | None = None
+    contacts: ContactPlan | None = None  # for a matched tenant
+
+
+def _inputs(conn, tenant_id: str, organization_id: int | None) -> tuple:  # type: ignore[no-untyped-def]
+    state = writer.read_sync_state(conn, tenant_id)
+    return writer.read_store_version(conn, tenant_id, organization_id), state and state["fingerprint"]
+
+
+def _draft(conn, ctx: SyncContext, extract: TenantExtract, digest: str, now) -> _Draft:  # type: ignore[no-untyped-def]
+    """Plan the tenant from the store as `conn` sees it; reads only. The version of the rows the
+    plan reads is taken before them, so a change made meanwhile shows as a newer version."""
+    tenant_id = extract.tenant_id
+    recorded = writer.read_recorded_match(conn, tenant_id)
+    state = writer.read_sync_state(conn, tenant_id)
+    if extract.unchanged_users and recorded and state:
+        version = writer.read_store_version(conn, tenant_id, recorded["organization_id"])
+        if state["fingerprint"] == _fingerprint(ctx, extract, digest, version, recorded["status"]):
+            return _Draft(recorded, recorded["organization_id"], (version, state["fingerprint"]), state,
+                          unchanged=True)
+    org = plan_organization(extract, ctx.organizations, ctx.organization_domains, recorded,
+                            ctx.organization_names)
+    organization_id = org.match.organization_id
+    draft = _Draft(recorded, organization_id, _inputs(conn, tenant_id, organization_id), state, org=org,
+                   skips=skip_reasons(extract, ctx.options))
+    if org.match.status == "matched":
+        assert organization_id is not None
+        emails, linked = writer.read_contact_index(conn, organization_id, tenant_id)
+        draft.contacts = plan_contacts(extract, ctx.options, draft.skips, emails, linked,
+                                       writer.read_contact_decisions(conn, tenant_id),
+                                       writer.read_org_contacts(conn, organization_id), now)
+    return draft
+
+
+def _still_holds(conn, draft: _Draft, tenant_id: str) -> bool:  # type: ignore[no-untyped-def]
+    """Whether what the draft was made from is unchanged (read under the write lock)."""
+    return writer.read_recorded_match(conn, tenant_id) == draft.recorded and \
+        _inputs(conn, tenant_id, draft.organization_id) == draft.inputs
+
+
 def _write_tenant(ctx: SyncContext, known: dict,
                   extract: TenantExtract) -> tuple[TenantOutcome, dict[str, pd.DataFrame]]:
     """Match and write one tenant in one transaction, under the tenant's lock; the outcome and
-    its tables (none when the tenant was unchanged)."""
+    its tables (none when the tenant was unchanged). The plan is made first, outside the write
+    transaction (SQLite has one write lock for the whole store, so planning inside it would
+    make tenants wait for each other), and written if the store rows it read are as they were;
+    otherwise it is made again under the lock."""
     tenant_id = extract.tenant_id
     now = utcnow()
     digest = extract.fingerprint(ctx.options)
+    with ctx.engine.connect() as conn, conn.begin():
+        draft = _draft(conn, ctx, extract, digest, now)
     with write_transaction(ctx.engine) as conn:
         writer.lock_tenant(conn, tenant_id)
-        recorded = writer.read_recorded_match(conn, tenant_id)
-        if extract.unchanged_users and recorded:
-            state = writer.read_sync_state(conn, tenant_id)
-            version = writer.read_store_version(conn, tenant_id, recorded["organization_id"])
-            if state and state["fingerprint"] == _fingerprint(ctx, extract, digest, version, recorded["status"]):
-                return _record_unchanged(conn, ctx, extract, recorded, state, now), {}
+        if not _still_holds(conn, draft, tenant_id):
+            draft = _draft(conn, ctx, extract, digest, now)
+        if draft.unchanged:
+            assert draft.recorded is not None and draft.state is not None
+            return _record_unchanged(conn, ctx, extract, draft.recorded, draft.state, now), {}
+        org, skips = draft.org, draft.skips
+        assert org is not None and skips is not None
         writer.upsert_tenant(conn, {
             "tenant_id": tenant_id, **extract.details(), "relationship": known.get("relationship"),
             "data_source": known.get("data_source"),
             "manage_url": admin_center_url(extract.initial_domain, tenant_id)}, now)
-        org = plan_organization(extract, ctx.organizations, ctx.organization_domains, recorded,
-                                ctx.organization_names)
-        writer.record_match(conn, org.match, recorded, now)
+        writer.record_match(conn, org.match, draft.recorded, now)
         writer.replace_suggestions(conn, tenant_id, org.suggestions)
         writer.replace_licenses(conn, tenant_id, org.match.organization_id, extract.licenses)
-        skips = skip_reasons(extract, ctx.options)
-        if org.match.status == "matched":
+        if draft.contacts is not None:
             assert org.match.organization_id is not None
-            plan, counts = _write_contacts(conn, ctx, extract, org.match.organization_id, skips, now)
+            plan = draft.contacts
+            counts = _write_contacts(conn, extract, org.match.organization_id, plan, now)
             status = "synced"
         else:
             plan = held_plan(extract.users, skips, org.match)
@@ -229,12 +285,8 @@ def _record_unchanged(conn, ctx: SyncContext, extract: TenantExtract, recorded: 
                          counts, unchanged=True)
 
 
-def _write_contacts(conn, ctx: SyncContext, extract: TenantExtract, organization_id: int,
-                    skips: pd.Series, now) -> tuple[ContactPlan, ContactCounts]:  # type: ignore[no-untyped-def]
-    emails, linked = writer.read_contact_index(conn, organization_id, extract.tenant_id)
-    plan = plan_contacts(extract, ctx.options, skips, emails, linked,
-                         writer.read_contact_decisions(conn, extract.tenant_id),
-                         writer.read_org_contacts(conn, organization_id), now)
+def _write_contacts(conn, extract: TenantExtract, organization_id: int, plan: ContactPlan,
+                    now) -> ContactCounts:  # type: ignore[no-untyped-def]
     counts = writer.apply_contacts(conn, organization_id, plan.writes, now)
     for row in plan.matches[plan.matches["action"].isin(["ambiguous", "held"])].itertuples(index=False):
         counts.held += 1
@@ -246,7 +298,7 @@ def _write_contacts(conn, ctx: SyncContext, extract: TenantExtract, organization
     created = {w.user_id: w.contact_id for w in plan.writes}
     plan.matches["contact_id"] = (plan.matches["user_id"].map(created)
                                   .fillna(plan.matches["contact_id"]).astype("Int64"))
-    return plan, counts
+    return counts
 
 
 def _tenant_notes(extract: TenantExtract, matches: pd.DataFrame) -> list[LogEntry]:

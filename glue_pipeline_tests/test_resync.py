@@ -304,3 +304,32 @@ def test_a_damaged_snapshot_is_removed_so_the_next_sync_reads_in_full(tmp_path) 
     with pytest.raises(CacheError, match="was removed, so the next sync reads the tenant in full"):
         loaded.rows()
     assert not path.exists() and cache.load("users", "tenant-a") is None
+
+
+def test_a_plan_made_before_the_write_lock_is_made_again_when_its_store_rows_changed(first_sync,
+                                                                                     small_world: World) -> None:
+    """Tenants are planned outside the store's write lock, then written if the store rows the plan
+    read are as they were: an edit in between (here a technician's) makes it plan again."""
+    from glue_pipeline.extract import extract_tenant
+    from glue_pipeline.graph.client import GraphClient
+    from glue_pipeline.options import SyncOptions
+    from glue_pipeline.settings import settings_from_env
+    from glue_pipeline.store.writer import utcnow
+    from glue_pipeline.sync import _draft, _still_holds, sync_context
+
+    engine, _instance = first_sync
+    tenant_id = sorted(_matched_tenants(engine))[0]
+    options = SyncOptions()
+    ctx = sync_context(GraphClient(settings_from_env().graph), engine, "test-run", options)
+    extract = extract_tenant(ctx.client, tenant_id, options)
+    with engine.connect() as conn, conn.begin():
+        draft = _draft(conn, ctx, extract, extract.fingerprint(options), utcnow())
+    assert not draft.unchanged and draft.contacts is not None and len(draft.contacts.matches)
+    with engine.connect() as conn:
+        assert _still_holds(conn, draft, tenant_id)
+    contacts = schema.contacts.c
+    with engine.begin() as conn:
+        conn.execute(schema.contacts.update().where(contacts.organization_id == draft.organization_id)
+                     .values(title="Edited by hand", updated_at=utcnow()))
+    with engine.connect() as conn:
+        assert not _still_holds(conn, draft, tenant_id)
