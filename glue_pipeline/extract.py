@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 
 from glue_pipeline.cache import CachedTable, TenantCache, utc_day
-from glue_pipeline.graph.client import GraphClient
+from glue_pipeline.graph.client import BatchCall, GraphClient
 from glue_pipeline.graph.errors import GraphError, PermissionDeniedError
 from glue_pipeline.licenses import friendly_name
 from glue_pipeline.options import SyncOptions
@@ -190,16 +190,24 @@ def user_fields(options: SyncOptions) -> list[str]:
 def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | None = None,
                    cache: TenantCache | None = None, now: datetime | None = None) -> TenantExtract:
     """Read a tenant. With a cache, users come from a Graph delta query on top of the last
-    snapshot, and a mailbox report already fetched today is not fetched again."""
+    snapshot, and a mailbox report already fetched today is not fetched again. The organization,
+    the licenses and the delta's first page are then asked for in one Graph batch; without a
+    snapshot they are read side by side with all the users."""
     options = options or SyncOptions()
     now = now or datetime.now(timezone.utc)
     notes: list[str] = []
-    organization, (users, users_entry, users_changed), skus = side_by_side(
-        client.settings.tenant_concurrency,
-        lambda: client.get_json(tenant_id, "organization", {"$select": ",".join(ORGANIZATION_FIELDS)})["value"][0],
-        lambda: read_users(client, tenant_id, options, notes, cache, now),
-        lambda: list(client.get_collection(tenant_id, "subscribedSkus", select=SKU_FIELDS))
-        if options.licenses else [])
+    snapshot = delta_snapshot(client, cache, tenant_id, options, now)
+    if snapshot is not None:
+        organization, skus, delta = first_reads_batched(client, tenant_id, options, snapshot)
+        users, users_entry, users_changed = users_from_delta(client, tenant_id, options, notes, snapshot,
+                                                             delta, now)
+    else:
+        organization, (users, users_entry, users_changed), skus = side_by_side(
+            client.settings.tenant_concurrency,
+            lambda: client.get_json(tenant_id, "organization", {"$select": ",".join(ORGANIZATION_FIELDS)})["value"][0],
+            lambda: read_all_users(client, tenant_id, options, notes, cache is not None and options.users_delta, now),
+            lambda: list(client.get_collection(tenant_id, "subscribedSkus", select=SKU_FIELDS))
+            if options.licenses else [])
     licenses = licenses_frame(skus)
     updates = {USERS_CACHE: users_entry} if users_entry else {}
     if options.mailbox_usage:
@@ -247,31 +255,76 @@ class _NotStarted(Exception):
     """A call skipped because another one of its batch had failed."""
 
 
-def read_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
-               cache: TenantCache | None = None,
-               now: datetime | None = None) -> tuple[Frame, CachedTable | None, bool]:
-    """The tenant's users, the cache entry to keep for the next sync (None without a cache), and
-    whether they may differ from the snapshot (False only after an empty delta). After a delta
-    the users are built from the snapshot only when first needed."""
-    now = now or datetime.now(timezone.utc)
-    fields = user_fields(options)
-    columns = fields + [SIGN_IN_FIELD]
+def delta_snapshot(client: GraphClient, cache: TenantCache | None, tenant_id: str, options: SyncOptions,
+                   now: datetime) -> CachedTable | None:
+    """The users snapshot a delta query can go on from: fresh (full_read_hours), read with the
+    same fields, and with a link relative to the Graph URL; None when all users must be read."""
     if cache is None or not options.users_delta:
-        return full_user_read(client, tenant_id, options, notes), None, True
+        return None
     snapshot = cache.load(USERS_CACHE, tenant_id)
     if snapshot and _fresh(snapshot.state.get("full_read_at"), now, options.full_read_hours) \
-            and snapshot.state.get("fields") == fields:
-        try:
-            changes, link = read_delta(client, tenant_id, _absolute(client, snapshot.state["delta_link"]))
-        except GraphError as exc:
-            if exc.code != "syncStateNotFound" and exc.status != 410:
-                raise
-            notes.append("the users delta link had expired; all users were read again")
-        else:
-            # Built once, shared by the extract and the cache entry.
-            merged = functools.cache(lambda: apply_delta(snapshot.rows(), changes, columns))
-            state = {**snapshot.state, "delta_link": _relative(client, link)}
-            return merged, CachedTable(merged, state, rows_unchanged=not changes), bool(changes)
+            and snapshot.state.get("fields") == user_fields(options) \
+            and not _relative(client, snapshot.state.get("delta_link") or "https://").startswith("https://"):
+        return snapshot
+    return None
+
+
+def first_reads_batched(client: GraphClient, tenant_id: str, options: SyncOptions,
+                        snapshot: CachedTable) -> tuple[dict, list[dict], dict | GraphError]:
+    """The organization, the subscribed SKUs and the users delta's first page (or its error,
+    which the caller judges) in one batch: one request instead of three."""
+    calls = {"organization": BatchCall("organization", {"$select": ",".join(ORGANIZATION_FIELDS)}),
+             "users": BatchCall(_relative(client, snapshot.state["delta_link"]), headers=DELTA_PAGE_SIZE)}
+    if options.licenses:
+        calls["licenses"] = BatchCall("subscribedSkus", {"$select": ",".join(SKU_FIELDS)})
+    answers = client.batch(tenant_id, calls)
+    organization = _answered(answers["organization"])["value"][0]
+    skus = _all_items(client, tenant_id, _answered(answers["licenses"])) if options.licenses else []
+    return organization, skus, answers["users"]
+
+
+def _answered(answer: dict | GraphError) -> dict:
+    if isinstance(answer, GraphError):
+        raise answer
+    return answer
+
+
+def _all_items(client: GraphClient, tenant_id: str, page: dict) -> list[dict]:
+    """A collection's items: the page's, then those of the pages its nextLink leads to."""
+    items = list(page.get("value", []))
+    if page.get("@odata.nextLink"):
+        for more in client.get_pages(tenant_id, page["@odata.nextLink"]):
+            items += more.get("value", [])
+    return items
+
+
+def users_from_delta(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
+                     snapshot: CachedTable, first: dict | GraphError,
+                     now: datetime) -> tuple[Frame, CachedTable | None, bool]:
+    """The snapshot's users with the delta's changes (`first`: its first page), the cache entry
+    to keep, and whether they may differ from the snapshot (False only after an empty delta).
+    The users are built from the snapshot only when first needed. An expired delta link means
+    a full read."""
+    try:
+        changes, link = read_delta(client, tenant_id, _answered(first))
+    except GraphError as exc:
+        if exc.code != "syncStateNotFound" and exc.status != 410:
+            raise
+        notes.append("the users delta link had expired; all users were read again")
+        return read_all_users(client, tenant_id, options, notes, True, now)
+    columns = user_fields(options) + [SIGN_IN_FIELD]
+    # Built once, shared by the extract and the cache entry.
+    merged = functools.cache(lambda: apply_delta(snapshot.rows(), changes, columns))
+    state = {**snapshot.state, "delta_link": _relative(client, link)}
+    return merged, CachedTable(merged, state, rows_unchanged=not changes), bool(changes)
+
+
+def read_all_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
+                   keep: bool, now: datetime) -> tuple[pd.DataFrame, CachedTable | None, bool]:
+    """Every user; with `keep`, also the cache entry (with a delta link for the next sync)."""
+    if not keep:
+        return full_user_read(client, tenant_id, options, notes), None, True
+    fields = user_fields(options)
     # Take the delta link first: changes made during the full read come again next time.
     link = latest_delta_link(client, tenant_id, fields)
     users = full_user_read(client, tenant_id, options, notes)
@@ -284,10 +337,6 @@ def _relative(client: GraphClient, link: str) -> str:
     (the sandbox's port changes between runs)."""
     base = client.settings.graph_url.rstrip("/") + "/"
     return link[len(base):] if link.startswith(base) else link
-
-
-def _absolute(client: GraphClient, link: str) -> str:
-    return link if link.startswith("https://") else f"{client.settings.graph_url.rstrip('/')}/{link}"
 
 
 def _fresh(stamp: str | None, now: datetime, hours: int) -> bool:
@@ -316,10 +365,14 @@ def latest_delta_link(client: GraphClient, tenant_id: str, fields: list[str]) ->
     return _delta_link(client, tenant_id, page)
 
 
-def read_delta(client: GraphClient, tenant_id: str, link: str) -> tuple[list[dict], str]:
-    """The users changed since the link (removed ones carry @removed), and the next link."""
-    changes: list[dict] = []
-    for page in client.get_pages(tenant_id, link, headers=DELTA_PAGE_SIZE):
+def read_delta(client: GraphClient, tenant_id: str, first: dict) -> tuple[list[dict], str]:
+    """The users changed since the delta link whose first page is `first` (removed ones carry
+    @removed), and the next delta link."""
+    changes: list[dict] = list(first.get("value", []))
+    if "@odata.deltaLink" in first:
+        return changes, first["@odata.deltaLink"]
+    following = first.get("@odata.nextLink")
+    for page in client.get_pages(tenant_id, following, headers=DELTA_PAGE_SIZE) if following else []:
         changes += page.get("value", [])
         if "@odata.deltaLink" in page:
             return changes, page["@odata.deltaLink"]

@@ -210,18 +210,21 @@ def _still_holds(conn, draft: _Draft, tenant_id: str) -> bool:  # type: ignore[n
 def _write_tenant(ctx: SyncContext, known: dict,
                   extract: TenantExtract) -> tuple[TenantOutcome, dict[str, pd.DataFrame]]:
     """Match and write one tenant in one transaction, under the tenant's lock; the outcome and
-    its tables (none when the tenant was unchanged). The plan is made first, outside the write
-    transaction (SQLite has one write lock for the whole store, so planning inside it would
-    make tenants wait for each other), and written if the store rows it read are as they were;
-    otherwise it is made again under the lock."""
+    its tables (none when the tenant was unchanged). When the users changed, the plan is made
+    first, outside the write transaction (SQLite has one write lock for the whole store, so
+    planning inside it would make tenants wait for each other), and written if the store rows
+    it read are as they were; otherwise it is made again under the lock."""
     tenant_id = extract.tenant_id
     now = utcnow()
     digest = extract.fingerprint(ctx.options)
-    with ctx.engine.connect() as conn, conn.begin():
-        draft = _draft(conn, ctx, extract, digest, now)
+    draft = None
+    if not extract.unchanged_users:  # a plan is needed: made before taking the lock
+        with ctx.engine.connect() as conn, conn.begin():
+            draft = _draft(conn, ctx, extract, digest, now)
     with write_transaction(ctx.engine) as conn:
         writer.lock_tenant(conn, tenant_id)
-        if not _still_holds(conn, draft, tenant_id):
+        if draft is None or not _still_holds(conn, draft, tenant_id):
+            # Likely unchanged (told by a few reads), or the store moved on since the draft.
             draft = _draft(conn, ctx, extract, digest, now)
         if draft.unchanged:
             assert draft.recorded is not None and draft.state is not None

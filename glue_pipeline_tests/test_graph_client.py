@@ -11,8 +11,8 @@ import jwt
 import pytest
 
 from glue_pipeline.extract import USER_FIELDS, discover_tenants, extract_tenant
-from glue_pipeline.graph.client import GraphClient
-from glue_pipeline.graph.errors import ConsentRevokedError, IdentityError, PermissionDeniedError
+from glue_pipeline.graph.client import BatchCall, GraphClient
+from glue_pipeline.graph.errors import ConsentRevokedError, GraphError, IdentityError, PermissionDeniedError
 from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
@@ -110,6 +110,41 @@ def test_429_is_retried_after_its_retry_after(sandbox: Sandbox, small_world: Wor
     waits = [float(m) for m in re.findall(r"TooManyRequests, retry \d+ in ([\d.]+)s", caplog.text)]
     assert waits, "the sandbox answered 429 at least once"
     assert all(w == 1.0 for w in waits), "the client waits what Retry-After says"
+
+
+def test_a_batch_answers_each_request_and_sends_again_only_the_throttled(
+        sandbox: Sandbox, small_world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """Graph throttles a batch's requests one by one (a 429 inside a 200): those alone are sent
+    again, after their Retry-After; other errors come back as the request's error."""
+    tenant = next(t for t in small_world.tenants if t.consent == "granted")
+    client = GraphClient(settings_for(sandbox, small_world, max_retries=20))
+    client.token(tenant.id)
+    calls = {f"organization-{i}": BatchCall("organization", {"$select": "id,displayName"}) for i in range(8)}
+    calls["licenses"] = BatchCall("subscribedSkus", {"$select": "skuId"})
+    calls["missing"] = BatchCall("no/such/resource")
+    sandbox.stats.reset()
+    sandbox.faults.retry_after_s = 1
+    sandbox.faults.rate_429 = 0.5
+    caplog.set_level(logging.INFO, logger="glue_pipeline.graph.client")
+    try:
+        answers = client.batch(tenant.id, calls)
+    finally:
+        sandbox.faults.rate_429 = 0
+    assert all(answers[f"organization-{i}"]["value"] == [{"id": tenant.id, "displayName": tenant.display_name}]
+               for i in range(8))
+    assert {s["skuId"] for s in answers["licenses"]["value"]} == {s.skuId for s in tenant.skus}
+    missing = answers["missing"]
+    assert isinstance(missing, GraphError) and missing.status == 404 and "/no/such/resource" in str(missing)
+    waits = [float(m) for m in re.findall(r"of a batch's requests answered .*, retry \d+ in ([\d.]+)s", caplog.text)]
+    assert sandbox.stats.throttled > 0 and waits, "the sandbox throttled some of the batch's requests"
+    assert all(w == 1.0 for w in waits), "the client waits what Retry-After says"
+    assert sandbox.stats.snapshot()["requests"]["graph"] == 1 + len(waits), "one request per round"
+    with pytest.raises(ValueError, match="at most 20"):
+        client.batch(tenant.id, {str(i): BatchCall("organization") for i in range(21)})
+    with pytest.raises(GraphError) as refused:  # the sandbox refuses it too
+        client.request(tenant.id, "$batch", method="POST", json_body={"requests": [
+            {"id": str(i), "method": "GET", "url": "/organization"} for i in range(21)]})
+    assert refused.value.status == 400
 
 
 def test_missing_permission_is_reported_as_such(sandbox: Sandbox, small_world: World) -> None:

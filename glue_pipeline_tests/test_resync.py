@@ -45,6 +45,9 @@ def test_nothing_changed_reads_no_user_and_no_report_again(first_sync, sandbox: 
     assert sandbox.stats.delta_requests >= 1
     assert graph["organization"] > 0, "the tenants were read"
     assert graph.get("getMailboxUsageDetail", 0) == 0, "today's report is not fetched again"
+    granted = [t for t in small_world.tenants if t.consent == "granted"]
+    assert sandbox.stats.snapshot()["requests"]["graph"] == len(granted), \
+        "organization, licenses and the delta in one batch per tenant"
 
 
 def test_changes_and_removals_arrive_through_delta(first_sync, sandbox: Sandbox, small_world: World) -> None:

@@ -16,11 +16,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
 
 import msal
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from glue_pipeline.graph.errors import (
     GraphError,
@@ -37,6 +39,21 @@ GRAPH_SCOPE = ["https://graph.microsoft.com/.default"]
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 MAX_PAGES = 10_000  # 10 million users at $top=999: beyond that a nextLink loop is assumed
 MAX_STALLED_PAGES = 20  # pages in a row without a new item: paging that never ends
+
+
+MAX_BATCH = 20  # requests in one Graph JSON batch
+
+
+@dataclass(frozen=True)
+class BatchCall:
+    """One GET of a JSON batch: a path relative to the Graph version root, with its query."""
+
+    path: str
+    params: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+
+    def url(self) -> str:
+        return f"{self.path}?{urlencode(self.params)}" if self.params else self.path
 
 
 class _TimeoutSession(requests.Session):
@@ -222,8 +239,7 @@ class GraphClient:
             return path_or_url
         return f"{self.settings.graph_url}/{path_or_url.lstrip('/')}"
 
-    def _wait_s(self, attempt: int, response: requests.Response | None) -> float:
-        retry_after = response.headers.get("Retry-After") if response is not None else None
+    def _wait_s(self, attempt: int, retry_after: str | None) -> float:
         if retry_after:
             try:
                 return min(float(retry_after), self.settings.max_retry_wait_s)
@@ -267,11 +283,54 @@ class GraphClient:
                     raise failure
             if attempt >= self.settings.max_retries:
                 raise failure
-            wait = self._wait_s(attempt, response)
+            wait = self._wait_s(attempt, response.headers.get("Retry-After") if response is not None else None)
             log.info("tenant %s: %s answered %s, retry %d in %.1fs", tenant_id, endpoint,
                      failure.code, attempt + 1, wait)
             time.sleep(wait)
             attempt += 1
+
+    def batch(self, tenant_id: str, calls: dict[str, BatchCall]) -> dict[str, dict | GraphError]:
+        """GET requests of one tenant sent together in one JSON batch (POST $batch, at most 20):
+        each call's JSON body, or its error. Graph answers and throttles each call on its own
+        (a 429 inside a 200): those calls alone are sent again after their Retry-After, as a
+        lone request would be; an expired token is refreshed once."""
+        if len(calls) > MAX_BATCH:
+            raise ValueError(f"a Graph batch holds at most {MAX_BATCH} requests, not {len(calls)}")
+        results: dict[str, dict | GraphError] = {}
+        pending, attempt, refreshed = dict(calls), 0, False
+        while pending:
+            body = {"requests": [{"id": key, "method": "GET", "url": "/" + call.url(),
+                                  **({"headers": call.headers} if call.headers else {})}
+                                 for key, call in pending.items()]}
+            answers = {str(a.get("id")): a for a in
+                       self.request(tenant_id, "$batch", method="POST", json_body=body).json().get("responses", [])}
+            again: dict[str, BatchCall] = {}
+            waits: list[str | None] = []
+            for key, call in pending.items():
+                answer = answers.get(key, {"status": 502, "body": {"error": {
+                    "code": "BatchAnswerMissing", "message": "the batch answer left this request out"}}})
+                status = int(answer.get("status") or 502)
+                if status < 400:
+                    results[key] = answer.get("body") or {}
+                    continue
+                results[key] = graph_error(tenant_id, f"/{call.path}", status, answer.get("body"))
+                if status in RETRYABLE_STATUS:
+                    again[key] = call
+                    waits.append(CaseInsensitiveDict(answer.get("headers") or {}).get("Retry-After"))
+                elif status == 401 and not refreshed:  # the token expired or was revoked mid-run
+                    again[key] = call
+            if not again or attempt >= self.settings.max_retries:
+                break
+            if any(results[k].status == 401 for k in again):  # type: ignore[union-attr]
+                refreshed = True
+                self.token(tenant_id, fresh=True)
+            wait = max((self._wait_s(attempt, w) for w in waits), default=0.0)
+            log.info("tenant %s: %d of a batch's requests answered %s, retry %d in %.1fs", tenant_id,
+                     len(again), sorted({results[k].code for k in again}), attempt + 1, wait)  # type: ignore[union-attr]
+            time.sleep(wait)
+            attempt += 1
+            pending = again
+        return results
 
     def get_json(self, tenant_id: str, path: str, params: dict[str, Any] | None = None) -> dict:
         return self.request(tenant_id, path, params).json()

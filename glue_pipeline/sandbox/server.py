@@ -304,6 +304,9 @@ class GraphError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
+MAX_BATCH_REQUESTS = 20  # Graph's limit for one JSON batch
+
+
 class _DropConnection(Exception):
     """Abort the request's connection without sending anything."""
 
@@ -727,6 +730,7 @@ class _SandboxApp:
             Route("/{tenant}/v2.0/.well-known/openid-configuration", self._endpoint("openid", self._openid), methods=["GET"]),
             Route("/{tenant}/discovery/v2.0/keys", self._endpoint("openid", self._keys), methods=["GET"]),
             Route("/{tenant}/oauth2/v2.0/token", self._endpoint("token", self._token), methods=["POST"]),
+            Route("/v1.0/$batch", self._endpoint("graph", self._batch), methods=["POST"]),
             Route("/v1.0/{path:path}", self._endpoint("graph", self._graph), methods=ALL_METHODS),
             Route("/reports-download/{name}", self._endpoint("report-download", self._download), methods=["GET"]),
             Route("/{path:path}", self._endpoint("other", self._not_found), methods=ALL_METHODS),
@@ -1113,6 +1117,47 @@ class _SandboxApp:
             raise GraphError(400, "BadRequest", f"Query option '{unknown[0]}' is not supported on "
                              f"'{route.name}' by the sandbox.")
         return await route.handler(_GraphCall(request, tenant, roles, _origin(request), match))
+
+    async def _batch(self, request: Request) -> Response:
+        """JSON batching: up to 20 requests in one; each is answered on its own (authenticated,
+        throttled and faulted like a request of its own, so a 429 comes inside a 200)."""
+        try:
+            body = json.loads(await request.body())
+            calls = body["requests"]
+            if not isinstance(calls, list) or not all(isinstance(c, dict) and "id" in c and "url" in c
+                                                      for c in calls):
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            raise GraphError(400, "BadRequest", "Invalid batch payload format.") from None
+        if not calls or len(calls) > MAX_BATCH_REQUESTS:
+            raise GraphError(400, "BadRequest", f"The batch holds {len(calls)} requests; it must hold 1 "
+                             f"to {MAX_BATCH_REQUESTS}.")
+        if len({str(c["id"]) for c in calls}) != len(calls):
+            raise GraphError(400, "BadRequest", "Batch request ids must be unique.")
+        self._authenticate(request)  # a batch without a valid token is refused as a whole
+        answers = [await self._batch_answer(request, call) for call in calls]
+        return JSONResponse({"responses": answers})
+
+    async def _batch_answer(self, outer: Request, call: dict[str, Any]) -> dict[str, Any]:
+        path, _, query = str(call["url"]).lstrip("/").partition("?")
+        headers = {"authorization": outer.headers.get("authorization", ""),
+                   **{str(k).lower(): str(v) for k, v in (call.get("headers") or {}).items()}}
+        scope = {**outer.scope, "method": str(call.get("method", "GET")).upper(), "path": f"/v1.0/{path}",
+                 "raw_path": f"/v1.0/{path}".encode(), "query_string": query.encode(),
+                 "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+                 "path_params": {"path": path}}
+        sub = Request(scope)
+        ids = _Ids.of(sub)
+        try:
+            response = await self._graph(sub)
+        except GraphError as err:
+            response = _graph_error_response(err, ids)
+        kept = {"retry-after": "Retry-After", "location": "Location", "content-type": "Content-Type"}
+        answer_headers = {kept[k]: v for k, v in response.headers.items() if k in kept}
+        content = bytes(response.body) if getattr(response, "body", None) else b""
+        return {"id": str(call["id"]), "status": response.status_code, "headers": answer_headers,
+                "body": json.loads(content) if content and answer_headers.get("Content-Type", "")
+                .startswith("application/json") else None}
 
     def _read_page(self, call: _GraphCall, entity: _EntitySet, max_top: int) -> _Page:
         token = call.query.get("$skiptoken")
