@@ -42,6 +42,7 @@ from glue_pipeline.store import writer
 from glue_pipeline.store.schema import create_tables, make_engine, write_transaction
 from glue_pipeline.sources import direct_credentials
 from glue_pipeline.sync import TenantOutcome, finish_run, start_run
+from glue_pipeline.tables import preview
 from glue_pipeline.workers import SyncSpec, sync_batch
 
 TENANTS = dg.DynamicPartitionsDefinition(name="tenants")
@@ -82,9 +83,8 @@ class GlueResource(dg.ConfigurableResource):
 def table_metadata(frame: pd.DataFrame, path: object | None = None, preview_rows: int = 10) -> dict:
     """Row count, column schema and a preview, as the Dagster UI shows them."""
     schema = dg.TableSchema(columns=[dg.TableColumn(str(c), str(t)) for c, t in frame.dtypes.items()])
-    preview = frame.head(preview_rows).astype(str).to_markdown(index=False) if len(frame) else "(empty)"
     metadata: dict = {"dagster/row_count": len(frame), "dagster/column_schema": schema,
-                      "preview": dg.MetadataValue.md(preview)}
+                      "preview": dg.MetadataValue.md(preview(frame, preview_rows))}
     if path is not None:
         metadata["path"] = dg.MetadataValue.path(str(path))
     return metadata

@@ -152,3 +152,15 @@ def test_cli_sync_then_status_then_rerun_of_the_failed_tenant(
     assert rerun.exit_code == 1 and "tenants: 1 (0 matched, 0 unmatched, 1 failed)" in rerun.output
     unknown = runner.invoke(main, ["sync", "--tenant", "not-a-tenant"])
     assert unknown.exit_code != 0 and "unknown tenant(s) not-a-tenant" in unknown.output
+
+
+def test_a_table_preview_is_a_markdown_table_of_the_first_rows_with_cells_escaped() -> None:
+    import pandas as pd
+
+    from glue_pipeline.tables import preview
+
+    frame = pd.DataFrame({"user": [f"user {i}" for i in range(25)], "reason": ["a | b\nc"] * 25})
+    lines = preview(frame).splitlines()
+    assert lines[:2] == ["| user | reason |", "|---|---|"]
+    assert len(lines) == 2 + 10 and lines[2] == "| user 0 | a \\| b c |"
+    assert preview(frame.head(0)) == "(empty)"
