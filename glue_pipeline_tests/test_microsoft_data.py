@@ -175,3 +175,34 @@ def test_a_tenants_reads_run_side_by_side_and_stop_at_the_first_failure() -> Non
         side_by_side(2, read("a", fail=True), read("b", fail=True), read("c"))
     assert "c" not in started, "a read not yet started does not start after a failure"
     assert side_by_side(1, read("x"), read("y")) == ["x", "y"]
+
+
+def test_the_license_table_mirrors_microsoft_in_a_few_statements(tmp_path) -> None:
+    """Rows are rewritten only when they differ, in bulk: a select, a delete and an insert, not a
+    round trip per SKU."""
+    import pandas as pd
+    from sqlalchemy import event, insert, select
+
+    from glue_pipeline.extract import licenses_frame
+    from glue_pipeline.store.schema import create_tables, licenses, make_engine, tenants, write_transaction
+    from glue_pipeline.store.writer import replace_licenses, utcnow
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    create_tables(engine)
+
+    def skus(consumed: dict[str, int]) -> pd.DataFrame:
+        return licenses_frame([{"skuId": sku, "skuPartNumber": sku.upper(), "capabilityStatus": "Enabled",
+                                "consumedUnits": n, "prepaidUnits": {"enabled": 10}} for sku, n in consumed.items()])
+
+    with write_transaction(engine) as conn:
+        conn.execute(insert(tenants).values(tenant_id="t1", first_seen_at=utcnow(), last_seen_at=utcnow()))
+        replace_licenses(conn, "t1", None, skus({"a": 1, "b": 2, "c": 3, "d": 4}))
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    with write_transaction(engine) as conn:
+        replace_licenses(conn, "t1", None, skus({"a": 1, "b": 5, "c": 6, "e": 7}))  # d gone, e new
+    writes = [s for s in statements if s.split()[0].upper() in ("INSERT", "UPDATE", "DELETE")]
+    assert len(writes) == 2, writes
+    with engine.connect() as conn:
+        rows = {r.sku_id: r.consumed for r in conn.execute(select(licenses))}
+    assert rows == {"a": 1, "b": 5, "c": 6, "e": 7}

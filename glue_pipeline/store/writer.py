@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pandas as pd
-from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, literal, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, select, update
 
 from glue_pipeline.mapping import ContactFields
 from glue_pipeline.matching.organizations import OrgMatch
@@ -107,21 +107,20 @@ def record_match(conn: Connection, match: OrgMatch, recorded: dict | None, now: 
 
 def replace_licenses(conn: Connection, tenant_id: str, organization_id: int | None,
                      frame: pd.DataFrame) -> None:
-    """The tenant's license table mirrors Microsoft: rows are rewritten only when they differ."""
+    """The tenant's license table mirrors Microsoft: rows are rewritten only when they differ
+    (deleted and inserted again, in two statements whatever their number)."""
     wanted = {r["sku_id"]: {**r, "tenant_id": tenant_id, "organization_id": organization_id}
               for r in frame.to_dict("records")}
     current = {r.sku_id: dict(r._mapping) for r in
                conn.execute(select(licenses).where(licenses.c.tenant_id == tenant_id))}
-    gone = set(current) - set(wanted)
-    if gone:
+    fresh = [row for sku_id, row in wanted.items()
+             if sku_id not in current or any(current[sku_id].get(k) != v for k, v in row.items())]
+    stale = (set(current) - set(wanted)) | {row["sku_id"] for row in fresh if row["sku_id"] in current}
+    if stale:
         conn.execute(delete(licenses).where(and_(licenses.c.tenant_id == tenant_id,
-                                                 licenses.c.sku_id.in_(gone))))
-    for sku_id, row in wanted.items():
-        if sku_id not in current:
-            conn.execute(insert(licenses).values(**row))
-        elif any(current[sku_id].get(k) != v for k, v in row.items()):
-            conn.execute(update(licenses).where(and_(licenses.c.tenant_id == tenant_id,
-                                                     licenses.c.sku_id == sku_id)).values(**row))
+                                                 licenses.c.sku_id.in_(stale))))
+    if fresh:
+        conn.execute(insert(licenses), fresh)
 
 
 def read_contact_index(conn: Connection, organization_id: int,
@@ -341,14 +340,13 @@ def mark_removed_users(conn: Connection, tenant_id: str, present_user_ids: set[s
                                contact_microsoft.c.user_principal_name)
                         .where(and_(contact_microsoft.c.tenant_id == tenant_id,
                                     contact_microsoft.c.status != "removed"))).all()
-    for row in rows:
-        if row.user_id not in present_user_ids:
-            conn.execute(update(contact_microsoft).where(contact_microsoft.c.contact_id == row.contact_id)
-                         .values(status="removed"))
-            counts.removed += 1
-            counts.log.append(LogEntry("warning", "user_removed",
-                                       f"{row.user_principal_name} no longer exists in Microsoft; "
-                                       "the contact is kept", row.contact_id, row.user_id))
+    gone = [row for row in rows if row.user_id not in present_user_ids]
+    if gone:
+        conn.execute(update(contact_microsoft).where(contact_microsoft.c.contact_id.in_([r.contact_id for r in gone]))
+                     .values(status="removed"))
+    counts.removed += len(gone)
+    counts.log += [LogEntry("warning", "user_removed", f"{row.user_principal_name} no longer exists in "
+                            "Microsoft; the contact is kept", row.contact_id, row.user_id) for row in gone]
 
 
 def write_log(conn: Connection, run_id: str, tenant_id: str | None, entries: list[LogEntry],
@@ -375,19 +373,24 @@ def record_discovered_tenants(conn: Connection, frame: pd.DataFrame, now: dateti
     Returns the ids of tenants that vanished in this discovery.
     """
     lock_tenant(conn, "discovery")  # two discoveries at once would both insert a new tenant
-    for row in frame.to_dict("records"):
-        row = {k: None if pd.isna(v) else v for k, v in row.items()}
-        values = {k: row.get(k) for k in ("relationship", "data_source")}
-        # The partner's copies of name and domain only fill a gap: once synced, the tenant's own
-        # organization details are authoritative (a direct-login source knows neither).
-        for key in ("display_name", "default_domain"):
-            if row.get(key):
-                values[key] = func.coalesce(tenants.c[key], literal(row[key], tenants.c[key].type))
-        done = conn.execute(update(tenants).where(tenants.c.tenant_id == row["tenant_id"])
-                            .values(**values, last_seen_at=now, vanished_at=None)).rowcount
-        if not done:
-            conn.execute(insert(tenants).values(tenant_id=row["tenant_id"], first_seen_at=now, last_seen_at=now,
-                                                **{k: row.get(k) for k in TENANT_COLUMNS}))
+    rows = [{k: None if pd.isna(v) else v for k, v in row.items()} for row in frame.to_dict("records")]
+    known = set(conn.execute(select(tenants.c.tenant_id)).scalars())
+    seen = [{"k_": r["tenant_id"], **{f"v_{k}": r.get(k) for k in TENANT_COLUMNS}}
+            for r in rows if r["tenant_id"] in known]
+    if seen:
+        # The partner's copies of name and domain only fill a gap (coalesce): once synced, the
+        # tenant's own organization details are authoritative (a direct-login source knows neither).
+        conn.execute(update(tenants).where(tenants.c.tenant_id == bindparam("k_")).values(
+            relationship=bindparam("v_relationship"), data_source=bindparam("v_data_source"),
+            display_name=func.coalesce(tenants.c.display_name,
+                                       bindparam("v_display_name", type_=tenants.c.display_name.type)),
+            default_domain=func.coalesce(tenants.c.default_domain,
+                                         bindparam("v_default_domain", type_=tenants.c.default_domain.type)),
+            last_seen_at=now, vanished_at=None), seen)
+    new = [{"tenant_id": r["tenant_id"], "first_seen_at": now, "last_seen_at": now,
+            **{k: r.get(k) for k in TENANT_COLUMNS}} for r in rows if r["tenant_id"] not in known]
+    if new:
+        conn.execute(insert(tenants), new)
     listed = set(frame["tenant_id"])
     vanished = [r.tenant_id for r in conn.execute(
         select(tenants.c.tenant_id).where(tenants.c.vanished_at.is_(None))) if r.tenant_id not in listed]
