@@ -374,10 +374,9 @@ def record_discovered_tenants(conn: Connection, frame: pd.DataFrame, now: dateti
     """
     lock_tenant(conn, "discovery")  # two discoveries at once would both insert a new tenant
     rows = [{k: None if pd.isna(v) else v for k, v in row.items()} for row in frame.to_dict("records")]
-    known = set(conn.execute(select(tenants.c.tenant_id)).scalars())
-    seen = [{"k_": r["tenant_id"], **{f"v_{k}": r.get(k) for k in TENANT_COLUMNS}}
-            for r in rows if r["tenant_id"] in known]
-    if seen:
+    if rows:
+        # Update first, then insert the tenants not there yet: the first statement writes, so on
+        # SQLite a concurrent discovery waits for the lock rather than failing to upgrade a read.
         # The partner's copies of name and domain only fill a gap (coalesce): once synced, the
         # tenant's own organization details are authoritative (a direct-login source knows neither).
         conn.execute(update(tenants).where(tenants.c.tenant_id == bindparam("k_")).values(
@@ -386,11 +385,14 @@ def record_discovered_tenants(conn: Connection, frame: pd.DataFrame, now: dateti
                                        bindparam("v_display_name", type_=tenants.c.display_name.type)),
             default_domain=func.coalesce(tenants.c.default_domain,
                                          bindparam("v_default_domain", type_=tenants.c.default_domain.type)),
-            last_seen_at=now, vanished_at=None), seen)
-    new = [{"tenant_id": r["tenant_id"], "first_seen_at": now, "last_seen_at": now,
-            **{k: r.get(k) for k in TENANT_COLUMNS}} for r in rows if r["tenant_id"] not in known]
-    if new:
-        conn.execute(insert(tenants), new)
+            last_seen_at=now, vanished_at=None),
+            [{"k_": r["tenant_id"], **{f"v_{k}": r.get(k) for k in TENANT_COLUMNS}} for r in rows])
+        known = set(conn.execute(select(tenants.c.tenant_id)
+                                 .where(tenants.c.tenant_id.in_([r["tenant_id"] for r in rows]))).scalars())
+        new = [{"tenant_id": r["tenant_id"], "first_seen_at": now, "last_seen_at": now,
+                **{k: r.get(k) for k in TENANT_COLUMNS}} for r in rows if r["tenant_id"] not in known]
+        if new:
+            conn.execute(insert(tenants), new)
     listed = set(frame["tenant_id"])
     vanished = [r.tenant_id for r in conn.execute(
         select(tenants.c.tenant_id).where(tenants.c.vanished_at.is_(None))) if r.tenant_id not in listed]
