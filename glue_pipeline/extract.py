@@ -28,10 +28,12 @@ USER_FIELDS = [
     "businessPhones", "mobilePhone", "officeLocation", "accountEnabled", "userType",
     "proxyAddresses", "assignedLicenses", "createdDateTime", "lastPasswordChangeDateTime",
 ]
-# What TenantExtract.details() and the domains read; what licenses_frame reads.
-ORGANIZATION_FIELDS = ["id", "displayName", "verifiedDomains", "street", "city", "state", "postalCode",
-                       "countryLetterCode", "businessPhones"]
-SKU_FIELDS = ["skuId", "skuPartNumber", "capabilityStatus", "consumedUnits", "prepaidUnits"]
+# What TenantExtract.details() and the domains read; what licenses_frame reads. Sent alone or
+# in a batch.
+ORGANIZATION_READ = BatchCall("organization", {"$select": "id,displayName,verifiedDomains,street,city,state,"
+                                                          "postalCode,countryLetterCode,businessPhones"})
+SKUS_READ = BatchCall("subscribedSkus", {"$select": "skuId,skuPartNumber,capabilityStatus,consumedUnits,"
+                                                    "prepaidUnits"})
 TENANT_COLUMNS = ["tenant_id", "display_name", "default_domain", "relationship", "data_source"]
 SIGN_IN_FIELD = "signInActivity"
 # Graph answers these when signInActivity cannot be read: no AuditLog.Read.All, or no Entra ID P1/P2.
@@ -204,9 +206,9 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
     else:
         organization, (users, users_entry, users_changed), skus = side_by_side(
             client.settings.tenant_concurrency,
-            lambda: client.get_json(tenant_id, "organization", {"$select": ",".join(ORGANIZATION_FIELDS)})["value"][0],
+            lambda: client.get_json(tenant_id, ORGANIZATION_READ.path, ORGANIZATION_READ.params)["value"][0],
             lambda: read_all_users(client, tenant_id, options, notes, cache is not None and options.users_delta, now),
-            lambda: list(client.get_collection(tenant_id, "subscribedSkus", select=SKU_FIELDS))
+            lambda: _all_items(client, tenant_id, client.get_json(tenant_id, SKUS_READ.path, SKUS_READ.params))
             if options.licenses else [])
     licenses = licenses_frame(skus)
     updates = {USERS_CACHE: users_entry} if users_entry else {}
@@ -262,21 +264,23 @@ def delta_snapshot(client: GraphClient, cache: TenantCache | None, tenant_id: st
     if cache is None or not options.users_delta:
         return None
     snapshot = cache.load(USERS_CACHE, tenant_id)
-    if snapshot and _fresh(snapshot.state.get("full_read_at"), now, options.full_read_hours) \
-            and snapshot.state.get("fields") == user_fields(options) \
-            and not _relative(client, snapshot.state.get("delta_link") or "https://").startswith("https://"):
-        return snapshot
-    return None
+    if snapshot is None:
+        return None
+    link = snapshot.state.get("delta_link")
+    usable = _fresh(snapshot.state.get("full_read_at"), now, options.full_read_hours) \
+        and snapshot.state.get("fields") == user_fields(options) \
+        and bool(link) and not _relative(client, link).startswith("https://")
+    return snapshot if usable else None
 
 
 def first_reads_batched(client: GraphClient, tenant_id: str, options: SyncOptions,
                         snapshot: CachedTable) -> tuple[dict, list[dict], dict | GraphError]:
     """The organization, the subscribed SKUs and the users delta's first page (or its error,
     which the caller judges) in one batch: one request instead of three."""
-    calls = {"organization": BatchCall("organization", {"$select": ",".join(ORGANIZATION_FIELDS)}),
+    calls = {"organization": ORGANIZATION_READ,
              "users": BatchCall(_relative(client, snapshot.state["delta_link"]), headers=DELTA_PAGE_SIZE)}
     if options.licenses:
-        calls["licenses"] = BatchCall("subscribedSkus", {"$select": ",".join(SKU_FIELDS)})
+        calls["licenses"] = SKUS_READ
     answers = client.batch(tenant_id, calls)
     organization = _answered(answers["organization"])["value"][0]
     skus = _all_items(client, tenant_id, _answered(answers["licenses"])) if options.licenses else []

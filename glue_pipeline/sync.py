@@ -171,8 +171,8 @@ class _Draft:
     contacts: ContactPlan | None = None  # for a matched tenant
 
 
-def _inputs(conn, tenant_id: str, organization_id: int | None) -> tuple:  # type: ignore[no-untyped-def]
-    state = writer.read_sync_state(conn, tenant_id)
+def _inputs(conn, tenant_id: str, organization_id: int | None,
+            state: dict | None) -> tuple:  # type: ignore[no-untyped-def]
     return writer.read_store_version(conn, tenant_id, organization_id), state and state["fingerprint"]
 
 
@@ -183,14 +183,13 @@ def _draft(conn, ctx: SyncContext, extract: TenantExtract, digest: str, now) -> 
     recorded = writer.read_recorded_match(conn, tenant_id)
     state = writer.read_sync_state(conn, tenant_id)
     if extract.unchanged_users and recorded and state:
-        version = writer.read_store_version(conn, tenant_id, recorded["organization_id"])
-        if state["fingerprint"] == _fingerprint(ctx, extract, digest, version, recorded["status"]):
-            return _Draft(recorded, recorded["organization_id"], (version, state["fingerprint"]), state,
-                          unchanged=True)
+        inputs = _inputs(conn, tenant_id, recorded["organization_id"], state)
+        if state["fingerprint"] == _fingerprint(ctx, extract, digest, inputs[0], recorded["status"]):
+            return _Draft(recorded, recorded["organization_id"], inputs, state, unchanged=True)
     org = plan_organization(extract, ctx.organizations, ctx.organization_domains, recorded,
                             ctx.organization_names)
     organization_id = org.match.organization_id
-    draft = _Draft(recorded, organization_id, _inputs(conn, tenant_id, organization_id), state, org=org,
+    draft = _Draft(recorded, organization_id, _inputs(conn, tenant_id, organization_id, state), state, org=org,
                    skips=skip_reasons(extract, ctx.options))
     if org.match.status == "matched":
         assert organization_id is not None
@@ -204,7 +203,7 @@ def _draft(conn, ctx: SyncContext, extract: TenantExtract, digest: str, now) -> 
 def _still_holds(conn, draft: _Draft, tenant_id: str) -> bool:  # type: ignore[no-untyped-def]
     """Whether what the draft was made from is unchanged (read under the write lock)."""
     return writer.read_recorded_match(conn, tenant_id) == draft.recorded and \
-        _inputs(conn, tenant_id, draft.organization_id) == draft.inputs
+        _inputs(conn, tenant_id, draft.organization_id, writer.read_sync_state(conn, tenant_id)) == draft.inputs
 
 
 def _write_tenant(ctx: SyncContext, known: dict,
