@@ -36,6 +36,8 @@ from glue_pipeline.extract import CONCEALED_FIX, discover_tenants
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.options import SyncOptions, config_path, load_options
 from glue_pipeline.overview import duplicate_emails, held_overview, organization_overview
+from glue_pipeline.matching.organizations import OPEN_STATUSES
+from glue_pipeline.render import markdown_table, terminal_text
 from glue_pipeline.settings import Settings, settings_from_env, store_url_from_env
 from glue_pipeline.sources import PARTNER_SOURCE, DirectSource, disconnected_sources, load_direct_sources
 from glue_pipeline.store import writer
@@ -106,7 +108,7 @@ def customer_tenants(context: dg.AssetExecutionContext, glue: GlueResource) -> d
         context.instance.add_dynamic_partitions(TENANTS.name, new)
     if vanished:
         context.log.warning(f"{len(vanished)} tenants are no longer listed by the partner account and "
-                            f"will not be synced: {', '.join(vanished)}")
+                            f"will not be synced: {terminal_text(', '.join(vanished))}")
     path = settings.data_dir / "customer_tenants.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
@@ -130,9 +132,9 @@ def _report_progress(context: dg.AssetExecutionContext, show: bool):  # type: ig
     """Failures are logged at once; other tenants about every 2% of the pass (and `show`
     prints every tenant on stderr)."""
     def on_done(outcome: TenantOutcome, done: int, total: int) -> None:
-        line = f"tenants done {done}/{total}: {outcome.display_name} {outcome.status}"
+        line = f"tenants done {done}/{total}: {terminal_text(outcome.display_name)} {outcome.status}"
         if outcome.status == "failed":
-            context.log.warning(f"{line}: {outcome.error}")
+            context.log.warning(f"{line}: {terminal_text(outcome.error)}")
         elif done == total or done % max(1, total // PROGRESS_STEPS) == 0:
             context.log.info(line)
         if show:
@@ -186,7 +188,8 @@ def tenant_sync(context: dg.AssetExecutionContext, glue: GlueResource):
     with engine.connect() as conn:
         vanished = writer.vanished_tenants(conn, requested)
     for tenant_id in vanished:
-        context.log.warning(f"tenant {tenant_id} is no longer listed by the partner account: not synced")
+        context.log.warning(f"tenant {terminal_text(tenant_id)} is no longer listed by the partner account: "
+                            "not synced")
     tenant_ids = [t for t in requested if t not in vanished]
     graph = settings.graph if glue.concurrency is None else replace(settings.graph, concurrency=glue.concurrency)
     sources = glue.direct_sources(engine)
@@ -219,7 +222,8 @@ def tenant_sync(context: dg.AssetExecutionContext, glue: GlueResource):
         raise dg.Failure(
             description=f"{len(failed)} of {len(outcomes)} tenants failed; their partitions are marked "
                         "failed and can be re-run alone:\n"
-                        + "\n".join(f"- {o.display_name} ({o.tenant_id}): {o.error}" for o in failed),
+                        + "\n".join(terminal_text(f"- {o.display_name} ({o.tenant_id}): {o.error}")
+                                    for o in failed),
             metadata={"failed_tenants": dg.MetadataValue.json([o.tenant_id for o in failed])})
 
 
@@ -233,7 +237,7 @@ def _check(name: str, asset: str, failing: pd.DataFrame, what: str, severity: dg
         check_name=name, asset_key=asset, passed=failing.empty, severity=severity,
         description=f"{len(failing)} {what}" if len(failing) else None,
         metadata={"count": len(failing), "rows": dg.MetadataValue.md(
-            failing[columns].head(50).astype(str).to_markdown(index=False) if len(failing) else "(none)")})
+            markdown_table(failing[columns], limit=50) if len(failing) else "(none)")})
 
 
 @dg.asset(group_name=OVERVIEW_GROUP, deps=["tenant_contacts"],
@@ -253,7 +257,7 @@ def organization_matches(glue: GlueResource):
     columns = ["tenant_name", "tenant_id", "status", "organization_id", "best_suggestion"]
     yield _check("no_conflicting_tenants", "organization_matches", frame[frame["conflict"]],
                  "tenants share an organization with another tenant", dg.AssetCheckSeverity.ERROR, columns)
-    open_tenants = frame[frame["status"].isin(["unmatched", "suggested"]) & ~frame["vanished"]]
+    open_tenants = frame[frame["status"].isin(OPEN_STATUSES) & ~frame["vanished"]]
     yield _check("all_tenants_matched", "organization_matches", open_tenants,
                  "tenants wait for a match decision (`glue-pipeline match list`)",
                  dg.AssetCheckSeverity.WARN, columns)
@@ -307,7 +311,7 @@ def record_decision(context: dg.OpExecutionContext, config: DecisionConfig, glue
     result = apply_decision(glue.store_engine(), config.action, config.tenant,
                             config.organization, config.rank, config.user_id, config.contact_id,
                             config.force, config.decided_by)
-    context.log.info(f"recorded {config.action}: {result}")
+    context.log.info(terminal_text(f"recorded {config.action}: {result}"))
 
 
 @dg.job(description="Record a match decision (launch it from the Launchpad with run config).")
@@ -353,10 +357,11 @@ def diagnose_tenants(context: dg.OpExecutionContext, glue: GlueResource) -> None
     problems = report[report["status"] != "OK"]
     context.log_event(dg.AssetObservation(asset_key="customer_tenants", metadata={
         "doctor checks": len(report), "doctor problems": len(problems),
-        "doctor report": dg.MetadataValue.md(report.astype(str).to_markdown(index=False))}))
+        "doctor report": dg.MetadataValue.md(markdown_table(report))}))
     if len(problems):
         raise dg.Failure(description=f"{len(problems)} problem(s) found:\n" + "\n".join(
-            f"- {r.tenant} ({r.source}) {r.check}: {r.detail} Fix: {r.fix}" for r in problems.itertuples()))
+            terminal_text(f"- {r.tenant} ({r.source}) {r.check}: {r.detail} Fix: {r.fix}")
+            for r in problems.itertuples()))
 
 
 @dg.job(description="Doctor: can every tenant be synced? (the same checks as `glue-pipeline doctor`)")

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -22,6 +23,22 @@ from glue_pipeline.graph.client import BatchCall, GraphClient
 from glue_pipeline.graph.errors import GraphError, PermissionDeniedError
 from glue_pipeline.licenses import friendly_name
 from glue_pipeline.options import SyncOptions
+from glue_pipeline.untrusted import (
+    CLEANING_VERSION,
+    Cleaned,
+    Cleaner,
+    clean_customer,
+    clean_organization,
+    clean_skus,
+    EMAIL_LIMIT,
+    TEXT_LIMIT,
+    clean_text,
+    clean_users,
+    unique_users,
+    user_limits,
+)
+
+log = logging.getLogger(__name__)
 
 USER_FIELDS = [
     "id", "userPrincipalName", "displayName", "givenName", "surname", "mail", "jobTitle",
@@ -76,7 +93,11 @@ def discover_tenants(client: GraphClient, direct: list[tuple[str, str]] | None =
         row = rows.setdefault(tenant_id, {"tenant_id": tenant_id, "display_name": None,
                                           "default_domain": None, "relationship": "direct"})
         row["data_source"] = source_name
-    frame = pd.DataFrame(list(rows.values()), columns=TENANT_COLUMNS)
+    cleaner = Cleaner()
+    cleaned = [c for c in (clean_customer(row, cleaner) for row in rows.values()) if c is not None]
+    for note in cleaner.found:  # names are cleaned again, and logged, in each tenant's sync
+        log.log(logging.WARNING if note.field == "tenant id" else logging.INFO, "discovery: %s", note.message)
+    frame = pd.DataFrame(cleaned, columns=TENANT_COLUMNS)
     frame["data_source"] = frame["data_source"].fillna("partner")
     return frame.sort_values("tenant_id", ignore_index=True)
 
@@ -85,15 +106,15 @@ def _partner_customers(client: GraphClient) -> dict[str, dict]:
     partner = client.settings.partner_tenant_id
     rows: dict[str, dict] = {}
     for contract in client.get_collection(partner, "contracts", top=999):
-        rows[contract["customerId"]] = {
-            "tenant_id": contract["customerId"], "display_name": contract.get("displayName"),
+        rows[contract.get("customerId")] = {
+            "tenant_id": contract.get("customerId"), "display_name": contract.get("displayName"),
             "default_domain": contract.get("defaultDomainName"), "relationship": "dap"}
     for customer in client.get_collection(partner, "tenantRelationships/delegatedAdminCustomers",
                                           top=300):
-        row = rows.get(customer["tenantId"])
+        row = rows.get(customer.get("tenantId"))
         if row is None:
-            rows[customer["tenantId"]] = {
-                "tenant_id": customer["tenantId"], "display_name": customer.get("displayName"),
+            rows[customer.get("tenantId")] = {
+                "tenant_id": customer.get("tenantId"), "display_name": customer.get("displayName"),
                 "default_domain": None, "relationship": "gdap"}
         else:
             row["relationship"] = "both"
@@ -125,6 +146,8 @@ class TenantExtract:
     cache_updates: dict[str, CachedTable] = field(default_factory=dict)
     # False only when the users came from the snapshot and a delta query reported no change.
     users_changed: bool = True
+    # What cleaning changed in the values read (untrusted.py), for the sync log.
+    cleaned: list[Cleaned] = field(default_factory=list)
 
     @property
     def users(self) -> pd.DataFrame:
@@ -198,19 +221,22 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
     options = options or SyncOptions()
     now = now or datetime.now(timezone.utc)
     notes: list[str] = []
+    cleaner = Cleaner()
     snapshot = delta_snapshot(client, cache, tenant_id, options, now)
     if snapshot is not None:
         organization, skus, delta = first_reads_batched(client, tenant_id, options, snapshot)
         users, users_entry, users_changed = users_from_delta(client, tenant_id, options, notes, snapshot,
-                                                             delta, now)
+                                                             delta, now, cleaner)
     else:
         organization, (users, users_entry, users_changed), skus = side_by_side(
             client.settings.tenant_concurrency,
             lambda: client.get_json(tenant_id, ORGANIZATION_READ.path, ORGANIZATION_READ.params)["value"][0],
-            lambda: read_all_users(client, tenant_id, options, notes, cache is not None and options.users_delta, now),
+            lambda: read_all_users(client, tenant_id, options, notes, cache is not None and options.users_delta,
+                                   now, cleaner),
             lambda: _all_items(client, tenant_id, client.get_json(tenant_id, SKUS_READ.path, SKUS_READ.params))
             if options.licenses else [])
-    licenses = licenses_frame(skus)
+    organization = clean_organization(organization, cleaner)
+    licenses = licenses_frame(clean_skus(skus, cleaner))
     updates = {USERS_CACHE: users_entry} if users_entry else {}
     if options.mailbox_usage:
         mailboxes, state, report_entry = cached_mailboxes(client, tenant_id, options, notes, cache, now,
@@ -220,7 +246,7 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
     else:
         mailboxes, state = parse_mailbox_report(""), "off"
     return TenantExtract(tenant_id, organization, users, licenses, mailboxes, state, notes, updates,
-                         users_changed)
+                         users_changed, cleaner.found)
 
 
 def _has_licensed_users(users: pd.DataFrame) -> bool:
@@ -269,6 +295,7 @@ def delta_snapshot(client: GraphClient, cache: TenantCache | None, tenant_id: st
     link = snapshot.state.get("delta_link")
     usable = _fresh(snapshot.state.get("full_read_at"), now, options.full_read_hours) \
         and snapshot.state.get("fields") == user_fields(options) \
+        and snapshot.state.get("cleaning") == CLEANING_VERSION \
         and bool(link) and not _relative(client, link).startswith("https://")
     return snapshot if usable else None
 
@@ -303,8 +330,8 @@ def _all_items(client: GraphClient, tenant_id: str, page: dict) -> list[dict]:
 
 
 def users_from_delta(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
-                     snapshot: CachedTable, first: dict | GraphError,
-                     now: datetime) -> tuple[Frame, CachedTable | None, bool]:
+                     snapshot: CachedTable, first: dict | GraphError, now: datetime,
+                     cleaner: Cleaner) -> tuple[Frame, CachedTable | None, bool]:
     """The snapshot's users with the delta's changes (`first`: its first page), the cache entry
     to keep, and whether they may differ from the snapshot (False only after an empty delta).
     The users are built from the snapshot only when first needed. An expired delta link means
@@ -315,7 +342,8 @@ def users_from_delta(client: GraphClient, tenant_id: str, options: SyncOptions, 
         if exc.code != "syncStateNotFound" and exc.status != 410:
             raise
         notes.append("the users delta link had expired; all users were read again")
-        return read_all_users(client, tenant_id, options, notes, True, now)
+        return read_all_users(client, tenant_id, options, notes, True, now, cleaner)
+    changes = clean_users(changes, _limits(options), cleaner)
     columns = user_fields(options) + [SIGN_IN_FIELD]
     # Built once, shared by the extract and the cache entry.
     merged = functools.cache(lambda: apply_delta(snapshot.rows(), changes, columns))
@@ -324,16 +352,16 @@ def users_from_delta(client: GraphClient, tenant_id: str, options: SyncOptions, 
 
 
 def read_all_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
-                   keep: bool, now: datetime) -> tuple[pd.DataFrame, CachedTable | None, bool]:
+                   keep: bool, now: datetime, cleaner: Cleaner) -> tuple[pd.DataFrame, CachedTable | None, bool]:
     """Every user; with `keep`, also the cache entry (with a delta link for the next sync)."""
     if not keep:
-        return full_user_read(client, tenant_id, options, notes), None, True
+        return full_user_read(client, tenant_id, options, notes, cleaner), None, True
     fields = user_fields(options)
     # Take the delta link first: changes made during the full read come again next time.
     link = latest_delta_link(client, tenant_id, fields)
-    users = full_user_read(client, tenant_id, options, notes)
+    users = full_user_read(client, tenant_id, options, notes, cleaner)
     return users, CachedTable(users, {"delta_link": _relative(client, link), "full_read_at": now.isoformat(),
-                                      "fields": fields}), True
+                                      "fields": fields, "cleaning": CLEANING_VERSION}), True
 
 
 def _relative(client: GraphClient, link: str) -> str:
@@ -347,20 +375,30 @@ def _fresh(stamp: str | None, now: datetime, hours: int) -> bool:
     return bool(stamp) and now - datetime.fromisoformat(stamp) < timedelta(hours=hours)
 
 
-def full_user_read(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str]) -> pd.DataFrame:
+def _limits(options: SyncOptions) -> dict[str, int]:
+    return user_limits({k: v for k, v in options.mapping.model_dump().items() if not isinstance(v, bool)})
+
+
+def _clean_read(rows: list[dict], options: SyncOptions, cleaner: Cleaner) -> list[dict]:
+    return unique_users(clean_users(rows, _limits(options), cleaner), cleaner)
+
+
+def full_user_read(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
+                   cleaner: Cleaner) -> pd.DataFrame:
+    """Every user, cleaned (untrusted.clean_users: a user listed twice is kept once)."""
     fields = user_fields(options)
     if options.entra:
         try:
             rows = list(client.get_collection(tenant_id, "users", select=fields + [SIGN_IN_FIELD],
                                               top=min(client.settings.page_size, SIGN_IN_PAGE_SIZE)))
-            return pd.DataFrame(rows, columns=fields + [SIGN_IN_FIELD])
+            return pd.DataFrame(_clean_read(rows, options, cleaner), columns=fields + [SIGN_IN_FIELD])
         except GraphError as exc:
             if exc.code not in SIGN_IN_REFUSALS:
                 raise
             notes.append(f"last sign-in is left empty: Graph refused signInActivity ({exc.code}); it needs "
                          "the AuditLog.Read.All permission and an Entra ID P1/P2 licence in the tenant")
     rows = list(client.get_collection(tenant_id, "users", select=fields, top=client.settings.page_size))
-    return pd.DataFrame(rows, columns=fields + [SIGN_IN_FIELD])
+    return pd.DataFrame(_clean_read(rows, options, cleaner), columns=fields + [SIGN_IN_FIELD])
 
 
 def latest_delta_link(client: GraphClient, tenant_id: str, fields: list[str]) -> str:
@@ -412,10 +450,11 @@ def cached_mailboxes(client: GraphClient, tenant_id: str, options: SyncOptions, 
     rows read only when needed. `expect_rows()`: whether the tenant has licensed users."""
     today = utc_day(now)
     cached = cache.load(MAILBOX_CACHE, tenant_id) if cache else None
-    if cached and cached.state.get("fetched_on") == today:
+    if cached and cached.state.get("fetched_on") == today and cached.state.get("cleaning") == CLEANING_VERSION:
         return lambda: cached.frame, cached.state.get("mailbox_state", "joined"), None
     mailboxes, state = read_mailboxes(client, tenant_id, options, notes, expect_rows())
-    entry = CachedTable(mailboxes, {"fetched_on": today, "mailbox_state": state}) if cache and \
+    entry = CachedTable(mailboxes, {"fetched_on": today, "mailbox_state": state,
+                                    "cleaning": CLEANING_VERSION}) if cache and \
         state in ("joined", "concealed") else None
     return mailboxes, state, entry
 
@@ -493,6 +532,17 @@ class ReportFormatError(ValueError):
 REQUIRED_MAILBOX_COLUMNS = ("User Principal Name", "Storage Used (Byte)")
 
 
+ISO_DATE = r"\d{4}-\d{2}-\d{2}"
+
+
+def _byte_counts(column: pd.Series) -> pd.Series:
+    """Whole numbers from 0 to 2**53 (exact as floats, and far below the store's BigInteger
+    limit); anything else is missing."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    fits = (numbers >= 0) & (numbers <= 2**53) & (numbers == numbers.round())
+    return numbers.where(fits).astype("Float64").astype("Int64")
+
+
 def parse_mailbox_report(csv: str) -> pd.DataFrame:
     """The mailbox usage CSV as a table keyed by lower-cased UPN, read by column name (the BOM,
     the column order and optional columns do not matter). A truncated or malformed report is
@@ -515,10 +565,16 @@ def parse_mailbox_report(csv: str) -> pd.DataFrame:
                           for theirs, ours in MAILBOX_COLUMNS.items()})
     for column in ("item_count", "storage_used_bytes", "issue_warning_quota_bytes",
                    "prohibit_send_quota_bytes", "prohibit_send_receive_quota_bytes"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+        frame[column] = _byte_counts(frame[column])
     for column in ("is_deleted", "has_archive"):
         frame[column] = frame[column].astype(str).str.lower().eq("true")
-    frame["user_principal_name"] = frame["user_principal_name"].astype("string").str.lower()
+    for column in ("last_activity_date", "report_date"):
+        frame[column] = frame[column].where(frame[column].astype(str).str.fullmatch(ISO_DATE), None)
+    frame["recipient_type"] = frame["recipient_type"].map(
+        lambda v: clean_text(v, TEXT_LIMIT)[0] if isinstance(v, str) else None)
+    # Report cells are untrusted like any Graph value; the UPN only serves to join users.
+    frame["user_principal_name"] = frame["user_principal_name"].map(
+        lambda v: clean_text(v, EMAIL_LIMIT)[0].lower() if isinstance(v, str) else v).astype("string")
     complete = (frame["user_principal_name"].str.len().gt(0) & frame["storage_used_bytes"].notna()).fillna(False)
     if not complete.all():
         raise ReportFormatError(f"{int((~complete).sum())} rows lack the user or the storage used")

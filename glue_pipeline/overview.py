@@ -22,7 +22,9 @@ OVERVIEW_COLUMNS = ["tenant_id", "tenant_name", "status", "method", "organizatio
 
 
 def organization_overview(engine: Engine) -> pd.DataFrame:
-    """One row per known tenant. `conflict` marks two tenants matched to one organization."""
+    """One row per known tenant. `conflict` marks tenants matched by rule (exact name) to one
+    organization: two tenants share an organization only by an analyst's decision, so the sync
+    never makes such a match (a tenant it would match so is held with the status `conflict`)."""
     best = (select(tenant_suggestions.c.tenant_id, tenant_suggestions.c.organization_name,
                    tenant_suggestions.c.organization_id, tenant_suggestions.c.score)
             .where(tenant_suggestions.c.rank == 1).subquery())
@@ -43,9 +45,9 @@ def organization_overview(engine: Engine) -> pd.DataFrame:
     frame["status"] = frame["status"].fillna("not synced")
     frame["organization_id"] = frame["organization_id"].astype("Int64")
     frame["suggestion_score"] = frame["suggestion_score"].astype("Int64")
-    matched = frame[frame["status"] == "matched"]
-    shared = matched["organization_id"].value_counts()
-    frame["conflict"] = (frame["status"] == "matched") & frame["organization_id"].isin(shared[shared > 1].index)
+    by_rule = (frame["status"] == "matched") & (frame["method"] == "exact")
+    shared = frame.loc[by_rule, "organization_id"].value_counts()
+    frame["conflict"] = by_rule & frame["organization_id"].isin(shared[shared > 1].index)
     frame["reports_concealed"] = frame["reports_concealed"].fillna(False).astype(bool)
     frame["vanished"] = frame["vanished_at"].notna()
     return frame[OVERVIEW_COLUMNS]

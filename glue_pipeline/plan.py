@@ -13,7 +13,14 @@ from glue_pipeline.extract import TenantExtract
 from glue_pipeline.mapping import contact_fields, overlay_fields
 from glue_pipeline.matching.contacts import MATCH_COLUMNS, match_contacts, skip_reason
 from glue_pipeline.matching.duplicates import duplicate_risk
-from glue_pipeline.matching.organizations import OrgMatch, match_organization
+from glue_pipeline.matching.organizations import (
+    OrgMatch,
+    claimed_by,
+    conflict_reason,
+    describe_claims,
+    match_organization,
+    same_named,
+)
 from glue_pipeline.matching.suggest import suggest_organizations
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.store.writer import ContactWrite
@@ -27,26 +34,53 @@ class OrganizationPlan:
     suggestions: pd.DataFrame  # rank, organization_id, organization_name, score, reasons
 
 
+SUGGESTION_COLUMNS = ["rank", "organization_id", "organization_name", "score", "reasons"]
+
+
 def plan_organization(extract: TenantExtract, organizations: pd.DataFrame,
                       organization_domains: pd.DataFrame, recorded: dict | None,
-                      prepared: pd.DataFrame | None = None) -> OrganizationPlan:
+                      prepared: pd.DataFrame | None = None,
+                      claims: pd.DataFrame | None = None) -> OrganizationPlan:
     """A recorded decision or match, else the exact name, else suggestions by name and domain
-    (`prepared`: the organizations' name features, when a batch computed them once)."""
-    match = match_organization(extract.tenant_id, extract.display_name, organizations, recorded)
+    (`prepared`: the organizations' name features, when a batch computed them once). An
+    organization that another tenant is matched to (`claims`) is never matched by rule: when it
+    is the exact or the best suggested one, the tenant is held as a conflict, with that
+    organization as its suggestion for an analyst to accept."""
+    match = match_organization(extract.tenant_id, extract.display_name, organizations, recorded, claims)
+    if match.status == "conflict":
+        return OrganizationPlan(match, _contested(extract, organizations, claims))
     if match.status != "unmatched":
-        return OrganizationPlan(match, pd.DataFrame(columns=["rank", "organization_id",
-                                                             "organization_name", "score", "reasons"]))
+        return OrganizationPlan(match, pd.DataFrame(columns=SUGGESTION_COLUMNS))
     tenant = pd.DataFrame([{"tenant_id": extract.tenant_id, "tenant_name": extract.display_name,
                             "domains": extract.verified_domains}])
     suggestions = suggest_organizations(tenant, organizations, organization_domains, prepared=prepared)
     suggestions = suggestions.drop(columns=["tenant_id"]).reset_index(drop=True)
-    if len(suggestions):
-        best = suggestions.iloc[0]
-        match = OrgMatch(match.tenant_id, match.tenant_name, "suggested", None, None,
-                         f"best suggestion: {best['organization_name']} (id {best['organization_id']}, "
-                         f"score {best['score']:.0f}: {best['reasons']}); accept it or record another "
-                         "match decision")
+    if not len(suggestions):
+        return OrganizationPlan(match, suggestions)
+    claimed = [claimed_by(claims, int(org_id)) for org_id in suggestions["organization_id"]]
+    suggestions["reasons"] = [reasons + (f"; already matched to tenant {describe_claims(c)}" if len(c) else "")
+                              for reasons, c in zip(suggestions["reasons"], claimed)]
+    best = suggestions.iloc[0]
+    if len(claimed[0]):
+        reason = conflict_reason(extract.display_name, int(best["organization_id"]),
+                                 str(best["organization_name"]), claimed[0])
+        return OrganizationPlan(OrgMatch(match.tenant_id, match.tenant_name, "conflict", None, None,
+                                         f"best suggestion: {reason}"), suggestions)
+    match = OrgMatch(match.tenant_id, match.tenant_name, "suggested", None, None,
+                     f"best suggestion: {best['organization_name']} (id {best['organization_id']}, "
+                     f"score {best['score']:.0f}: {best['reasons']}); accept it or record another "
+                     "match decision")
     return OrganizationPlan(match, suggestions)
+
+
+def _contested(extract: TenantExtract, organizations: pd.DataFrame, claims: pd.DataFrame | None) -> pd.DataFrame:
+    """The one suggestion of a tenant whose same-named organization is another tenant's."""
+    org = same_named(organizations, extract.display_name).iloc[0]
+    claimed = claimed_by(claims, int(org["id"]))
+    return pd.DataFrame([{"rank": 1, "organization_id": int(org["id"]), "organization_name": org["name"],
+                          "score": 100.0, "reasons": "organization name equals the tenant name; already "
+                                                    f"matched to tenant {describe_claims(claimed)}"}],
+                        columns=SUGGESTION_COLUMNS)
 
 
 def skip_reasons(extract: TenantExtract, options: SyncOptions) -> pd.Series:
@@ -81,10 +115,12 @@ def held_plan(users: pd.DataFrame, skips: pd.Series, match: OrgMatch) -> Contact
 
 def plan_contacts(extract: TenantExtract, options: SyncOptions, skips: pd.Series,
                   contact_emails: pd.DataFrame, linked: pd.DataFrame, decisions: pd.DataFrame,
-                  org_contacts: pd.DataFrame, now: datetime) -> ContactPlan:
+                  org_contacts: pd.DataFrame, now: datetime,
+                  foreign: pd.DataFrame | None = None) -> ContactPlan:
     """Match users to the organization's contacts, score would-be new contacts for duplicate risk,
-    hold the likely duplicates (policy `hold`) and build the writes."""
-    matches = match_contacts(extract.users, contact_emails, linked, skips, decisions)
+    hold the likely duplicates (policy `hold`) and build the writes. `foreign`: the
+    organization's contacts linked to users of other tenants (matching never takes them)."""
+    matches = match_contacts(extract.users, contact_emails, linked, skips, decisions, foreign)
     creating = matches[(matches["action"] == "create") & (matches["matched_on"] != "decision")]
     risk = _duplicate_risk(extract, creating["user_id"], org_contacts)
     if options.duplicate_policy == "hold":
@@ -145,7 +181,8 @@ def _writes(extract: TenantExtract, options: SyncOptions, matches: pd.DataFrame,
                                  mailboxes.get(str(user["userPrincipalName"]).lower()), joined, now)
         writes.append(ContactWrite(user_id=row.user_id,
                                    contact_id=None if row.action == "create" else int(row.contact_id),
-                                   fields=contact_fields(user, options.mapping), overlay=overlay))
+                                   fields=contact_fields(user, options.mapping), overlay=overlay,
+                                   decided=row.matched_on == "decision"))
     return writes
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, func, select
 
+from glue_pipeline.render import terminal_text
+from glue_pipeline.matching.organizations import OPEN_STATUSES
 from glue_pipeline.store.schema import contacts, sync_results, sync_runs, tenants
 
 
@@ -55,6 +57,8 @@ def last_run_id(engine: Engine) -> str | None:
 
 
 def format_summary(summary: SyncSummary) -> str:
+    """Lines for a terminal: the tenants' names, ids and errors come from Microsoft, each is made
+    one safe line."""
     lines = [
         f"tenants: {summary.tenants} ({summary.matched} matched, {summary.unmatched} unmatched, "
         f"{summary.failed} failed)",
@@ -63,10 +67,11 @@ def format_summary(summary: SyncSummary) -> str:
         f"users not synced by the user selection: {summary.skipped}",
         f"errors: {len(summary.errors)}",
     ]
-    lines += [f"  - {name}: {message}" for _tenant_id, name, message in summary.errors]
+    lines += [f"  - {terminal_text(name)}: {terminal_text(message)}"
+              for _tenant_id, name, message in summary.errors]
     if summary.errors:
-        lines.append("re-run the failed tenants alone: glue-pipeline sync "
-                     + " ".join(f"--tenant {tenant_id}" for tenant_id, _name, _message in summary.errors))
+        lines.append("re-run the failed tenants alone: glue-pipeline sync " + " ".join(
+            f"--tenant {terminal_text(tenant_id)}" for tenant_id, _name, _message in summary.errors))
     return "\n".join(lines)
 
 
@@ -76,7 +81,7 @@ def next_steps(engine: Engine) -> list[str]:
 
     with engine.connect() as conn:
         waiting = conn.execute(select(func.count()).select_from(tenant_matches).where(
-            tenant_matches.c.status.in_(["suggested", "unmatched"]))).scalar_one()
+            tenant_matches.c.status.in_(OPEN_STATUSES))).scalar_one()
         held = conn.execute(select(func.count()).select_from(held_users)).scalar_one()
     steps = []
     if waiting:

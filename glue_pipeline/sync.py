@@ -22,13 +22,14 @@ from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from glue_pipeline.cache import TenantCache
 from glue_pipeline.extract import TenantExtract, discover_tenants, extract_tenant
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError, TransientGraphError
 from glue_pipeline.mapping import admin_center_url
-from glue_pipeline.matching.organizations import OrgMatch, normalize_name
+from glue_pipeline.matching.organizations import OPEN_STATUSES, OrgMatch, normalize_name
 from glue_pipeline.matching.suggest import domain_evidence_index, domain_evidence_of, organization_table
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.plan import (
@@ -132,7 +133,7 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
             outcome.report = publish(tables, tenant_id, ctx.tables_dir)
         return outcome
     except Exception as exc:  # noqa: BLE001 - any failure of one tenant must not stop the others
-        message = str(exc) if isinstance(exc, GraphError) else f"{type(exc).__name__}: {exc}"
+        message = failure_message(exc)
         if not isinstance(exc, GraphError):
             log.exception("unexpected failure for tenant %s", tenant_id)
         record_failure(ctx.engine, ctx.run_id, tenant_id, message)
@@ -140,9 +141,19 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
                              transient=isinstance(exc, TransientGraphError))
 
 
-# Match statuses planned from the batch's organizations (exact name, suggestions), not from the
-# tenant's own recorded match.
-OPEN_MATCHES = ("unmatched", "suggested")
+def failure_message(exc: Exception) -> str:
+    """What a tenant's failure says. Graph's errors name their cause and fix; the store's are
+    told by the database's own first line, without the statement or its values, so no user's
+    data is copied into an error."""
+    if isinstance(exc, GraphError):
+        return str(exc)
+    if isinstance(exc, DBAPIError):
+        cause = exc.orig if exc.orig is not None else exc
+        first = (str(cause).strip().splitlines() or [""])[0]
+        return (f"the store refused the tenant's writes ({type(cause).__name__}: {first[:300]}); nothing of "
+                "the tenant was written: check the store (GLUE_STORE_URL) and re-run the tenant")
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:300]}"
 
 
 def _fingerprint(ctx: SyncContext, extract: TenantExtract, extract_digest: str, store_version: list,
@@ -151,7 +162,7 @@ def _fingerprint(ctx: SyncContext, extract: TenantExtract, extract_digest: str, 
     tenant without a match the organizations' names and the domain evidence its domains meet
     (contacts added elsewhere do not plan it again)."""
     against = [ctx.organizations_digest, domain_evidence_of(ctx.domain_evidence, extract.verified_domains)] \
-        if match_status in OPEN_MATCHES else []
+        if match_status in OPEN_STATUSES else []
     return hashlib.sha256((extract_digest + json.dumps([store_version, against])).encode()).hexdigest()
 
 
@@ -186,18 +197,37 @@ def _draft(conn, ctx: SyncContext, extract: TenantExtract, digest: str, now) -> 
         inputs = _inputs(conn, tenant_id, recorded["organization_id"], state)
         if state["fingerprint"] == _fingerprint(ctx, extract, digest, inputs[0], recorded["status"]):
             return _Draft(recorded, recorded["organization_id"], inputs, state, unchanged=True)
+    # Other tenants' matches count only for a tenant that may be matched by rule.
+    claims = None if _kept(recorded, ctx.organizations) else writer.read_claims(conn, tenant_id)
     org = plan_organization(extract, ctx.organizations, ctx.organization_domains, recorded,
-                            ctx.organization_names)
+                            ctx.organization_names, claims)
     organization_id = org.match.organization_id
     draft = _Draft(recorded, organization_id, _inputs(conn, tenant_id, organization_id, state), state, org=org,
                    skips=skip_reasons(extract, ctx.options))
     if org.match.status == "matched":
         assert organization_id is not None
-        emails, linked = writer.read_contact_index(conn, organization_id, tenant_id)
-        draft.contacts = plan_contacts(extract, ctx.options, draft.skips, emails, linked,
+        index = writer.read_contact_index(conn, organization_id, tenant_id)
+        draft.contacts = plan_contacts(extract, ctx.options, draft.skips, index.emails, index.linked,
                                        writer.read_contact_decisions(conn, tenant_id),
-                                       writer.read_org_contacts(conn, organization_id), now)
+                                       writer.read_org_contacts(conn, organization_id), now, index.foreign)
     return draft
+
+
+def _kept(recorded: dict | None, organizations: pd.DataFrame) -> bool:
+    """A recorded decision stands whatever other tenants are matched to."""
+    if not recorded or recorded["status"] not in ("matched", "ignored"):
+        return False
+    return recorded["status"] == "ignored" or bool((organizations["id"] == recorded["organization_id"]).any())
+
+
+def _new_claim(draft: _Draft) -> int | None:
+    """The organization a draft matches the tenant to by rule for the first time, if any."""
+    match, recorded = draft.org.match if draft.org else None, draft.recorded or {}
+    if match is None or match.status != "matched" or match.method != "exact":
+        return None
+    if recorded.get("status") == "matched" and recorded.get("organization_id") == match.organization_id:
+        return None
+    return match.organization_id
 
 
 def _still_holds(conn, draft: _Draft, tenant_id: str) -> bool:  # type: ignore[no-untyped-def]
@@ -225,6 +255,13 @@ def _write_tenant(ctx: SyncContext, known: dict,
         if draft is None or not _still_holds(conn, draft, tenant_id):
             # Likely unchanged (told by a few reads), or the store moved on since the draft.
             draft = _draft(conn, ctx, extract, digest, now)
+        claim = _new_claim(draft)
+        if claim is not None:
+            # Two tenants named alike may claim one organization at once: the first to commit
+            # has it, the other sees its claim once it holds the organization's lock.
+            writer.lock_tenant(conn, f"organization:{claim}")
+            if len(writer.read_claims(conn, tenant_id, claim)):
+                draft = _draft(conn, ctx, extract, digest, now)
         if draft.unchanged:
             assert draft.recorded is not None and draft.state is not None
             return _record_unchanged(conn, ctx, extract, draft.recorded, draft.state, now), {}
@@ -252,6 +289,7 @@ def _write_tenant(ctx: SyncContext, known: dict,
         writer.replace_held_users(conn, tenant_id, held_rows(plan) if status == "synced" else [], now)
         counts.skipped = int((plan.matches["action"] == "skipped").sum())
         counts.log += _tenant_notes(extract, plan.matches)
+        counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id) for c in extract.cleaned]
         writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
         result = {"run_id": ctx.run_id, "tenant_id": tenant_id, "status": status,
                   "organization_id": org.match.organization_id, "users": len(extract.users),

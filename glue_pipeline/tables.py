@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from glue_pipeline.render import markdown_table
+
 # The per-tenant tables, with what each holds; all are written as TABLE/TENANT_ID.parquet.
 TENANT_TABLES = {
     "users": "Users of the tenant as Graph returns them ($select of the mapped fields).",
@@ -24,18 +26,8 @@ PREVIEW_ROWS = 10
 
 
 def preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
-    """A markdown preview of the first rows ('(empty)' for none). Written directly: tabulate's
-    aligned tables cost ~3 ms each, several per tenant, and the UI renders the markdown anyway."""
-    if not len(frame):
-        return "(empty)"
-    head = frame.head(rows)
-    lines = [_row(head.columns), "|" + "---|" * len(head.columns)]
-    lines += [_row(values) for values in head.itertuples(index=False, name=None)]
-    return "\n".join(lines)
-
-
-def _row(values) -> str:  # type: ignore[no-untyped-def]
-    return "| " + " | ".join(str(v).replace("|", "\\|").replace("\n", " ") for v in values) + " |"
+    """A markdown preview of the first rows ('(empty)' for none), every cell escaped."""
+    return markdown_table(frame, rows)
 
 
 def publish(tables: dict[str, pd.DataFrame], tenant_id: str, tables_dir: Path | None) -> dict:

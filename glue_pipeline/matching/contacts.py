@@ -5,6 +5,10 @@ the UPN; `mail`; any smtp proxy address - each against every email of the organi
 contacts, case ignored. One user matching several contacts, or several users one contact, is
 ambiguous and written to neither. Users the selection leaves out stay in the table with the
 reason.
+
+Isolation: a contact linked to a user of another tenant is never matched by email. A user that
+would match one is held with a reason naming that tenant; only an analyst's link decision
+moves the contact (or an approval creates a new one).
 """
 
 from __future__ import annotations
@@ -51,11 +55,14 @@ def user_addresses(user: dict) -> list[tuple[str, str]]:
     return out
 
 
+FOREIGN_COLUMNS = ["contact_id", "tenant_id", "tenant_name"]
+
+
 class _Index:
     """The organization's contacts, linked users and decisions, for one tenant."""
 
     def __init__(self, contact_emails: pd.DataFrame, linked: pd.DataFrame,
-                 decisions: pd.DataFrame) -> None:
+                 decisions: pd.DataFrame, foreign: pd.DataFrame) -> None:
         self.linked_by_user = {row.user_id: row for row in linked.itertuples(index=False)}
         self.contact_ids = {int(c) for c in contact_emails["contact_id"]}
         self.by_email: dict[str, set[int]] = {}
@@ -63,11 +70,15 @@ class _Index:
             self.by_email.setdefault(str(row.value).lower(), set()).add(int(row.contact_id))
         self.taken = {int(row.contact_id) for row in linked.itertuples(index=False)}
         self.decisions = {row.user_id: row for row in decisions.itertuples(index=False)}
+        # Contacts linked to users of other tenants: contact id -> (tenant id, tenant name).
+        self.foreign = {int(row.contact_id): (row.tenant_id, row.tenant_name)
+                        for row in foreign.itertuples(index=False)}
 
 
 def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd.DataFrame,
                    skip_reasons: pd.Series | None = None,
-                   decisions: pd.DataFrame | None = None) -> pd.DataFrame:
+                   decisions: pd.DataFrame | None = None,
+                   foreign: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per user with its action: match, create, ambiguous, held or skipped.
 
     users: Graph user records (id, userPrincipalName, displayName, mail, proxyAddresses).
@@ -76,10 +87,13 @@ def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd
     linked: contact_id, user_id, in_organization - contacts linked to this tenant's users.
     skip_reasons: per user index, why the selection leaves the user out (None: synced).
     decisions: user_id, action (link | create), contact_id - an analyst's standing decisions.
+    foreign: contact_id, tenant_id, tenant_name - the organization's contacts linked to users of
+        other tenants.
     """
     decisions = decisions if decisions is not None else pd.DataFrame(
         columns=["user_id", "action", "contact_id"])
-    index = _Index(contact_emails, linked, decisions)
+    foreign = foreign if foreign is not None else pd.DataFrame(columns=FOREIGN_COLUMNS)
+    index = _Index(contact_emails, linked, decisions, foreign)
     rows = []
     for position, user in enumerate(users.to_dict("records")):
         reason = None if skip_reasons is None else skip_reasons.iloc[position]
@@ -108,8 +122,14 @@ def _decide(user: dict, skip: str | None, index: _Index) -> dict:
         return _row("match", int(link.contact_id), "user_id", "linked Microsoft user id")
     if skip:
         return _row("skipped", None, None, skip)
+    approved = decision is not None and decision.action == "create"
     for matched_on, address in user_addresses(user):
         candidates = index.by_email.get(address, set()) - index.taken
+        owned = sorted(candidates & index.foreign.keys())
+        if owned and not approved:
+            return _row("held", owned[0], matched_on, _foreign_reason(matched_on, address, owned[0],
+                                                                      *index.foreign[owned[0]]))
+        candidates -= set(owned)
         if len(candidates) == 1:
             return _row("match", next(iter(candidates)), matched_on,
                         f"contact email equals the user's {_LABELS[matched_on]}")
@@ -118,12 +138,20 @@ def _decide(user: dict, skip: str | None, index: _Index) -> dict:
             return _row("ambiguous", None, matched_on,
                         f"the {_LABELS[matched_on]} {address} is an email of {len(candidates)} "
                         f"contacts ({ids}): link the user to one of them")
-    if decision is not None and decision.action == "create":
+    if approved:
         return _row("create", None, "decision", "creation approved by an analyst")
     return _row("create", None, None, "no contact has any of the user's addresses")
 
 
 _LABELS = {"upn": "UPN", "mail": "mail address", "proxy": "proxy address"}
+
+
+def _foreign_reason(matched_on: str, address: str, contact_id: int, tenant_id: str,
+                    tenant_name: str | None) -> str:
+    return (f"the {_LABELS[matched_on]} {address} is an email of contact {contact_id}, which is linked "
+            f"to a user of another tenant, '{tenant_name or tenant_id}' ({tenant_id}): a sync never "
+            "moves a contact between tenants; link this user to it if it is the same person, or "
+            "approve creating a new contact")
 
 
 def _row(action: str, contact_id: int | None, matched_on: str | None, reason: str) -> dict:

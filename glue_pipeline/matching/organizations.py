@@ -19,16 +19,50 @@ def normalize_name(name: str | None) -> str:
 class OrgMatch:
     tenant_id: str
     tenant_name: str
-    status: str  # matched | unmatched | ignored
+    status: str  # matched | suggested | conflict | unmatched | ignored
     organization_id: int | None
     method: str | None  # exact | accepted | manual | created
     reason: str
 
 
+# Statuses of tenants without an organization that wait for an analyst's match.
+OPEN_STATUSES = ("suggested", "conflict", "unmatched")
+CLAIM_COLUMNS = ["organization_id", "tenant_id", "tenant_name"]
+
+
+def same_named(organizations: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The organizations named `name`, case and spaces aside (`key`: the normalized names, when
+    a batch computed them once)."""
+    keys = organizations["key"] if "key" in organizations else organizations["name"].map(normalize_name)
+    return organizations[keys == normalize_name(name)]
+
+
+def claimed_by(claims: pd.DataFrame | None, organization_id: int) -> pd.DataFrame:
+    """The other tenants matched to the organization (claims: CLAIM_COLUMNS)."""
+    if claims is None or claims.empty:
+        return pd.DataFrame(columns=CLAIM_COLUMNS)
+    return claims[claims["organization_id"] == organization_id]
+
+
+def describe_claims(claimed: pd.DataFrame) -> str:
+    return ", ".join(f"'{r.tenant_name or r.tenant_id}' ({r.tenant_id})" for r in claimed.itertuples(index=False))
+
+
+def conflict_reason(tenant_name: str, organization_id: int, organization_name: str,
+                    claimed: pd.DataFrame) -> str:
+    return (f"organization {organization_id} '{organization_name}' is already matched to tenant "
+            f"{describe_claims(claimed)}: two tenants share an organization only by an analyst's "
+            f"decision; if both belong to it, accept it (`glue-pipeline match accept '{tenant_name}'`), "
+            "otherwise match this tenant to another organization")
+
+
 def match_organization(tenant_id: str, tenant_name: str, organizations: pd.DataFrame,
-                       recorded: dict | None) -> OrgMatch:
+                       recorded: dict | None, claims: pd.DataFrame | None = None) -> OrgMatch:
     """`organizations` has columns id, name (and optionally key: the normalized name, computed
-    once for a batch of tenants); `recorded` is the tenant's tenant_matches row."""
+    once for a batch of tenants); `recorded` is the tenant's tenant_matches row; `claims`
+    (CLAIM_COLUMNS) the other tenants' matches. A recorded decision or match is kept; an
+    organization already matched to another tenant is never matched by name: the tenant is
+    held as a conflict until an analyst decides."""
     def result(status: str, org_id: int | None, method: str | None, reason: str) -> OrgMatch:
         return OrgMatch(tenant_id, tenant_name, status, org_id, method, reason)
 
@@ -40,12 +74,13 @@ def match_organization(tenant_id: str, tenant_name: str, organizations: pd.DataF
             # Kept by tenant id, so renaming the tenant or the organization does not unmatch it.
             return result("matched", org_id, recorded.get("method"),
                           f"kept: matched earlier ({recorded.get('method')})")
-    wanted = normalize_name(tenant_name)
-    keys = organizations["key"] if "key" in organizations else organizations["name"].map(normalize_name)
-    same_name = organizations[keys == wanted]
+    same_name = same_named(organizations, tenant_name)
     if len(same_name) == 1:
-        return result("matched", int(same_name["id"].iloc[0]), "exact",
-                      "organization name equals the tenant name")
+        org_id, org_name = int(same_name["id"].iloc[0]), str(same_name["name"].iloc[0])
+        claimed = claimed_by(claims, org_id)
+        if len(claimed):
+            return result("conflict", None, None, conflict_reason(tenant_name, org_id, org_name, claimed))
+        return result("matched", org_id, "exact", "organization name equals the tenant name")
     if len(same_name) > 1:
         ids = ", ".join(str(i) for i in sorted(same_name["id"]))
         return result("unmatched", None, None,

@@ -135,7 +135,9 @@ class Faults:
     contracts and GDAP lists), `next_link_loop` (/users and /users/delta paging returns the same
     @odata.nextLink forever), `next_link_endless` (paging never ends: past the last user come
     fresh skiptokens with pages that alternate empty and a repeat of the last page; delta
-    rounds never reach their deltaLink), `report_csv` (tenant id -> "truncated" cut mid-row
+    rounds never reach their deltaLink), `repeated_users` (each /users page after the first
+    starts again with the last user of the page before, so a full read lists users twice),
+    `report_csv` (tenant id -> "truncated" cut mid-row
     without a final newline, "malformed" rows with a wrong column count, a garbage line and a
     non-number, "empty" header only, or "no_bom" without the UTF-8 BOM).
     """
@@ -155,6 +157,7 @@ class Faults:
     removed: set[str] = field(default_factory=set)
     next_link_loop: set[str] = field(default_factory=set)
     next_link_endless: set[str] = field(default_factory=set)
+    repeated_users: set[str] = field(default_factory=set)
     report_csv: dict[str, str] = field(default_factory=dict)
     delta_token_lifetime_s: float = DELTA_TOKEN_LIFETIME_S
     seed: int = 0
@@ -180,7 +183,7 @@ class Faults:
         self.expire_tokens_after_requests = None
         self.delta_token_lifetime_s = DELTA_TOKEN_LIFETIME_S
         for tenant_ids in (self.fault_tenants, self.revoked, self.revoked_direct, self.removed,
-                           self.next_link_loop, self.next_link_endless):
+                           self.next_link_loop, self.next_link_endless, self.repeated_users):
             tenant_ids.clear()
         self.report_csv.clear()
 
@@ -1227,6 +1230,9 @@ class _SandboxApp:
                 endless = tenant_id in self.faults.next_link_endless
                 rows, next_offset = _page_window(call.tenant.users, page.offset, page.top, endless)
                 if endless and next_offset is not None and next_offset >= len(call.tenant.users):
+                    self.stats.paging_faults += 1
+                if tenant_id in self.faults.repeated_users and 0 < page.offset <= len(call.tenant.users):
+                    rows = [call.tenant.users[page.offset - 1], *rows]
                     self.stats.paging_faults += 1
             items = log.json(page.select or USERS.default, rows)
         links = {}

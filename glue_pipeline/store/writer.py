@@ -123,10 +123,16 @@ def replace_licenses(conn: Connection, tenant_id: str, organization_id: int | No
         conn.execute(insert(licenses), fresh)
 
 
-def read_contact_index(conn: Connection, organization_id: int,
-                       tenant_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every email of the organization's contacts (a null email for a contact without one), and
-    the contacts linked to this tenant's users."""
+@dataclass
+class ContactIndex:
+    """What matching reads of an organization's contacts, for one tenant."""
+
+    emails: pd.DataFrame  # contact_id, value: every email (a null value for a contact without one)
+    linked: pd.DataFrame  # contact_id, user_id, in_organization: contacts linked to this tenant's users
+    foreign: pd.DataFrame  # contact_id, tenant_id, tenant_name: contacts linked to other tenants' users
+
+
+def read_contact_index(conn: Connection, organization_id: int, tenant_id: str) -> ContactIndex:
     emails = conn.execute(
         select(contacts.c.id, contact_emails.c.value)
         .join(contact_emails, contacts.c.id == contact_emails.c.contact_id, isouter=True)
@@ -136,8 +142,26 @@ def read_contact_index(conn: Connection, organization_id: int,
                (contacts.c.organization_id == organization_id).label("in_organization"))
         .join(contacts, contacts.c.id == contact_microsoft.c.contact_id)
         .where(contact_microsoft.c.tenant_id == tenant_id)).all()
-    return (pd.DataFrame(emails, columns=["contact_id", "value"]),
-            pd.DataFrame(linked, columns=["contact_id", "user_id", "in_organization"]))
+    foreign = conn.execute(
+        select(contact_microsoft.c.contact_id, contact_microsoft.c.tenant_id, tenants.c.display_name)
+        .join(contacts, contacts.c.id == contact_microsoft.c.contact_id)
+        .join(tenants, tenants.c.tenant_id == contact_microsoft.c.tenant_id, isouter=True)
+        .where(contacts.c.organization_id == organization_id,
+               contact_microsoft.c.tenant_id != tenant_id)).all()
+    return ContactIndex(pd.DataFrame(emails, columns=["contact_id", "value"]),
+                        pd.DataFrame(linked, columns=["contact_id", "user_id", "in_organization"]),
+                        pd.DataFrame(foreign, columns=["contact_id", "tenant_id", "tenant_name"]))
+
+
+def read_claims(conn: Connection, tenant_id: str, organization_id: int | None = None) -> pd.DataFrame:
+    """organization_id, tenant_id, tenant_name: the other tenants matched to an organization
+    (to `organization_id`, when given)."""
+    query = (select(tenant_matches.c.organization_id, tenant_matches.c.tenant_id, tenants.c.display_name)
+             .join(tenants, tenants.c.tenant_id == tenant_matches.c.tenant_id, isouter=True)
+             .where(tenant_matches.c.status == "matched", tenant_matches.c.tenant_id != tenant_id))
+    if organization_id is not None:
+        query = query.where(tenant_matches.c.organization_id == organization_id)
+    return pd.DataFrame(conn.execute(query).all(), columns=["organization_id", "tenant_id", "tenant_name"])
 
 
 @dataclass
@@ -148,6 +172,7 @@ class ContactWrite:
     contact_id: int | None  # None: create
     fields: ContactFields
     overlay: dict
+    decided: bool = False  # linked by an analyst's decision: may take the contact from another user
 
 
 def _rows_by_contact(conn: Connection, table, contact_ids: list[int]) -> dict[int, list[dict]]:
@@ -165,8 +190,23 @@ def apply_contacts(conn: Connection, organization_id: int, writes: list[ContactW
     create = [w for w in writes if w.contact_id is None]
     existing = [w for w in writes if w.contact_id is not None]
     _create_contacts(conn, organization_id, create, now, counts)
+    _release_moved_links(conn, [w for w in existing if w.decided], counts)
     _update_contacts(conn, existing, now, counts)
     return counts
+
+
+def _release_moved_links(conn: Connection, writes: list[ContactWrite], counts: ContactCounts) -> None:
+    """A user an analyst linked to another contact leaves its old one (a user has one link)."""
+    for write in writes:
+        tenant_id = write.overlay["tenant_id"]
+        old = conn.execute(select(contact_microsoft.c.contact_id).where(
+            contact_microsoft.c.tenant_id == tenant_id, contact_microsoft.c.user_id == write.user_id,
+            contact_microsoft.c.contact_id != write.contact_id)).scalars().all()
+        if old:
+            conn.execute(delete(contact_microsoft).where(contact_microsoft.c.contact_id.in_(old)))
+            counts.log += [LogEntry("info", "contact_unlinked", f"the user was linked to contact {write.contact_id} "
+                                    "by an analyst's decision; this contact is kept without its link", cid,
+                                    write.user_id) for cid in old]
 
 
 def _create_contacts(conn: Connection, organization_id: int, writes: list[ContactWrite],
@@ -239,6 +279,11 @@ def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime
     bulk = _BulkWrites()
     for write in writes:
         cid = write.contact_id
+        if _owned_by_another(overlays.get(cid), write):
+            counts.held += 1
+            counts.log.append(LogEntry("error", "contact_held", f"contact {cid} is linked to another "
+                                       "Microsoft user; it was not changed", cid, write.user_id))
+            continue
         diffs = _update_scalars(bulk, cid, current[cid], write.fields)
         diffs += _sync_emails(bulk, cid, emails.get(cid, []), write.fields)
         diffs += _sync_phones(bulk, cid, phones.get(cid, []), write.fields)
@@ -254,6 +299,14 @@ def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime
         else:
             counts.unchanged += 1
     bulk.flush(conn)
+
+
+def _owned_by_another(overlay: dict | None, write: ContactWrite) -> bool:
+    """The contact follows another Microsoft user (of any tenant), and no analyst's decision
+    moves it: the last guard of tenant isolation, after matching."""
+    if overlay is None or write.decided:
+        return False
+    return (overlay["tenant_id"], overlay["user_id"]) != (write.overlay["tenant_id"], write.user_id)
 
 
 @dataclass(frozen=True)
@@ -477,7 +530,8 @@ def read_org_contacts(conn: Connection, organization_id: int) -> pd.DataFrame:
 def read_store_version(conn: Connection, tenant_id: str, organization_id: int | None) -> list:
     """What a tenant's plan reads from the store, summarised: its recorded match, its analysts'
     contact decisions, and its organization's contacts, emails, phones and Microsoft links
-    (counts, highest ids, latest edits). Any edit there changes it."""
+    (counts, highest ids, latest edits), or for a tenant without an organization, the tenants'
+    matches. Any edit there changes it."""
     def summary(key, *columns) -> list:  # type: ignore[no-untyped-def]
         row = conn.execute(select(func.count(), *[func.max(c) for c in columns]).where(key)).one()
         return [str(v) for v in row]
@@ -488,7 +542,9 @@ def read_store_version(conn: Connection, tenant_id: str, organization_id: int | 
                        contact_decisions.c.decided_at),
                summary(contact_microsoft.c.tenant_id == tenant_id,
                        contact_microsoft.c.contact_id)]
-    if organization_id is not None:
+    if organization_id is None:  # matched by rule, it would depend on the other tenants' matches
+        version.append(summary(tenant_matches.c.status == "matched", tenant_matches.c.updated_at))
+    else:
         in_org = contacts.c.organization_id == organization_id
         version.append(summary(in_org, contacts.c.id, contacts.c.updated_at))
         for table in (contact_emails, contact_phones):

@@ -1,0 +1,287 @@
+"""Values from Microsoft are untrusted: they are cleaned once, where they enter the pipeline.
+
+A customer tenant controls its names, mails, phones and much else that Graph returns, so any
+value may be hostile or merely broken. Every string is made safe to store and to show:
+control characters are removed (line breaks and tabs become a space), so are bidi overrides
+and invisible characters (render.terminal_text); Unicode is normalised to NFC; and each value is cut to the store
+column it ends up in. Values of the wrong shape (a list where text belongs, an id that is not
+a GUID, a count that is not a number) are dropped or replaced. Each change is reported once per
+user and field as a `Cleaned` note naming the user and the field, never the value.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from glue_pipeline.render import terminal_text
+from glue_pipeline.store.schema import (
+    contact_emails,
+    contact_microsoft,
+    contact_phones,
+    contacts,
+    licenses,
+    tenants,
+)
+
+# Bumped when cleaning changes, so that cached snapshots read before are read again.
+CLEANING_VERSION = 1
+
+GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+TEXT_LIMIT: int = contacts.c.first_name.type.length  # names, titles, locations: 255
+EMAIL_LIMIT: int = contact_emails.c.value.type.length  # 320
+PHONE_LIMIT: int = contact_phones.c.value.type.length  # 64
+DATE_LIMIT: int = contact_microsoft.c.created_in_microsoft.type.length  # ISO-8601 times: 32
+USER_TYPE_LIMIT: int = contact_microsoft.c.user_type.type.length
+MAX_INT32 = 2**31 - 1
+
+
+def clean_text(value: str, limit: int | None = None) -> tuple[str, list[str]]:
+    """The value made safe, and what was changed (empty when nothing was)."""
+    changes: list[str] = []
+    if not (value.isascii() and value.isprintable()):  # fast path: printable ASCII is clean
+        kept = terminal_text(value)  # the one definition of what may not be shown
+        if kept != value:
+            changes.append("control or invisible characters removed")
+        value = unicodedata.normalize("NFC", kept)
+        if value != kept:
+            changes.append("Unicode normalised (NFC)")
+    if limit is not None and len(value) > limit:
+        value = value[:limit]
+        changes.append(f"cut to {limit} characters")
+    return value, changes
+
+
+def is_guid(value: object) -> bool:
+    return isinstance(value, str) and GUID.fullmatch(value) is not None
+
+
+def shown_id(value: object) -> str:
+    """An id that failed validation, as it may be quoted in a log line."""
+    return clean_text(str(value), 40)[0]
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """What cleaning changed in one field: of a user (user_id), or of the tenant's own data."""
+
+    user_id: str | None
+    field: str
+    changes: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        return f"{self.field}: {', '.join(self.changes)}"
+
+
+class Cleaner:
+    """Collects what was changed, once per (user, field)."""
+
+    def __init__(self) -> None:
+        self._changes: dict[tuple[str | None, str], list[str]] = {}
+
+    def note(self, user_id: str | None, field: str, changes: Iterable[str]) -> None:
+        found = self._changes.setdefault((user_id, field), [])
+        found += [c for c in changes if c not in found]
+
+    def text(self, value: object, limit: int, user_id: str | None, field: str) -> str | None:
+        """Text, or None for a missing value or one that is not text."""
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.note(user_id, field, ["not text: left out"])
+            return None
+        cleaned, changes = clean_text(str(value), limit)
+        if changes:
+            self.note(user_id, field, changes)
+        return cleaned
+
+    def texts(self, value: object, limit: int, user_id: str | None, field: str) -> list[str]:
+        """A list of text (businessPhones, proxyAddresses); items that are not text are left out."""
+        if value is None:
+            return []
+        if not isinstance(value, (list, tuple)):
+            self.note(user_id, field, ["not a list: left out"])
+            return []
+        out = [self.text(item, limit, user_id, field) for item in value]
+        return [item for item in out if item is not None]
+
+    def flag(self, value: object, user_id: str | None, field: str) -> bool | None:
+        if value is None or isinstance(value, bool):
+            return value
+        self.note(user_id, field, ["not true or false: left out"])
+        return None
+
+    def count(self, value: object, field: str, maximum: int = MAX_INT32) -> int:
+        """A whole number from 0 to `maximum`; anything else counts as 0."""
+        if value is None:
+            return 0
+        try:
+            number = int(value)  # type: ignore[call-overload]
+        except (TypeError, ValueError, OverflowError):
+            self.note(None, field, ["not a whole number: counted as 0"])
+            return 0
+        if not 0 <= number <= maximum:
+            self.note(None, field, [f"out of range: kept within 0..{maximum}"])
+            return min(max(number, 0), maximum)
+        return number
+
+    @property
+    def found(self) -> list[Cleaned]:
+        return [Cleaned(user, field, tuple(changes)) for (user, field), changes in self._changes.items()
+                if changes]
+
+
+# ---------------------------------------------------------------------------------------------
+# Users
+
+LIST_FIELDS = frozenset({"businessPhones", "proxyAddresses"})
+FLAG_FIELDS = frozenset({"accountEnabled"})
+SIGN_IN_FIELD = "signInActivity"
+LICENSES_FIELD = "assignedLicenses"
+
+
+def user_limits(mapped: dict[str, str | None]) -> dict[str, int]:
+    """Per Graph user property, the width of the narrowest store column it is written to.
+    `mapped`: contact field -> the property the mapping takes it from."""
+    limits = {"userPrincipalName": EMAIL_LIMIT, "mail": EMAIL_LIMIT,
+              "proxyAddresses": EMAIL_LIMIT + len("smtp:"), "userType": USER_TYPE_LIMIT,
+              "createdDateTime": DATE_LIMIT, "lastPasswordChangeDateTime": DATE_LIMIT}
+    for contact_field, prop in mapped.items():
+        if prop:
+            column = PHONE_LIMIT if contact_field.endswith("phone") else TEXT_LIMIT
+            limits[prop] = min(limits.get(prop, TEXT_LIMIT), column)
+    return limits
+
+
+def clean_users(rows: list[dict], limits: dict[str, int], cleaner: Cleaner) -> list[dict]:
+    """Users (or delta changes) as Graph sent them, cleaned; a user whose id is not a GUID is
+    left out."""
+    out = []
+    for row in rows:
+        if not is_guid(row.get("id")):
+            cleaner.note(None, "id", [f"a user whose id is not a GUID ('{shown_id(row.get('id'))}') was left out"])
+        else:
+            out.append(row if "@removed" in row else clean_user(row, limits, cleaner))
+    return out
+
+
+def unique_users(rows: list[dict], cleaner: Cleaner) -> list[dict]:
+    """A full read's users, each once: a user listed more than once (a paging glitch) is kept
+    as last listed."""
+    by_id: dict[str, dict] = {}
+    listed: dict[str, int] = {}
+    for row in rows:
+        listed[row["id"]] = listed.get(row["id"], 0) + 1
+        by_id.pop(row["id"], None)  # the last listing wins, in its place
+        by_id[row["id"]] = row
+    for user_id, times in listed.items():
+        if times > 1:
+            cleaner.note(user_id, "id", [f"listed {times} times in one read: kept once"])
+    return list(by_id.values())
+
+
+def clean_user(row: dict, limits: dict[str, int], cleaner: Cleaner) -> dict:
+    user_id = row["id"]
+    out: dict = {}
+    for name, value in row.items():
+        if name.startswith("@") or name == "id":
+            out[name] = value
+        elif name in LIST_FIELDS:
+            out[name] = cleaner.texts(value, limits.get(name, TEXT_LIMIT), user_id, name)
+        elif name in FLAG_FIELDS:
+            out[name] = cleaner.flag(value, user_id, name)
+        elif name == LICENSES_FIELD:
+            out[name] = _licenses(value, user_id, cleaner)
+        elif name == SIGN_IN_FIELD:
+            out[name] = _sign_in(value, user_id, cleaner)
+        else:
+            out[name] = cleaner.text(value, limits.get(name, TEXT_LIMIT), user_id, name)
+    return out
+
+
+def _licenses(value: object, user_id: str, cleaner: Cleaner) -> list[dict]:
+    """assignedLicenses: items with a GUID skuId (disabledPlans kept when they are GUIDs)."""
+    items = value if isinstance(value, (list, tuple)) else []
+    kept = [{"skuId": item["skuId"],
+             "disabledPlans": [p for p in item.get("disabledPlans") or [] if is_guid(p)]}
+            for item in items if isinstance(item, dict) and is_guid(item.get("skuId"))]
+    if value is not None and len(kept) != (len(items) if isinstance(value, (list, tuple)) else -1):
+        cleaner.note(user_id, LICENSES_FIELD, ["licenses without a GUID skuId left out"])
+    return kept
+
+
+def _sign_in(value: object, user_id: str, cleaner: Cleaner) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        cleaner.note(user_id, SIGN_IN_FIELD, ["not an object: left out"])
+        return None
+    return {k: cleaner.text(v, DATE_LIMIT, user_id, f"{SIGN_IN_FIELD}.{k}") for k, v in value.items()
+            if isinstance(k, str)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The tenant's own data: organization, discovery, subscribed SKUs
+
+_ORGANIZATION_TEXT = {"displayName": tenants.c.display_name, "street": tenants.c.street,
+                      "city": tenants.c.city, "state": tenants.c.state,
+                      "postalCode": tenants.c.postal_code, "countryLetterCode": tenants.c.country}
+
+
+def clean_organization(org: dict, cleaner: Cleaner) -> dict:
+    """The /organization object: its texts, phones and verified domains."""
+    out = dict(org)
+    for name, column in _ORGANIZATION_TEXT.items():
+        out[name] = cleaner.text(org.get(name), column.type.length, None, f"organization.{name}")
+    out["businessPhones"] = cleaner.texts(org.get("businessPhones"), tenants.c.phone.type.length, None,
+                                          "organization.businessPhones")
+    domains = org.get("verifiedDomains") if isinstance(org.get("verifiedDomains"), list) else []
+    out["verifiedDomains"] = [
+        {"name": name, "isDefault": d.get("isDefault") is True, "isInitial": d.get("isInitial") is True}
+        for d in domains if isinstance(d, dict)
+        and (name := cleaner.text(d.get("name"), tenants.c.default_domain.type.length, None,
+                                  "organization.verifiedDomains"))]
+    return out
+
+
+def clean_customer(row: dict, cleaner: Cleaner) -> dict | None:
+    """A discovered customer (tenant_id, display_name, default_domain, ...); None when its
+    tenant id is not a GUID."""
+    if not is_guid(row.get("tenant_id")):
+        cleaner.note(None, "tenant id", [f"a customer whose tenant id is not a GUID "
+                                         f"('{shown_id(row.get('tenant_id'))}') was left out"])
+        return None
+    label = f"customer {row['tenant_id']}"
+    return {**row, "display_name": cleaner.text(row.get("display_name"), tenants.c.display_name.type.length,
+                                                None, f"{label} displayName"),
+            "default_domain": cleaner.text(row.get("default_domain"), tenants.c.default_domain.type.length,
+                                           None, f"{label} defaultDomainName")}
+
+
+def clean_skus(skus: list[dict], cleaner: Cleaner) -> list[dict]:
+    """Subscribed SKUs with a GUID skuId, once each, texts fitted and counts made numbers."""
+    out: dict[str, dict] = {}
+    for sku in skus:
+        if not isinstance(sku, dict) or not is_guid(sku.get("skuId")):
+            cleaner.note(None, "subscribedSkus", ["a SKU without a GUID skuId was left out"])
+            continue
+        field = f"subscribedSku {sku['skuId']}"
+        prepaid = sku.get("prepaidUnits") if isinstance(sku.get("prepaidUnits"), dict) else {}
+        out[sku["skuId"]] = {
+            "skuId": sku["skuId"],
+            "skuPartNumber": cleaner.text(sku.get("skuPartNumber"), licenses.c.part_number.type.length,
+                                          None, f"{field} skuPartNumber"),
+            "capabilityStatus": cleaner.text(sku.get("capabilityStatus"),
+                                             licenses.c.capability_status.type.length, None,
+                                             f"{field} capabilityStatus"),
+            "consumedUnits": cleaner.count(sku.get("consumedUnits"), f"{field} consumedUnits"),
+            "prepaidUnits": {k: cleaner.count(prepaid.get(k), f"{field} prepaidUnits.{k}")
+                             for k in ("enabled", "suspended", "warning")},
+        }
+    if len(out) < sum(isinstance(s, dict) and is_guid(s.get("skuId")) for s in skus):
+        cleaner.note(None, "subscribedSkus", ["a SKU listed more than once was kept once"])
+    return list(out.values())
