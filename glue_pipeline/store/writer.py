@@ -530,8 +530,8 @@ def read_org_contacts(conn: Connection, organization_id: int) -> pd.DataFrame:
 def read_store_version(conn: Connection, tenant_id: str, organization_id: int | None) -> list:
     """What a tenant's plan reads from the store, summarised: its recorded match, its analysts'
     contact decisions, and its organization's contacts, emails, phones and Microsoft links
-    (counts, highest ids, latest edits), or for a tenant without an organization, the tenants'
-    matches. Any edit there changes it."""
+    (counts, highest ids, latest edits), or for a tenant without an organization, the other
+    tenants matched to the organizations it was suggested. Any edit there changes it."""
     def summary(key, *columns) -> list:  # type: ignore[no-untyped-def]
         row = conn.execute(select(func.count(), *[func.max(c) for c in columns]).where(key)).one()
         return [str(v) for v in row]
@@ -542,8 +542,14 @@ def read_store_version(conn: Connection, tenant_id: str, organization_id: int | 
                        contact_decisions.c.decided_at),
                summary(contact_microsoft.c.tenant_id == tenant_id,
                        contact_microsoft.c.contact_id)]
-    if organization_id is None:  # matched by rule, it would depend on the other tenants' matches
-        version.append(summary(tenant_matches.c.status == "matched", tenant_matches.c.updated_at))
+    if organization_id is None:
+        # Its plan weighs the organizations it was suggested (or held for): whether another
+        # tenant is matched to one decides between a suggestion and a conflict.
+        suggested = select(tenant_suggestions.c.organization_id).where(tenant_suggestions.c.tenant_id == tenant_id)
+        claims = conn.execute(select(tenant_matches.c.tenant_id, tenant_matches.c.organization_id).where(
+            tenant_matches.c.status == "matched", tenant_matches.c.tenant_id != tenant_id,
+            tenant_matches.c.organization_id.in_(suggested))).all()
+        version.append(sorted(f"{t}:{o}" for t, o in claims))
     else:
         in_org = contacts.c.organization_id == organization_id
         version.append(summary(in_org, contacts.c.id, contacts.c.updated_at))
