@@ -2,24 +2,107 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import click
 
+from glue_pipeline.render import markdown_table, terminal_text
 from glue_pipeline.sandbox.world import WorldError
 from glue_pipeline.settings import ConfigError, default_var_dir, store_url_from_env
 
 
 def _fail(message: str) -> None:
-    raise click.ClickException(message)
+    raise click.ClickException(terminal_text(message, multiline=True))
 
 
-@click.group(help="Microsoft 365 to IT-documentation sync on Dagster.")
-def main() -> None:
-    pass
+def echo(text: str, err: bool = False) -> None:
+    """Print `text`, each of its lines made terminal-safe: names and errors in it come from
+    customers' tenants and the store, and may carry escape codes."""
+    click.echo(terminal_text(text, multiline=True), err=err)
+
+
+class _Failure(click.ClickException):
+    """A known failure: one message naming the setting and the fix; `detail` (the raw cause)
+    is shown only under --verbose."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(terminal_text(message, multiline=True))
+        self.detail = detail
+
+    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+        super().show(file)
+        if self.detail:
+            echo(f"cause (--verbose):\n{self.detail.rstrip()}", err=True)
+
+
+def _verbose() -> bool:
+    context = click.get_current_context(silent=True)
+    return bool(context and context.find_root().params.get("verbose"))
+
+
+def _cause(exc: BaseException | None) -> str | None:
+    """The raw cause with its traceback, under --verbose only."""
+    return "".join(traceback.format_exception(exc)) if exc is not None and _verbose() else None
+
+
+class _Cli(click.Group):
+    """The one place where known failures (a wrong setting, a store that cannot be reached,
+    written or found) become one message naming the setting and the fix, without a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise _Failure(str(exc), _cause(exc.__cause__)) from None
+        except Exception as exc:
+            from glue_pipeline.store.schema import store_error
+
+            error = store_error(exc, store_url_from_env())
+            if error is None:
+                raise
+            raise _Failure(str(error), _cause(exc)) from None
+
+
+class _OneLine(logging.Formatter):
+    """A log record as one line, without its traceback (that is for --verbose)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (click's test runner swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # type: ignore[no-untyped-def]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+def _log_to_terminal(verbose: bool) -> None:
+    """The package's warnings and errors reach the terminal for the command's duration, with
+    their tracebacks only under --verbose."""
+    handler = _Stderr()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s") if verbose else _OneLine())
+    package = logging.getLogger("glue_pipeline")
+    package.addHandler(handler)
+    click.get_current_context().call_on_close(lambda: package.removeHandler(handler))
+
+
+@click.group(cls=_Cli, help="Microsoft 365 to IT-documentation sync on Dagster.")
+@click.option("--verbose", is_flag=True,
+              help="On an error, also show its raw cause (the library's message and traceback).")
+def main(verbose: bool) -> None:
+    _log_to_terminal(verbose)
 
 
 # --- sandbox -------------------------------------------------------------------------------
@@ -49,8 +132,8 @@ def sandbox_world(seed: int, tenants: int, users: int, revoked: int, direct: int
     except ValueError as exc:
         _fail(str(exc))
     save_world(world, out)
-    click.echo(f"wrote {out}: {len(world.tenants)} tenants, {world.user_count} users, "
-               f"{len(world.store.organizations)} organizations, {len(world.store.contacts)} contacts")
+    echo(f"wrote {out}: {len(world.tenants)} tenants, {world.user_count} users, "
+         f"{len(world.store.organizations)} organizations, {len(world.store.contacts)} contacts")
 
 
 def _load_or_generate(world_path: str | None, seed: int, tenants: int, users: int):  # type: ignore[no-untyped-def]
@@ -88,9 +171,9 @@ def sandbox_serve(world_path: str | None, seed: int, tenants: int, users: int, p
     env_file = state_dir / "env"
     env_file.write_text("".join(f"export {k}={v}\n" for k, v in sandbox_env(server, world).items()))
     env_file.chmod(0o600)
-    click.echo(f"sandbox serving {len(world.tenants)} tenants, {world.user_count} users at {server.base_url}")
-    click.echo(f"CA file: {server.ca_file}")
-    click.echo(f"point the pipeline at it: source {env_file}   (Ctrl-C stops the sandbox)")
+    echo(f"sandbox serving {len(world.tenants)} tenants, {world.user_count} users at {server.base_url}")
+    echo(f"CA file: {server.ca_file}")
+    echo(f"point the pipeline at it: source {env_file}   (Ctrl-C stops the sandbox)")
     try:
         server.wait()
     except KeyboardInterrupt:
@@ -109,16 +192,15 @@ def store() -> None:
 @click.option("--world", "world_path", type=click.Path(dir_okay=False))
 def store_init(world_path: str | None) -> None:
     from glue_pipeline.sandbox.world import StoreSeed, load_world
-    from glue_pipeline.store.schema import make_engine
     from glue_pipeline.store.seed import seed_store
 
     try:
         seed = load_world(world_path).store if world_path else StoreSeed()
     except WorldError as exc:
         _fail(str(exc))
-    loaded = seed_store(make_engine(store_url_from_env()), seed)
-    click.echo(f"store ready at {store_url_from_env()}"
-               + ("" if loaded or not world_path else " (it already held data: nothing loaded)"))
+    loaded = seed_store(_engine(writes=True), seed)
+    echo(f"store ready at {store_url_from_env()}"
+         + ("" if loaded or not world_path else " (it already held data: nothing loaded)"))
 
 
 # --- sync ----------------------------------------------------------------------------------
@@ -128,33 +210,34 @@ def sync(tenant_ids: tuple[str, ...]) -> None:
     from glue_pipeline.report import format_summary, next_steps, summarize
     from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
     from glue_pipeline.settings import settings_from_env
-    from glue_pipeline.store.schema import make_engine
+    from glue_pipeline.store.schema import store_identity
 
     from glue_pipeline.definitions import GlueResource
     from glue_pipeline.options import config_path
     from glue_pipeline.sources import load_direct_sources
 
-    try:
-        settings = settings_from_env()
-        glue = GlueResource()
-        glue.sync_options()
-        load_direct_sources(config_path())
-    except ConfigError as exc:
-        _fail(str(exc))
+    settings = settings_from_env()
+    GlueResource().sync_options()
+    load_direct_sources(config_path())
+    engine = _engine(writes=True)
+    identity = store_identity(settings.store_url)
     instance = get_instance()
     if not tenant_ids:
         discovery = run_discovery(instance)
         if not discovery.success:
-            _fail(f"discovery failed (run {discovery.run_id}): {discovery.error}")
+            _confirm_store(settings.store_url, identity, [])
+            raise _Failure(f"discovery failed (run {discovery.run_id}): {discovery.error}",
+                           discovery.detail if _verbose() else None)
     try:
         runs = run_sync(instance, list(tenant_ids) or None, show_progress=True)
     except ValueError as exc:
         _fail(str(exc))
+    _confirm_store(settings.store_url, identity, runs)
     run_overview(instance)
-    summary = summarize(make_engine(settings.store_url), [r.run_id for r in runs])
-    click.echo(format_summary(summary))
-    for step in next_steps(make_engine(settings.store_url)):
-        click.echo(f"next: {step}")
+    summary = summarize(engine, [r.run_id for r in runs])
+    echo(format_summary(summary))
+    for step in next_steps(engine):
+        echo(f"next: {step}")
     _echo_run_errors(runs, summary)
     if not all(r.success for r in runs):
         sys.exit(1)
@@ -165,7 +248,28 @@ def _echo_run_errors(runs, summary) -> None:  # type: ignore[no-untyped-def]
     if summary.tenants == 0:
         for run in runs:
             if run.error:
-                click.echo(f"run {run.run_id} failed: {run.error}", err=True)
+                echo(f"run {run.run_id} failed: {run.error}", err=True)
+                if run.detail and _verbose():
+                    echo(f"cause (--verbose):\n{run.detail.rstrip()}", err=True)
+
+
+def _confirm_store(url: str, identity: object, runs) -> None:  # type: ignore[no-untyped-def]
+    """A store deleted, dropped or unreachable while the runs went on ends the sync with that
+    cause and the tenants it did not get (their summary, kept in the store, is out of reach)."""
+    from glue_pipeline.store.schema import confirm_same_store
+
+    try:
+        confirm_same_store(url, identity)
+    except ConfigError as exc:
+        missing = [t for run in runs for t in run.tenant_ids if t not in run.materialized]
+        total = sum(len(run.tenant_ids) for run in runs)
+        lines = [f"the store went away while the sync ran: {exc}"]
+        if runs:
+            lines.append(f"{len(missing)} of {total} tenants were not written: they failed because the store "
+                         "went away (their partitions are marked failed)"
+                         + "".join(f"\n  - {tenant_id}" for tenant_id in missing))
+        lines.append("once the store is back, run `glue-pipeline sync` again: it writes what is missing")
+        raise _Failure("\n".join(lines), _cause(exc.__cause__)) from None
 
 
 # --- match decisions -------------------------------------------------------------------------
@@ -174,40 +278,41 @@ def match() -> None:
     pass
 
 
-def _engine():  # type: ignore[no-untyped-def]
-    from glue_pipeline.store.schema import create_tables, make_engine
+def _engine(writes: bool = False):  # type: ignore[no-untyped-def]
+    """The store, checked once (it answers, has its tables, and takes writes when the command
+    writes): a ConfigError naming GLUE_STORE_URL, what failed and the fix otherwise."""
+    from glue_pipeline.store.schema import check_store
 
-    engine = make_engine(store_url_from_env())
-    create_tables(engine)
-    return engine
+    return check_store(store_url_from_env(), writes=writes)
 
 
 def _table(frame) -> str:  # type: ignore[no-untyped-def]
-    return frame.astype(object).where(frame.notna(), "").to_markdown(index=False)
+    return markdown_table(frame, aligned=True)
 
 
 def _decide(action: str, **kwargs: object) -> None:
     from glue_pipeline.decisions import DecisionError, apply_decision
 
     try:
-        result = apply_decision(_engine(), action, **kwargs)  # type: ignore[arg-type]
+        result = apply_decision(_engine(writes=True), action, **kwargs)  # type: ignore[arg-type]
     except DecisionError as exc:
-        _fail(str(exc))
-    click.echo(f"recorded {action}: " + ", ".join(f"{k} {v}" for k, v in result.items()))
-    click.echo("the next sync of the tenant applies it (`glue-pipeline sync --tenant ID`)")
+        _fail(terminal_text(exc))  # one line, naming tenants and organizations
+    echo(f"recorded {action}: " + ", ".join(f"{k} {terminal_text(v)}" for k, v in result.items()))
+    echo("the next sync of the tenant applies it (`glue-pipeline sync --tenant ID`)")
 
 
 @match.command("list", help="Every tenant's match, best suggestion and conflicts.")
 @click.option("--open", "only_open", is_flag=True, help="Only tenants waiting for a decision.")
 def match_list(only_open: bool) -> None:
     from glue_pipeline.overview import organization_overview
+    from glue_pipeline.matching.organizations import OPEN_STATUSES
 
     frame = organization_overview(_engine())
     if only_open:
-        frame = frame[frame["status"].isin(["unmatched", "suggested"])]
+        frame = frame[frame["status"].isin(OPEN_STATUSES)]
     columns = ["tenant_name", "tenant_id", "status", "method", "organization_id", "organization_name",
                "best_suggestion", "suggestion_score", "conflict"]
-    click.echo(_table(frame[columns]) if len(frame) else "no tenants yet")
+    echo(_table(frame[columns]) if len(frame) else "no tenants yet")
 
 
 @match.command("held", help="Users held for a decision (ambiguous, likely duplicates).")
@@ -215,7 +320,7 @@ def match_held() -> None:
     from glue_pipeline.overview import held_overview
 
     frame = held_overview(_engine())
-    click.echo(_table(frame) if len(frame) else "no user is held")
+    echo(_table(frame) if len(frame) else "no user is held")
 
 
 @match.command("accept", help="Match TENANT to its suggestion (best first).")
@@ -285,15 +390,12 @@ def source_list() -> None:
     from glue_pipeline.options import config_path
     from glue_pipeline.sources import PARTNER_SOURCE, disconnected_sources, load_direct_sources
 
-    try:
-        sources = load_direct_sources(config_path())
-    except ConfigError as exc:
-        _fail(str(exc))
+    sources = load_direct_sources(config_path())
     off = disconnected_sources(_engine())
-    click.echo(f"{PARTNER_SOURCE}: partner app ({'disconnected' if PARTNER_SOURCE in off else 'connected'})")
+    echo(f"{PARTNER_SOURCE}: partner app ({'disconnected' if PARTNER_SOURCE in off else 'connected'})")
     for item in sources:
         state = "disconnected" if item.name in off else "connected"
-        click.echo(f"{item.name}: direct login to tenant {item.tenant_id} ({state})")
+        echo(f"{item.name}: direct login to tenant {item.tenant_id} ({state})")
 
 
 @source.command("disconnect", help="Stop syncing a data source; its data is kept.")
@@ -301,7 +403,7 @@ def source_list() -> None:
 def source_disconnect(name: str) -> None:
     from glue_pipeline.sources import set_connected
 
-    click.echo(set_connected(_engine(), _known_source(name), connected=False))
+    echo(set_connected(_engine(writes=True), _known_source(name), connected=False))
 
 
 @source.command("connect", help="Sync a disconnected data source again.")
@@ -309,17 +411,14 @@ def source_disconnect(name: str) -> None:
 def source_connect(name: str) -> None:
     from glue_pipeline.sources import set_connected
 
-    click.echo(set_connected(_engine(), _known_source(name), connected=True))
+    echo(set_connected(_engine(writes=True), _known_source(name), connected=True))
 
 
 def _known_source(name: str) -> str:
     from glue_pipeline.options import config_path
     from glue_pipeline.sources import PARTNER_SOURCE, load_direct_sources
 
-    try:
-        names = [PARTNER_SOURCE] + [s.name for s in load_direct_sources(config_path())]
-    except ConfigError as exc:
-        _fail(str(exc))
+    names = [PARTNER_SOURCE] + [s.name for s in load_direct_sources(config_path())]
     if name not in names:
         _fail(f"no data source is named '{name}': the sources are {', '.join(names)}")
     return name
@@ -332,18 +431,15 @@ def doctor() -> None:
     from glue_pipeline.sources import PARTNER_SOURCE, disconnected_sources
 
     glue = GlueResource()
-    try:
-        settings, options = glue.settings(), glue.sync_options()
-        engine = glue.store_engine()
-        sources = glue.direct_sources(engine)
-    except ConfigError as exc:
-        _fail(str(exc))
+    settings, options = glue.settings(), glue.sync_options()
+    engine = _engine()
+    sources = glue.direct_sources(engine)
     report = diagnose(glue.client(settings, sources), [(s.name, s.tenant_id) for s in sources],
                       PARTNER_SOURCE not in disconnected_sources(engine), options)
     problems = report[report["status"] != "OK"]
-    click.echo(_table(report.drop(columns=["tenant_id"])))
-    click.echo(f"\n{len(problems)} problem(s) in {len(report)} checks"
-               + ("" if problems.empty else ": fix them before the next sync"))
+    echo(_table(report.drop(columns=["tenant_id"])))
+    echo(f"\n{len(problems)} problem(s) in {len(report)} checks"
+         + ("" if problems.empty else ": fix them before the next sync"))
     if len(problems):
         sys.exit(1)
 
@@ -351,14 +447,13 @@ def doctor() -> None:
 @main.command(help="What the last sync did, and which tenants failed.")
 def status() -> None:
     from glue_pipeline.report import format_summary, last_run_id, summarize
-    from glue_pipeline.store.schema import make_engine
 
-    engine = make_engine(store_url_from_env())
+    engine = _engine()
     run_id = last_run_id(engine)
     if run_id is None:
         _fail("no sync has run yet against this store: run `glue-pipeline sync` or `make demo`")
-    click.echo(f"last sync run {run_id}")
-    click.echo(format_summary(summarize(engine, [run_id])))
+    echo(f"last sync run {run_id}")
+    echo(format_summary(summarize(engine, [run_id])))
 
 
 @main.command(help="Run the demo: a full sync against the sandbox, then a summary.")
@@ -368,9 +463,10 @@ def status() -> None:
 def demo(seed: int, tenants: int, users: int) -> None:
     from glue_pipeline.demo import run_demo
 
+    _engine(writes=True).dispose()
     try:
         sys.exit(run_demo(seed=seed, tenants=tenants, users=users))
-    except (ConfigError, WorldError) as exc:
+    except WorldError as exc:
         _fail(str(exc))
 
 
@@ -387,7 +483,7 @@ def ui(port: int) -> None:
     root = Path(__file__).resolve().parent.parent
     with Sandbox(SandboxConfig(world=world), state_dir=var_dir / "sandbox") as server:
         env = {**os.environ, **sandbox_env(server, world), "DAGSTER_HOME": str(home)}
-        click.echo(f"sandbox at {server.base_url}; Dagster UI at http://127.0.0.1:{port} (Ctrl-C stops both)")
+        echo(f"sandbox at {server.base_url}; Dagster UI at http://127.0.0.1:{port} (Ctrl-C stops both)")
         try:
             subprocess.run([sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"),
                             "-h", "127.0.0.1", "-p", str(port)], env=env, cwd=root, check=False)

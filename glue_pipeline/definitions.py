@@ -41,7 +41,7 @@ from glue_pipeline.render import markdown_table, terminal_text
 from glue_pipeline.settings import Settings, settings_from_env, store_url_from_env
 from glue_pipeline.sources import PARTNER_SOURCE, DirectSource, disconnected_sources, load_direct_sources
 from glue_pipeline.store import writer
-from glue_pipeline.store.schema import create_tables, make_engine, write_transaction
+from glue_pipeline.store.schema import create_tables, make_engine, store_error, write_transaction
 from glue_pipeline.sources import direct_credentials
 from glue_pipeline.sync import TenantOutcome, finish_run, start_run
 from glue_pipeline.tables import preview
@@ -210,7 +210,13 @@ def tenant_sync(context: dg.AssetExecutionContext, glue: GlueResource):
                 yield _materialization(outcome)
         else:
             outcomes = event[1]
-    finish_run(engine, context.run_id, outcomes)
+    try:
+        finish_run(engine, context.run_id, outcomes)
+    except Exception as exc:  # noqa: BLE001 - a store gone mid-run: the tenants' results still decide
+        gone = store_error(exc, settings.store_url)
+        if gone is None:
+            raise
+        context.log.warning(terminal_text(f"the run's totals could not be recorded in the store: {gone}"))
     failed = [o for o in outcomes if o.status == "failed"]
     if unchanged and not failed:
         context.log.info(f"{len(unchanged)} tenants unchanged since their last sync: not materialized "
@@ -244,7 +250,8 @@ def _check(name: str, asset: str, failing: pd.DataFrame, what: str, severity: dg
           description="Every tenant's organization match across all tenants: status, method, "
                       "organization, best suggestion, conflicts.",
           check_specs=[dg.AssetCheckSpec("no_conflicting_tenants", asset="organization_matches",
-                                         description="No two tenants are matched to one organization."),
+                                         description="No two tenants share an organization by rule (exact name): "
+                                                     "only an analyst's decision may put two on one."),
                        dg.AssetCheckSpec("all_tenants_matched", asset="organization_matches",
                                          description="Every tenant is matched or ignored."),
                        dg.AssetCheckSpec("reports_not_concealed", asset="organization_matches",
@@ -256,7 +263,8 @@ def organization_matches(glue: GlueResource):
                                          **{f"tenants {k}": int(v) for k, v in counts.items()}})
     columns = ["tenant_name", "tenant_id", "status", "organization_id", "best_suggestion"]
     yield _check("no_conflicting_tenants", "organization_matches", frame[frame["conflict"]],
-                 "tenants share an organization with another tenant", dg.AssetCheckSeverity.ERROR, columns)
+                 "tenants share an organization with another tenant without an analyst's decision",
+                 dg.AssetCheckSeverity.ERROR, columns)
     open_tenants = frame[frame["status"].isin(OPEN_STATUSES) & ~frame["vanished"]]
     yield _check("all_tenants_matched", "organization_matches", open_tenants,
                  "tenants wait for a match decision (`glue-pipeline match list`)",

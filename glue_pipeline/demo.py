@@ -7,8 +7,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import click
-
+from glue_pipeline.cli import echo
 from glue_pipeline.report import contact_count, format_summary, next_steps, summarize
 from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
 from glue_pipeline.sandbox.generate import generate_world
@@ -52,30 +51,30 @@ def run_demo(seed: int = 7, tenants: int = 24, users: int = 1500) -> int:
     store_url = store_url_from_env()
     engine = make_engine(store_url)
     if seed_store(engine, world.store):
-        click.echo(f"store: seeded {len(world.store.organizations)} organizations and "
-                   f"{len(world.store.contacts)} contacts")
+        echo(f"store: seeded {len(world.store.organizations)} organizations and "
+             f"{len(world.store.contacts)} contacts")
     before = contact_count(engine)
     instance = get_instance()
     with Sandbox(SandboxConfig(world=world), state_dir=var_dir / "sandbox") as sandbox:
         os.environ.update(sandbox_env(sandbox, world))
-        click.echo(f"sandbox: {sandbox.base_url} ({len(world.tenants)} tenants, {world.user_count} users; "
-                   f"CA {sandbox.ca_file})")
+        echo(f"sandbox: {sandbox.base_url} ({len(world.tenants)} tenants, {world.user_count} users; "
+             f"CA {sandbox.ca_file})")
         discovery = run_discovery(instance)
         if not discovery.success:
-            click.echo(f"discovery failed (run {discovery.run_id}): {discovery.error}")
+            echo(f"discovery failed (run {discovery.run_id}): {discovery.error}")
             return 1
         runs = run_sync(instance, show_progress=True)
     run_overview(instance)
     summary = summarize(engine, [r.run_id for r in runs])
     created = contact_count(engine) - before
-    click.echo("\n== glue-pipeline demo summary ==")
-    click.echo(format_summary(summary))
+    echo("\n== glue-pipeline demo summary ==")
+    echo(format_summary(summary))
     if created == 0:
-        click.echo("no contact was created: every tenant that synced was already in step with Microsoft "
-                   "(re-running the sync is idempotent)")
+        echo("no contact was created: every tenant that synced was already in step with Microsoft "
+             "(re-running the sync is idempotent)")
     for step in next_steps(engine):
-        click.echo(f"next: {step}")
-    click.echo(f"store: {store_url}")
-    click.echo(f"Dagster instance: {os.environ['DAGSTER_HOME']} (runs {', '.join(r.run_id for r in runs)})")
-    click.echo("open the UI: make ui  (then http://127.0.0.1:3000)")
+        echo(f"next: {step}")
+    echo(f"store: {store_url}")
+    echo(f"Dagster instance: {os.environ['DAGSTER_HOME']} (runs {', '.join(r.run_id for r in runs)})")
+    echo("open the UI: make ui  (then http://127.0.0.1:3000)")
     return 0

@@ -16,7 +16,7 @@ import dagster as dg
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from glue_pipeline.settings import PROJECT_ROOT, ConfigError, describe_invalid
+from glue_pipeline.settings import PROJECT_ROOT, ConfigError, decode_utf8, describe_invalid
 
 # Graph user properties a contact field can be mapped from (all are $select-ed).
 MAPPABLE_USER_PROPERTIES = {
@@ -114,7 +114,14 @@ def read_config_file(path: Path | None) -> dict:
     if path is None:
         return {}
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"the configuration file {path} cannot be read ({exc.strerror}): make it "
+                          "readable, or point GLUE_CONFIG at another file") from exc
+    text = decode_utf8(data, f"the configuration file {path}", "save it as UTF-8 (in an editor: "
+                       "encoding UTF-8), or point GLUE_CONFIG at a UTF-8 copy")
+    try:
+        raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML ({exc}); fix the syntax there") from None
     if not isinstance(raw, dict):

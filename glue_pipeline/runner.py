@@ -8,14 +8,18 @@ UI shows them, their logs and the per-tenant partitions exactly as for scheduled
 from __future__ import annotations
 
 import os
-import shutil
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+from filelock import FileLock, Timeout
+from sqlalchemy.engine import make_url
 
 from glue_pipeline.definitions import TENANTS, all_tenants_run_request, defs
-from glue_pipeline.settings import PROJECT_ROOT, default_var_dir
+from glue_pipeline.settings import PROJECT_ROOT, ConfigError, default_var_dir, folder_problem
 
 POSTGRES_INSTANCE_VARS = ("DAGSTER_PG_URL",)
 
@@ -26,21 +30,69 @@ def instance_config_source() -> Path:
     return PROJECT_ROOT / name
 
 
+INSTANCE_LOCK = ".glue-instance.lock"
+INSTANCE_LOCK_WAIT_S = 600
+
+
+def _home_error(home: Path, exc: OSError) -> ConfigError:
+    return ConfigError(f"DAGSTER_HOME={home} cannot be used: {folder_problem(home, exc)}: point "
+                       f"DAGSTER_HOME at a folder this user can write, or unset it to use "
+                       f"{default_var_dir() / 'dagster'}")
+
+
+@contextmanager
+def _instance_lock(home: Path) -> Iterator[None]:
+    """Dagster creates and migrates a new instance's SQLite storage without a lock of its own:
+    two commands starting at once on a new DAGSTER_HOME would both create its tables ("table
+    ... already exists"). They take turns here; the second finds the tables made."""
+    try:
+        lock = FileLock(home / INSTANCE_LOCK, timeout=INSTANCE_LOCK_WAIT_S)
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(f"DAGSTER_HOME={home}: another glue-pipeline process held {INSTANCE_LOCK} "
+                          f"there for over {INSTANCE_LOCK_WAIT_S} s: stop it, or delete the file if "
+                          "no such process runs") from None
+    except OSError as exc:
+        raise _home_error(home, exc) from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def ensure_dagster_home() -> Path:
     """DAGSTER_HOME (default var/dagster) holding the project's instance settings."""
     home = Path(os.environ.get("DAGSTER_HOME") or default_var_dir() / "dagster").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    target = home / "dagster.yaml"
-    source = instance_config_source()
-    if not target.exists() or target.read_text() != source.read_text():
-        shutil.copyfile(source, target)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _home_error(home, exc) from exc
+    with _instance_lock(home):
+        target, source = home / "dagster.yaml", instance_config_source().read_text()
+        try:
+            if not target.exists() or target.read_text() != source:
+                staged = home / "dagster.yaml.new"
+                staged.write_text(source)
+                staged.replace(target)  # a Dagster process reading it never sees half a file
+        except OSError as exc:
+            raise _home_error(home, exc) from exc
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
 
 def get_instance() -> dg.DagsterInstance:
-    ensure_dagster_home()
-    return dg.DagsterInstance.get()
+    home = ensure_dagster_home()
+    with _instance_lock(home):
+        try:
+            return dg.DagsterInstance.get()
+        except Exception as exc:
+            pg_url = os.environ.get("DAGSTER_PG_URL")
+            if not pg_url or type(exc).__name__ not in ("DagsterPostgresException", "OperationalError"):
+                raise
+            shown = make_url(pg_url).render_as_string(hide_password=True)
+            raise ConfigError(f"DAGSTER_PG_URL={shown}: the Dagster instance's PostgreSQL database cannot "
+                              "be reached: start it or fix the URL, or unset DAGSTER_PG_URL to keep the "
+                              "instance on SQLite under DAGSTER_HOME") from exc
 
 
 @dataclass
@@ -49,6 +101,8 @@ class RunOutcome:
     success: bool
     tenant_ids: list[str]
     error: str | None = None
+    detail: str | None = None  # the failure as Dagster recorded it: stack and causes (--verbose)
+    materialized: list[str] = field(default_factory=list)  # tenants whose partition was materialized
 
 
 def _run_config(show_progress: bool) -> dict:
@@ -62,7 +116,14 @@ def _run_config(show_progress: bool) -> dict:
 def run_discovery(instance: dg.DagsterInstance) -> RunOutcome:
     result = defs.resolve_job_def("discover_tenants").execute_in_process(
         instance=instance, raise_on_error=False, run_config=_run_config(False))
-    return RunOutcome(result.run_id, result.success, [], _run_error(result))
+    return _outcome(result, [])
+
+
+def _outcome(result: dg.ExecuteInProcessResult, tenant_ids: list[str]) -> RunOutcome:
+    failures = result.get_step_failure_events()
+    return RunOutcome(result.run_id, result.success, tenant_ids, _run_error(result),
+                      failures[0].step_failure_data.error.to_string() if failures else None,
+                      [e.partition for e in result.get_asset_materialization_events() if e.partition])
 
 
 def _run_error(result: dg.ExecuteInProcessResult) -> str | None:
@@ -74,7 +135,8 @@ def _run_error(result: dg.ExecuteInProcessResult) -> str | None:
     # Dagster wraps what the step raised; the cause carries our message.
     while error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
         error = error.cause
-    return error.message.strip()
+    # The project's own errors are written for operators: their class path adds nothing.
+    return re.sub(r"^glue_pipeline(\.\w+)+: ", "", error.message.strip())
 
 
 def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
@@ -87,8 +149,7 @@ def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
             return []
         result = job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False,
                                         run_config=_run_config(show_progress))
-        return [RunOutcome(result.run_id, result.success,
-                           list(instance.get_dynamic_partitions(TENANTS.name)), _run_error(result))]
+        return [_outcome(result, list(instance.get_dynamic_partitions(TENANTS.name)))]
     known = set(instance.get_dynamic_partitions(TENANTS.name))
     unknown = [t for t in tenant_ids if t not in known]
     if unknown:
@@ -98,7 +159,7 @@ def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
     for tenant_id in tenant_ids:
         result = job.execute_in_process(instance=instance, partition_key=tenant_id, raise_on_error=False,
                                         run_config=_run_config(show_progress))
-        outcomes.append(RunOutcome(result.run_id, result.success, [tenant_id], _run_error(result)))
+        outcomes.append(_outcome(result, [tenant_id]))
     return outcomes
 
 
@@ -106,4 +167,4 @@ def run_overview(instance: dg.DagsterInstance) -> RunOutcome:
     """Rebuild the tables across all tenants and run their asset checks."""
     result = defs.resolve_job_def("refresh_overview").execute_in_process(
         instance=instance, raise_on_error=False, run_config=_run_config(False))
-    return RunOutcome(result.run_id, result.success, [], _run_error(result))
+    return _outcome(result, [])

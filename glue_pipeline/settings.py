@@ -30,6 +30,30 @@ def describe_invalid(exc: ValidationError, source: str, noun: str, fix: str) -> 
     return f"{source}: {noun} '{where}' is invalid: {errors[0]['msg']}{'; ' + fix if fix else ''}{more}"
 
 
+def folder_problem(folder: Path, exc: OSError) -> str:
+    """Why `folder` could not be made or written, in words: mkdir says "File exists" when a
+    part of the path is a file."""
+    for part in [folder, *folder.parents]:
+        if part.exists() and not part.is_dir():
+            return f"{part} is a file, not a folder"
+        if part.exists():
+            break
+    return f"{exc.filename or folder}: {exc.strerror or exc}"
+
+
+def decode_utf8(data: bytes, source: str, fix: str, secret: bool = False) -> str:
+    """`data` as text; a ConfigError naming `source`, where the first byte that is not UTF-8 is
+    (offset from 0, line and column from 1) and the fix. A secret's bytes are never shown."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        byte = "" if secret else f" (0x{data[exc.start]:02x})"
+        raise ConfigError(f"{source} is not UTF-8 text: the byte at offset {exc.start}{byte}, line {line} "
+                          f"column {column}, is not valid UTF-8: {fix}") from (None if secret else exc)
+
+
 class Secret:
     """A string that does not print itself."""
 
@@ -100,10 +124,12 @@ def _client_secret(environ: dict[str, str]) -> Secret:
     path = environ.get("GLUE_CLIENT_SECRET_FILE", "").strip()
     if path:
         try:
-            return Secret(Path(path).read_text(encoding="utf-8").strip())
+            data = Path(path).read_bytes()
         except OSError as exc:
             raise ConfigError(f"GLUE_CLIENT_SECRET_FILE={path} cannot be read ({exc.strerror}): "
                               "point it at a readable file holding only the secret value") from None
+        return Secret(decode_utf8(data, f"GLUE_CLIENT_SECRET_FILE={path}", "save it as UTF-8, holding "
+                                  "only the secret value", secret=True).strip())
     return Secret(_env("GLUE_CLIENT_SECRET",
                        "set it (or GLUE_CLIENT_SECRET_FILE) to the partner app's client secret value",
                        environ))

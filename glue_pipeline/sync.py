@@ -42,7 +42,7 @@ from glue_pipeline.plan import (
     skip_reasons,
 )
 from glue_pipeline.store import writer
-from glue_pipeline.store.schema import sync_runs, tenants, write_transaction
+from glue_pipeline.store.schema import store_error, sync_runs, tenants, write_transaction
 from glue_pipeline.store.writer import ContactCounts, LogEntry, utcnow
 from glue_pipeline.tables import publish
 
@@ -121,9 +121,10 @@ def tenant_row(engine: Engine, tenant_id: str) -> dict:
 
 def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
     """Extract, match and write one tenant; failures come back as a failed outcome."""
-    known = tenant_row(ctx.engine, tenant_id)
-    name = known.get("display_name") or tenant_id
+    name = tenant_id
     try:
+        known = tenant_row(ctx.engine, tenant_id)
+        name = known.get("display_name") or tenant_id
         extract = extract_tenant(ctx.client, tenant_id, ctx.options, ctx.cache)
         outcome, tables = _write_tenant(ctx, known, extract)
         if ctx.cache:  # only once the store has what the cache says was read
@@ -133,20 +134,28 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
             outcome.report = publish(tables, tenant_id, ctx.tables_dir)
         return outcome
     except Exception as exc:  # noqa: BLE001 - any failure of one tenant must not stop the others
-        message = failure_message(exc)
-        if not isinstance(exc, GraphError):
+        message = failure_message(exc, ctx.engine)
+        if not isinstance(exc, GraphError) and store_error(exc, _url(ctx.engine)) is None:
             log.exception("unexpected failure for tenant %s", tenant_id)
         record_failure(ctx.engine, ctx.run_id, tenant_id, message)
         return TenantOutcome(tenant_id, name, "failed", error=message,
                              transient=isinstance(exc, TransientGraphError))
 
 
-def failure_message(exc: Exception) -> str:
-    """What a tenant's failure says. Graph's errors name their cause and fix; the store's are
-    told by the database's own first line, without the statement or its values, so no user's
-    data is copied into an error."""
+def _url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def failure_message(exc: Exception, engine: Engine) -> str:
+    """What a tenant's failure says. Graph's errors name their cause and fix; a store that cannot
+    be reached says so with GLUE_STORE_URL; a write the store refuses is told by the database's
+    own first line, without the statement or its values, so no user's data is copied into an
+    error."""
     if isinstance(exc, GraphError):
         return str(exc)
+    unreachable = store_error(exc, _url(engine))
+    if unreachable is not None:
+        return str(unreachable)
     if isinstance(exc, DBAPIError):
         cause = exc.orig if exc.orig is not None else exc
         first = (str(cause).strip().splitlines() or [""])[0]
@@ -384,8 +393,12 @@ def record_failure(engine: Engine, run_id: str, tenant_id: str, message: str) ->
             writer.write_result(conn, {"run_id": run_id, "tenant_id": tenant_id, "status": "failed",
                                        "users": 0, "created": 0, "updated": 0, "unchanged": 0,
                                        "held": 0, "skipped": 0, "error": message, "finished_at": now})
-    except Exception:  # noqa: BLE001 - the store itself may be the failure; the run still reports it
-        log.exception("could not record the failure of tenant %s in the store", tenant_id)
+    except Exception as exc:  # noqa: BLE001 - the store itself may be the failure; the run still reports it
+        gone = store_error(exc, _url(engine))
+        if gone is None:
+            log.exception("could not record the failure of tenant %s in the store", tenant_id)
+        else:
+            log.warning("could not record the failure of tenant %s in the store: %s", tenant_id, gone)
 
 
 TRANSIENT_RETRIES = 1  # extra passes over tenants that failed on a transient fault

@@ -263,7 +263,7 @@ def test_a_store_error_names_its_cause_and_carries_no_row_values(store_url: str)
                "updated_at": now}
         conn.execute(insert(schema.contacts).values(id=1, **row))
         conn.execute(insert(schema.contacts).values(id=1, **row))  # the same key twice
-    message = failure_message(caught.value)
+    message = failure_message(caught.value, engine)
     assert "the store refused the tenant's writes" in message and "GLUE_STORE_URL" in message
     assert "Private Person" not in message and "Private Person" not in str(caught.value)
     # SQLite refuses the second key; PostgreSQL the value too long for its column first.

@@ -19,7 +19,7 @@ from sqlalchemy import inspect, select
 from glue_pipeline.cli import main
 from glue_pipeline.demo import sandbox_env
 from glue_pipeline.graph.client import GraphClient
-from glue_pipeline.graph.errors import TransientGraphError
+from glue_pipeline.graph.errors import CertificateError
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.runner import get_instance, run_discovery
 from glue_pipeline.sandbox.generate import generate_world
@@ -176,7 +176,7 @@ def test_tls_is_verified_against_the_configured_ca_only(
     assert GraphClient(settings_for(sandbox, small_world)).token(tenant), "with its CA the sandbox is trusted"
 
     without_ca = GraphClient(settings_for(sandbox, small_world, ca_file=None))
-    with pytest.raises(TransientGraphError) as caught:
+    with pytest.raises(CertificateError) as caught:
         without_ca.token(tenant)
     assert caught.value.code == "SSLError" and "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
 
@@ -184,7 +184,7 @@ def test_tls_is_verified_against_the_configured_ca_only(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(other_sandbox.ca_file))
     monkeypatch.setenv("CURL_CA_BUNDLE", "")
     wrong_ca = GraphClient(settings_for(other_sandbox, small_world, ca_file=str(sandbox.ca_file)))
-    with pytest.raises(TransientGraphError) as caught:
+    with pytest.raises(CertificateError) as caught:
         wrong_ca.token(tenant)
     assert caught.value.code == "SSLError" and "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
 

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -25,9 +26,11 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from glue_pipeline.graph.errors import (
+    CertificateError,
     GraphError,
     PagingError,
     TransientGraphError,
+    certificate_error,
     graph_error,
     identity_error,
 )
@@ -42,6 +45,8 @@ MAX_STALLED_PAGES = 20  # pages in a row without a new item: paging that never e
 
 
 MAX_BATCH = 20  # requests in one Graph JSON batch
+# OpenSSL's reason in a requests SSLError, e.g. "unable to get local issuer certificate".
+VERIFY_FAILED = re.compile(r"certificate verify failed: (?P<reason>[^(]+?)\s*(?:\(_ssl|$)")
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,7 @@ class GraphClient:
         except ValueError as exc:  # msal raises ValueError when discovery answers an error
             raise self._discovery_error(tenant_id, authority, exc) from None
         except requests.RequestException as exc:
+            self._raise_if_certificate(tenant_id, authority, exc)
             raise TransientGraphError(tenant_id, authority, type(exc).__name__, str(exc),
                                       "the identity platform could not be reached; re-run later") from None
         with self._apps_lock:
@@ -204,6 +210,14 @@ class GraphClient:
         if not isinstance(body, dict) or "error" not in body:
             body = {"error": "invalid_authority", "error_description": str(exc)}
         return identity_error(tenant_id, url, body)
+
+    def _raise_if_certificate(self, tenant_id: str, endpoint: str, exc: requests.RequestException) -> None:
+        """A certificate that does not verify is a setting to fix, not a fault to retry."""
+        found = VERIFY_FAILED.search(str(exc)) if isinstance(exc, requests.exceptions.SSLError) else None
+        if found:
+            error: CertificateError = certificate_error(tenant_id, endpoint, found["reason"].rstrip(". "),
+                                                        self.settings.ca_file)
+            raise error from exc
 
     def _credentials(self, tenant_id: str) -> tuple[str, Secret, str]:
         return self.direct_credentials.get(
@@ -224,6 +238,7 @@ class GraphClient:
         try:
             result = app.acquire_token_for_client(scopes=GRAPH_SCOPE)
         except requests.RequestException as exc:
+            self._raise_if_certificate(tenant_id, "token", exc)
             raise TransientGraphError(tenant_id, "token", type(exc).__name__, str(exc),
                                       "the identity platform could not be reached; re-run later") from None
         except msal.exceptions.MsalServiceError as exc:
@@ -266,6 +281,7 @@ class GraphClient:
                 response = self.session.request(method, url, params=params, headers=sent,
                                                 allow_redirects=allow_redirects, json=json_body)
             except (requests.ConnectionError, requests.Timeout) as exc:
+                self._raise_if_certificate(tenant_id, endpoint, exc)
                 failure: GraphError = TransientGraphError(
                     tenant_id, endpoint, type(exc).__name__, str(exc).split("(Caused")[0],
                     "Graph could not be reached in time; re-run this tenant later")

@@ -69,6 +69,30 @@ class PagingError(GraphError):
     """A collection whose @odata.nextLink repeats or never ends."""
 
 
+class CertificateError(GraphError):
+    """The server's TLS certificate does not verify against the trusted CAs: a setting to fix,
+    not a fault that passes, so it is never retried."""
+
+
+def certificate_error(tenant_id: str, endpoint: str, reason: str, ca_file: str | None) -> CertificateError:
+    """The error for a certificate that failed verification; `reason` is OpenSSL's (e.g. "unable
+    to get local issuer certificate")."""
+    if "Hostname mismatch" in reason or "doesn't match" in reason:
+        message = "the server's certificate is not issued for the host name in the URL"
+        fix = ("set GLUE_AUTHORITY_HOST and GLUE_GRAPH_URL to the host names the certificate names "
+               "(TLS stays verified)")
+    elif ca_file:
+        message = f"the server's certificate is not signed by the CA in GLUE_CA_FILE={ca_file}"
+        fix = ("point GLUE_CA_FILE at the CA that signed the server's certificate (the sandbox prints "
+               "its path), or unset it to trust the system CAs, which include Microsoft's public CAs")
+    else:
+        message = "the server's certificate is not signed by a CA this system trusts"
+        fix = ("set GLUE_CA_FILE to the CA that signed it (e.g. the sandbox's ca.pem, or a TLS-inspecting "
+               "proxy's CA); Microsoft's own endpoints verify against the system CAs")
+    return CertificateError(tenant_id, endpoint, "SSLError",
+                            f"{message} (CERTIFICATE_VERIFY_FAILED: {reason}).", fix)
+
+
 def identity_error(tenant_id: str, endpoint: str, result: dict,
                    secret_variable: str = "GLUE_CLIENT_SECRET") -> IdentityError:
     """Build the error for msal's error dict (error, error_description starting with AADSTS...);
