@@ -14,10 +14,14 @@ from the partner's contracts and GDAP lists, and the partner app is not installe
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from glue_pipeline.settings import describe_invalid
 
@@ -42,6 +46,36 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+_GUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def _check_guid(value: str) -> str:
+    if _GUID.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "guid", "'{value}' is not a GUID (8-4-4-4-12 hex digits, e.g. 3b555118-da6a-4418-894f-7df1e2096870), "
+            "as Microsoft ids are: make one with python -c 'import uuid; print(uuid.uuid4())'", {"value": value})
+    return value
+
+
+# Tenant, object, application and SKU ids: GUIDs, as Microsoft issues them.
+Guid = Annotated[str, AfterValidator(_check_guid)]
+
+Loc = tuple[str | int, ...]
+
+
+def _repeats(what: str, why: str, entries: Iterable[tuple[str | int, Loc]]) -> Iterator[InitErrorDetails]:
+    """An error for each entry whose value came before (strings compared in any case: GUIDs and
+    domain names), naming where the first one is."""
+    first: dict[str | int, Loc] = {}
+    for value, loc in entries:
+        earlier = first.setdefault(value.lower() if isinstance(value, str) else value, loc)
+        if earlier is not loc:
+            where = ".".join(map(str, earlier))
+            # Preformatted (no context): a value holding "{...}" stays as it is.
+            message = f"{what} {value!r} is already used at '{where}' ({why}): give one of them another {what}"
+            yield InitErrorDetails(type=PydanticCustomError("duplicate", message), loc=loc, input=value)
+
+
 class Domain(_Model):
     name: str
     is_default: bool = False
@@ -50,8 +84,8 @@ class Domain(_Model):
 
 
 class AssignedLicense(_Model):
-    skuId: str
-    disabledPlans: list[str] = Field(default_factory=list)
+    skuId: Guid
+    disabledPlans: list[Guid] = Field(default_factory=list)
 
 
 class SignInActivity(_Model):
@@ -80,7 +114,7 @@ class Mailbox(_Model):
 class User(_Model):
     """A user as Graph returns it (camelCase names), plus the mailbox report row."""
 
-    id: str
+    id: Guid
     userPrincipalName: str
     displayName: str | None = None
     givenName: str | None = None
@@ -102,7 +136,7 @@ class User(_Model):
 
 
 class Sku(_Model):
-    skuId: str
+    skuId: Guid
     skuPartNumber: str
     enabled: int = 0
     suspended: int = 0
@@ -113,7 +147,7 @@ class Sku(_Model):
 
 
 class Tenant(_Model):
-    id: str
+    id: Guid
     display_name: str
     domains: list[Domain]
     # How the partner reaches the tenant: legacy DAP contract, GDAP, both, or "none" (not at
@@ -149,7 +183,7 @@ class Tenant(_Model):
 
 
 class Partner(_Model):
-    tenant_id: str
+    tenant_id: Guid
     display_name: str
     default_domain: str
 
@@ -157,7 +191,7 @@ class Partner(_Model):
 class App(_Model):
     """The partner's multi-tenant app registration (client credentials)."""
 
-    client_id: str
+    client_id: Guid
     client_secret: str
 
 
@@ -169,8 +203,8 @@ class DirectApp(_Model):
     permissions granted to it there; None means the same roles as the tenant's `roles`.
     """
 
-    tenant_id: str
-    client_id: str
+    tenant_id: Guid
+    client_id: Guid
     client_secret: str
     roles: list[str] | None = None
 
@@ -229,27 +263,45 @@ class World(_Model):
     direct_apps: list[DirectApp] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _unique_tenants(self) -> World:
-        seen: set[str] = set()
-        for tenant in self.tenants:
-            if tenant.id in seen:
-                raise ValueError(f"tenant id {tenant.id} appears twice")
-            seen.add(tenant.id)
-        client_ids: set[str] = {self.app.client_id.lower()}
+    def _unique_ids(self) -> World:
+        # Raised as a ValidationError, the errors keep their own field paths (a ValueError would
+        # be reported at the top level).
+        errors = list(self._repeats())
+        if errors:
+            raise ValidationError.from_exception_data("World", errors)
+        return self
+
+    @model_validator(mode="after")
+    def _every_tenant_reachable(self) -> World:
+        seen = {tenant.id for tenant in self.tenants}
         for app in self.direct_apps:
             if app.tenant_id not in seen:
                 raise ValueError(f"direct app {app.client_id} names tenant_id {app.tenant_id}, which is not "
                                  "among tenants")
-            if app.client_id.lower() in client_ids:
-                raise ValueError(f"client_id {app.client_id} is used by more than one app; give each app "
-                                 "its own client_id")
-            client_ids.add(app.client_id.lower())
         direct = {a.tenant_id for a in self.direct_apps}
         for tenant in self.tenants:
             if tenant.relationship == "none" and tenant.id not in direct:
                 raise ValueError(f"tenant {tenant.id} has relationship 'none' but no direct app, so nothing "
                                  "can reach it: add a direct_apps entry for it or give it a relationship")
         return self
+
+    def _repeats(self) -> Iterator[InitErrorDetails]:
+        """Ids and domain names that Microsoft (and so the sandbox) holds only once."""
+        tenants = list(enumerate(self.tenants))
+        yield from _repeats("tenant id", "tenant ids are unique across Microsoft, the partner's included", chain(
+            [(self.partner.tenant_id, ("partner", "tenant_id"))],
+            ((t.id, ("tenants", i, "id")) for i, t in tenants)))
+        yield from _repeats("user id", "object ids are unique across all tenants", (
+            (u.id, ("tenants", i, "users", j, "id")) for i, t in tenants for j, u in enumerate(t.users)))
+        yield from _repeats("domain name", "a domain belongs to one tenant only, the partner's included", chain(
+            [(self.partner.default_domain, ("partner", "default_domain"))],
+            ((d.name, ("tenants", i, "domains", j, "name")) for i, t in tenants for j, d in enumerate(t.domains))))
+        yield from _repeats("client_id", "each app registration has its own", chain(
+            [(self.app.client_id, ("app", "client_id"))],
+            ((a.client_id, ("direct_apps", i, "client_id")) for i, a in enumerate(self.direct_apps))))
+        for kind, rows in (("organization", self.store.organizations), ("contact", self.store.contacts)):
+            yield from _repeats(f"{kind} id", "the store's ids are unique", (
+                (row.id, ("store", f"{kind}s", i, "id")) for i, row in enumerate(rows)))
 
     def tenant(self, tenant_id: str) -> Tenant | None:
         return next((t for t in self.tenants if t.id == tenant_id), None)
