@@ -247,16 +247,19 @@ class Synced(NamedTuple):
     overview_run: str
 
 
-@pytest.fixture
-def hostile(tmp_path: Path, sandbox_state: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Synced]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def hostile(request: pytest.FixtureRequest, tmp_path: Path, sandbox_state: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Synced]:
     """A world whose store holds an organization with HOSTILE_NAME and whose first tenant has
-    that name; synced through Dagster (one tenant's consent is revoked, so it fails); the
-    overview refreshed."""
+    that name; synced through Dagster (one tenant's consent is revoked, so it fails) into a
+    SQLite or PostgreSQL store; the overview refreshed."""
     world = generate_world(seed=8, tenants=3, users=60, revoked=1)
     world.tenants[0].display_name = HOSTILE_NAME
     world.store.organizations.append(
         StoreOrganization(id=max(o.id for o in world.store.organizations) + 1, name=HOSTILE_NAME))
-    env = {"GLUE_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}", "GLUE_DATA_DIR": str(tmp_path / "tables"),
+    store_url = (request.getfixturevalue("pg_database") if request.param == "postgres"
+                 else f"sqlite:///{tmp_path / 'store.db'}")
+    env = {"GLUE_STORE_URL": store_url, "GLUE_DATA_DIR": str(tmp_path / "tables"),
            "GLUE_VAR_DIR": str(tmp_path / "var"), "GLUE_CACHE_DIR": str(tmp_path / "cache"),
            "DAGSTER_HOME": str(tmp_path / "dagster_home")}
     engine = make_engine(env["GLUE_STORE_URL"])
