@@ -11,19 +11,13 @@ from pathlib import Path
 
 import click
 
-from glue_pipeline.render import markdown_table, terminal_text
+from glue_pipeline.render import echo, markdown_table, terminal_text
 from glue_pipeline.sandbox.world import WorldError
 from glue_pipeline.settings import ConfigError, default_var_dir, store_url_from_env
 
 
 def _fail(message: str) -> None:
     raise click.ClickException(terminal_text(message, multiline=True))
-
-
-def echo(text: str, err: bool = False) -> None:
-    """Print `text`, each of its lines made terminal-safe: names and errors in it come from
-    customers' tenants and the store, and may carry escape codes."""
-    click.echo(terminal_text(text, multiline=True), err=err)
 
 
 class _Failure(click.ClickException):

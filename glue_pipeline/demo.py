@@ -7,7 +7,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from glue_pipeline.cli import echo
+from glue_pipeline.render import echo
 from glue_pipeline.report import contact_count, format_summary, next_steps, summarize
 from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
 from glue_pipeline.sandbox.generate import generate_world

@@ -64,3 +64,11 @@ def terminal_text(value: object, multiline: bool = False) -> str:
     if multiline:
         return "\n".join(line.translate(_TERMINAL) for line in text.split("\n"))
     return text.translate(_TERMINAL)
+
+
+def echo(text: str, err: bool = False) -> None:
+    """Print `text` on the terminal, each of its lines made safe (terminal_text): names and
+    errors in it come from customers' tenants and the store."""
+    import click  # here, not above: rendering a table must not import the command line
+
+    click.echo(terminal_text(text, multiline=True), err=err)

@@ -306,3 +306,45 @@ def test_the_boundary_drops_what_has_the_wrong_shape() -> None:
     assert len(skus) == 1 and skus[0]["consumedUnits"] == 0
     assert skus[0]["prepaidUnits"] == {"enabled": 2**31 - 1, "suspended": 0, "warning": 0}
     assert {c.field for c in sku_cleaner.found} >= {"subscribedSkus", f"subscribedSku {guid} consumedUnits"}
+
+
+# --------------------------------------------------------------------------- look-alikes
+
+
+def _lookalike(address: str) -> str:
+    """The address with its first Latin a, e or o replaced by the Cyrillic letter that looks the
+    same (U+0430, U+0435, U+043E)."""
+    local, _, domain = address.partition("@")
+    position = next(i for i, ch in enumerate(local) if ch in "aeo")
+    return local[:position] + {"a": "\u0430", "e": "\u0435", "o": "\u043e"}[local[position]] + \
+        local[position + 1:] + "@" + domain
+
+
+def test_a_user_whose_upn_looks_like_a_contacts_email_is_held(store_url: str, sandbox_state: Path) -> None:
+    world = matched_world(seed=25, tenants=2, users=40)
+    tenant = world.tenants[0]
+    seeded = {e.value.lower() for c in world.store.contacts for e in c.emails}
+    original = next(u for u in _victim_candidates(tenant) if u.userPrincipalName.lower() in seeded
+                    and any(ch in "aeo" for ch in u.userPrincipalName.split("@")[0]))
+    impostor = User(id=str(uuid.uuid4()), userPrincipalName=_lookalike(original.userPrincipalName),
+                    displayName="Someone Else", givenName="Someone", surname="Else",
+                    assignedLicenses=[AssignedLicense(skuId=_user_sku(tenant))])
+    tenant.users.append(impostor)
+    next(s for s in tenant.skus if s.skuId == _user_sku(tenant)).enabled += 1
+    with Sandbox(SandboxConfig(world=world), state_dir=sandbox_state) as sandbox:
+        store = Store(sandbox, world, store_url)
+        for _ in range(2):  # held, and held again: never created
+            assert store.sync(store.tenant_ids)[tenant.id].status == "synced"
+            assert not store.rows(schema.contact_microsoft, tenant_id=tenant.id, user_id=impostor.id)
+    contact_id = store.rows(schema.contact_microsoft, tenant_id=tenant.id, user_id=original.id)[0]["contact_id"]
+    held = store.rows(schema.held_users, tenant_id=tenant.id, user_id=impostor.id)
+    assert held, "the look-alike user waits for an analyst"
+    reason = held[0]["reason"]
+    assert f"likely duplicate of contact {contact_id}" in reason and "CYRILLIC" in reason, reason
+    assert str(contact_id) in (held[0]["candidate_contact_ids"] or "")
+    store.engine.dispose()
+
+
+def _victim_candidates(tenant: Tenant) -> list[User]:
+    return [u for u in tenant.users if u.userType == "Member" and u.accountEnabled and u.assignedLicenses
+            and "#EXT#" not in u.userPrincipalName]
