@@ -99,6 +99,10 @@ COMMON_LAST = tuple("""smith johnson williams brown jones garcia miller davis ro
     colombo jansen devries vandenberg bakker visser smit meijer nielsen jensen hansen pedersen
     andersen larsen kowalski nowak wisniewski""".split())
 ACCENTS = str.maketrans("aeiouc", "áéíöüç")
+# Cyrillic а с е і р and Greek ο: letters that look like Latin ones.
+LOOKALIKE_LETTERS = {"a": "\u0430", "c": "\u0441", "e": "\u0435", "i": "\u0456", "p": "\u0440",
+                     "o": "\u03bf"}
+LOOKALIKE_SHARE = 0.002
 
 
 def main() -> None:
@@ -241,8 +245,10 @@ def make_people(user_count: int, contact_count: int, seed: int = SEED):
     Contacts have one or two emails in assorted patterns and phones (some a company's shared
     line). Users: 15% variants of a contact, mostly of the tenant's company (nickname, typo,
     accents, swapped names, the contact's mailbox on the alias domain, the same phone, names
-    missing from the directory), the rest new people. Returns users, contacts, the tenant's
-    domains and, per user, the contact it was made from (or -1)."""
+    missing from the directory), 0.2% look-alikes of one of the tenant's contacts (a Cyrillic
+    or Greek letter for a Latin one in the contact's address or name), the rest new people.
+    Returns users, contacts, the tenant's domains, per user the contact it was made from (or
+    -1), and the positions of the look-alikes."""
     rng = np.random.default_rng(seed + 1)
     first_pool = np.array(COMMON_FIRST + tuple(_pseudo_words(rng, 1500, (2, 3))), dtype=object)
     last_pool = np.array(COMMON_LAST + tuple(_pseudo_words(rng, 40_000, (2, 4))), dtype=object)
@@ -286,9 +292,17 @@ def make_people(user_count: int, contact_count: int, seed: int = SEED):
                      "display_name": f"{f.title()} {l.title()}",
                      "email": _unique_address(f"{f}.{l}@{tenant_domains[0]}", mailboxes),
                      "other_emails": [], "phones": []})
-    users = pd.DataFrame(rows)
     truth = np.r_[contacts["contact_id"].to_numpy()[source], -np.ones(user_count - duplicates, int)]
-    return users, contacts, tenant_domains, truth
+    # Look-alikes take the last new people's places, from a generator of their own so that
+    # everything else is as it was without them.
+    lookalike_rng = np.random.default_rng(seed + 3)
+    lookalikes = np.arange(user_count - min(int(user_count * LOOKALIKE_SHARE),
+                                            len(tenant_contacts)), user_count)
+    for i, s in zip(lookalikes, lookalike_rng.choice(tenant_contacts, len(lookalikes),
+                                                     replace=False)):
+        rows[i] = _lookalike_user(lookalike_rng, i, contacts.iloc[s], tenant_domains)
+        truth[i] = contacts["contact_id"].iat[s]
+    return pd.DataFrame(rows), contacts, tenant_domains, truth, lookalikes
 
 
 def _unique_address(address: str, taken: set[str]) -> str:
@@ -306,6 +320,28 @@ def _unique_address(address: str, taken: set[str]) -> str:
 def _local(first: str, last: str, pattern: int) -> str:
     return (f"{first}.{last}", f"{first[0]}{last}", f"{first}{last}", f"{first}",
             f"{last}.{first}", f"{first}_{last}")[pattern]
+
+
+def _lookalike_user(rng: np.random.Generator, i: int, contact: pd.Series,
+                    tenant_domains: list[str]) -> dict:
+    """The contact's name and first address, one of the two with a look-alike letter: the UPN is
+    then that address, or, when the name has the letter, a mailbox that fits no pattern."""
+    first, last = contact["first_name"], contact["last_name"]
+    address, name = contact["emails"][0], f"{first} {last}"
+    if rng.random() < 0.5 or not set(name) & LOOKALIKE_LETTERS.keys():
+        address = _with_lookalike(rng, address)  # its domain has a "c" or an "o"
+    else:
+        name = _with_lookalike(rng, name)
+        first, last = name[:len(first)], name[len(first) + 1:]
+        address = f"x{i}@{tenant_domains[2]}"
+    return {"user_id": f"u{i}", "first_name": first, "last_name": last,
+            "display_name": f"{first} {last}", "email": address, "other_emails": [], "phones": []}
+
+
+def _with_lookalike(rng: np.random.Generator, text: str) -> str:
+    places = [i for i, ch in enumerate(text) if ch in LOOKALIKE_LETTERS]
+    i = places[int(rng.integers(len(places)))]
+    return text[:i] + LOOKALIKE_LETTERS[text[i]] + text[i + 1:]
 
 
 def _user_variant(rng: np.random.Generator, i: int, contact: pd.Series,
@@ -379,7 +415,7 @@ def _fuzzy_key(name: str) -> str:
 
 
 def run_duplicates(args: argparse.Namespace) -> dict:
-    users, contacts, tenant_domains, truth = make_people(args.users, args.contacts)
+    users, contacts, tenant_domains, truth, lookalikes = make_people(args.users, args.contacts)
     _reset_peak_rss()
     risk, seconds = _timed(duplicate_risk, users, contacts, tenant_domains)
     peak = _peak_rss_mib()
@@ -404,8 +440,20 @@ def run_duplicates(args: argparse.Namespace) -> dict:
         "dup_planted_found_top1_medium_or_high": round(float(np.mean(
             (found[planted] == truth[planted]) & (found_level[planted] >= MEDIUM_RISK))), 4),
         "dup_new_users_with_high": round(float(np.mean(found_level[~planted] >= HIGH_RISK)), 4),
+        "dup_lookalikes": len(lookalikes),
+        "dup_lookalikes_contact_high": _share_with_contact_high(risk, users, truth, lookalikes),
         **recall,
     }
+
+
+def _share_with_contact_high(risk: pd.DataFrame, users: pd.DataFrame, truth: np.ndarray,
+                             positions: np.ndarray) -> float:
+    """Share of the users at `positions` with the contact they were made from among their
+    high-risk candidates (not necessarily first: other contacts may have the same name)."""
+    high = risk[risk["level"] == "high"]
+    pairs = set(zip(high["user_id"], high["contact_id"]))
+    hits = [(users["user_id"].iat[i], truth[i]) in pairs for i in positions]
+    return round(float(np.mean(hits)), 4) if hits else 1.0
 
 
 def _naive_pair_rate(users: pd.DataFrame, contacts: pd.DataFrame, sample: int = 500_000) -> float:
@@ -472,7 +520,8 @@ def _print_table(r: dict) -> None:
           f"{r['suggest_strong_on_new_names']:.1%}")
     print(f"duplicates: planted duplicate ranked first at medium or high for "
           f"{r['dup_planted_found_top1_medium_or_high']:.1%}; new users with a high risk: "
-          f"{r['dup_new_users_with_high']:.1%}")
+          f"{r['dup_new_users_with_high']:.1%}; look-alikes with their contact at high: "
+          f"{r['dup_lookalikes_contact_high']:.1%} of {r['dup_lookalikes']}")
     print(f"blocking recall on a sample of {r['dup_recall_sample_pairs']:,} pairs scored without "
           f"blocking: {r['dup_blocking_recall_medium']:.1%} of medium-or-higher "
           f"({r['dup_reference_pairs_medium']}), {r['dup_blocking_recall_high']:.1%} of high "

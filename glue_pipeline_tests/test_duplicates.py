@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import icu
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -10,6 +12,7 @@ from glue_pipeline.matching.duplicates import (
     HIGH_RISK,
     MEDIUM_RISK,
     RISK_COLUMNS,
+    _skeleton,
     candidate_pairs,
     duplicate_risk,
     score_pairs,
@@ -184,6 +187,136 @@ def test_non_latin_names() -> None:
     assert row["level"] == "medium"
 
 
+# --- look-alikes (Unicode TS #39 skeletons) -----------------------------------------------
+
+CYRILLIC_A = "\u0430"  # а
+CYRILLIC_CAPITAL_A = "\u0410"  # А
+
+
+def test_a_cyrillic_a_in_the_upn_looks_like_the_contacts_email() -> None:
+    upn = f"j{CYRILLIC_A}ne.doe@contoso.com"
+    contact = _contact(30, "Someone", "Else", ["jane.doe@contoso.com"])
+    row = _one(_user("Jane", "Doe", upn), contact)
+    assert row["level"] == "high" and row["score"] >= HIGH_RISK
+    assert (f"UPN {upn} looks like contact email jane.doe@contoso.com (look-alike characters: "
+            f"'{CYRILLIC_A}' CYRILLIC SMALL LETTER A for 'a')") in row["reasons"]
+    assert _one(_user("Jane", "Doe", "jone.doe@contoso.com"), contact) is None  # no look-alike
+
+
+def test_a_look_alike_in_the_contacts_email_is_named_too() -> None:
+    row = _one(_user("Jane", "Doe", "jane.doe@contoso.com"),
+               _contact(30, None, None, [f"j{CYRILLIC_A}ne.doe@contoso.com"]))
+    assert row["level"] == "high"
+    assert f"(look-alike characters: 'a' for '{CYRILLIC_A}' CYRILLIC SMALL LETTER A)" in (
+        row["reasons"])
+
+
+@pytest.mark.parametrize(("user", "contact", "named"), [
+    (("J\u03bfhn", "Smith"), ("John", "Smith"), "'\u03bf' GREEK SMALL LETTER OMICRON for 'o'"),
+    (("Anna", "K\u0435ller"), ("Anna", "Keller"), "'\u0435' CYRILLIC SMALL LETTER IE for 'e'"),
+    (("J\u043en", "Sm\u0456th"), ("Jon", "Smith"),
+     "'\u043e' CYRILLIC SMALL LETTER O for 'o', "
+     "'\u0456' CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I for 'i'"),
+    (("Z\u043e\u00eb", "M\u00fcller"), ("Zo\u00eb", "M\u00fcller"),  # both not ASCII
+     "'\u043e' CYRILLIC SMALL LETTER O for 'o'"),
+])
+def test_a_name_in_look_alike_letters_is_high(user: tuple[str, str], contact: tuple[str, str],
+                                              named: str) -> None:
+    row = _one(_user(*user), _contact(31, *contact, ["x@fabrikam.com"]))
+    assert row["level"] == "high", row["reasons"]
+    assert row["reasons"] == (f"name {' '.join(user)} looks like contact name "
+                              f"{' '.join(contact)} (look-alike characters: {named})")
+
+
+def test_look_alikes_ignore_case() -> None:
+    upn = f"J{CYRILLIC_CAPITAL_A}NE.Doe@Contoso.com"
+    row = _one(_user(None, None, upn, display=""),
+               _contact(32, None, None, ["Jane.Doe@contoso.com"]))
+    assert row["level"] == "high"
+    assert (f"UPN j{CYRILLIC_A}ne.doe@contoso.com looks like contact email jane.doe@contoso.com "
+            f"(look-alike characters: '{CYRILLIC_A}' CYRILLIC SMALL LETTER A for 'a')"
+            in row["reasons"])
+    name = _one(_user("J\u041eHN", "SMITH"), _contact(33, "john", "smith"))
+    assert name["level"] == "high"
+    assert "'\u041e' CYRILLIC CAPITAL LETTER O for 'o'" in name["reasons"]
+    # The same name in another case is the same name, not a look-alike.
+    same = _one(_user("\u00c9LISE", "DUPONT"), _contact(34, "\u00e9lise", "Dupont"))
+    assert same["level"] == "medium" and "looks like" not in same["reasons"]
+
+
+def test_a_look_alike_smtp_proxy_address_counts() -> None:
+    proxy = f"smtp:j{CYRILLIC_A}ne.doe@contoso.co.uk"
+    row = _one(_user("A", "B", "ab@contoso.com", others=["SIP:x@contoso.com", proxy]),
+               _contact(35, None, None, ["jane.doe@contoso.co.uk"]))
+    assert row["level"] == "high"
+    assert (f"email j{CYRILLIC_A}ne.doe@contoso.co.uk looks like contact email "
+            "jane.doe@contoso.co.uk") in row["reasons"]
+
+
+def test_pure_ascii_pairs_are_left_to_the_name_rules() -> None:
+    checker = icu.SpoofChecker()
+    assert checker.getSkeleton(0, "kirn lee") == checker.getSkeleton(0, "kim lee")
+    assert checker.getSkeleton(0, "rnarc@fabrikam.com") == checker.getSkeleton(
+        0, "marc@fabrikam.com")
+    for user, contact in ((_user("Kirn", "Lee"), _contact(36, "Kim", "Lee")),
+                          (_user("Clara", "Lee"), _contact(37, "Dara", "Lee"))):
+        row = _one(user, contact)  # at most the name rules' same last name
+        assert row is None or (row["score"] < MEDIUM_RISK and "looks like" not in row["reasons"])
+    assert _one(_user("Ann", "Ray", "rnarc@fabrikam.com"),
+                _contact(38, "Bo", "Wu", ["marc@fabrikam.com"])) is None
+
+
+def test_the_same_address_stays_the_same_address() -> None:
+    contact = _contact(39, None, None, ["jane.doe@contoso.com"])
+    same = _one(_user("Jane", "Doe", "Jane.Doe@contoso.com",
+                      others=[f"smtp:j{CYRILLIC_A}ne.doe@contoso.com"]), contact)
+    assert same["score"] == 90 and same["reasons"] == "same email address jane.doe@contoso.com"
+    accented = _one(_user("Zoe", "Muller", "zo\u00eb@contoso.com"),
+                    _contact(40, None, None, ["zo\u00eb@contoso.com"]))
+    assert accented["reasons"] == "same email address zo\u00eb@contoso.com"
+
+
+def test_ascii_skeletons_are_icus() -> None:
+    checker = icu.SpoofChecker()
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(st.characters(max_codepoint=127), max_size=12))
+    def check(text: str) -> None:
+        assert _skeleton(text) == checker.getSkeleton(0, text.lower())
+
+    check()
+    assert _skeleton("Rn%|0m") == checker.getSkeleton(0, "rn%|0m")  # % has a non-ASCII one
+
+
+def test_blocking_finds_look_alike_pairs() -> None:
+    users = pd.DataFrame([
+        _user("Jane", "Doe", f"j{CYRILLIC_A}ne.doe@contoso.com", user_id="cyrillic-upn"),
+        _user("J\u03bfhn", "Smith", "js@contoso.com", user_id="greek-name"),
+        _user("Ann", "Ray", "ann@contoso.com", others=[f"smtp:m{CYRILLIC_A}ry@contoso.co.uk"],
+              user_id="proxy"),
+        _user("Kirn", "Lee", "kirn@contoso.com", user_id="ascii")])
+    contacts = pd.DataFrame([
+        _contact(1, "Someone", "Else", ["jane.doe@contoso.com"]),
+        _contact(2, "John", "Smith", ["john@fabrikam.com"]),
+        _contact(3, "Mary", "Jones", ["mary@contoso.co.uk"]),
+        _contact(4, "Kim", "Lee", ["kim@contoso.com"]),
+        *(_contact(i, f"Person{i}", "Other", [f"p{i}@fabrikam.com"]) for i in range(5, 30))])
+    all_pairs = pd.MultiIndex.from_product([users["user_id"], contacts["contact_id"]],
+                                           names=["user_id", "contact_id"]).to_frame(index=False)
+    reference = score_pairs(users, contacts, TENANT, all_pairs, min_score=HIGH_RISK)
+    found = duplicate_risk(users, contacts, TENANT, max_candidates=len(contacts),
+                           min_score=HIGH_RISK)
+    key = ["user_id", "contact_id"]
+    pd.testing.assert_frame_equal(found.sort_values(key).reset_index(drop=True),
+                                  reference.sort_values(key).reset_index(drop=True))
+    assert set(zip(found["user_id"], found["contact_id"])) == {
+        ("cyrillic-upn", 1), ("greek-name", 2), ("proxy", 3)}
+    assert found["reasons"].str.contains("looks like").all()
+    blocked = set(zip(*candidate_pairs(users, contacts, TENANT)[key].T.to_numpy()))
+    assert {("cyrillic-upn", 1), ("greek-name", 2), ("proxy", 3)} <= blocked
+    assert len(blocked) < len(all_pairs) // 10
+
+
 # --- shape ---------------------------------------------------------------------------------
 
 def test_at_most_max_candidates_per_user_sorted() -> None:
@@ -227,10 +360,11 @@ def test_levels_follow_the_score() -> None:
 # --- blocking against all pairs ------------------------------------------------------------
 
 FIRST = ["John", "Jon", "Robert", "Bob", "Katherine", "Catherine", "Kate", "Michael", "Mike",
-         "Anna", "Lee", "Zoë", "Zoe", "Dana", "Peter"]
+         "Anna", "Lee", "Zoë", "Zoe", "Dana", "Peter", "J\u043ehn", "\u0410nna"]  # Cyrillic о, А
 LAST = ["Smith", "Smyth", "Smiht", "Jones", "Lee", "Anna", "Müller", "Muller", "Park", "Brown",
-        "Browne", "Schmidt", "Johnson"]
-LOCALS = ["jsmith", "john.smith", "rjones", "bob", "anna.lee", "lee", "kate", "dpark", "x1"]
+        "Browne", "Schmidt", "Johnson", "Sm\u0456th"]  # Cyrillic і
+LOCALS = ["jsmith", "john.smith", "rjones", "bob", "anna.lee", "lee", "kate", "dpark", "x1",
+          "j\u043ehn.smith", "\u0430nna.lee"]
 DOMAINS = ["contoso.com", "contoso.co.uk", "fabrikam.com", "gmail.com"]
 PHONES = ["0123456789", "0987654321", "555 0100"]
 

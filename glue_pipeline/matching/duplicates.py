@@ -6,26 +6,43 @@ name or any one-letter deletion of it, and the other way round (so one typo in e
 still meets: "Jon"/"John", "Smiht"/"Smith"); the last name with the first name's nickname
 groups; the first name with a sound-alike key of the last name; the names swapped. Email local
 parts, the local parts a user's name would give and phone numbers are joined the same way and
-are evidence in themselves. So every pair that can reach the medium level shares a key (unless
-the key is on more than MAX_BLOCK_CONTACTS contacts, a guard against degenerate data).
+are evidence in themselves, and so are look-alikes (below), joined on codes of their skeletons.
+So every pair that can reach the medium level shares a key (unless the key is on more than
+MAX_BLOCK_CONTACTS contacts, a guard against degenerate data).
 
 Points per kind of evidence (the best one of each kind), added and capped at 100:
-  name   same 70; similar 65 (one name the same, the other one typo away with Jaro-Winkler >=
-         0.88); nickname 60 (same last name); swapped 60; close 50 (both Jaro-Winkler >= 0.92,
-         or one the same and the other >= 0.88 or sounding alike); first initial 45; same last
-         name only 15;
+  name   same 70; look-alike 80; similar 65 (one name the same, the other one typo away with
+         Jaro-Winkler >= 0.88); nickname 60 (same last name); swapped 60; close 50 (both
+         Jaro-Winkler >= 0.92, or one the same and the other >= 0.88 or sounding alike); first
+         initial 45; same last name only 15;
   email  same address 90, same local part on a tenant (alias) domain 80, a local-part pattern
          of the user's name on a tenant domain 60 (first or last name alone 20) unless the
          contact's own, different name explains it, the user's own local part on another
-         domain 30 unless it is just a pattern of the name;
+         domain 30 unless it is just a pattern of the name, a look-alike address 80;
   phone  same number (last 9 digits; numbers shared by many people ignored) 40.
+
+Look-alikes: one of the user's addresses (UPN, mail, smtp proxies) and one of the contact's, or
+the two full names (first and last), that differ with case ignored but have the same Unicode TS
+#39 skeleton (ICU's, taken of the casefolded string), at least one of the two containing a
+non-ASCII character: "jаne.doe@" with a Cyrillic "а". Pure-ASCII pairs that share a skeleton
+("rn"/"m") are ordinary names, left to the other name rules; names that are already the same
+(they differ only in what the name keys ignore: "O’Brien", "O'Brien") stay "same". A look-alike
+is high risk on its own: a second person does not come by another's name or address in other
+letters.
+Skeletons are computed only where a pair could have one non-ASCII string: none when every string
+is ASCII; an ASCII string only when some non-ASCII string on the other side has a skeleton an
+ASCII string can have.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from difflib import SequenceMatcher
+from functools import cache
 from itertools import chain
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -42,6 +59,9 @@ from glue_pipeline.matching.names import (
     phonetic_key,
 )
 
+if TYPE_CHECKING:
+    import icu
+
 RISK_COLUMNS = ["user_id", "contact_id", "score", "level", "reasons"]
 
 HIGH_RISK = 80
@@ -52,12 +72,14 @@ JW_SAME = 0.92  # Splink's Jaro-Winkler levels
 JW_CLOSE = 0.88
 MIN_TYPO_LENGTH = 4  # a name shorter than this is not "one typo" from anything
 
-# Name levels, strongest first, with their points.
-NAME_POINTS: dict[str, int] = {"same": 70, "similar": 65, "nickname": 60, "swapped": 60,
-                               "close": 50, "initial": 45, "same_last": 15, "none": 0}
+# Name levels, the one that applies first wins, with their points.
+NAME_POINTS: dict[str, int] = {"same": 70, "lookalike": 80, "similar": 65, "nickname": 60,
+                               "swapped": 60, "close": 50, "initial": 45, "same_last": 15,
+                               "none": 0}
 # Email kinds with their points.
 EMAIL_POINTS: dict[str, int] = {"same_address": 90, "alias_domain": 80, "tenant_pattern": 60,
-                                "tenant_weak_pattern": 20, "own_local_elsewhere": 30}
+                                "tenant_weak_pattern": 20, "own_local_elsewhere": 30,
+                                "lookalike": 80}
 SAME_PHONE_POINTS = 40
 
 PHONE_DIGITS = 9
@@ -140,6 +162,7 @@ def _objects(values) -> pd.Series:
 class _Prepared:
     user_ids: pd.Series
     contact_ids: pd.Series
+    user_upns: pd.Series  # as given (not converted: only look-alikes' are read)
     user_names: tuple[np.ndarray, np.ndarray]  # (first, last) as given or derived, for reasons
     contact_names: tuple[np.ndarray, np.ndarray]
     user_first: np.ndarray  # vocabulary codes of the name keys, -1 when empty
@@ -180,6 +203,7 @@ def _prepare(new_users: pd.DataFrame, contacts: pd.DataFrame,
     return _Prepared(
         user_ids=new_users["user_id"].reset_index(drop=True),
         contact_ids=contacts["contact_id"].reset_index(drop=True),
+        user_upns=new_users["email"].reset_index(drop=True),
         user_names=(user_first_raw, user_last_raw),
         contact_names=(contact_first_raw, contact_last_raw),
         user_first=codes[0], user_last=codes[1], contact_first=codes[2], contact_last=codes[3],
@@ -267,6 +291,11 @@ def _parse_address(text: object) -> tuple[str, str] | None:
     if not at or not local or not domain or ":" in text:
         return None
     return local, domain
+
+
+def _address_text(text: object) -> str | None:
+    parsed = _parse_address(text)
+    return f"{parsed[0]}@{parsed[1]}" if parsed else None
 
 
 def _email_table(owners: np.ndarray, addresses: list, tenant_domains: frozenset[str]
@@ -407,14 +436,15 @@ def _key_rows(kind: int, named: np.ndarray, whole: np.ndarray,
 class _Evidence:
     email: pd.DataFrame  # pair, kind, points, contact_address, detail (user address or pattern)
     phone: pd.DataFrame  # pair, phone
+    lookalike_name: pd.DataFrame  # pair
 
     @classmethod
     def collect(cls, data: _Prepared) -> _Evidence:
-        return cls(_email_evidence(data), _phone_evidence(data))
+        return cls(_email_evidence(data), _phone_evidence(data), _name_lookalikes(data))
 
     def pair_codes(self) -> np.ndarray:
-        return np.concatenate([self.email["pair"].to_numpy(np.int64),
-                               self.phone["pair"].to_numpy(np.int64)])
+        return np.concatenate([frame["pair"].to_numpy(np.int64)
+                               for frame in (self.email, self.phone, self.lookalike_name)])
 
 
 def _email_evidence(data: _Prepared) -> pd.DataFrame:
@@ -450,7 +480,8 @@ def _email_evidence(data: _Prepared) -> pd.DataFrame:
     pattern_hits = pattern_hits.assign(kind=_objects(pattern_kind), detail=pattern_hits["pattern"])
 
     hits = pd.concat([frame[["idx", "c", "kind", "contact_address", "detail"]]
-                      for frame in (mailbox, pattern_hits)], ignore_index=True)
+                      for frame in (mailbox, pattern_hits, _address_lookalikes(data))],
+                     ignore_index=True)
     hits["points"] = hits["kind"].map(EMAIL_POINTS).astype(np.int64)
     hits["pair"] = hits["idx"].to_numpy(np.int64) * data.n_contacts + hits["c"].to_numpy(np.int64)
     best = hits.sort_values(["pair", "points", "contact_address"], ascending=[True, False, True])
@@ -480,12 +511,147 @@ def _phone_evidence(data: _Prepared) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
+# Look-alikes: strings with the same Unicode TS #39 skeleton
+
+@dataclass
+class _Texts:
+    """One side's strings, a row per owner and string: the parts joined by single spaces (an
+    address; a first and a last name)."""
+    owner: np.ndarray
+    parts: tuple[np.ndarray, ...]
+
+    def ascii_rows(self) -> np.ndarray:
+        if all(_all_ascii(part) for part in self.parts):  # the usual case
+            return np.ones(len(self.owner), bool)
+        return np.logical_and.reduce([np.fromiter((text.isascii() for text in part), bool,
+                                                  len(part)) for part in self.parts])
+
+    def rows(self, where: np.ndarray) -> pd.DataFrame:
+        """owner, text of the rows where `where` is True."""
+        if len(self.parts) == 1:  # an address, already without spaces around it
+            texts = self.parts[0][where]
+        else:
+            texts = [" ".join(" ".join(values).split())
+                     for values in zip(*(part[where] for part in self.parts))]
+        return pd.DataFrame({"owner": self.owner[where], "text": _objects(texts)})
+
+
+def _all_ascii(texts: np.ndarray, chunk: int = 2048) -> bool:
+    """str.isascii over the texts joined a few at a time: at C speed, and without the large
+    temporary strings that leave the allocator holding memory."""
+    return all("".join(texts[i:i + chunk]).isascii() for i in range(0, len(texts), chunk))
+
+
+def _address_lookalikes(data: _Prepared) -> pd.DataFrame:
+    """idx, c, kind, contact_address, detail ("UPN" or "email", a space, the user's address)."""
+    found = _lookalikes(*(_Texts(table["idx"].to_numpy(np.int64),
+                                 (table["address"].to_numpy(object),))
+                          for table in (data.user_emails, data.contact_emails)))
+    roles = ["UPN" if _address_text(data.user_upns.iat[user]) == address else "email"
+             for user, address in zip(found["idx"], found["user_text"])]
+    return pd.DataFrame({"idx": found["idx"], "c": found["c"],
+                         "kind": _objects(["lookalike"] * len(found)),
+                         "contact_address": found["contact_text"],
+                         "detail": _objects([f"{role} {address}" for role, address
+                                             in zip(roles, found["user_text"])])})
+
+
+def _name_lookalikes(data: _Prepared) -> pd.DataFrame:
+    """pair: user and contact whose full names look alike."""
+    found = _lookalikes(_Texts(np.arange(len(data.user_ids), dtype=np.int64), data.user_names),
+                        _Texts(np.arange(data.n_contacts, dtype=np.int64), data.contact_names))
+    return pd.DataFrame({"pair": found["idx"].to_numpy(np.int64) * data.n_contacts
+                         + found["c"].to_numpy(np.int64)})
+
+
+def _lookalikes(users: _Texts, contacts: _Texts) -> pd.DataFrame:
+    """idx, c, user_text, contact_text: strings that differ with case ignored but share a
+    skeleton, at least one of the two not ASCII."""
+    joined = _skeleton_join(users, contacts)
+    joined = joined[map_unique(_caseless, joined["text_x"])
+                    != map_unique(_caseless, joined["text_y"])]
+    return pd.DataFrame({"idx": joined["owner_x"].to_numpy(np.int64),
+                         "c": joined["owner_y"].to_numpy(np.int64),
+                         "user_text": _objects(joined["text_x"].to_numpy(object)),
+                         "contact_text": _objects(joined["text_y"].to_numpy(object))})
+
+
+def _skeleton_join(users: _Texts, contacts: _Texts) -> pd.DataFrame:
+    """owner_x, text_x, owner_y, text_y: a user's and a contact's texts with the same skeleton,
+    at least one of them not ASCII. Joins run on integer codes of skeletons."""
+    user_plain, contact_plain = users.ascii_rows(), contacts.ascii_rows()
+    if user_plain.all() and contact_plain.all():
+        return pd.DataFrame(columns=["owner_x", "text_x", "owner_y", "text_y"])
+    fancy_users, fancy_contacts = _skeletoned([users.rows(~user_plain),
+                                               contacts.rows(~contact_plain)])
+    plain_users, plain_contacts = _skeletoned([
+        users.rows(user_plain & _ascii_like(fancy_contacts)),
+        contacts.rows(contact_plain & _ascii_like(fancy_users))])
+    # An ASCII text can only match a non-ASCII one: keep those with such a skeleton.
+    plain_users = plain_users[plain_users["skeleton"].isin(fancy_contacts["skeleton"])]
+    plain_contacts = plain_contacts[plain_contacts["skeleton"].isin(fancy_users["skeleton"])]
+    frames = (fancy_users, fancy_contacts, plain_users, plain_contacts)
+    codes, _ = _shared_codes([frame["skeleton"].to_numpy(object) for frame in frames])
+    fancy_users, fancy_contacts, plain_users, plain_contacts = (  # an empty skeleton (-1): none
+        frame[code >= 0].drop(columns="skeleton").assign(key=code[code >= 0])
+        for frame, code in zip(frames, codes))
+    return pd.concat([fancy_users.merge(pd.concat([fancy_contacts, plain_contacts]), on="key"),
+                      plain_users.merge(fancy_contacts, on="key")], ignore_index=True)
+
+
+def _skeletoned(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """The frames with a skeleton column; each distinct text is skeletoned once."""
+    texts = np.concatenate([frame["text"].to_numpy(object) for frame in frames])
+    skeletons = np.split(map_unique(_skeleton, texts), np.cumsum([len(f) for f in frames])[:-1])
+    return [frame.assign(skeleton=_objects(part)) for frame, part in zip(frames, skeletons)]
+
+
+def _ascii_like(frame: pd.DataFrame) -> bool:
+    """Whether a skeleton is made of the characters ASCII strings' skeletons are made of: only
+    then can an ASCII string look like the frame's texts."""
+    chars = _ascii_skeleton_chars()
+    return any(chars.issuperset(skeleton) for skeleton in frame["skeleton"])
+
+
+@cache
+def _spoof_checker() -> icu.SpoofChecker:
+    import icu  # on first use: ICU adds some 10 MiB resident that all-ASCII data never needs
+
+    return icu.SpoofChecker()
+
+
+@cache
+def _ascii_skeletons() -> dict[int, str]:
+    """ICU's skeleton of each ASCII character, as a str.translate table. TS #39 maps an NFD
+    string code point by code point, so an ASCII string's skeleton is its characters' joined
+    (the tests check this against ICU); contacts are mostly ASCII, and this is far faster."""
+    return {code: _spoof_checker().getSkeleton(0, chr(code)) for code in range(128)}
+
+
+@cache
+def _ascii_skeleton_chars() -> frozenset[str]:
+    return frozenset("".join(_ascii_skeletons().values()))  # ASCII, and º and ₀ for %
+
+
+def _skeleton(text: str) -> str:
+    """The skeleton of the casefolded text (skeletons keep case)."""
+    if text.isascii():
+        return text.lower().translate(_ascii_skeletons())
+    return _spoof_checker().getSkeleton(0, text.casefold())
+
+
+def _caseless(text: str) -> str:
+    return unicodedata.normalize("NFC", text.casefold())
+
+
+# ---------------------------------------------------------------------------------------------
 # Scoring
 
 def _score(data: _Prepared, pairs: np.ndarray, evidence: _Evidence) -> pd.DataFrame:
     """u, c, score, name level, email kind and details, phone for sorted unique pair codes."""
     users, contacts = np.divmod(pairs, data.n_contacts)
-    name_level, names_conflict = _name_levels(data, users, contacts)
+    lookalike = _flagged(evidence.lookalike_name, pairs)
+    name_level, names_conflict = _name_levels(data, users, contacts, lookalike)
     name_points = np.array(list(NAME_POINTS.values()))[name_level]
 
     email = _align(evidence.email, pairs)
@@ -506,17 +672,32 @@ def _score(data: _Prepared, pairs: np.ndarray, evidence: _Evidence) -> pd.DataFr
 
 def _align(evidence: pd.DataFrame, pairs: np.ndarray) -> pd.DataFrame:
     """Evidence rows reindexed to the sorted pair codes (missing: NaN)."""
+    position, found = _positions(evidence, pairs)
+    return evidence[found].set_index(position).reindex(np.arange(len(pairs)))
+
+
+def _flagged(evidence: pd.DataFrame, pairs: np.ndarray) -> np.ndarray:
+    """Whether each of the sorted pair codes has an evidence row."""
+    flags = np.zeros(len(pairs), bool)
+    flags[_positions(evidence, pairs)[0]] = True
+    return flags
+
+
+def _positions(evidence: pd.DataFrame, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in the sorted pair codes of the evidence rows found there, and which rows
+    those are."""
     codes = evidence["pair"].to_numpy(np.int64)
     position = np.searchsorted(pairs, codes)
     found = position < len(pairs)
     found[found] = pairs[position[found]] == codes[found]
-    return evidence[found].set_index(position[found]).reindex(np.arange(len(pairs)))
+    return position[found], found
 
 
-def _name_levels(data: _Prepared, users: np.ndarray,
-                 contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _name_levels(data: _Prepared, users: np.ndarray, contacts: np.ndarray,
+                 lookalike: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index into NAME_POINTS for each pair, and whether a first or last name known on both
-    sides disagrees (not the same, alike, a nickname or an initial; names not swapped)."""
+    sides disagrees (not the same, alike, a nickname or an initial; names not swapped or
+    look-alikes)."""
     vocab = data.vocab
     uf, ul = data.user_first[users], data.user_last[users]
     cf, cl = data.contact_first[contacts], data.contact_last[contacts]
@@ -530,6 +711,7 @@ def _name_levels(data: _Prepared, users: np.ndarray,
     sound_alike = _sound_alike(data.sound, ul, cl)
     conditions = {
         "same": first_same & last_same,
+        "lookalike": lookalike,
         "similar": (first_same & _by_distinct_pair(vocab, ul, cl, _typo_apart,
                                                    ~last_same & (last_jw >= JW_CLOSE)))
         | (last_same & _by_distinct_pair(vocab, uf, cf, _typo_apart,
@@ -547,7 +729,7 @@ def _name_levels(data: _Prepared, users: np.ndarray,
     first_conflict = (uf >= 0) & (cf >= 0) & ~(first_same | (first_jw >= JW_CLOSE) | nickname
                                                | initial)
     last_conflict = (ul >= 0) & (cl >= 0) & ~(last_same | (last_jw >= JW_CLOSE) | sound_alike)
-    return levels, (first_conflict | last_conflict) & ~conditions["swapped"]
+    return levels, (first_conflict | last_conflict) & ~conditions["swapped"] & ~lookalike
 
 
 def _by_distinct_pair(vocab: np.ndarray, a: np.ndarray, b: np.ndarray, func,
@@ -657,6 +839,9 @@ def _reasons(data: _Prepared, scored: pd.DataFrame) -> list[str]:
 def _name_reason(level: str, user_first: str, user_last: str, contact_first: str,
                  contact_last: str) -> str:
     user, contact = f"{user_first} {user_last}".strip(), f"{contact_first} {contact_last}".strip()
+    if level == "lookalike":
+        return _lookalike_reason("name", " ".join(user.split()), "contact name",
+                                 " ".join(contact.split()))
     return {
         "same": f"same name ({contact})",
         "similar": f"similar names ({user} vs {contact})",
@@ -671,6 +856,9 @@ def _name_reason(level: str, user_first: str, user_last: str, contact_first: str
 
 
 def _email_reason(kind: str, contact_address: str, detail: str, user_name: str) -> str:
+    if kind == "lookalike":
+        role, _, address = detail.partition(" ")
+        return _lookalike_reason(role, address, "contact email", contact_address)
     local, _, domain = contact_address.partition("@")
     return {
         "same_address": f"same email address {contact_address}",
@@ -683,3 +871,35 @@ def _email_reason(kind: str, contact_address: str, detail: str, user_name: str) 
         "own_local_elsewhere": f"same mailbox name {local} as {detail}, on another domain "
                                f"({domain})",
     }[kind]
+
+
+def _lookalike_reason(user_label: str, user_text: str, contact_label: str,
+                      contact_text: str) -> str:
+    reason = f"{user_label} {user_text} looks like {contact_label} {contact_text}"
+    characters = _lookalike_characters(user_text, contact_text)
+    return f"{reason} (look-alike characters: {characters})" if characters else reason
+
+
+def _lookalike_characters(text: str, other: str) -> str:
+    """"'а' CYRILLIC SMALL LETTER A for 'a'" for each place where the texts differ, case
+    ignored."""
+    text, other = unicodedata.normalize("NFC", text), unicodedata.normalize("NFC", other)
+    matcher = SequenceMatcher(None, [ch.casefold() for ch in text],
+                              [ch.casefold() for ch in other], autojunk=False)
+    pieces: list[tuple[str, str]] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        if i2 - i1 == j2 - j1:  # character for character
+            pieces += [(a, b) for a, b in zip(text[i1:i2], other[j1:j2])
+                       if a.casefold() != b.casefold()]
+        else:
+            pieces.append((text[i1:i2], other[j1:j2]))
+    return ", ".join(f"{_named(a)} for {_named(b)}" for a, b in pieces)
+
+
+def _named(chars: str) -> str:
+    """The characters quoted, followed by the names of those that are not ASCII."""
+    names = " + ".join(unicodedata.name(ch, f"U+{ord(ch):04X}") for ch in chars
+                       if not ch.isascii())
+    return f"'{chars}' {names}" if names else f"'{chars}'"
