@@ -1,12 +1,12 @@
 """Tenant isolation as a property (hypothesis), on SQLite and PostgreSQL.
 
 For a random small world whose tenants are synced and their users linked to contacts, add an
-adversarial tenant whose name, mail, proxy addresses, UPNs and person names are drawn to
-collide with the other tenants' (exactly, in another case, with extra spaces, or with
-confusable letters), in half the examples let an analyst match it to a victim's organization, and sync
-all tenants any number of times in any order, one by one or side by side: no contact linked
-to another tenant's user changes in any field (its row, emails, phones and Microsoft link),
-and the adversary is matched to an organization only by the analyst's decision.
+adversarial tenant whose name, verified domain, mail, proxy addresses, UPNs and person names
+are drawn to collide with the other tenants' (exactly, in another case, with extra spaces, or
+with confusable letters); in half the examples an analyst matches it to a victim's
+organization. Sync all tenants any number of times in any order, one by one or side by side:
+no contact linked to another tenant's user changes in any field (its row, emails, phones and
+Microsoft link), and the adversary is matched to an organization only by the analyst.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ adversary_user = st.fixed_dictionaries({
 adversary = st.fixed_dictionaries({
     "victim": st.integers(0, 10),  # whose organization name it takes (modulo)
     "name": st.sampled_from(VARIANTS),
+    # Its verified domain: its own, or one that looks like the victim's (the same domain cannot
+    # be verified in two tenants).
+    "domain": st.sampled_from(("own", "confusable")),
     "users": st.lists(adversary_user, min_size=1, max_size=3),
 })
 runs = st.lists(st.tuples(st.randoms(use_true_random=False), st.sampled_from((1, 2))), min_size=1, max_size=3)
@@ -75,7 +78,10 @@ def build_adversary(world: World, plan: dict) -> tuple[Tenant, Tenant]:
     victims = [t for t in world.tenants if _victim_users(t)]
     victim = victims[plan["victim"] % len(victims)]
     tenant_id = str(uuid.uuid4())
-    domain = f"adv{tenant_id[:8]}.onmicrosoft.com"
+    initial = f"adv{tenant_id[:8]}.onmicrosoft.com"
+    domain = variant(victim.default_domain, "confusable") if plan["domain"] == "confusable" else initial
+    if domain == victim.default_domain:  # nothing to replace: its own then
+        domain = initial
     sku = next(s for s in victim.skus if s.appliesTo == "User").model_copy(update={"enabled": 10})
     users = []
     for n, spec in enumerate(plan["users"]):
@@ -92,9 +98,11 @@ def build_adversary(world: World, plan: dict) -> tuple[Tenant, Tenant]:
             mail=None if spec["mail"] == "none" else variant(address, spec["mail"]),
             proxyAddresses=[] if spec["proxy"] == "none" else [f"smtp:{variant(address, spec['proxy'])}"],
             assignedLicenses=[AssignedLicense(skuId=sku.skuId)]))
+    domains = [Domain(name=initial, is_initial=True, is_default=domain == initial)]
+    if domain != initial:
+        domains.append(Domain(name=domain, is_default=True))
     return Tenant(id=tenant_id, display_name=variant(victim.display_name, plan["name"]),
-                  domains=[Domain(name=domain, is_default=True, is_initial=True)], users=users,
-                  skus=[sku]), victim
+                  domains=domains, users=users, skus=[sku]), victim
 
 
 class Store:
