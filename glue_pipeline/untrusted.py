@@ -101,6 +101,8 @@ class Cleaner:
 
     def texts(self, value: object, limit: int, user_id: str | None, field: str) -> list[str]:
         """A list of text (businessPhones, proxyAddresses); items that are not text are left out."""
+        if type(value) is list and all(_plain(item, limit) for item in value):
+            return value
         if value is None:
             return []
         if not isinstance(value, (list, tuple)):
@@ -142,6 +144,7 @@ LIST_FIELDS = frozenset({"businessPhones", "proxyAddresses"})
 FLAG_FIELDS = frozenset({"accountEnabled"})
 SIGN_IN_FIELD = "signInActivity"
 LICENSES_FIELD = "assignedLicenses"
+_SHAPED = LIST_FIELDS | FLAG_FIELDS | {SIGN_IN_FIELD, LICENSES_FIELD}  # not text
 
 
 def user_limits(mapped: dict[str, str | None]) -> dict[str, int]:
@@ -184,14 +187,20 @@ def unique_users(rows: list[dict], cleaner: Cleaner) -> list[dict]:
     return list(by_id.values())
 
 
+def _plain(value: object, limit: int) -> bool:
+    """Printable ASCII text within its limit: nothing to clean (most values)."""
+    return type(value) is str and len(value) <= limit and value.isascii() and value.isprintable()
+
+
 def clean_user(row: dict, limits: dict[str, int], cleaner: Cleaner) -> dict:
     user_id = row["id"]
     out: dict = {}
     for name, value in row.items():
-        if name.startswith("@") or name == "id":
+        limit = limits.get(name, TEXT_LIMIT)
+        if name.startswith("@") or name == "id" or value is None or (name not in _SHAPED and _plain(value, limit)):
             out[name] = value
         elif name in LIST_FIELDS:
-            out[name] = cleaner.texts(value, limits.get(name, TEXT_LIMIT), user_id, name)
+            out[name] = cleaner.texts(value, limit, user_id, name)
         elif name in FLAG_FIELDS:
             out[name] = cleaner.flag(value, user_id, name)
         elif name == LICENSES_FIELD:
@@ -199,7 +208,7 @@ def clean_user(row: dict, limits: dict[str, int], cleaner: Cleaner) -> dict:
         elif name == SIGN_IN_FIELD:
             out[name] = _sign_in(value, user_id, cleaner)
         else:
-            out[name] = cleaner.text(value, limits.get(name, TEXT_LIMIT), user_id, name)
+            out[name] = cleaner.text(value, limit, user_id, name)
     return out
 
 
