@@ -182,7 +182,8 @@ def store() -> None:
     pass
 
 
-@store.command("init", help="Create the tables; load a world's starting organizations and contacts.")
+@store.command("init", help="Create the tables or bring them to this release's schema; load a world's "
+               "starting organizations and contacts.")
 @click.option("--world", "world_path", type=click.Path(dir_okay=False))
 def store_init(world_path: str | None) -> None:
     from glue_pipeline.sandbox.world import StoreSeed, load_world
@@ -195,6 +196,34 @@ def store_init(world_path: str | None) -> None:
     loaded = seed_store(_engine(writes=True), seed)
     echo(f"store ready at {store_url_from_env()}"
          + ("" if loaded or not world_path else " (it already held data: nothing loaded)"))
+
+
+@store.command("upgrade", help="Bring the store's tables to this release's schema revision (every run and "
+               "command does it first too).")
+def store_upgrade() -> None:
+    from glue_pipeline.store.migrate import upgrade_store
+    from glue_pipeline.store.schema import make_engine, store_setting
+
+    url = store_url_from_env()
+    before = upgrade_store(make_engine(url))
+    if before.pending:
+        echo(f"store upgraded from {before.described} to {before.head} ({store_setting(url)})")
+    else:
+        echo(f"store already at the head revision {before.head}: nothing to do ({store_setting(url)})")
+
+
+@store.command("status", help="The store's schema revision, this release's head, and whether an upgrade "
+               "is pending.")
+def store_status() -> None:
+    from glue_pipeline.store.migrate import store_revision
+    from glue_pipeline.store.schema import make_engine, store_setting
+
+    url = store_url_from_env()
+    standing = store_revision(make_engine(url))
+    echo(f"store: {store_setting(url)}\nrevision: {standing.described}\nhead: {standing.head}\n"
+         f"upgrade pending: {'yes' if standing.pending else 'no'}")
+    if standing.pending:
+        echo("next: `glue-pipeline store upgrade` (any run or command also upgrades it first)")
 
 
 # --- sync ----------------------------------------------------------------------------------

@@ -12,11 +12,11 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from glue_pipeline.matching.organizations import normalize_name
 from glue_pipeline.matching.suggest import strong_suggestion_threshold as STRONG_SUGGESTION
+from glue_pipeline.store.migrate import upgrade_store
 from glue_pipeline.store.schema import (
     contact_decisions,
     contact_microsoft,
     contacts,
-    create_tables,
     held_users,
     match_decisions,
     organizations,
@@ -91,7 +91,7 @@ def _set_match(conn: Connection, tenant_id: str, status: str, organization_id: i
 
 
 def _begin(engine: Engine):  # type: ignore[no-untyped-def]
-    create_tables(engine)
+    upgrade_store(engine)
     return write_transaction(engine)
 
 

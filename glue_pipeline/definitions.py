@@ -41,7 +41,8 @@ from glue_pipeline.render import markdown_table, terminal_text
 from glue_pipeline.settings import Settings, settings_from_env, store_url_from_env
 from glue_pipeline.sources import PARTNER_SOURCE, DirectSource, disconnected_sources, load_direct_sources
 from glue_pipeline.store import writer
-from glue_pipeline.store.schema import create_tables, make_engine, store_error, write_transaction
+from glue_pipeline.store.migrate import upgrade_store
+from glue_pipeline.store.schema import make_engine, store_error, write_transaction
 from glue_pipeline.sources import direct_credentials
 from glue_pipeline.sync import TenantOutcome, finish_run, start_run
 from glue_pipeline.tables import preview
@@ -65,9 +66,9 @@ class GlueResource(dg.ConfigurableResource):
         return settings_from_env()
 
     def store_engine(self):  # type: ignore[no-untyped-def]
-        """The store, created if new; needs no Graph credentials."""
+        """The store, created if new and brought to the schema's head; needs no Graph credentials."""
         engine = make_engine(store_url_from_env())
-        create_tables(engine)
+        upgrade_store(engine)
         return engine
 
     def sync_options(self) -> SyncOptions:

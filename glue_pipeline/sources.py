@@ -19,7 +19,8 @@ from sqlalchemy import Engine, insert, select, update
 
 from glue_pipeline.options import read_config_file
 from glue_pipeline.settings import ConfigError, Secret, describe_invalid
-from glue_pipeline.store.schema import create_tables, data_sources, write_transaction
+from glue_pipeline.store.migrate import upgrade_store
+from glue_pipeline.store.schema import data_sources, write_transaction
 from glue_pipeline.store.writer import utcnow
 
 PARTNER_SOURCE = "partner"  # the partner app's own name as a data source
@@ -78,7 +79,7 @@ def load_direct_sources(path: Path | None, environ: dict[str, str] | None = None
 
 
 def disconnected_sources(engine: Engine) -> set[str]:
-    create_tables(engine)
+    upgrade_store(engine)
     with engine.connect() as conn:
         return set(conn.execute(select(data_sources.c.name).where(data_sources.c.connected.is_(False)))
                    .scalars())
@@ -86,7 +87,7 @@ def disconnected_sources(engine: Engine) -> set[str]:
 
 def set_connected(engine: Engine, name: str, connected: bool) -> str:
     """Record a source as connected or disconnected; returns what the operator must still do."""
-    create_tables(engine)
+    upgrade_store(engine)
     now = utcnow()
     values = {"connected": connected, "changed_at": now}
     with write_transaction(engine) as conn:

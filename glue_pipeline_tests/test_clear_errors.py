@@ -28,6 +28,7 @@ from glue_pipeline.sandbox.tls import ensure_ca
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.settings import graph_settings_from_env
 from glue_pipeline.store import schema
+from glue_pipeline.store.migrate import upgrade_store
 from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline_tests.conftest import PG_ADMIN_DSN
@@ -146,7 +147,7 @@ def test_a_password_in_the_store_url_is_not_shown(offline_env: dict, monkeypatch
 def test_sql_errors_never_carry_row_values(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     url = request.getfixturevalue("pg_database") if backend == "postgres" else f"sqlite:///{tmp_path / 's.db'}"
     engine = make_engine(url)
-    schema.create_tables(engine)
+    upgrade_store(engine)
     now = dt.datetime.now(dt.timezone.utc)
     row = {"id": 1, "name": "Customer Secret Holdings Ltd", "created_at": now, "updated_at": now}
     with engine.begin() as conn:

@@ -30,7 +30,8 @@ from glue_pipeline.options import SyncOptions
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema, writer
-from glue_pipeline.store.schema import create_tables, make_engine
+from glue_pipeline.store.migrate import upgrade_store
+from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import TenantOutcome, discover_into, recorded_run, sync_context
 from glue_pipeline_tests.stores import canonical_store, matched_world
@@ -198,7 +199,7 @@ def test_two_discoveries_of_a_new_partner_account_at_once_both_succeed(
     moment, e.g. on the first day; both record the same new tenants (as the customer_tenants
     asset does: one transaction around writer.record_discovered_tenants)."""
     engine = make_engine(store_url)
-    create_tables(engine)
+    upgrade_store(engine)
     with Sandbox(SandboxConfig(world=race_world.model_copy(deep=True)), state_dir=sandbox_state) as sandbox:
         frame = discover_tenants(client_for(sandbox, race_world))
     errors: list[str] = []

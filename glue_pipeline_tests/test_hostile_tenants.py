@@ -25,6 +25,7 @@ from glue_pipeline.options import SyncOptions
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import AssignedLicense, Domain, Tenant, User, World
 from glue_pipeline.store import schema
+from glue_pipeline.store.migrate import upgrade_store
 from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import TenantOutcome, discover_into, failure_message, recorded_run, sync_context
@@ -253,7 +254,7 @@ def test_values_that_would_fail_a_tenant_are_cleaned_where_they_enter(store_url:
 
 def test_a_store_error_names_its_cause_and_carries_no_row_values(store_url: str) -> None:
     engine = make_engine(store_url)
-    schema.create_tables(engine)
+    upgrade_store(engine)
     secret_name = "Private Person " + "x" * 300
     now = pd.Timestamp.now(tz="UTC").to_pydatetime()
     with pytest.raises(Exception) as caught, engine.begin() as conn:

@@ -184,11 +184,12 @@ def test_the_license_table_mirrors_microsoft_in_a_few_statements(tmp_path) -> No
     from sqlalchemy import event, insert, select
 
     from glue_pipeline.extract import licenses_frame
-    from glue_pipeline.store.schema import create_tables, licenses, make_engine, tenants, write_transaction
+    from glue_pipeline.store.migrate import upgrade_store
+    from glue_pipeline.store.schema import licenses, make_engine, tenants, write_transaction
     from glue_pipeline.store.writer import replace_licenses, utcnow
 
     engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    create_tables(engine)
+    upgrade_store(engine)
 
     def skus(consumed: dict[str, int]) -> pd.DataFrame:
         return licenses_frame([{"skuId": sku, "skuPartNumber": sku.upper(), "capabilityStatus": "Enabled",

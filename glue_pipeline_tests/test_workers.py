@@ -21,7 +21,7 @@ from glue_pipeline.options import SyncOptions
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
-from glue_pipeline.store.schema import create_tables, make_engine
+from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import TenantOutcome, discover_into, finish_run, start_run
 from glue_pipeline.workers import SyncSpec, sync_batch
@@ -47,7 +47,6 @@ def small_batches_use_processes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def fresh_store(tmp_path: Path, world: World, client: GraphClient) -> tuple[Engine, list[str]]:
     engine = make_engine(f"sqlite:///{tmp_path / f'store-{uuid.uuid4().hex[:6]}.db'}")
-    create_tables(engine)
     seed_store(engine, world.store)
     return engine, discover_into(engine, client)
 

@@ -1,7 +1,8 @@
 """The documentation store's tables: a contract that analysts and other tools query (every table
 and column is described in the README, section "The store").
 
-SQLite by default, PostgreSQL by URL; the same SQLAlchemy Core tables serve both.
+SQLite by default, PostgreSQL by URL; the same SQLAlchemy Core tables serve both. A change to
+them comes with a revision in migrations/ that brings existing stores along (migrate.py).
 """
 
 from __future__ import annotations
@@ -382,11 +383,14 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def check_store(url: str, writes: bool = False) -> Engine:
-    """The store's engine, once it answers and has its tables (and, with `writes`, once it takes
-    a write); otherwise a ConfigError naming GLUE_STORE_URL, what failed and the fix."""
+    """The store's engine, once it answers and is at the schema's head revision (and, with
+    `writes`, once it takes a write); otherwise a ConfigError naming GLUE_STORE_URL, what failed
+    and the fix."""
+    from glue_pipeline.store.migrate import upgrade_store  # it builds on this module
+
     engine = make_engine(url)
     try:
-        create_tables(engine)
+        upgrade_store(engine)
         if writes:
             with write_transaction(engine) as conn:  # writes no row, yet a read-only store refuses it
                 conn.execute(delete(data_sources).where(false()))
@@ -503,7 +507,3 @@ def store_error(exc: BaseException, url: str) -> ConfigError | None:
                            "--verbose shows the database's own message): check that the database it "
                            "names runs and is reachable")
     return None
-
-
-def create_tables(engine: Engine) -> None:
-    metadata.create_all(engine)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import Engine, func, insert, select
 
 from glue_pipeline.sandbox.world import StoreSeed
+from glue_pipeline.store.migrate import upgrade_store
 from glue_pipeline.store.schema import (
     contact_emails,
     contact_phones,
     contacts,
-    create_tables,
     organizations,
     write_transaction,
 )
@@ -17,11 +17,11 @@ from glue_pipeline.store.writer import utcnow
 
 
 def seed_store(engine: Engine, seed: StoreSeed) -> bool:
-    """Create the tables and load the seed when the store holds no organization yet.
+    """Bring the store to the schema's head; load the seed when it holds no organization yet.
 
     Returns False (and writes nothing) when the store already has data, so seeding twice is safe.
     """
-    create_tables(engine)
+    upgrade_store(engine)
     now = utcnow()
     with write_transaction(engine) as conn:
         if conn.execute(select(func.count()).select_from(organizations)).scalar_one():

@@ -1,0 +1,1 @@
+"""The store's schema revisions, oldest first (their names start with their sequence number)."""

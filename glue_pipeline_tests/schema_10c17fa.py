@@ -1,0 +1,250 @@
+"""The store's tables as of commit 10c17fa (before Alembic), frozen: the stores earlier releases made."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+organizations = Table(
+    "organizations", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+contacts = Table(
+    "contacts", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("first_name", String(255)),
+    Column("last_name", String(255)),
+    Column("title", String(255)),
+    Column("location", String(255)),
+    # 'store' for contacts that were there before, 'microsoft' for contacts the sync created.
+    Column("created_by", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+contact_emails = Table(
+    "contact_emails", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("contact_id", Integer, ForeignKey("contacts.id"), nullable=False, index=True),
+    Column("value", String(320), nullable=False),
+    Column("label", String(32), nullable=False),
+    Column("is_primary", Boolean, nullable=False),
+    UniqueConstraint("contact_id", "value", name="uq_contact_email"),
+)
+
+contact_phones = Table(
+    "contact_phones", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("contact_id", Integer, ForeignKey("contacts.id"), nullable=False, index=True),
+    Column("value", String(64), nullable=False),
+    Column("label", String(32), nullable=False),
+    Column("is_primary", Boolean, nullable=False),
+)
+
+# The Microsoft overlay: one row per contact linked to a Microsoft user.
+contact_microsoft = Table(
+    "contact_microsoft", metadata,
+    Column("contact_id", Integer, ForeignKey("contacts.id"), primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("user_id", String(36), nullable=False),
+    Column("user_principal_name", String(320), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("user_type", String(16)),
+    Column("licenses", Text),
+    Column("created_in_microsoft", String(32)),
+    Column("last_password_change", String(32)),
+    Column("last_sign_in", String(32)),
+    Column("mailbox_storage_used_bytes", BigInteger),
+    Column("mailbox_item_count", BigInteger),
+    Column("mailbox_warning_quota_bytes", BigInteger),
+    Column("mailbox_quota_bytes", BigInteger),
+    Column("mailbox_last_activity", String(10)),
+    Column("mailbox_has_archive", Boolean),
+    Column("mailbox_report_date", String(10)),
+    Column("manage_url", Text),
+    # A Microsoft user is linked to at most one contact: a re-run can never create a second.
+    UniqueConstraint("tenant_id", "user_id", name="uq_contact_microsoft_user"),
+)
+
+tenants = Table(
+    "tenants", metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("display_name", String(255)),
+    Column("default_domain", String(255)),
+    Column("initial_domain", String(255)),
+    Column("relationship", String(8)),
+    # Reached through a direct-login data source rather than (or as well as) the partner app.
+    Column("data_source", String(64)),
+    Column("manage_url", Text),
+    Column("street", String(255)),
+    Column("city", String(128)),
+    Column("state", String(128)),
+    Column("postal_code", String(32)),
+    Column("country", String(8)),
+    Column("phone", String(64)),
+    Column("verified_domains", Text),
+    Column("reports_concealed", Boolean),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("vanished_at", DateTime(timezone=True)),
+)
+
+tenant_matches = Table(
+    "tenant_matches", metadata,
+    Column("tenant_id", String(36), ForeignKey("tenants.tenant_id"), primary_key=True),
+    Column("organization_id", Integer, ForeignKey("organizations.id")),
+    Column("status", String(16), nullable=False),  # matched | suggested | unmatched | ignored
+    Column("method", String(16)),  # exact | accepted | manual | created
+    Column("decided_by", String(255)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Organization suggestions for tenants without a match, best first (replaced at every sync).
+tenant_suggestions = Table(
+    "tenant_suggestions", metadata,
+    Column("tenant_id", String(36), ForeignKey("tenants.tenant_id"), primary_key=True),
+    Column("rank", Integer, primary_key=True),
+    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("organization_name", String(255), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("reasons", Text, nullable=False),
+)
+
+# Every match decision an analyst recorded, in order (the audit trail).
+match_decisions = Table(
+    "match_decisions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", String(36), nullable=False, index=True),
+    Column("action", String(32), nullable=False),
+    Column("organization_id", Integer),
+    Column("user_id", String(36)),
+    Column("contact_id", Integer),
+    Column("decided_by", String(255), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("note", Text),
+)
+
+# The standing decision for a user: link it to a contact, or create it despite a duplicate risk.
+contact_decisions = Table(
+    "contact_decisions", metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("user_id", String(36), primary_key=True),
+    Column("action", String(16), nullable=False),  # link | create
+    Column("contact_id", Integer, ForeignKey("contacts.id")),
+    Column("decided_by", String(255), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+)
+
+# Users the last sync of their tenant did not write and why (ambiguous, likely duplicate, ...).
+held_users = Table(
+    "held_users", metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("user_id", String(36), primary_key=True),
+    Column("user_principal_name", String(320), nullable=False),
+    Column("display_name", String(255)),
+    Column("reason", Text, nullable=False),
+    Column("candidate_contact_ids", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+licenses = Table(
+    "licenses", metadata,
+    Column("tenant_id", String(36), ForeignKey("tenants.tenant_id"), primary_key=True),
+    Column("sku_id", String(36), primary_key=True),
+    Column("organization_id", Integer, ForeignKey("organizations.id")),
+    Column("part_number", String(128)),
+    Column("product_name", String(255)),
+    Column("capability_status", String(16)),
+    Column("consumed", Integer, nullable=False),
+    Column("enabled", Integer, nullable=False),
+    Column("suspended", Integer, nullable=False),
+    Column("warning", Integer, nullable=False),
+    Column("unused", Integer, nullable=False),
+)
+
+# Data sources switched off by an operator (a source not listed here is connected).
+data_sources = Table(
+    "data_sources", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("connected", Boolean, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+
+sync_runs = Table(
+    "sync_runs", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(16), nullable=False),  # running | succeeded | failed
+    Column("tenants_total", Integer, nullable=False, default=0),
+    Column("tenants_failed", Integer, nullable=False, default=0),
+)
+
+# One row per tenant per run: what happened to it.
+sync_results = Table(
+    "sync_results", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("tenant_id", String(36), primary_key=True),
+    Column("status", String(16), nullable=False),  # synced | held | failed
+    Column("organization_id", Integer),
+    Column("users", Integer, nullable=False, default=0),
+    Column("created", Integer, nullable=False, default=0),
+    Column("updated", Integer, nullable=False, default=0),
+    Column("unchanged", Integer, nullable=False, default=0),
+    Column("held", Integer, nullable=False, default=0),
+    Column("skipped", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+)
+
+# What a tenant's last successful sync was computed from: a fingerprint of its Microsoft data
+# and of the store rows its plan reads. A sync whose inputs have the same fingerprint skips the
+# plan and the writes (nothing could change); a failure deletes the row.
+tenant_sync_state = Table(
+    "tenant_sync_state", metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # synced | held
+    Column("organization_id", Integer),
+    Column("users", Integer, nullable=False),
+    Column("contacts", Integer, nullable=False),  # users matched to a contact in that sync
+    Column("held", Integer, nullable=False),
+    Column("skipped", Integer, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("synced_at", DateTime(timezone=True), nullable=False),
+)
+
+sync_log = Table(
+    "sync_log", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("tenant_id", String(36), index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("level", String(8), nullable=False),  # info | warning | error
+    Column("action", String(32), nullable=False),
+    Column("contact_id", Integer),
+    Column("user_id", String(36)),
+    Column("message", Text, nullable=False),
+)
+
+Index("ix_contact_emails_value", contact_emails.c.value)
