@@ -51,7 +51,8 @@ ORGANIZATION_READ = BatchCall("organization", {"$select": "id,displayName,verifi
                                                           "postalCode,countryLetterCode,businessPhones"})
 SKUS_READ = BatchCall("subscribedSkus", {"$select": "skuId,skuPartNumber,capabilityStatus,consumedUnits,"
                                                     "prepaidUnits"})
-TENANT_COLUMNS = ["tenant_id", "display_name", "default_domain", "relationship", "data_source"]
+# The columns of discover_tenants' frame, one row per customer tenant.
+DISCOVERY_COLUMNS = ["tenant_id", "display_name", "default_domain", "relationship", "data_source"]
 SIGN_IN_FIELD = "signInActivity"
 # Graph answers these when signInActivity cannot be read: no AuditLog.Read.All, or no Entra ID P1/P2.
 SIGN_IN_REFUSALS = {"Authorization_RequestDenied", "Authentication_RequestFromNonPremiumTenantOrB2CTenant"}
@@ -97,7 +98,7 @@ def discover_tenants(client: GraphClient, direct: list[tuple[str, str]] | None =
     cleaned = [c for c in (clean_customer(row, cleaner) for row in rows.values()) if c is not None]
     for note in cleaner.found:  # names are cleaned again, and logged, in each tenant's sync
         log.log(logging.WARNING if note.field == "tenant id" else logging.INFO, "discovery: %s", note.message)
-    frame = pd.DataFrame(cleaned, columns=TENANT_COLUMNS)
+    frame = pd.DataFrame(cleaned, columns=DISCOVERY_COLUMNS)
     frame["data_source"] = frame["data_source"].fillna("partner")
     return frame.sort_values("tenant_id", ignore_index=True)
 

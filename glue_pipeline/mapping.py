@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
+from glue_pipeline.addresses import aliases, smtp_addresses
 from glue_pipeline.options import FieldMapping
 
 ENTRA_USER_URL = ("https://entra.microsoft.com/{domain}/#blade/Microsoft_AAD_IAM/"
@@ -66,17 +67,6 @@ def _names(user: dict, mapping: FieldMapping) -> tuple[str | None, str | None]:
     return parts[0], parts[1] if len(parts) > 1 else None
 
 
-def smtp_aliases(proxy_addresses: list[str] | None, primary: str) -> list[str]:
-    """Every smtp address but the primary one (SMTP: is Exchange's primary, smtp: an alias)."""
-    out: list[str] = []
-    for address in proxy_addresses or []:
-        if address[:5].lower() == "smtp:":
-            value = address[5:]
-            if value.lower() != primary.lower() and value.lower() not in (a.lower() for a in out):
-                out.append(value)
-    return out
-
-
 def contact_fields(user: dict, mapping: FieldMapping | None = None) -> ContactFields:
     mapping = mapping or FieldMapping()
     first, last = _names(user, mapping)
@@ -84,11 +74,11 @@ def contact_fields(user: dict, mapping: FieldMapping | None = None) -> ContactFi
     phones = [(label, value) for label, value in (("Work", _property(user, mapping.work_phone)),
                                                   ("Mobile", _property(user, mapping.mobile_phone)))
               if value]
-    proxies = user.get("proxyAddresses")
-    aliases = smtp_aliases(list(proxies) if isinstance(proxies, list) else [], upn) if mapping.aliases else []
+    # The UPN is the primary email: every other smtp address is an alias.
+    others = aliases(smtp_addresses(user.get("proxyAddresses")), upn) if mapping.aliases else []
     return ContactFields(first_name=first, last_name=last, title=_property(user, mapping.title),
                          location=_property(user, mapping.location), primary_email=upn,
-                         aliases=aliases, phones=phones)
+                         aliases=others, phones=phones)
 
 
 def entra_user_url(default_domain: str | None, user_id: str) -> str:

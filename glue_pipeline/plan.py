@@ -9,10 +9,11 @@ from datetime import datetime
 
 import pandas as pd
 
+from glue_pipeline.addresses import aliases, user_addresses
 from glue_pipeline.extract import TenantExtract
 from glue_pipeline.mapping import contact_fields, overlay_fields
 from glue_pipeline.matching.contacts import MATCH_COLUMNS, match_contacts, skip_reason
-from glue_pipeline.matching.duplicates import duplicate_risk
+from glue_pipeline.matching.duplicates import RISK_COLUMNS, duplicate_risk
 from glue_pipeline.matching.organizations import (
     OrgMatch,
     claimed_by,
@@ -24,8 +25,6 @@ from glue_pipeline.matching.organizations import (
 from glue_pipeline.matching.suggest import suggest_organizations
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.store.writer import ContactWrite
-
-RISK_COLUMNS = ["user_id", "contact_id", "score", "level", "reasons"]
 
 
 @dataclass
@@ -141,10 +140,9 @@ def _duplicate_risk(extract: TenantExtract, user_ids: pd.Series, org_contacts: p
 
 
 def _other_emails(user: dict) -> list[str]:
-    proxies = user.get("proxyAddresses") if isinstance(user.get("proxyAddresses"), list) else []
-    out = [str(user["mail"])] if user.get("mail") else []
-    out += [p[5:] for p in proxies if str(p)[:5].lower() == "smtp:"]
-    return [e for e in dict.fromkeys(out) if e.lower() != str(user["userPrincipalName"]).lower()]
+    """`mail` and the smtp proxy addresses but the UPN; duplicate risk folds their case itself."""
+    others = [address for source, address in user_addresses(user) if source != "upn"]
+    return aliases(others, str(user["userPrincipalName"]), fold_case=False)
 
 
 def _phones(user: dict) -> list[str]:

@@ -18,10 +18,11 @@ import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from glue_pipeline.cache import TenantCache
@@ -49,6 +50,20 @@ from glue_pipeline.tables import publish
 log = logging.getLogger(__name__)
 
 
+def tenant_result(tenant_id: str, status: str, organization_id: int | None = None, users: int = 0,
+                  counts: ContactCounts | None = None, error: str | None = None) -> dict:
+    """A tenant's result in a run: its sync_results row but for the run id and the time, and the
+    counts of its outcome's summary."""
+    c = counts or ContactCounts()
+    return {"tenant_id": tenant_id, "status": status, "organization_id": organization_id, "users": users,
+            "created": c.created, "updated": c.updated, "unchanged": c.unchanged, "held": c.held,
+            "skipped": c.skipped, "error": error}
+
+
+def _write_result(conn: Connection, run_id: str, result: dict, now: datetime) -> None:
+    writer.write_result(conn, {"run_id": run_id, **result, "finished_at": now})
+
+
 @dataclass
 class TenantOutcome:
     tenant_id: str
@@ -63,13 +78,13 @@ class TenantOutcome:
     transient: bool = False  # failed on throttling, server errors or the network: worth a retry
     unchanged: bool = False  # nothing changed since its last sync, so nothing was planned or written
 
+    def result(self) -> dict:
+        return tenant_result(self.tenant_id, self.status, self.match.organization_id if self.match else None,
+                             self.users, self.counts, self.error)
+
     def summary(self) -> dict:
-        c = self.counts
         return {"tenant_id": self.tenant_id, "display_name": self.display_name, "status": self.status,
-                "match_status": self.match.status if self.match else None,
-                "organization_id": self.match.organization_id if self.match else None,
-                "users": self.users, "created": c.created, "updated": c.updated,
-                "unchanged": c.unchanged, "held": c.held, "skipped": c.skipped, "error": self.error}
+                "match_status": self.match.status if self.match else None, **self.result()}
 
 
 @dataclass
@@ -300,11 +315,8 @@ def _write_tenant(ctx: SyncContext, known: dict,
         counts.log += _tenant_notes(extract, plan.matches)
         counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id) for c in extract.cleaned]
         writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
-        result = {"run_id": ctx.run_id, "tenant_id": tenant_id, "status": status,
-                  "organization_id": org.match.organization_id, "users": len(extract.users),
-                  "created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged,
-                  "held": counts.held, "skipped": counts.skipped, "error": None, "finished_at": now}
-        writer.write_result(conn, result)
+        outcome = TenantOutcome(tenant_id, extract.display_name, status, org.match, len(extract.users), counts)
+        _write_result(conn, ctx.run_id, outcome.result(), now)
         version = writer.read_store_version(conn, tenant_id, org.match.organization_id)
         writer.save_sync_state(conn, {
             "tenant_id": tenant_id, "fingerprint": _fingerprint(ctx, extract, digest, version, org.match.status),
@@ -312,7 +324,6 @@ def _write_tenant(ctx: SyncContext, known: dict,
             "organization_id": org.match.organization_id, "users": len(extract.users),
             "contacts": counts.created + counts.updated + counts.unchanged, "held": counts.held,
             "skipped": counts.skipped, "run_id": ctx.run_id, "synced_at": now})
-    outcome = TenantOutcome(tenant_id, extract.display_name, status, org.match, len(extract.users), counts)
     return outcome, _tables(extract, org, plan, counts)
 
 
@@ -323,11 +334,8 @@ def _record_unchanged(conn, ctx: SyncContext, extract: TenantExtract, recorded: 
     writer.write_log(conn, ctx.run_id, extract.tenant_id, [LogEntry(
         "info", "tenant_unchanged", "nothing changed in Microsoft or in the store since the sync of "
         f"{state['synced_at']:%Y-%m-%d %H:%M} UTC; the tenant was not planned or written again")], now)
-    writer.write_result(conn, {
-        "run_id": ctx.run_id, "tenant_id": extract.tenant_id, "status": state["status"],
-        "organization_id": state["organization_id"], "users": state["users"], "created": 0,
-        "updated": 0, "unchanged": counts.unchanged, "held": counts.held, "skipped": counts.skipped,
-        "error": None, "finished_at": now})
+    _write_result(conn, ctx.run_id, tenant_result(extract.tenant_id, state["status"], state["organization_id"],
+                                                  state["users"], counts), now)
     match = OrgMatch(extract.tenant_id, extract.display_name, recorded["status"],
                      recorded["organization_id"], recorded["method"], "as recorded")
     return TenantOutcome(extract.tenant_id, extract.display_name, state["status"], match, state["users"],
@@ -390,9 +398,7 @@ def record_failure(engine: Engine, run_id: str, tenant_id: str, message: str) ->
         with write_transaction(engine) as conn:
             writer.forget_sync_state(conn, tenant_id)
             writer.write_log(conn, run_id, tenant_id, [LogEntry("error", "tenant_failed", message)], now)
-            writer.write_result(conn, {"run_id": run_id, "tenant_id": tenant_id, "status": "failed",
-                                       "users": 0, "created": 0, "updated": 0, "unchanged": 0,
-                                       "held": 0, "skipped": 0, "error": message, "finished_at": now})
+            _write_result(conn, run_id, tenant_result(tenant_id, "failed", error=message), now)
     except Exception as exc:  # noqa: BLE001 - the store itself may be the failure; the run still reports it
         gone = store_error(exc, _url(engine))
         if gone is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from glue_pipeline.addresses import user_addresses
 from glue_pipeline.options import UserSelection
 
 MATCH_COLUMNS = ["user_id", "user_principal_name", "display_name", "action", "contact_id",
@@ -42,17 +43,6 @@ def skip_reason(user: dict, selection: UserSelection, sku_part_numbers: dict[str
         if not parts & set(selection.subscriptions):
             return "none of the selected subscriptions (" + ", ".join(selection.subscriptions) + ")"
     return None
-
-
-def user_addresses(user: dict) -> list[tuple[str, str]]:
-    """(matched_on, lower-cased address) in match order: UPN, mail, smtp proxy addresses."""
-    out = [("upn", str(user["userPrincipalName"]).lower())]
-    if user.get("mail"):
-        out.append(("mail", str(user["mail"]).lower()))
-    for proxy in user.get("proxyAddresses") if isinstance(user.get("proxyAddresses"), list) else []:
-        if str(proxy)[:5].lower() == "smtp:":
-            out.append(("proxy", str(proxy)[5:].lower()))
-    return out
 
 
 FOREIGN_COLUMNS = ["contact_id", "tenant_id", "tenant_name"]
@@ -124,6 +114,7 @@ def _decide(user: dict, skip: str | None, index: _Index) -> dict:
         return _row("skipped", None, None, skip)
     approved = decision is not None and decision.action == "create"
     for matched_on, address in user_addresses(user):
+        address = address.lower()
         candidates = index.by_email.get(address, set()) - index.taken
         owned = sorted(candidates & index.foreign.keys())
         if owned and not approved:

@@ -10,16 +10,11 @@ are evidence in themselves, and so are look-alikes (below), joined on codes of t
 So every pair that can reach the medium level shares a key (unless the key is on more than
 MAX_BLOCK_CONTACTS contacts, a guard against degenerate data).
 
-Points per kind of evidence (the best one of each kind), added and capped at 100:
-  name   same 70; look-alike 80; similar 65 (one name the same, the other one typo away with
-         Jaro-Winkler >= 0.88); nickname 60 (same last name); swapped 60; close 50 (both
-         Jaro-Winkler >= 0.92, or one the same and the other >= 0.88 or sounding alike); first
-         initial 45; same last name only 15;
-  email  same address 90, same local part on a tenant (alias) domain 80, a local-part pattern
-         of the user's name on a tenant domain 60 (first or last name alone 20) unless the
-         contact's own, different name explains it, the user's own local part on another
-         domain 30 unless it is just a pattern of the name, a look-alike address 80;
-  phone  same number (last 9 digits; numbers shared by many people ignored) 40.
+Evidence of three kinds, the best one of each kind counting, points added and capped at 100:
+the names, by the first of NAME_LEVELS that applies; the emails, by the best of EMAIL_LEVELS;
+the same phone number (its last digits; numbers shared by many people ignored),
+SAME_PHONE_POINTS. Each level is declared once, as in splink's comparison level library: its
+label, points, reason and, for a name level, its condition.
 
 Look-alikes: one of the user's addresses (UPN, mail, smtp proxies) and one of the contact's, or
 the two full names (first and last), that differ with case ignored but have the same Unicode TS
@@ -38,17 +33,19 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import cache
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
 from rapidfuzz import process
 from rapidfuzz.distance import OSA, JaroWinkler
 
+from glue_pipeline.addresses import email_address
 from glue_pipeline.matching.names import (
     NICKNAME_GROUPS,
     WEAK_EMAIL_PATTERNS,
@@ -72,14 +69,58 @@ JW_SAME = 0.92  # Splink's Jaro-Winkler levels
 JW_CLOSE = 0.88
 MIN_TYPO_LENGTH = 4  # a name shorter than this is not "one typo" from anything
 
-# Name levels, the one that applies first wins, with their points.
-NAME_POINTS: dict[str, int] = {"same": 70, "lookalike": 80, "similar": 65, "nickname": 60,
-                               "swapped": 60, "close": 50, "initial": 45, "same_last": 15,
-                               "none": 0}
-# Email kinds with their points.
-EMAIL_POINTS: dict[str, int] = {"same_address": 90, "alias_domain": 80, "tenant_pattern": 60,
-                                "tenant_weak_pattern": 20, "own_local_elsewhere": 30,
-                                "lookalike": 80}
+
+@dataclass(frozen=True)
+class Level:
+    """A level of one kind of evidence: its label, its points, its reason (a str.format
+    template over the pair's texts, `p`) and, for a name level, the condition that puts a pair
+    at it (over the pair's _NameFacts)."""
+
+    label: str
+    points: int
+    reason: str
+    condition: Callable[[_NameFacts], np.ndarray] | None = None
+
+
+# The first level whose condition holds wins; the last, without one, takes the other pairs.
+NAME_LEVELS: tuple[Level, ...] = (
+    Level("same", 70, "same name ({p.contact})", lambda f: f.first_same & f.last_same),
+    Level("lookalike", 80, "{p.looks_like}", lambda f: f.lookalike),
+    # One name the same, the other one typo away.
+    Level("similar", 65, "similar names ({p.user} vs {p.contact})",
+          lambda f: (f.first_same & f.last_typo) | (f.last_same & f.first_typo)),
+    Level("nickname", 60, "nickname: {p.user_first} vs {p.contact_first}, same last name "
+          "({p.contact_last})", lambda f: f.last_same & f.nickname),
+    Level("swapped", 60, "first and last names swapped ({p.user} vs {p.contact})",
+          lambda f: f.swapped),
+    # Both alike; or one the same, or a nickname, and the other alike or sounding alike.
+    Level("close", 50, "close names ({p.user} vs {p.contact})",
+          lambda f: ((f.first_jw >= JW_SAME) & f.last_near)
+          | (f.first_same & (f.last_jw >= JW_CLOSE)) | (f.last_same & (f.first_jw >= JW_CLOSE))
+          | (f.nickname & f.last_near) | (f.first_same & f.sound_alike)),
+    Level("initial", 45, "first initial and last name agree ({p.user} vs {p.contact})",
+          lambda f: f.last_same & f.initial),
+    Level("same_last", 15, "same last name ({p.contact_last}) but first names differ "
+          "({p.user_first_or_unknown} vs {p.contact_first_or_unknown})", lambda f: f.last_same),
+    Level("none", 0, ""),
+)
+# Found by the joins of _email_evidence, which say when each applies.
+EMAIL_LEVELS: tuple[Level, ...] = (
+    Level("same_address", 90, "same email address {p.contact_address}"),
+    # The user's own local part on a tenant (alias) domain.
+    Level("alias_domain", 80, "{p.contact_address} is {p.detail} on an alias domain of the "
+          "tenant ({p.domain})"),
+    # A local part the user's name would give, on a tenant domain, unless the contact's own,
+    # different name explains it; weaker when it is the first or last name alone.
+    Level("tenant_pattern", 60, "{p.contact_address} matches the {p.detail} pattern of "
+          "{p.user_name} on a tenant domain"),
+    Level("tenant_weak_pattern", 20, "{p.contact_address} matches the {p.detail}-name-only "
+          "pattern of {p.user_name} on a tenant domain"),
+    # The user's own local part on another domain, unless it is just a pattern of the name.
+    Level("own_local_elsewhere", 30, "same mailbox name {p.local} as {p.detail}, on another "
+          "domain ({p.domain})"),
+    Level("lookalike", 80, "{p.looks_like}"),
+)
 SAME_PHONE_POINTS = 40
 
 PHONE_DIGITS = 9
@@ -87,7 +128,9 @@ MIN_PHONE_DIGITS = 7
 SHARED_PHONE_PEOPLE = 5  # a number on more people than this is a switchboard: no evidence
 MAX_BLOCK_CONTACTS = 5000  # a blocking key on more contacts than this is too common to use
 
-_NAME_LEVELS = list(NAME_POINTS)
+_NAME_POINTS = np.array([level.points for level in NAME_LEVELS])
+_EMAIL_LEVELS = {level.label: level for level in EMAIL_LEVELS}
+_EMAIL_POINTS = {level.label: level.points for level in EMAIL_LEVELS}
 _PATTERN_KINDS = ("tenant_pattern", "tenant_weak_pattern")
 _KEY_BITS = 29  # two vocabulary codes and a key type packed into one int64
 _NON_DIGIT = re.compile(r"\D+")
@@ -281,14 +324,12 @@ def _user_addresses(users: pd.DataFrame) -> pd.Series:
 def _parse_address(text: object) -> tuple[str, str] | None:
     """(local, domain) of 'SMTP:John.Smith+news@Contoso.com' -> ('john.smith', 'contoso.com');
     None for anything else (other proxy types such as 'sip:', not an address)."""
-    if not isinstance(text, str):
+    address = email_address(text.strip().lower()) if isinstance(text, str) else None
+    if address is None:
         return None
-    text = text.strip().lower()
-    if text.startswith("smtp:"):
-        text = text[5:]
-    local, at, domain = text.rpartition("@")
+    local, at, domain = address.rpartition("@")
     local = local.partition("+")[0]  # plus-addressing
-    if not at or not local or not domain or ":" in text:
+    if not at or not local or not domain or ":" in address:
         return None
     return local, domain
 
@@ -482,7 +523,7 @@ def _email_evidence(data: _Prepared) -> pd.DataFrame:
     hits = pd.concat([frame[["idx", "c", "kind", "contact_address", "detail"]]
                       for frame in (mailbox, pattern_hits, _address_lookalikes(data))],
                      ignore_index=True)
-    hits["points"] = hits["kind"].map(EMAIL_POINTS).astype(np.int64)
+    hits["points"] = hits["kind"].map(_EMAIL_POINTS).astype(np.int64)
     hits["pair"] = hits["idx"].to_numpy(np.int64) * data.n_contacts + hits["c"].to_numpy(np.int64)
     best = hits.sort_values(["pair", "points", "contact_address"], ascending=[True, False, True])
     return best.drop_duplicates("pair")[["pair", "kind", "points", "contact_address", "detail"]]
@@ -652,7 +693,7 @@ def _score(data: _Prepared, pairs: np.ndarray, evidence: _Evidence) -> pd.DataFr
     users, contacts = np.divmod(pairs, data.n_contacts)
     lookalike = _flagged(evidence.lookalike_name, pairs)
     name_level, names_conflict = _name_levels(data, users, contacts, lookalike)
-    name_points = np.array(list(NAME_POINTS.values()))[name_level]
+    name_points = _NAME_POINTS[name_level]
 
     email = _align(evidence.email, pairs)
     # A mailbox that fits the user's name is no evidence when the contact's own, different
@@ -693,11 +734,36 @@ def _positions(evidence: pd.DataFrame, pairs: np.ndarray) -> tuple[np.ndarray, n
     return position[found], found
 
 
-def _name_levels(data: _Prepared, users: np.ndarray, contacts: np.ndarray,
-                 lookalike: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index into NAME_POINTS for each pair, and whether a first or last name known on both
-    sides disagrees (not the same, alike, a nickname or an initial; names not swapped or
-    look-alikes)."""
+@dataclass
+class _NameFacts:
+    """What the name levels' conditions read, one value per pair."""
+
+    first_same: np.ndarray  # set on both sides and the same
+    last_same: np.ndarray
+    first_jw: np.ndarray  # Jaro-Winkler similarity (0 where unset)
+    last_jw: np.ndarray
+    last_near: np.ndarray  # last_jw >= JW_SAME
+    first_typo: np.ndarray  # different, one typo apart and alike (checked only where it can count)
+    last_typo: np.ndarray
+    nickname: np.ndarray  # first names of one nickname group (checked only where it can count)
+    initial: np.ndarray  # one first name an initial of the other (likewise)
+    sound_alike: np.ndarray  # last names sounding alike
+    swapped: np.ndarray  # first and last names swapped, both set
+    lookalike: np.ndarray  # full names look alike
+    first_known: np.ndarray  # set on both sides
+    last_known: np.ndarray
+
+    def names_conflict(self) -> np.ndarray:
+        """A first or last name known on both sides disagrees (not the same, alike, a nickname
+        or an initial; names not swapped or look-alikes)."""
+        first = self.first_known & ~(self.first_same | (self.first_jw >= JW_CLOSE) | self.nickname
+                                     | self.initial)
+        last = self.last_known & ~(self.last_same | (self.last_jw >= JW_CLOSE) | self.sound_alike)
+        return (first | last) & ~self.swapped & ~self.lookalike
+
+
+def _name_facts(data: _Prepared, users: np.ndarray, contacts: np.ndarray,
+                lookalike: np.ndarray) -> _NameFacts:
     vocab = data.vocab
     uf, ul = data.user_first[users], data.user_last[users]
     cf, cl = data.contact_first[contacts], data.contact_last[contacts]
@@ -706,30 +772,30 @@ def _name_levels(data: _Prepared, users: np.ndarray, contacts: np.ndarray,
     # The per-name checks below run in Python, so only where they can change the outcome.
     last_near = last_jw >= JW_SAME
     first_open = ~first_same & (last_near | (cl < 0))
-    nickname = _by_distinct_pair(vocab, uf, cf, _nickname_pair, first_open)
-    initial = _by_distinct_pair(vocab, uf, cf, _initial_pair, first_open)
-    sound_alike = _sound_alike(data.sound, ul, cl)
-    conditions = {
-        "same": first_same & last_same,
-        "lookalike": lookalike,
-        "similar": (first_same & _by_distinct_pair(vocab, ul, cl, _typo_apart,
-                                                   ~last_same & (last_jw >= JW_CLOSE)))
-        | (last_same & _by_distinct_pair(vocab, uf, cf, _typo_apart,
-                                         ~first_same & (first_jw >= JW_CLOSE))),
-        "nickname": last_same & nickname,
-        "swapped": (uf == cl) & (ul == cf) & (uf >= 0) & (ul >= 0),
-        "close": ((first_jw >= JW_SAME) & last_near) | (first_same & (last_jw >= JW_CLOSE))
-        | (last_same & (first_jw >= JW_CLOSE)) | (nickname & last_near)
-        | (first_same & sound_alike),
-        "initial": last_same & initial,
-        "same_last": last_same,
-    }
-    levels = np.select(list(conditions.values()), [_NAME_LEVELS.index(n) for n in conditions],
-                       _NAME_LEVELS.index("none"))
-    first_conflict = (uf >= 0) & (cf >= 0) & ~(first_same | (first_jw >= JW_CLOSE) | nickname
-                                               | initial)
-    last_conflict = (ul >= 0) & (cl >= 0) & ~(last_same | (last_jw >= JW_CLOSE) | sound_alike)
-    return levels, (first_conflict | last_conflict) & ~conditions["swapped"] & ~lookalike
+    return _NameFacts(
+        first_same=first_same, last_same=last_same, first_jw=first_jw, last_jw=last_jw,
+        last_near=last_near,
+        first_typo=_by_distinct_pair(vocab, uf, cf, _typo_apart,
+                                     ~first_same & (first_jw >= JW_CLOSE)),
+        last_typo=_by_distinct_pair(vocab, ul, cl, _typo_apart,
+                                    ~last_same & (last_jw >= JW_CLOSE)),
+        nickname=_by_distinct_pair(vocab, uf, cf, _nickname_pair, first_open),
+        initial=_by_distinct_pair(vocab, uf, cf, _initial_pair, first_open),
+        sound_alike=_sound_alike(data.sound, ul, cl),
+        swapped=(uf == cl) & (ul == cf) & (uf >= 0) & (ul >= 0),
+        lookalike=lookalike,
+        first_known=(uf >= 0) & (cf >= 0), last_known=(ul >= 0) & (cl >= 0))
+
+
+def _name_levels(data: _Prepared, users: np.ndarray, contacts: np.ndarray,
+                 lookalike: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index into NAME_LEVELS for each pair, and whether the names conflict
+    (_NameFacts.names_conflict)."""
+    facts = _name_facts(data, users, contacts, lookalike)
+    ruled = [(i, level.condition) for i, level in enumerate(NAME_LEVELS) if level.condition]
+    levels = np.select([condition(facts) for _, condition in ruled], [i for i, _ in ruled],
+                       len(NAME_LEVELS) - 1)
+    return levels, facts.names_conflict()
 
 
 def _by_distinct_pair(vocab: np.ndarray, a: np.ndarray, b: np.ndarray, func,
@@ -827,50 +893,65 @@ def _reasons(data: _Prepared, scored: pd.DataFrame) -> list[str]:
                scored["email_detail"].to_numpy(object), scored["phone"].to_numpy())
     reasons = []
     for uf, ul, cf, cl, name_level, email_kind, contact_address, detail, phone in rows:
-        parts = [_name_reason(_NAME_LEVELS[name_level], uf, ul, cf, cl)]
+        parts = [NAME_LEVELS[name_level].reason.format(p=_NamePair(uf, ul, cf, cl))]
         if isinstance(email_kind, str):
-            parts.append(_email_reason(email_kind, contact_address, detail, f"{uf} {ul}".strip()))
+            parts.append(_EMAIL_LEVELS[email_kind].reason.format(
+                p=_EmailPair(contact_address, detail, f"{uf} {ul}".strip())))
         if phone == phone:  # not NaN
             parts.append(f"same phone number (ending {int(phone) % 10_000:04d})")
         reasons.append("; ".join(part for part in parts if part))
     return reasons
 
 
-def _name_reason(level: str, user_first: str, user_last: str, contact_first: str,
-                 contact_last: str) -> str:
-    user, contact = f"{user_first} {user_last}".strip(), f"{contact_first} {contact_last}".strip()
-    if level == "lookalike":
-        return _lookalike_reason("name", " ".join(user.split()), "contact name",
-                                 " ".join(contact.split()))
-    return {
-        "same": f"same name ({contact})",
-        "similar": f"similar names ({user} vs {contact})",
-        "nickname": f"nickname: {user_first} vs {contact_first}, same last name ({contact_last})",
-        "swapped": f"first and last names swapped ({user} vs {contact})",
-        "close": f"close names ({user} vs {contact})",
-        "initial": f"first initial and last name agree ({user} vs {contact})",
-        "same_last": f"same last name ({contact_last}) but first names differ "
-                     f"({user_first or '?'} vs {contact_first or '?'})",
-        "none": "",
-    }[level]
+class _NamePair(NamedTuple):
+    """The names a name reason speaks of (as given or derived)."""
+
+    user_first: str
+    user_last: str
+    contact_first: str
+    contact_last: str
+
+    @property
+    def user(self) -> str:
+        return f"{self.user_first} {self.user_last}".strip()
+
+    @property
+    def contact(self) -> str:
+        return f"{self.contact_first} {self.contact_last}".strip()
+
+    @property
+    def user_first_or_unknown(self) -> str:
+        return self.user_first or "?"
+
+    @property
+    def contact_first_or_unknown(self) -> str:
+        return self.contact_first or "?"
+
+    @property
+    def looks_like(self) -> str:
+        return _lookalike_reason("name", " ".join(self.user.split()), "contact name",
+                                 " ".join(self.contact.split()))
 
 
-def _email_reason(kind: str, contact_address: str, detail: str, user_name: str) -> str:
-    if kind == "lookalike":
-        role, _, address = detail.partition(" ")
-        return _lookalike_reason(role, address, "contact email", contact_address)
-    local, _, domain = contact_address.partition("@")
-    return {
-        "same_address": f"same email address {contact_address}",
-        "alias_domain": f"{contact_address} is {detail} on an alias domain of the tenant "
-                        f"({domain})",
-        "tenant_pattern": f"{contact_address} matches the {detail} pattern of {user_name} on a "
-                          "tenant domain",
-        "tenant_weak_pattern": f"{contact_address} matches the {detail}-name-only pattern of "
-                               f"{user_name} on a tenant domain",
-        "own_local_elsewhere": f"same mailbox name {local} as {detail}, on another domain "
-                               f"({domain})",
-    }[kind]
+class _EmailPair(NamedTuple):
+    """What an email reason speaks of."""
+
+    contact_address: str
+    detail: str  # the user's address, the name pattern, or for a look-alike "UPN|email ADDRESS"
+    user_name: str
+
+    @property
+    def local(self) -> str:
+        return self.contact_address.partition("@")[0]
+
+    @property
+    def domain(self) -> str:
+        return self.contact_address.partition("@")[2]
+
+    @property
+    def looks_like(self) -> str:
+        role, _, address = self.detail.partition(" ")
+        return _lookalike_reason(role, address, "contact email", self.contact_address)
 
 
 def _lookalike_reason(user_label: str, user_text: str, contact_label: str,

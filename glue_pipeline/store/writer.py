@@ -417,7 +417,9 @@ def write_result(conn: Connection, row: dict) -> None:
     conn.execute(insert(sync_results).values(**row))
 
 
-TENANT_COLUMNS = ("relationship", "data_source", "display_name", "default_domain")
+# The columns of `tenants` that discovery writes from its frame, besides the key (the name and
+# the domain only where the tenant has none yet).
+DISCOVERED_FIELDS = ("relationship", "data_source", "display_name", "default_domain")
 
 
 def record_discovered_tenants(conn: Connection, frame: pd.DataFrame, now: datetime) -> list[str]:
@@ -439,11 +441,11 @@ def record_discovered_tenants(conn: Connection, frame: pd.DataFrame, now: dateti
             default_domain=func.coalesce(tenants.c.default_domain,
                                          bindparam("v_default_domain", type_=tenants.c.default_domain.type)),
             last_seen_at=now, vanished_at=None),
-            [{"k_": r["tenant_id"], **{f"v_{k}": r.get(k) for k in TENANT_COLUMNS}} for r in rows])
+            [{"k_": r["tenant_id"], **{f"v_{k}": r.get(k) for k in DISCOVERED_FIELDS}} for r in rows])
         known = set(conn.execute(select(tenants.c.tenant_id)
                                  .where(tenants.c.tenant_id.in_([r["tenant_id"] for r in rows]))).scalars())
         new = [{"tenant_id": r["tenant_id"], "first_seen_at": now, "last_seen_at": now,
-                **{k: r.get(k) for k in TENANT_COLUMNS}} for r in rows if r["tenant_id"] not in known]
+                **{k: r.get(k) for k in DISCOVERED_FIELDS}} for r in rows if r["tenant_id"] not in known]
         if new:
             conn.execute(insert(tenants), new)
     listed = set(frame["tenant_id"])
