@@ -269,7 +269,7 @@ def workspace(postgres: bool, keep: bool = False) -> Iterator[Workspace]:
 def seed_store(store_url: str, seed_file: str) -> None:
     """Load the world's starting organizations and contacts (not measured)."""
     from glue_pipeline.sandbox.world import StoreSeed
-    from glue_pipeline.store.schema import make_engine
+    from glue_pipeline.store.engine import make_engine
     from glue_pipeline.store.seed import seed_store as load
 
     engine = make_engine(store_url)
@@ -281,7 +281,8 @@ def store_counts(store_url: str, run_ids: list[str] | None = None) -> dict[str, 
     """Contacts in the store and, for the given runs, what sync_results says."""
     from sqlalchemy import func, select
 
-    from glue_pipeline.store.schema import contacts, make_engine, sync_log, sync_results
+    from glue_pipeline.store.engine import make_engine
+    from glue_pipeline.store.schema import contacts, sync_log, sync_results
 
     engine = make_engine(store_url)
     with engine.connect() as conn:

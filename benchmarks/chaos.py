@@ -51,7 +51,7 @@ from glue_pipeline.sandbox.generate import generate_world  # noqa: E402
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig  # noqa: E402
 from glue_pipeline.sandbox.world import World  # noqa: E402
 from glue_pipeline.store import schema  # noqa: E402
-from glue_pipeline.store.schema import make_engine  # noqa: E402
+from glue_pipeline.store.engine import make_engine  # noqa: E402
 from glue_pipeline.store.seed import seed_store  # noqa: E402
 from glue_pipeline.sync import discover_into, recorded_run, sync_context  # noqa: E402
 

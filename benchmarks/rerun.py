@@ -37,7 +37,8 @@ def tenant_result(store_url: str, tenant_id: str) -> dict:
     """The tenant's latest sync_results row."""
     from sqlalchemy import select
 
-    from glue_pipeline.store.schema import make_engine, sync_results
+    from glue_pipeline.store.engine import make_engine
+    from glue_pipeline.store.schema import sync_results
 
     engine = make_engine(store_url)
     with engine.connect() as conn:
@@ -53,7 +54,8 @@ def matched_tenants(tenants: list[dict], store_url: str) -> list[dict]:
 
     from sqlalchemy import select
 
-    from glue_pipeline.store.schema import make_engine, organizations
+    from glue_pipeline.store.engine import make_engine
+    from glue_pipeline.store.schema import organizations
 
     def norm(name: str) -> str:
         return " ".join(name.split()).casefold()

@@ -54,7 +54,7 @@ class _Cli(click.Group):
         except ConfigError as exc:
             raise _Failure(str(exc), _cause(exc.__cause__)) from None
         except Exception as exc:
-            from glue_pipeline.store.schema import store_error
+            from glue_pipeline.store.engine import store_error
 
             error = store_error(exc, store_url_from_env())
             if error is None:
@@ -201,8 +201,8 @@ def store_init(world_path: str | None) -> None:
 @store.command("upgrade", help="Bring the store's tables to this release's schema revision (every run and "
                "command does it first too).")
 def store_upgrade() -> None:
+    from glue_pipeline.store.engine import make_engine, store_setting
     from glue_pipeline.store.migrate import upgrade_store
-    from glue_pipeline.store.schema import make_engine, store_setting
 
     url = store_url_from_env()
     before = upgrade_store(make_engine(url))
@@ -215,8 +215,8 @@ def store_upgrade() -> None:
 @store.command("status", help="The store's schema revision, this release's head, and whether an upgrade "
                "is pending.")
 def store_status() -> None:
+    from glue_pipeline.store.engine import make_engine, store_setting
     from glue_pipeline.store.migrate import store_revision
-    from glue_pipeline.store.schema import make_engine, store_setting
 
     url = store_url_from_env()
     standing = store_revision(make_engine(url))
@@ -230,14 +230,13 @@ def store_status() -> None:
 @main.command(help="Discover tenants and sync them all in one run, or sync the given tenants.")
 @click.option("--tenant", "tenant_ids", multiple=True, help="Sync only this tenant id (repeatable).")
 def sync(tenant_ids: tuple[str, ...]) -> None:
+    from glue_pipeline.definitions import GlueResource
+    from glue_pipeline.options import config_path
     from glue_pipeline.report import format_summary, next_steps, summarize
     from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
     from glue_pipeline.settings import settings_from_env
-    from glue_pipeline.store.schema import store_identity
-
-    from glue_pipeline.definitions import GlueResource
-    from glue_pipeline.options import config_path
     from glue_pipeline.sources import load_direct_sources
+    from glue_pipeline.store.engine import store_identity
 
     settings = settings_from_env()
     GlueResource().sync_options()
@@ -279,7 +278,7 @@ def _echo_run_errors(runs, summary) -> None:  # type: ignore[no-untyped-def]
 def _confirm_store(url: str, identity: object, runs) -> None:  # type: ignore[no-untyped-def]
     """A store deleted, dropped or unreachable while the runs went on ends the sync with that
     cause and the tenants it did not get (their summary, kept in the store, is out of reach)."""
-    from glue_pipeline.store.schema import confirm_same_store
+    from glue_pipeline.store.engine import confirm_same_store
 
     try:
         confirm_same_store(url, identity)
@@ -304,7 +303,7 @@ def match() -> None:
 def _engine(writes: bool = False):  # type: ignore[no-untyped-def]
     """The store, checked once (it answers, has its tables, and takes writes when the command
     writes): a ConfigError naming GLUE_STORE_URL, what failed and the fix otherwise."""
-    from glue_pipeline.store.schema import check_store
+    from glue_pipeline.store.migrate import check_store
 
     return check_store(store_url_from_env(), writes=writes)
 
@@ -327,8 +326,8 @@ def _decide(action: str, **kwargs: object) -> None:
 @match.command("list", help="Every tenant's match, best suggestion and conflicts.")
 @click.option("--open", "only_open", is_flag=True, help="Only tenants waiting for a decision.")
 def match_list(only_open: bool) -> None:
-    from glue_pipeline.overview import organization_overview
     from glue_pipeline.matching.organizations import OPEN_STATUSES
+    from glue_pipeline.overview import organization_overview
 
     frame = organization_overview(_engine())
     if only_open:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from glue_pipeline.matching.organizations import normalize_name
 from glue_pipeline.matching.suggest import strong_suggestion_threshold as STRONG_SUGGESTION
+from glue_pipeline.store.engine import write_transaction
 from glue_pipeline.store.migrate import upgrade_store
 from glue_pipeline.store.schema import (
     contact_decisions,
@@ -23,7 +24,6 @@ from glue_pipeline.store.schema import (
     tenant_matches,
     tenant_suggestions,
     tenants,
-    write_transaction,
 )
 from glue_pipeline.store.writer import utcnow
 

@@ -34,16 +34,21 @@ from glue_pipeline.decisions import apply_decision
 from glue_pipeline.doctor import diagnose
 from glue_pipeline.extract import CONCEALED_FIX, discover_tenants
 from glue_pipeline.graph.client import GraphClient
+from glue_pipeline.matching.organizations import OPEN_STATUSES
 from glue_pipeline.options import SyncOptions, config_path, load_options
 from glue_pipeline.overview import duplicate_emails, held_overview, organization_overview
-from glue_pipeline.matching.organizations import OPEN_STATUSES
 from glue_pipeline.render import markdown_table, terminal_text
 from glue_pipeline.settings import Settings, settings_from_env, store_url_from_env
-from glue_pipeline.sources import PARTNER_SOURCE, DirectSource, disconnected_sources, load_direct_sources
+from glue_pipeline.sources import (
+    PARTNER_SOURCE,
+    DirectSource,
+    direct_credentials,
+    disconnected_sources,
+    load_direct_sources,
+)
 from glue_pipeline.store import writer
+from glue_pipeline.store.engine import make_engine, store_error, write_transaction
 from glue_pipeline.store.migrate import upgrade_store
-from glue_pipeline.store.schema import make_engine, store_error, write_transaction
-from glue_pipeline.sources import direct_credentials
 from glue_pipeline.sync import TenantOutcome, finish_run, start_run
 from glue_pipeline.tables import preview
 from glue_pipeline.workers import SyncSpec, sync_batch

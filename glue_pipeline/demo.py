@@ -14,7 +14,7 @@ from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World, load_world, save_world
 from glue_pipeline.settings import GraphSettings, default_var_dir, graph_settings_from_env, store_url_from_env
-from glue_pipeline.store.schema import make_engine
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
 
 

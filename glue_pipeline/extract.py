@@ -12,9 +12,9 @@ import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pandas as pd
 
@@ -25,13 +25,13 @@ from glue_pipeline.licenses import friendly_name
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.untrusted import (
     CLEANING_VERSION,
+    EMAIL_LIMIT,
+    TEXT_LIMIT,
     Cleaned,
     Cleaner,
     clean_customer,
     clean_organization,
     clean_skus,
-    EMAIL_LIMIT,
-    TEXT_LIMIT,
     clean_text,
     clean_users,
     unique_users,

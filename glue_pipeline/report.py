@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, func, select
 
-from glue_pipeline.render import terminal_text
 from glue_pipeline.matching.organizations import OPEN_STATUSES
+from glue_pipeline.render import terminal_text
 from glue_pipeline.store.schema import contacts, sync_results, sync_runs, tenants
 
 

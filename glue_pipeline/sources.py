@@ -19,8 +19,9 @@ from sqlalchemy import Engine, insert, select, update
 
 from glue_pipeline.options import read_config_file
 from glue_pipeline.settings import ConfigError, Secret, describe_invalid
+from glue_pipeline.store.engine import write_transaction
 from glue_pipeline.store.migrate import upgrade_store
-from glue_pipeline.store.schema import data_sources, write_transaction
+from glue_pipeline.store.schema import data_sources
 from glue_pipeline.store.writer import utcnow
 
 PARTNER_SOURCE = "partner"  # the partner app's own name as a data source

@@ -43,7 +43,8 @@ from glue_pipeline.plan import (
     skip_reasons,
 )
 from glue_pipeline.store import writer
-from glue_pipeline.store.schema import store_error, sync_runs, tenants, write_transaction
+from glue_pipeline.store.engine import store_error, write_transaction
+from glue_pipeline.store.schema import sync_runs, tenants
 from glue_pipeline.store.writer import ContactCounts, LogEntry, utcnow
 from glue_pipeline.tables import publish
 

@@ -20,8 +20,8 @@ import os
 import queue
 import threading
 from collections import deque
-from multiprocessing.connection import wait
 from dataclasses import dataclass, replace
+from multiprocessing.connection import wait
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -30,7 +30,7 @@ from glue_pipeline.cache import TenantCache
 from glue_pipeline.graph.client import DiscoveryCache, GraphClient
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.settings import GraphSettings, Secret
-from glue_pipeline.store.schema import make_engine
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.sync import (
     OnDone,
     SyncContext,

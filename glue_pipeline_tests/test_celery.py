@@ -41,7 +41,7 @@ from glue_pipeline.runner import get_instance, run_discovery, run_sync
 from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.store import schema
-from glue_pipeline.store.schema import make_engine
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
 
 try:

@@ -28,8 +28,8 @@ from glue_pipeline.sandbox.tls import ensure_ca
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.settings import graph_settings_from_env
 from glue_pipeline.store import schema
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.migrate import upgrade_store
-from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline_tests.conftest import PG_ADMIN_DSN
 

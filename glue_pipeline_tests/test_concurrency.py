@@ -30,8 +30,8 @@ from glue_pipeline.options import SyncOptions
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema, writer
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.migrate import upgrade_store
-from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import TenantOutcome, discover_into, recorded_run, sync_context
 from glue_pipeline_tests.stores import canonical_store, matched_world

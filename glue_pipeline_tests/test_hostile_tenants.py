@@ -25,8 +25,8 @@ from glue_pipeline.options import SyncOptions
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import AssignedLicense, Domain, Tenant, User, World
 from glue_pipeline.store import schema
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.migrate import upgrade_store
-from glue_pipeline.store.schema import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import TenantOutcome, discover_into, failure_message, recorded_run, sync_context
 from glue_pipeline.untrusted import Cleaner, clean_skus, clean_users, unique_users, user_limits

@@ -29,7 +29,7 @@ from glue_pipeline.runner import get_instance, run_discovery, run_sync
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
-from glue_pipeline.store.schema import make_engine
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import discover_into, recorded_run, sync_context
 from glue_pipeline_tests.stores import canonical_store, matched_world

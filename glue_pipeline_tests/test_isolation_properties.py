@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from glue_pipeline.decisions import apply_decision
 from glue_pipeline.demo import sandbox_settings
@@ -29,7 +29,8 @@ from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import AssignedLicense, Domain, Tenant, User, World
 from glue_pipeline.store import schema
-from glue_pipeline.store.schema import make_engine
+from glue_pipeline.store.engine import make_engine
+from glue_pipeline.store.migrations import VERSION_TABLE
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import discover_into, recorded_run, sync_context
 from glue_pipeline_tests.stores import matched_world
@@ -109,7 +110,9 @@ class Store:
     def __init__(self, sandbox: Sandbox, world: World, url: str) -> None:
         self.sandbox, self.world = sandbox, world
         self.engine = make_engine(url)
-        schema.metadata.drop_all(self.engine)  # one PostgreSQL database serves every example
+        with self.engine.begin() as conn:  # one PostgreSQL database serves every example
+            schema.metadata.drop_all(conn)
+            conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
         seed_store(self.engine, world.store)
         self.tenant_ids = discover_into(self.engine, GraphClient(sandbox_settings(sandbox, world)))
 

@@ -15,7 +15,7 @@ from glue_pipeline.runner import get_instance, run_discovery, run_sync
 from glue_pipeline.sandbox.server import Sandbox
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
-from glue_pipeline.store.schema import make_engine
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
 
 
@@ -184,8 +184,9 @@ def test_the_license_table_mirrors_microsoft_in_a_few_statements(tmp_path) -> No
     from sqlalchemy import event, insert, select
 
     from glue_pipeline.extract import licenses_frame
+    from glue_pipeline.store.engine import make_engine, write_transaction
     from glue_pipeline.store.migrate import upgrade_store
-    from glue_pipeline.store.schema import licenses, make_engine, tenants, write_transaction
+    from glue_pipeline.store.schema import licenses, tenants
     from glue_pipeline.store.writer import replace_licenses, utcnow
 
     engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")

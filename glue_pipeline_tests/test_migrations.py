@@ -24,14 +24,15 @@ from sqlalchemy.exc import IntegrityError
 from glue_pipeline.cli import main
 from glue_pipeline.settings import ConfigError
 from glue_pipeline.store import schema
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.migrate import (
     StoreRevision,
     _migration,
+    check_store,
     store_revision,
     upgrade_store,
 )
 from glue_pipeline.store.migrations import BASELINE, HEAD, VERSION_TABLE, alembic_config
-from glue_pipeline.store.schema import check_store, make_engine
 from glue_pipeline_tests import schema_10c17fa as old
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -279,7 +280,7 @@ UPGRADE_AT_ONCE = textwrap.dedent("""
     import json, sys
     import alembic.command  # loaded before the start, so that the processes reach the store together
     from glue_pipeline.store.migrate import upgrade_store
-    from glue_pipeline.store.schema import make_engine
+    from glue_pipeline.store.engine import make_engine
 
     engine = make_engine(sys.argv[1])
     print("ready", flush=True)
@@ -319,7 +320,7 @@ AT_HEAD = textwrap.dedent("""
     import json, sys
     from sqlalchemy import event
     from glue_pipeline.store.migrate import upgrade_store
-    from glue_pipeline.store.schema import make_engine
+    from glue_pipeline.store.engine import make_engine
 
     engine = make_engine(sys.argv[1])
     statements = []

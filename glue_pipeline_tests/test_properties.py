@@ -35,10 +35,11 @@ from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
-from glue_pipeline.store.schema import make_engine
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import TenantOutcome, discover_into, recorded_run, sync_context
 from glue_pipeline_tests.stores import canonical_store
+
 
 class Store:
     """A seeded SQLite store synced from the sandbox, run after run."""

@@ -35,12 +35,12 @@ from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import AssignedLicense, StoreContact, User, World
 from glue_pipeline.settings import GraphSettings, Secret
 from glue_pipeline.store import schema
-from glue_pipeline.store.schema import make_engine
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import (
-    discover_into,
     TRANSIENT_RETRIES,
     TenantOutcome,
+    discover_into,
     recorded_run,
     sync_context,
 )

@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
-from typing import NamedTuple
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 import numpy as np
@@ -31,7 +31,7 @@ from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import StoreOrganization, World
 from glue_pipeline.store import schema
-from glue_pipeline.store.schema import make_engine
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.tables import preview
 

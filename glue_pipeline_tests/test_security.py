@@ -35,7 +35,7 @@ from glue_pipeline.sandbox.world import (
 )
 from glue_pipeline.settings import ConfigError, GraphSettings, Secret, graph_settings_from_env
 from glue_pipeline.store import schema
-from glue_pipeline.store.schema import make_engine
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import discover_into, recorded_run, sync_context
 

@@ -15,7 +15,7 @@ from glue_pipeline.report import summarize
 from glue_pipeline.runner import get_instance, run_discovery, run_sync
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
-from glue_pipeline.store.schema import make_engine
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline_tests.stores import BOOKKEEPING
 

@@ -21,7 +21,7 @@ from glue_pipeline.options import SyncOptions
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
-from glue_pipeline.store.schema import make_engine
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import TenantOutcome, discover_into, finish_run, start_run
 from glue_pipeline.workers import SyncSpec, sync_batch

@@ -15,9 +15,9 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 import msal

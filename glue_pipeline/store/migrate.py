@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, func, inspect, select, text
+from sqlalchemy import Connection, Engine, delete, false, func, inspect, select, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from glue_pipeline.settings import ConfigError
+from glue_pipeline.store.engine import WRITE_OPTION, make_engine, store_error, store_setting, write_transaction
 from glue_pipeline.store.migrations import BASELINE, HEAD, VERSION_TABLE, alembic_config
-from glue_pipeline.store.schema import WRITE_OPTION, organizations, store_setting
+from glue_pipeline.store.schema import data_sources, organizations
 
 # PostgreSQL's advisory locks are per database: stores sharing a server never wait for each other.
 MIGRATION_LOCK = 0x676C7565
@@ -133,3 +134,22 @@ def _bring_to_head(conn: Connection, before: StoreRevision) -> None:
         command.stamp(config, BASELINE)
     if before.current != HEAD:
         command.upgrade(config, "head")
+
+
+def check_store(url: str, writes: bool = False) -> Engine:
+    """The store's engine, once it answers and is at the schema's head revision (and, with
+    `writes`, once it takes a write); otherwise a ConfigError naming GLUE_STORE_URL, what failed
+    and the fix."""
+    engine = make_engine(url)
+    try:
+        upgrade_store(engine)
+        if writes:
+            with write_transaction(engine) as conn:  # writes no row, yet a read-only store refuses it
+                conn.execute(delete(data_sources).where(false()))
+    except Exception as exc:
+        engine.dispose()
+        error = store_error(exc, url)
+        if error is None:
+            raise
+        raise error from exc
+    return engine

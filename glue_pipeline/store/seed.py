@@ -5,14 +5,9 @@ from __future__ import annotations
 from sqlalchemy import Engine, func, insert, select
 
 from glue_pipeline.sandbox.world import StoreSeed
+from glue_pipeline.store.engine import write_transaction
 from glue_pipeline.store.migrate import upgrade_store
-from glue_pipeline.store.schema import (
-    contact_emails,
-    contact_phones,
-    contacts,
-    organizations,
-    write_transaction,
-)
+from glue_pipeline.store.schema import contact_emails, contact_phones, contacts, organizations
 from glue_pipeline.store.writer import utcnow
 
 

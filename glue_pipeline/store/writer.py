@@ -19,18 +19,18 @@ from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert,
 from glue_pipeline.mapping import ContactFields
 from glue_pipeline.matching.organizations import OrgMatch
 from glue_pipeline.store.schema import (
+    contact_decisions,
     contact_emails,
     contact_microsoft,
     contact_phones,
     contacts,
+    held_users,
     licenses,
     organizations,
-    contact_decisions,
-    held_users,
     sync_log,
-    tenant_suggestions,
     sync_results,
     tenant_matches,
+    tenant_suggestions,
     tenant_sync_state,
     tenants,
 )

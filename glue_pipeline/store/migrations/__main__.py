@@ -12,9 +12,9 @@ from pathlib import Path
 from alembic import command
 from alembic.script import ScriptDirectory
 
+from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.migrate import upgrade_store
 from glue_pipeline.store.migrations import alembic_config
-from glue_pipeline.store.schema import make_engine
 
 REVISION_ID_LIMIT = 32  # the version table's version_num is a VARCHAR(32)
 
