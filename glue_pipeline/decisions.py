@@ -6,26 +6,11 @@ match_decisions; every later sync honours it."""
 from __future__ import annotations
 
 import getpass
-from datetime import datetime
+from contextlib import AbstractContextManager
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
-
-from glue_pipeline.matching.organizations import normalize_name
 from glue_pipeline.matching.suggest import strong_suggestion_threshold as STRONG_SUGGESTION
-from glue_pipeline.store.engine import write_transaction
-from glue_pipeline.store.migrate import upgrade_store
-from glue_pipeline.store.schema import (
-    contact_decisions,
-    contact_microsoft,
-    contacts,
-    held_users,
-    match_decisions,
-    organizations,
-    tenant_matches,
-    tenant_suggestions,
-    tenants,
-)
-from glue_pipeline.store.writer import utcnow
+from glue_pipeline.store.decisions import DecisionStore, recording_decision
+from glue_pipeline.store.engine import Engine
 
 ACTIONS = ("accept", "match", "ignore", "unignore", "create_organization", "link_user", "approve_create")
 
@@ -41,14 +26,12 @@ def default_actor() -> str:
         return "unknown"
 
 
-def resolve_tenant(conn: Connection, ref: str) -> dict:
+def resolve_tenant(store: DecisionStore, ref: str) -> dict:
     """A tenant by id, or by display name (case and spaces ignored)."""
-    row = conn.execute(select(tenants).where(tenants.c.tenant_id == ref)).first()
-    if row:
-        return dict(row._mapping)
-    wanted = normalize_name(ref)
-    found = [dict(r._mapping) for r in conn.execute(select(tenants))
-             if normalize_name(r.display_name) == wanted]
+    tenant = store.tenant(ref)
+    if tenant:
+        return tenant
+    found = store.tenants_named(ref)
     if len(found) == 1:
         return found[0]
     if found:
@@ -58,16 +41,14 @@ def resolve_tenant(conn: Connection, ref: str) -> dict:
                         "list` shows them (tenants appear after their first sync)")
 
 
-def resolve_organization(conn: Connection, ref: str | int) -> dict:
+def resolve_organization(store: DecisionStore, ref: str | int) -> dict:
     """An organization by id, or by name (case and spaces ignored)."""
     if isinstance(ref, int) or str(ref).isdigit():
-        row = conn.execute(select(organizations).where(organizations.c.id == int(ref))).first()
-        if row:
-            return dict(row._mapping)
+        org = store.organization(int(ref))
+        if org:
+            return org
         raise DecisionError(f"no organization has id {ref}")
-    wanted = normalize_name(str(ref))
-    found = [dict(r._mapping) for r in conn.execute(select(organizations))
-             if normalize_name(r.name) == wanted]
+    found = store.organizations_named(str(ref))
     if len(found) == 1:
         return found[0]
     if found:
@@ -76,157 +57,119 @@ def resolve_organization(conn: Connection, ref: str | int) -> dict:
     raise DecisionError(f"no organization is named '{ref}': give an organization id or an exact name")
 
 
-def _audit(conn: Connection, tenant_id: str, action: str, by: str, now: datetime, **values: object) -> None:
-    conn.execute(insert(match_decisions).values(tenant_id=tenant_id, action=action, decided_by=by,
-                                                decided_at=now, **values))
-
-
-def _set_match(conn: Connection, tenant_id: str, status: str, organization_id: int | None,
-               method: str | None, by: str, now: datetime) -> None:
-    values = {"status": status, "organization_id": organization_id, "method": method,
-              "decided_by": by, "decided_at": now, "updated_at": now}
-    if not conn.execute(update(tenant_matches).where(tenant_matches.c.tenant_id == tenant_id)
-                        .values(**values)).rowcount:
-        conn.execute(insert(tenant_matches).values(tenant_id=tenant_id, **values))
-
-
-def _begin(engine: Engine):  # type: ignore[no-untyped-def]
-    upgrade_store(engine)
-    return write_transaction(engine)
+def _recording(engine: Engine, by: str | None) -> AbstractContextManager[DecisionStore]:
+    return recording_decision(engine, by or default_actor())
 
 
 def accept_suggestion(engine: Engine, tenant_ref: str, rank: int = 1, by: str | None = None) -> dict:
     """Match the tenant to its suggestion of this rank (1 = best)."""
-    by, now = by or default_actor(), utcnow()
-    with _begin(engine) as conn:
-        tenant = resolve_tenant(conn, tenant_ref)
-        row = conn.execute(select(tenant_suggestions).where(
-            (tenant_suggestions.c.tenant_id == tenant["tenant_id"]) & (tenant_suggestions.c.rank == rank))).first()
-        if row is None:
+    with _recording(engine, by) as store:
+        tenant = resolve_tenant(store, tenant_ref)
+        suggestion = store.suggestion(tenant["tenant_id"], rank)
+        if suggestion is None:
             raise DecisionError(f"tenant '{tenant['display_name']}' has no suggestion of rank {rank}: see "
                                 "`glue-pipeline match list`, or match it with `glue-pipeline match set`")
-        _set_match(conn, tenant["tenant_id"], "matched", row.organization_id, "accepted", by, now)
-        _audit(conn, tenant["tenant_id"], "accept", by, now, organization_id=row.organization_id,
-               note=f"suggestion {rank}: {row.reasons}")
-        return {"tenant": tenant["display_name"], "organization_id": row.organization_id,
-                "organization": row.organization_name}
+        store.set_match(tenant["tenant_id"], "matched", suggestion["organization_id"], "accepted")
+        store.audit(tenant["tenant_id"], "accept", organization_id=suggestion["organization_id"],
+                    note=f"suggestion {rank}: {suggestion['reasons']}")
+        return {"tenant": tenant["display_name"], "organization_id": suggestion["organization_id"],
+                "organization": suggestion["organization_name"]}
 
 
 def match_tenant(engine: Engine, tenant_ref: str, organization_ref: str | int, by: str | None = None) -> dict:
     """Match (or re-match) the tenant to an organization given by id or name."""
-    by, now = by or default_actor(), utcnow()
-    with _begin(engine) as conn:
-        tenant = resolve_tenant(conn, tenant_ref)
-        org = resolve_organization(conn, organization_ref)
-        _set_match(conn, tenant["tenant_id"], "matched", org["id"], "manual", by, now)
-        _audit(conn, tenant["tenant_id"], "match", by, now, organization_id=org["id"])
+    with _recording(engine, by) as store:
+        tenant = resolve_tenant(store, tenant_ref)
+        org = resolve_organization(store, organization_ref)
+        store.set_match(tenant["tenant_id"], "matched", org["id"], "manual")
+        store.audit(tenant["tenant_id"], "match", organization_id=org["id"])
         return {"tenant": tenant["display_name"], "organization_id": org["id"], "organization": org["name"]}
 
 
 def ignore_tenant(engine: Engine, tenant_ref: str, by: str | None = None) -> dict:
-    by, now = by or default_actor(), utcnow()
-    with _begin(engine) as conn:
-        tenant = resolve_tenant(conn, tenant_ref)
-        _set_match(conn, tenant["tenant_id"], "ignored", None, "manual", by, now)
-        _audit(conn, tenant["tenant_id"], "ignore", by, now)
+    with _recording(engine, by) as store:
+        tenant = resolve_tenant(store, tenant_ref)
+        store.set_match(tenant["tenant_id"], "ignored", None, "manual")
+        store.audit(tenant["tenant_id"], "ignore")
         return {"tenant": tenant["display_name"]}
 
 
 def unignore_tenant(engine: Engine, tenant_ref: str, by: str | None = None) -> dict:
     """The tenant goes back to the rules: exact name, then suggestions, at its next sync."""
-    by, now = by or default_actor(), utcnow()
-    with _begin(engine) as conn:
-        tenant = resolve_tenant(conn, tenant_ref)
-        _set_match(conn, tenant["tenant_id"], "unmatched", None, None, by, now)
-        _audit(conn, tenant["tenant_id"], "unignore", by, now)
+    with _recording(engine, by) as store:
+        tenant = resolve_tenant(store, tenant_ref)
+        store.set_match(tenant["tenant_id"], "unmatched", None, None)
+        store.audit(tenant["tenant_id"], "unignore")
         return {"tenant": tenant["display_name"]}
 
 
 def create_organization(engine: Engine, tenant_ref: str, by: str | None = None, force: bool = False) -> dict:
     """Create an organization named after the tenant and match the tenant to it. Refused while an
     organization has the name or a strong suggestion exists, unless forced."""
-    by, now = by or default_actor(), utcnow()
-    with _begin(engine) as conn:
-        tenant = resolve_tenant(conn, tenant_ref)
+    with _recording(engine, by) as store:
+        tenant = resolve_tenant(store, tenant_ref)
         name = tenant["display_name"] or tenant["tenant_id"]
         if not force:
-            _refuse_duplicate_organization(conn, tenant, name)
-        org_id = conn.execute(insert(organizations).values(name=name, created_at=now, updated_at=now)
-                              .returning(organizations.c.id)).scalar_one()
-        _set_match(conn, tenant["tenant_id"], "matched", org_id, "created", by, now)
-        _audit(conn, tenant["tenant_id"], "create_organization", by, now, organization_id=org_id,
-               note="forced" if force else None)
+            _refuse_duplicate_organization(store, tenant, name)
+        org_id = store.add_organization(name)
+        store.set_match(tenant["tenant_id"], "matched", org_id, "created")
+        store.audit(tenant["tenant_id"], "create_organization", organization_id=org_id,
+                    note="forced" if force else None)
         return {"tenant": name, "organization_id": org_id, "organization": name}
 
 
-def _refuse_duplicate_organization(conn: Connection, tenant: dict, name: str) -> None:
-    same = [r for r in conn.execute(select(organizations.c.id, organizations.c.name))
-            if normalize_name(r.name) == normalize_name(name)]
+def _refuse_duplicate_organization(store: DecisionStore, tenant: dict, name: str) -> None:
+    same = store.organizations_named(name)
     if same:
-        raise DecisionError(f"organization {same[0].id} '{same[0].name}' already has this name: match the "
-                            f"tenant to it (`glue-pipeline match set '{name}' {same[0].id}`), or pass "
+        raise DecisionError(f"organization {same[0]['id']} '{same[0]['name']}' already has this name: match "
+                            f"the tenant to it (`glue-pipeline match set '{name}' {same[0]['id']}`), or pass "
                             "--force to create a second one")
-    strong = conn.execute(select(tenant_suggestions).where(
-        (tenant_suggestions.c.tenant_id == tenant["tenant_id"])
-        & (tenant_suggestions.c.score >= STRONG_SUGGESTION)).order_by(tenant_suggestions.c.rank)).first()
+    strong = store.best_suggestion(tenant["tenant_id"], STRONG_SUGGESTION)
     if strong:
-        raise DecisionError(f"a strong suggestion exists: {strong.organization_name} (id "
-                            f"{strong.organization_id}, score {strong.score}: {strong.reasons}); accept it "
-                            f"(`glue-pipeline match accept '{name}'`) or pass --force to create a new one")
+        raise DecisionError(f"a strong suggestion exists: {strong['organization_name']} (id "
+                            f"{strong['organization_id']}, score {strong['score']}: {strong['reasons']}); "
+                            f"accept it (`glue-pipeline match accept '{name}'`) or pass --force to create a "
+                            "new one")
 
 
 def link_user(engine: Engine, tenant_ref: str, user_id: str, contact_id: int, by: str | None = None) -> dict:
     """Link a Microsoft user to an existing contact of the tenant's organization."""
-    by, now = by or default_actor(), utcnow()
-    with _begin(engine) as conn:
-        tenant = resolve_tenant(conn, tenant_ref)
-        org_id = _matched_organization(conn, tenant)
-        contact = conn.execute(select(contacts).where(contacts.c.id == contact_id)).first()
-        if contact is None or contact.organization_id != org_id:
+    with _recording(engine, by) as store:
+        tenant = resolve_tenant(store, tenant_ref)
+        org_id = _matched_organization(store, tenant)
+        contact = store.contact(contact_id)
+        if contact is None or contact["organization_id"] != org_id:
             raise DecisionError(f"contact {contact_id} is not a contact of organization {org_id}, the "
                                 f"tenant's match: pick one of its contacts")
-        _require_known_user(conn, tenant["tenant_id"], user_id)
-        _set_contact_decision(conn, tenant["tenant_id"], user_id, "link", contact_id, by, now)
-        _audit(conn, tenant["tenant_id"], "link_user", by, now, user_id=user_id, contact_id=contact_id)
+        _require_known_user(store, tenant["tenant_id"], user_id)
+        store.set_contact_decision(tenant["tenant_id"], user_id, "link", contact_id)
+        store.audit(tenant["tenant_id"], "link_user", user_id=user_id, contact_id=contact_id)
         return {"tenant": tenant["display_name"], "user_id": user_id, "contact_id": contact_id}
 
 
 def approve_create(engine: Engine, tenant_ref: str, user_id: str, by: str | None = None) -> dict:
     """Create a contact for a held user even though it looks like an existing one."""
-    by, now = by or default_actor(), utcnow()
-    with _begin(engine) as conn:
-        tenant = resolve_tenant(conn, tenant_ref)
-        _matched_organization(conn, tenant)
-        _require_known_user(conn, tenant["tenant_id"], user_id)
-        _set_contact_decision(conn, tenant["tenant_id"], user_id, "create", None, by, now)
-        _audit(conn, tenant["tenant_id"], "approve_create", by, now, user_id=user_id)
+    with _recording(engine, by) as store:
+        tenant = resolve_tenant(store, tenant_ref)
+        _matched_organization(store, tenant)
+        _require_known_user(store, tenant["tenant_id"], user_id)
+        store.set_contact_decision(tenant["tenant_id"], user_id, "create", None)
+        store.audit(tenant["tenant_id"], "approve_create", user_id=user_id)
         return {"tenant": tenant["display_name"], "user_id": user_id}
 
 
-def _matched_organization(conn: Connection, tenant: dict) -> int:
-    row = conn.execute(select(tenant_matches).where(tenant_matches.c.tenant_id == tenant["tenant_id"])).first()
-    if row is None or row.status != "matched":
+def _matched_organization(store: DecisionStore, tenant: dict) -> int:
+    match = store.match(tenant["tenant_id"])
+    if match is None or match["status"] != "matched":
         raise DecisionError(f"tenant '{tenant['display_name']}' is not matched to an organization yet: "
                             "record its organization match first")
-    return int(row.organization_id)
+    return int(match["organization_id"])
 
 
-def _require_known_user(conn: Connection, tenant_id: str, user_id: str) -> None:
-    held = conn.execute(select(func.count()).select_from(held_users).where(
-        (held_users.c.tenant_id == tenant_id) & (held_users.c.user_id == user_id))).scalar_one()
-    linked = conn.execute(select(func.count()).select_from(contact_microsoft).where(
-        (contact_microsoft.c.tenant_id == tenant_id) & (contact_microsoft.c.user_id == user_id))).scalar_one()
-    if not held and not linked:
+def _require_known_user(store: DecisionStore, tenant_id: str, user_id: str) -> None:
+    if not store.knows_user(tenant_id, user_id):
         raise DecisionError(f"user {user_id} is neither held nor linked in this tenant: see "
                             "`glue-pipeline match held` for the users waiting for a decision")
-
-
-def _set_contact_decision(conn: Connection, tenant_id: str, user_id: str, action: str,
-                          contact_id: int | None, by: str, now: datetime) -> None:
-    values = {"action": action, "contact_id": contact_id, "decided_by": by, "decided_at": now}
-    key = (contact_decisions.c.tenant_id == tenant_id) & (contact_decisions.c.user_id == user_id)
-    if not conn.execute(update(contact_decisions).where(key).values(**values)).rowcount:
-        conn.execute(insert(contact_decisions).values(tenant_id=tenant_id, user_id=user_id, **values))
 
 
 def apply_decision(engine: Engine, action: str, tenant: str, organization: str | None = None,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, func, select
-
 from glue_pipeline.matching.organizations import OPEN_STATUSES
 from glue_pipeline.render import terminal_text
-from glue_pipeline.store.schema import contacts, sync_results, sync_runs, tenants
+from glue_pipeline.store.engine import Engine
+from glue_pipeline.store.overview import contact_count, last_run_id, run_results, waiting_for_analysts
+
+# The names other code imports from here, wherever they are defined.
+__all__ = ["SyncSummary", "contact_count", "format_summary", "last_run_id", "next_steps", "summarize"]
 
 
 @dataclass
@@ -28,32 +30,16 @@ class SyncSummary:
 
 def summarize(engine: Engine, run_ids: list[str]) -> SyncSummary:
     summary = SyncSummary(run_ids)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(sync_results, tenants.c.display_name)
-            .join(tenants, tenants.c.tenant_id == sync_results.c.tenant_id, isouter=True)
-            .where(sync_results.c.run_id.in_(run_ids))).all()
-    for row in rows:
+    for row in run_results(engine, run_ids):
         summary.tenants += 1
-        summary.matched += row.status == "synced"
-        summary.unmatched += row.status == "held"
-        summary.failed += row.status == "failed"
+        summary.matched += row["status"] == "synced"
+        summary.unmatched += row["status"] == "held"
+        summary.failed += row["status"] == "failed"
         for name in ("created", "updated", "unchanged", "held", "skipped"):
-            setattr(summary, name, getattr(summary, name) + getattr(row, name))
-        if row.error:
-            summary.errors.append((row.tenant_id, row.display_name or row.tenant_id, row.error))
+            setattr(summary, name, getattr(summary, name) + row[name])
+        if row["error"]:
+            summary.errors.append((row["tenant_id"], row["display_name"] or row["tenant_id"], row["error"]))
     return summary
-
-
-def contact_count(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(contacts)).scalar_one()
-
-
-def last_run_id(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        return conn.execute(select(sync_runs.c.run_id).order_by(sync_runs.c.started_at.desc())
-                            .limit(1)).scalar()
 
 
 def format_summary(summary: SyncSummary) -> str:
@@ -77,15 +63,11 @@ def format_summary(summary: SyncSummary) -> str:
 
 def next_steps(engine: Engine) -> list[str]:
     """What an analyst can do now, with the commands."""
-    from glue_pipeline.store.schema import held_users, tenant_matches
-
-    with engine.connect() as conn:
-        waiting = conn.execute(select(func.count()).select_from(tenant_matches).where(
-            tenant_matches.c.status.in_(OPEN_STATUSES))).scalar_one()
-        held = conn.execute(select(func.count()).select_from(held_users)).scalar_one()
+    waiting = waiting_for_analysts(engine, OPEN_STATUSES)
     steps = []
-    if waiting:
-        steps.append(f"{waiting} tenants wait for an organization match: glue-pipeline match list --open")
-    if held:
-        steps.append(f"{held} users wait for a decision (likely duplicates, ambiguous): glue-pipeline match held")
+    if waiting.tenants:
+        steps.append(f"{waiting.tenants} tenants wait for an organization match: glue-pipeline match list --open")
+    if waiting.users:
+        steps.append(f"{waiting.users} users wait for a decision (likely duplicates, ambiguous): "
+                     "glue-pipeline match held")
     return steps

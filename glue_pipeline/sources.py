@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
-from sqlalchemy import Engine, insert, select, update
 
 from glue_pipeline.options import read_config_file
 from glue_pipeline.settings import ConfigError, Secret, describe_invalid
-from glue_pipeline.store.engine import write_transaction
-from glue_pipeline.store.migrate import upgrade_store
-from glue_pipeline.store.schema import data_sources
-from glue_pipeline.store.writer import utcnow
+from glue_pipeline.store.engine import Engine
+from glue_pipeline.store.sources import disconnected_sources, record_connection
+
+# The names other code imports from here, wherever they are defined.
+__all__ = ["PARTNER_SOURCE", "DirectSource", "direct_credentials", "disconnected_sources", "load_direct_sources",
+           "set_connected"]
 
 PARTNER_SOURCE = "partner"  # the partner app's own name as a data source
 GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -79,21 +80,9 @@ def load_direct_sources(path: Path | None, environ: dict[str, str] | None = None
     return sources
 
 
-def disconnected_sources(engine: Engine) -> set[str]:
-    upgrade_store(engine)
-    with engine.connect() as conn:
-        return set(conn.execute(select(data_sources.c.name).where(data_sources.c.connected.is_(False)))
-                   .scalars())
-
-
 def set_connected(engine: Engine, name: str, connected: bool) -> str:
     """Record a source as connected or disconnected; returns what the operator must still do."""
-    upgrade_store(engine)
-    now = utcnow()
-    values = {"connected": connected, "changed_at": now}
-    with write_transaction(engine) as conn:
-        if not conn.execute(update(data_sources).where(data_sources.c.name == name).values(**values)).rowcount:
-            conn.execute(insert(data_sources).values(name=name, **values))
+    record_connection(engine, name, connected)
     if connected:
         return f"source '{name}' is connected: its tenant is synced again from the next sync on"
     return (f"source '{name}' is disconnected: it is no longer synced and its data is kept. "

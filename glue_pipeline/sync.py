@@ -22,8 +22,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.exc import DBAPIError
 
 from glue_pipeline.cache import TenantCache
 from glue_pipeline.extract import TenantExtract, discover_tenants, extract_tenant
@@ -42,9 +40,16 @@ from glue_pipeline.plan import (
     plan_organization,
     skip_reasons,
 )
-from glue_pipeline.store import writer
-from glue_pipeline.store.engine import store_error, write_transaction
-from glue_pipeline.store.schema import sync_runs, tenants
+from glue_pipeline.store import runs, writer
+from glue_pipeline.store.engine import (
+    Connection,
+    Engine,
+    read_transaction,
+    refusing_error,
+    store_error,
+    write_transaction,
+)
+from glue_pipeline.store.runs import start_run
 from glue_pipeline.store.writer import ContactCounts, LogEntry, utcnow
 from glue_pipeline.tables import publish
 
@@ -59,10 +64,6 @@ def tenant_result(tenant_id: str, status: str, organization_id: int | None = Non
     return {"tenant_id": tenant_id, "status": status, "organization_id": organization_id, "users": users,
             "created": c.created, "updated": c.updated, "unchanged": c.unchanged, "held": c.held,
             "skipped": c.skipped, "error": error}
-
-
-def _write_result(conn: Connection, run_id: str, result: dict, now: datetime) -> None:
-    writer.write_result(conn, {"run_id": run_id, **result, "finished_at": now})
 
 
 @dataclass
@@ -108,7 +109,7 @@ class SyncContext:
 def sync_context(client: GraphClient, engine: Engine, run_id: str, options: SyncOptions,
                  cache: TenantCache | None = None, tables_dir: Path | None = None) -> SyncContext:
     """Read the store's organizations once for a batch of tenants."""
-    with engine.connect() as conn:
+    with read_transaction(engine) as conn:
         organizations = writer.read_organizations(conn)
         domains = writer.read_organization_domains(conn)
     # Normalized names and name features once per batch, not once per tenant.
@@ -129,10 +130,9 @@ def discover_into(engine: Engine, client: GraphClient) -> list[str]:
 
 def tenant_row(engine: Engine, tenant_id: str) -> dict:
     """The tenant as discovery last saw it (name, relationship); a bare row if never discovered."""
-    with engine.connect() as conn:
-        row = conn.execute(select(tenants).where(tenants.c.tenant_id == tenant_id)).first()
-    return dict(row._mapping) if row else {"tenant_id": tenant_id, "display_name": None,
-                                          "relationship": None}
+    with read_transaction(engine) as conn:
+        row = writer.read_tenant(conn, tenant_id)
+    return row or {"tenant_id": tenant_id, "display_name": None, "relationship": None}
 
 
 def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
@@ -172,11 +172,14 @@ def failure_message(exc: Exception, engine: Engine) -> str:
     unreachable = store_error(exc, _url(engine))
     if unreachable is not None:
         return str(unreachable)
-    if isinstance(exc, DBAPIError):
-        cause = exc.orig if exc.orig is not None else exc
-        first = (str(cause).strip().splitlines() or [""])[0]
-        return (f"the store refused the tenant's writes ({type(cause).__name__}: {first[:300]}); nothing of "
-                "the tenant was written: check the store (GLUE_STORE_URL) and re-run the tenant")
+    refusal = refusing_error(exc)
+    if refusal is not None:
+        return (f"the store refused the tenant's writes ({_first_line(refusal)}); nothing of the tenant was "
+                "written: check the store (GLUE_STORE_URL) and re-run the tenant")
+    return _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
     first = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first[:300]}"
 
@@ -207,12 +210,11 @@ class _Draft:
     contacts: ContactPlan | None = None  # for a matched tenant
 
 
-def _inputs(conn, tenant_id: str, organization_id: int | None,
-            state: dict | None) -> tuple:  # type: ignore[no-untyped-def]
+def _inputs(conn: Connection, tenant_id: str, organization_id: int | None, state: dict | None) -> tuple:
     return writer.read_store_version(conn, tenant_id, organization_id), state and state["fingerprint"]
 
 
-def _draft(conn, ctx: SyncContext, extract: TenantExtract, digest: str, now) -> _Draft:  # type: ignore[no-untyped-def]
+def _draft(conn: Connection, ctx: SyncContext, extract: TenantExtract, digest: str, now: datetime) -> _Draft:
     """Plan the tenant from the store as `conn` sees it; reads only. The version of the rows the
     plan reads is taken before them, so a change made meanwhile shows as a newer version."""
     tenant_id = extract.tenant_id
@@ -255,7 +257,7 @@ def _new_claim(draft: _Draft) -> int | None:
     return match.organization_id
 
 
-def _still_holds(conn, draft: _Draft, tenant_id: str) -> bool:  # type: ignore[no-untyped-def]
+def _still_holds(conn: Connection, draft: _Draft, tenant_id: str) -> bool:
     """Whether what the draft was made from is unchanged (read under the write lock)."""
     return writer.read_recorded_match(conn, tenant_id) == draft.recorded and \
         _inputs(conn, tenant_id, draft.organization_id, writer.read_sync_state(conn, tenant_id)) == draft.inputs
@@ -273,7 +275,7 @@ def _write_tenant(ctx: SyncContext, known: dict,
     digest = extract.fingerprint(ctx.options)
     draft = None
     if not extract.unchanged_users:  # a plan is needed: made before taking the lock
-        with ctx.engine.connect() as conn, conn.begin():
+        with read_transaction(ctx.engine) as conn:
             draft = _draft(conn, ctx, extract, digest, now)
     with write_transaction(ctx.engine) as conn:
         writer.lock_tenant(conn, tenant_id)
@@ -317,7 +319,7 @@ def _write_tenant(ctx: SyncContext, known: dict,
         counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id) for c in extract.cleaned]
         writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
         outcome = TenantOutcome(tenant_id, extract.display_name, status, org.match, len(extract.users), counts)
-        _write_result(conn, ctx.run_id, outcome.result(), now)
+        runs.write_result(conn, ctx.run_id, outcome.result(), now)
         version = writer.read_store_version(conn, tenant_id, org.match.organization_id)
         writer.save_sync_state(conn, {
             "tenant_id": tenant_id, "fingerprint": _fingerprint(ctx, extract, digest, version, org.match.status),
@@ -328,23 +330,23 @@ def _write_tenant(ctx: SyncContext, known: dict,
     return outcome, _tables(extract, org, plan, counts)
 
 
-def _record_unchanged(conn, ctx: SyncContext, extract: TenantExtract, recorded: dict, state: dict,
-                      now) -> TenantOutcome:  # type: ignore[no-untyped-def]
+def _record_unchanged(conn: Connection, ctx: SyncContext, extract: TenantExtract, recorded: dict, state: dict,
+                      now: datetime) -> TenantOutcome:
     """Record a tenant whose inputs are as in its last sync: its result then still holds."""
     counts = ContactCounts(unchanged=state["contacts"], held=state["held"], skipped=state["skipped"])
     writer.write_log(conn, ctx.run_id, extract.tenant_id, [LogEntry(
         "info", "tenant_unchanged", "nothing changed in Microsoft or in the store since the sync of "
         f"{state['synced_at']:%Y-%m-%d %H:%M} UTC; the tenant was not planned or written again")], now)
-    _write_result(conn, ctx.run_id, tenant_result(extract.tenant_id, state["status"], state["organization_id"],
-                                                  state["users"], counts), now)
+    runs.write_result(conn, ctx.run_id, tenant_result(extract.tenant_id, state["status"], state["organization_id"],
+                                                      state["users"], counts), now)
     match = OrgMatch(extract.tenant_id, extract.display_name, recorded["status"],
                      recorded["organization_id"], recorded["method"], "as recorded")
     return TenantOutcome(extract.tenant_id, extract.display_name, state["status"], match, state["users"],
                          counts, unchanged=True)
 
 
-def _write_contacts(conn, extract: TenantExtract, organization_id: int, plan: ContactPlan,
-                    now) -> ContactCounts:  # type: ignore[no-untyped-def]
+def _write_contacts(conn: Connection, extract: TenantExtract, organization_id: int, plan: ContactPlan,
+                    now: datetime) -> ContactCounts:
     counts = writer.apply_contacts(conn, organization_id, plan.writes, now)
     for row in plan.matches[plan.matches["action"].isin(["ambiguous", "held"])].itertuples(index=False):
         counts.held += 1
@@ -394,12 +396,8 @@ def _tables(extract: TenantExtract, org: OrganizationPlan, plan: ContactPlan,
 
 def record_failure(engine: Engine, run_id: str, tenant_id: str, message: str) -> None:
     """The tenant's failure in the store (its result and log); its fingerprint is forgotten."""
-    now = utcnow()
     try:
-        with write_transaction(engine) as conn:
-            writer.forget_sync_state(conn, tenant_id)
-            writer.write_log(conn, run_id, tenant_id, [LogEntry("error", "tenant_failed", message)], now)
-            _write_result(conn, run_id, tenant_result(tenant_id, "failed", error=message), now)
+        runs.record_failed_tenant(engine, run_id, tenant_result(tenant_id, "failed", error=message))
     except Exception as exc:  # noqa: BLE001 - the store itself may be the failure; the run still reports it
         gone = store_error(exc, _url(engine))
         if gone is None:
@@ -455,19 +453,6 @@ def _thread_pass(ctx: SyncContext, tenant_ids: list[str], concurrency: int,
     return done
 
 
-def start_run(engine: Engine, run_id: str, tenants_total: int) -> None:
-    with write_transaction(engine) as conn:
-        if conn.execute(select(sync_runs.c.run_id).where(sync_runs.c.run_id == run_id)).first():
-            conn.execute(update(sync_runs).where(sync_runs.c.run_id == run_id)
-                         .values(status="running", finished_at=None))
-        else:
-            conn.execute(insert(sync_runs).values(run_id=run_id, started_at=utcnow(), status="running",
-                                                  tenants_total=tenants_total, tenants_failed=0))
-
-
 def finish_run(engine: Engine, run_id: str, outcomes: list[TenantOutcome]) -> None:
-    failed = sum(o.status == "failed" for o in outcomes)
-    with write_transaction(engine) as conn:
-        conn.execute(update(sync_runs).where(sync_runs.c.run_id == run_id).values(
-            finished_at=utcnow(), status="failed" if failed else "succeeded",
-            tenants_total=len(outcomes), tenants_failed=failed))
+    """Close the run's sync_runs row with the counts of its outcomes."""
+    runs.finish_run(engine, run_id, len(outcomes), sum(o.status == "failed" for o in outcomes))

@@ -1,4 +1,4 @@
-"""Connecting to the store: engines and write transactions, the store URL (GLUE_STORE_URL) and
+"""Connecting to the store: engines and transactions, the store URL (GLUE_STORE_URL) and
 what a failure to reach or use the store means, in words that name the setting and the fix.
 
 SQLite by default, PostgreSQL by URL. Engines hide SQL parameters, so an error never carries
@@ -13,9 +13,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+# Engine and Connection are the store's handles: the rest of the package names them from here.
+from sqlalchemy import Connection as Connection
+from sqlalchemy import Engine as Engine
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 
 from glue_pipeline.settings import ConfigError, folder_problem
 
@@ -31,6 +41,13 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
             yield conn
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that only reads: a plain BEGIN, so it never blocks a writer."""
+    with engine.connect() as conn, conn.begin():
+        yield conn
 
 
 def _sqlite_immediate_transactions(engine: Engine) -> None:
@@ -233,3 +250,11 @@ def store_error(exc: BaseException, url: str) -> ConfigError | None:
                            "--verbose shows the database's own message): check that the database it "
                            "names runs and is reachable")
     return None
+
+
+def refusing_error(exc: BaseException) -> BaseException | None:
+    """The driver's own error behind a statement the database refused, without the statement
+    that SQLAlchemy's wrapper adds; None for an error that is not the database's."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    return exc.orig if exc.orig is not None else exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from glue_pipeline.sandbox.world import StoreSeed
 from glue_pipeline.store.engine import write_transaction
@@ -41,7 +41,7 @@ def seed_store(engine: Engine, seed: StoreSeed) -> bool:
     return True
 
 
-def _advance_sequences(conn) -> None:  # type: ignore[no-untyped-def]
+def _advance_sequences(conn: Connection) -> None:
     """Explicit ids leave PostgreSQL's serial sequences behind; move them past the seeded ids."""
     if conn.dialect.name != "postgresql":
         return

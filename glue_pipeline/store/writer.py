@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert,
 
 from glue_pipeline.mapping import ContactFields
 from glue_pipeline.matching.organizations import OrgMatch
+from glue_pipeline.store.rows import first_row
 from glue_pipeline.store.schema import (
     contact_decisions,
     contact_emails,
@@ -28,7 +29,6 @@ from glue_pipeline.store.schema import (
     licenses,
     organizations,
     sync_log,
-    sync_results,
     tenant_matches,
     tenant_suggestions,
     tenant_sync_state,
@@ -81,6 +81,10 @@ TENANT_DETAILS = ("display_name", "default_domain", "initial_domain", "relations
                   "verified_domains", "reports_concealed")
 
 
+def read_tenant(conn: Connection, tenant_id: str) -> dict | None:
+    return first_row(conn, select(tenants).where(tenants.c.tenant_id == tenant_id))
+
+
 def upsert_tenant(conn: Connection, row: dict, now: datetime) -> None:
     values = {k: row[k] for k in TENANT_DETAILS if k in row}
     done = conn.execute(update(tenants).where(tenants.c.tenant_id == row["tenant_id"])
@@ -91,8 +95,7 @@ def upsert_tenant(conn: Connection, row: dict, now: datetime) -> None:
 
 
 def read_recorded_match(conn: Connection, tenant_id: str) -> dict | None:
-    row = conn.execute(select(tenant_matches).where(tenant_matches.c.tenant_id == tenant_id)).first()
-    return dict(row._mapping) if row else None
+    return first_row(conn, select(tenant_matches).where(tenant_matches.c.tenant_id == tenant_id))
 
 
 def record_match(conn: Connection, match: OrgMatch, recorded: dict | None, now: datetime) -> None:
@@ -410,13 +413,6 @@ def write_log(conn: Connection, run_id: str, tenant_id: str | None, entries: lis
              "contact_id": e.contact_id, "user_id": e.user_id, "message": e.message} for e in entries])
 
 
-def write_result(conn: Connection, row: dict) -> None:
-    """The tenant's outcome in this run (a re-run of the same run id replaces it)."""
-    conn.execute(delete(sync_results).where(and_(sync_results.c.run_id == row["run_id"],
-                                                 sync_results.c.tenant_id == row["tenant_id"])))
-    conn.execute(insert(sync_results).values(**row))
-
-
 # The columns of `tenants` that discovery writes from its frame, besides the key (the name and
 # the domain only where the tenant has none yet).
 DISCOVERED_FIELDS = ("relationship", "data_source", "display_name", "default_domain")
@@ -563,8 +559,7 @@ def read_store_version(conn: Connection, tenant_id: str, organization_id: int | 
 
 
 def read_sync_state(conn: Connection, tenant_id: str) -> dict | None:
-    row = conn.execute(select(tenant_sync_state).where(tenant_sync_state.c.tenant_id == tenant_id)).first()
-    return dict(row._mapping) if row else None
+    return first_row(conn, select(tenant_sync_state).where(tenant_sync_state.c.tenant_id == tenant_id))
 
 
 def save_sync_state(conn: Connection, row: dict) -> None:

@@ -1,0 +1,105 @@
+"""The SQL of an analyst's match decisions: the tenants, organizations, suggestions, contacts and
+users a decision names, and what it records (the tenant's match, a user's contact decision, the
+audit row), inside one write transaction. Which decision is allowed is glue_pipeline/decisions.py's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, exists, insert, select
+
+from glue_pipeline.matching.organizations import normalize_name
+from glue_pipeline.store.engine import write_transaction
+from glue_pipeline.store.migrate import upgrade_store
+from glue_pipeline.store.rows import Row, all_rows, first_row, update_or_insert
+from glue_pipeline.store.schema import (
+    contact_decisions,
+    contact_microsoft,
+    contacts,
+    held_users,
+    match_decisions,
+    organizations,
+    tenant_matches,
+    tenant_suggestions,
+    tenants,
+)
+from glue_pipeline.store.writer import utcnow
+
+
+@contextmanager
+def recording_decision(engine: Engine, by: str) -> Iterator[DecisionStore]:
+    """The store brought to the schema's head, then one write transaction in which every row
+    written is signed by `by` and dated now."""
+    now = utcnow()
+    upgrade_store(engine)
+    with write_transaction(engine) as conn:
+        yield DecisionStore(conn, by, now)
+
+
+class DecisionStore:
+    """Reads and writes of one decision, in its transaction."""
+
+    def __init__(self, conn: Connection, by: str, now: datetime) -> None:
+        self._conn, self._by, self._now = conn, by, now
+
+    def tenant(self, tenant_id: str) -> Row | None:
+        return first_row(self._conn, select(tenants).where(tenants.c.tenant_id == tenant_id))
+
+    def tenants_named(self, name: str) -> list[Row]:
+        """The tenants whose display name is `name`, case and spaces aside."""
+        wanted = normalize_name(name)
+        return [t for t in all_rows(self._conn, select(tenants)) if normalize_name(t["display_name"]) == wanted]
+
+    def organization(self, organization_id: int) -> Row | None:
+        return first_row(self._conn, select(organizations).where(organizations.c.id == organization_id))
+
+    def organizations_named(self, name: str) -> list[Row]:
+        """The organizations named `name`, case and spaces aside."""
+        wanted = normalize_name(name)
+        return [o for o in all_rows(self._conn, select(organizations)) if normalize_name(o["name"]) == wanted]
+
+    def suggestion(self, tenant_id: str, rank: int) -> Row | None:
+        return first_row(self._conn, select(tenant_suggestions).where(
+            (tenant_suggestions.c.tenant_id == tenant_id) & (tenant_suggestions.c.rank == rank)))
+
+    def best_suggestion(self, tenant_id: str, min_score: int) -> Row | None:
+        """The tenant's best-ranked suggestion that scores at least `min_score`."""
+        return first_row(self._conn, select(tenant_suggestions).where(
+            (tenant_suggestions.c.tenant_id == tenant_id) & (tenant_suggestions.c.score >= min_score))
+            .order_by(tenant_suggestions.c.rank))
+
+    def match(self, tenant_id: str) -> Row | None:
+        return first_row(self._conn, select(tenant_matches).where(tenant_matches.c.tenant_id == tenant_id))
+
+    def contact(self, contact_id: int) -> Row | None:
+        return first_row(self._conn, select(contacts).where(contacts.c.id == contact_id))
+
+    def knows_user(self, tenant_id: str, user_id: str) -> bool:
+        """Whether the user is held or linked to a contact in the tenant."""
+        held = exists().where((held_users.c.tenant_id == tenant_id) & (held_users.c.user_id == user_id))
+        linked = exists().where((contact_microsoft.c.tenant_id == tenant_id)
+                                & (contact_microsoft.c.user_id == user_id))
+        return bool(self._conn.execute(select(held | linked)).scalar_one())
+
+    def set_match(self, tenant_id: str, status: str, organization_id: int | None, method: str | None) -> None:
+        update_or_insert(self._conn, tenant_matches, {"tenant_id": tenant_id}, {
+            "status": status, "organization_id": organization_id, "method": method,
+            "decided_by": self._by, "decided_at": self._now, "updated_at": self._now})
+
+    def add_organization(self, name: str) -> int:
+        added = insert(organizations).values(name=name, created_at=self._now, updated_at=self._now)
+        return int(self._conn.execute(added.returning(organizations.c.id)).scalar_one())
+
+    def set_contact_decision(self, tenant_id: str, user_id: str, action: str, contact_id: int | None) -> None:
+        update_or_insert(self._conn, contact_decisions, {"tenant_id": tenant_id, "user_id": user_id}, {
+            "action": action, "contact_id": contact_id, "decided_by": self._by, "decided_at": self._now})
+
+    def audit(self, tenant_id: str, action: str, organization_id: int | None = None, user_id: str | None = None,
+              contact_id: int | None = None, note: str | None = None) -> None:
+        """The decision's row in the audit trail (match_decisions)."""
+        self._conn.execute(insert(match_decisions).values(
+            tenant_id=tenant_id, action=action, organization_id=organization_id, user_id=user_id,
+            contact_id=contact_id, note=note, decided_by=self._by, decided_at=self._now))

@@ -1,0 +1,49 @@
+"""A sync run's bookkeeping: its sync_runs row, each tenant's sync_results row, and what a
+failed tenant leaves in the store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
+
+from glue_pipeline.store.engine import write_transaction
+from glue_pipeline.store.rows import Row
+from glue_pipeline.store.schema import sync_results, sync_runs
+from glue_pipeline.store.writer import LogEntry, forget_sync_state, utcnow, write_log
+
+
+def start_run(engine: Engine, run_id: str, tenants_total: int) -> None:
+    """Open the run's row; a run id started again is running again."""
+    with write_transaction(engine) as conn:
+        if conn.execute(select(sync_runs.c.run_id).where(sync_runs.c.run_id == run_id)).first():
+            conn.execute(update(sync_runs).where(sync_runs.c.run_id == run_id)
+                         .values(status="running", finished_at=None))
+        else:
+            conn.execute(insert(sync_runs).values(run_id=run_id, started_at=utcnow(), status="running",
+                                                  tenants_total=tenants_total, tenants_failed=0))
+
+
+def finish_run(engine: Engine, run_id: str, tenants_total: int, tenants_failed: int) -> None:
+    """Close the run's row with its counts: failed when a tenant failed."""
+    with write_transaction(engine) as conn:
+        conn.execute(update(sync_runs).where(sync_runs.c.run_id == run_id).values(
+            finished_at=utcnow(), status="failed" if tenants_failed else "succeeded",
+            tenants_total=tenants_total, tenants_failed=tenants_failed))
+
+
+def write_result(conn: Connection, run_id: str, result: Row, now: datetime) -> None:
+    """The tenant's outcome in this run (a re-run of the same run id replaces it)."""
+    conn.execute(delete(sync_results).where(and_(sync_results.c.run_id == run_id,
+                                                 sync_results.c.tenant_id == result["tenant_id"])))
+    conn.execute(insert(sync_results).values(run_id=run_id, **result, finished_at=now))
+
+
+def record_failed_tenant(engine: Engine, run_id: str, result: Row) -> None:
+    """A failed tenant's result and its error in the log, in one transaction; its sync state is
+    forgotten, so that its next sync plans and writes it in full."""
+    now = utcnow()
+    with write_transaction(engine) as conn:
+        forget_sync_state(conn, result["tenant_id"])
+        write_log(conn, run_id, result["tenant_id"], [LogEntry("error", "tenant_failed", result["error"])], now)
+        write_result(conn, run_id, result, now)
