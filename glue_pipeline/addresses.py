@@ -35,7 +35,7 @@ def smtp_addresses(proxy_addresses: object) -> list[str]:
     return [address for address in map(smtp_address, proxy_addresses) if address is not None]
 
 
-def user_addresses(user: Mapping) -> list[tuple[str, str]]:
+def user_addresses(user: Mapping[str, object]) -> list[tuple[str, str]]:
     """(source, address) in match order, as written: ("upn", the UPN), ("mail", `mail`) when set,
     then ("proxy", each smtp proxy address)."""
     out = [("upn", str(user["userPrincipalName"]))]

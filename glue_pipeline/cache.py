@@ -17,10 +17,13 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypedDict
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from glue_pipeline import frames
 
 _META_KEY = b"glue_pipeline"
 
@@ -30,18 +33,34 @@ class CacheError(Exception):
     tenant in full."""
 
 
+class CacheState(TypedDict, total=False):
+    """What an entry keeps beside its rows, as JSON; `generation` names the file it belongs to."""
+
+    # users
+    delta_link: str
+    full_read_at: str  # ISO-8601
+    fields: list[str]
+    # the mailbox report
+    fetched_on: str  # the UTC day
+    mailbox_state: str
+    # both
+    cleaning: int  # untrusted.CLEANING_VERSION
+    generation: str
+
+
 class CachedTable:
     """A cached table and its state (delta_link / full_read_at for users; fetched_on for the
     mailbox report). Loaded from a file, only the state is read at once: the rows are read, and
     the frame built, when first asked for (an unchanged tenant never needs them). `frame` may
     also be a function that builds it."""
 
-    def __init__(self, frame: pd.DataFrame | Callable[[], pd.DataFrame] | None, state: dict,
+    def __init__(self, frame: pd.DataFrame | Callable[[], pd.DataFrame] | None, state: CacheState,
                  source: pq.ParquetFile | None = None, path: Path | None = None,
                  rows_unchanged: bool = False) -> None:
         self._frame, self.state = frame, state
         # The open file: its rows are read from it even if a newer file replaced it since.
-        self._source, self._path, self._table = source, path, None
+        self._source, self._path = source, path
+        self._table: pa.Table | None = None
         # The rows are those of the file it was loaded from: saving it rewrites only the state.
         self.rows_unchanged = rows_unchanged
 
@@ -53,7 +72,7 @@ class CachedTable:
             self._frame = self._arrow().to_pandas()
         return self._frame
 
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[dict[str, Any]]:
         """Rows as plain Python values (lists stay lists)."""
         return self._arrow().to_pylist() if self._source is not None else records(self.frame)
 
@@ -92,7 +111,7 @@ class TenantCache:
             metadata = source.schema_arrow.metadata or {}
         except (FileNotFoundError, pa.ArrowException, OSError):
             return None
-        state = json.loads(metadata.get(_META_KEY, b"{}"))
+        state: CacheState = json.loads(metadata.get(_META_KEY, b"{}"))
         try:  # a newer state for the same rows (same generation), written without the rows
             newer = json.loads(self._state_path(kind, tenant_id).read_text(encoding="utf-8"))
             if newer.get("generation") == state.get("generation"):
@@ -108,7 +127,7 @@ class TenantCache:
             _write_atomically(self._state_path(kind, tenant_id), json.dumps(
                 {"generation": entry.state["generation"], "state": entry.state}).encode())
             return
-        state = {**entry.state, "generation": uuid.uuid4().hex}
+        state: CacheState = {**entry.state, "generation": uuid.uuid4().hex}
         table = pa.Table.from_pandas(entry.frame, preserve_index=False)
         metadata = {**(table.schema.metadata or {}), _META_KEY: json.dumps(state).encode()}
         tmp = _temporary(path)
@@ -126,10 +145,10 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def records(frame: pd.DataFrame) -> list[dict]:
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as plain Python values (Parquet gives numpy arrays for list columns)."""
     out = []
-    for row in frame.to_dict("records"):
+    for row in frames.records(frame):
         out.append({k: _plain(v) for k, v in row.items()})
     return out
 

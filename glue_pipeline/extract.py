@@ -13,12 +13,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeAlias
 
 import pandas as pd
 
-from glue_pipeline.cache import CachedTable, TenantCache, utc_day
+from glue_pipeline.cache import CachedTable, CacheState, TenantCache, utc_day
+from glue_pipeline.graph import JsonObject
 from glue_pipeline.graph.client import BatchCall, GraphClient
 from glue_pipeline.graph.errors import GraphError, PermissionDeniedError
 from glue_pipeline.licenses import friendly_name
@@ -29,6 +30,8 @@ from glue_pipeline.untrusted import (
     TEXT_LIMIT,
     Cleaned,
     Cleaner,
+    Customer,
+    SubscribedSku,
     clean_customer,
     clean_organization,
     clean_skus,
@@ -87,7 +90,7 @@ def discover_tenants(client: GraphClient, direct: list[tuple[str, str]] | None =
     """Customer tenants from DAP contracts and GDAP relationships, merged by tenant id, plus the
     direct-login sources' tenants (`direct`: (source name, tenant id)); a tenant reached both
     ways appears once, with the direct-login source as its data source."""
-    rows: dict[str, dict] = {}
+    rows: dict[str | None, Customer] = {}
     if partner:
         rows = _partner_customers(client)
     for source_name, tenant_id in direct or []:
@@ -103,9 +106,9 @@ def discover_tenants(client: GraphClient, direct: list[tuple[str, str]] | None =
     return frame.sort_values("tenant_id", ignore_index=True)
 
 
-def _partner_customers(client: GraphClient) -> dict[str, dict]:
+def _partner_customers(client: GraphClient) -> dict[str | None, Customer]:
     partner = client.settings.partner_tenant_id
-    rows: dict[str, dict] = {}
+    rows: dict[str | None, Customer] = {}
     for contract in client.get_collection(partner, "contracts", top=999):
         rows[contract.get("customerId")] = {
             "tenant_id": contract.get("customerId"), "display_name": contract.get("displayName"),
@@ -124,7 +127,7 @@ def _partner_customers(client: GraphClient) -> dict[str, dict]:
 
 # A table, or a function that builds it when first needed (from the cache, for a tenant that may
 # turn out unchanged and never need it).
-Frame = pd.DataFrame | Callable[[], pd.DataFrame]
+Frame: TypeAlias = pd.DataFrame | Callable[[], pd.DataFrame]
 
 
 def _built(frame: Frame) -> pd.DataFrame:
@@ -134,7 +137,7 @@ def _built(frame: Frame) -> pd.DataFrame:
 @dataclass
 class TenantExtract:
     tenant_id: str
-    organization: dict  # with its verifiedDomains: all the domains the sync uses (no /domains call)
+    organization: JsonObject  # with its verifiedDomains: all the domains the sync uses (no /domains call)
     _users: Frame = field(repr=False)
     licenses: pd.DataFrame
     _mailboxes: Frame = field(repr=False)
@@ -195,7 +198,7 @@ class TenantExtract:
     def verified_domains(self) -> list[str]:
         return [d["name"] for d in self.organization.get("verifiedDomains", [])]
 
-    def details(self) -> dict:
+    def details(self) -> dict[str, str | bool | None]:
         """Organization details for the store's tenants table."""
         org = self.organization
         phones = org.get("businessPhones") or []
@@ -220,7 +223,7 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
     the licenses and the delta's first page are then asked for in one Graph batch; without a
     snapshot they are read side by side with all the users."""
     options = options or SyncOptions()
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     notes: list[str] = []
     cleaner = Cleaner()
     snapshot = delta_snapshot(client, cache, tenant_id, options, now)
@@ -297,12 +300,12 @@ def delta_snapshot(client: GraphClient, cache: TenantCache | None, tenant_id: st
     usable = _fresh(snapshot.state.get("full_read_at"), now, options.full_read_hours) \
         and snapshot.state.get("fields") == user_fields(options) \
         and snapshot.state.get("cleaning") == CLEANING_VERSION \
-        and bool(link) and not _relative(client, link).startswith("https://")
+        and bool(link and not _relative(client, link).startswith("https://"))
     return snapshot if usable else None
 
 
 def first_reads_batched(client: GraphClient, tenant_id: str, options: SyncOptions,
-                        snapshot: CachedTable) -> tuple[dict, list[dict], dict | GraphError]:
+                        snapshot: CachedTable) -> tuple[JsonObject, list[JsonObject], JsonObject | GraphError]:
     """The organization, the subscribed SKUs and the users delta's first page (or its error,
     which the caller judges) in one batch: one request instead of three."""
     calls = {"organization": ORGANIZATION_READ,
@@ -315,13 +318,13 @@ def first_reads_batched(client: GraphClient, tenant_id: str, options: SyncOption
     return organization, skus, answers["users"]
 
 
-def _answered(answer: dict | GraphError) -> dict:
+def _answered(answer: JsonObject | GraphError) -> JsonObject:
     if isinstance(answer, GraphError):
         raise answer
     return answer
 
 
-def _all_items(client: GraphClient, tenant_id: str, page: dict) -> list[dict]:
+def _all_items(client: GraphClient, tenant_id: str, page: JsonObject) -> list[JsonObject]:
     """A collection's items: the page's, then those of the pages its nextLink leads to."""
     items = list(page.get("value", []))
     if page.get("@odata.nextLink"):
@@ -331,7 +334,7 @@ def _all_items(client: GraphClient, tenant_id: str, page: dict) -> list[dict]:
 
 
 def users_from_delta(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
-                     snapshot: CachedTable, first: dict | GraphError, now: datetime,
+                     snapshot: CachedTable, first: JsonObject | GraphError, now: datetime,
                      cleaner: Cleaner) -> tuple[Frame, CachedTable | None, bool]:
     """The snapshot's users with the delta's changes (`first`: its first page), the cache entry
     to keep, and whether they may differ from the snapshot (False only after an empty delta).
@@ -345,10 +348,10 @@ def users_from_delta(client: GraphClient, tenant_id: str, options: SyncOptions, 
         notes.append("the users delta link had expired; all users were read again")
         return read_all_users(client, tenant_id, options, notes, True, now, cleaner)
     changes = clean_users(changes, _limits(options), cleaner)
-    columns = user_fields(options) + [SIGN_IN_FIELD]
+    columns = [*user_fields(options), SIGN_IN_FIELD]
     # Built once, shared by the extract and the cache entry.
     merged = functools.cache(lambda: apply_delta(snapshot.rows(), changes, columns))
-    state = {**snapshot.state, "delta_link": _relative(client, link)}
+    state: CacheState = {**snapshot.state, "delta_link": _relative(client, link)}
     return merged, CachedTable(merged, state, rows_unchanged=not changes), bool(changes)
 
 
@@ -373,14 +376,14 @@ def _relative(client: GraphClient, link: str) -> str:
 
 
 def _fresh(stamp: str | None, now: datetime, hours: int) -> bool:
-    return bool(stamp) and now - datetime.fromisoformat(stamp) < timedelta(hours=hours)
+    return bool(stamp and now - datetime.fromisoformat(stamp) < timedelta(hours=hours))
 
 
 def _limits(options: SyncOptions) -> dict[str, int]:
     return user_limits({k: v for k, v in options.mapping.model_dump().items() if not isinstance(v, bool)})
 
 
-def _clean_read(rows: list[dict], options: SyncOptions, cleaner: Cleaner) -> list[dict]:
+def _clean_read(rows: list[JsonObject], options: SyncOptions, cleaner: Cleaner) -> list[JsonObject]:
     return unique_users(clean_users(rows, _limits(options), cleaner), cleaner)
 
 
@@ -390,16 +393,16 @@ def full_user_read(client: GraphClient, tenant_id: str, options: SyncOptions, no
     fields = user_fields(options)
     if options.entra:
         try:
-            rows = list(client.get_collection(tenant_id, "users", select=fields + [SIGN_IN_FIELD],
+            rows = list(client.get_collection(tenant_id, "users", select=[*fields, SIGN_IN_FIELD],
                                               top=min(client.settings.page_size, SIGN_IN_PAGE_SIZE)))
-            return pd.DataFrame(_clean_read(rows, options, cleaner), columns=fields + [SIGN_IN_FIELD])
+            return pd.DataFrame(_clean_read(rows, options, cleaner), columns=[*fields, SIGN_IN_FIELD])
         except GraphError as exc:
             if exc.code not in SIGN_IN_REFUSALS:
                 raise
             notes.append(f"last sign-in is left empty: Graph refused signInActivity ({exc.code}); it needs "
                          "the AuditLog.Read.All permission and an Entra ID P1/P2 licence in the tenant")
     rows = list(client.get_collection(tenant_id, "users", select=fields, top=client.settings.page_size))
-    return pd.DataFrame(_clean_read(rows, options, cleaner), columns=fields + [SIGN_IN_FIELD])
+    return pd.DataFrame(_clean_read(rows, options, cleaner), columns=[*fields, SIGN_IN_FIELD])
 
 
 def latest_delta_link(client: GraphClient, tenant_id: str, fields: list[str]) -> str:
@@ -408,10 +411,10 @@ def latest_delta_link(client: GraphClient, tenant_id: str, fields: list[str]) ->
     return _delta_link(client, tenant_id, page)
 
 
-def read_delta(client: GraphClient, tenant_id: str, first: dict) -> tuple[list[dict], str]:
+def read_delta(client: GraphClient, tenant_id: str, first: JsonObject) -> tuple[list[JsonObject], str]:
     """The users changed since the delta link whose first page is `first` (removed ones carry
     @removed), and the next delta link."""
-    changes: list[dict] = list(first.get("value", []))
+    changes: list[JsonObject] = list(first.get("value", []))
     if "@odata.deltaLink" in first:
         return changes, first["@odata.deltaLink"]
     following = first.get("@odata.nextLink")
@@ -423,15 +426,15 @@ def read_delta(client: GraphClient, tenant_id: str, first: dict) -> tuple[list[d
                      "this is a Graph fault; the next sync reads all users again")
 
 
-def _delta_link(client: GraphClient, tenant_id: str, page: dict) -> str:
-    link = page.get("@odata.deltaLink")
+def _delta_link(client: GraphClient, tenant_id: str, page: JsonObject) -> str:
+    link: str | None = page.get("@odata.deltaLink")
     if not link:
         raise GraphError(tenant_id, "users/delta", "NoDeltaLink", "no deltaLink in the answer.",
                          "this is a Graph fault; the sync reads all users each time until it is fixed")
     return link
 
 
-def apply_delta(users: list[dict], changes: list[dict], columns: list[str]) -> pd.DataFrame:
+def apply_delta(users: list[dict[str, Any]], changes: list[JsonObject], columns: list[str]) -> pd.DataFrame:
     """The snapshot with changed users merged in (fields not selected in delta, like
     signInActivity, keep their last full-read value) and removed users dropped."""
     by_id = {u["id"]: u for u in users}
@@ -510,7 +513,7 @@ def is_concealed(mailboxes: pd.DataFrame) -> bool:
     return bool(len(names)) and bool(names.str.upper().str.fullmatch(CONCEALED_NAME).mean() > 0.5)
 
 
-def licenses_frame(skus: list[dict]) -> pd.DataFrame:
+def licenses_frame(skus: list[SubscribedSku]) -> pd.DataFrame:
     rows = []
     for sku in skus:
         prepaid = sku.get("prepaidUnits") or {}
@@ -562,8 +565,7 @@ def parse_mailbox_report(csv: str) -> pd.DataFrame:
     missing = [c for c in REQUIRED_MAILBOX_COLUMNS if c not in raw.columns]
     if missing:
         raise ReportFormatError(f"columns {', '.join(missing)} are missing")
-    frame = pd.DataFrame({ours: raw[theirs] if theirs in raw else None
-                          for theirs, ours in MAILBOX_COLUMNS.items()})
+    frame = pd.DataFrame({ours: raw.get(theirs) for theirs, ours in MAILBOX_COLUMNS.items()})
     for column in ("item_count", "storage_used_bytes", "issue_warning_quota_bytes",
                    "prohibit_send_quota_bytes", "prohibit_send_receive_quota_bytes"):
         frame[column] = _byte_counts(frame[column])

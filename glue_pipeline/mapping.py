@@ -5,11 +5,13 @@ value, and fields not mapped are never touched."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import TypeAlias
 
 import pandas as pd
 
 from glue_pipeline.addresses import aliases, smtp_addresses
+from glue_pipeline.graph import JsonObject
 from glue_pipeline.options import FieldMapping
 
 ENTRA_USER_URL = ("https://entra.microsoft.com/{domain}/#blade/Microsoft_AAD_IAM/"
@@ -36,7 +38,9 @@ class ContactFields:
 
 
 def _missing(value: object) -> bool:
-    return value is None or (not isinstance(value, (list, tuple, dict, str)) and bool(pd.isna(value)))
+    # pd.isna takes any scalar; the overloads of the stubs name only some types.
+    return value is None or (not isinstance(value, (list, tuple, dict, str))
+                             and bool(pd.isna(value)))  # type: ignore[call-overload]  # any scalar
 
 
 def _text(value: object) -> str | None:
@@ -46,7 +50,7 @@ def _text(value: object) -> str | None:
     return text or None
 
 
-def _property(user: dict, name: str | None) -> str | None:
+def _property(user: JsonObject, name: str | None) -> str | None:
     """A mapped user property as text; list properties (businessPhones) give their first item."""
     if name is None:
         return None
@@ -56,7 +60,7 @@ def _property(user: dict, name: str | None) -> str | None:
     return _text(value)
 
 
-def _names(user: dict, mapping: FieldMapping) -> tuple[str | None, str | None]:
+def _names(user: JsonObject, mapping: FieldMapping) -> tuple[str | None, str | None]:
     first, last = _property(user, mapping.first_name), _property(user, mapping.last_name)
     if first or last or mapping.first_name is None or mapping.last_name is None:
         return first, last
@@ -67,7 +71,7 @@ def _names(user: dict, mapping: FieldMapping) -> tuple[str | None, str | None]:
     return parts[0], parts[1] if len(parts) > 1 else None
 
 
-def contact_fields(user: dict, mapping: FieldMapping | None = None) -> ContactFields:
+def contact_fields(user: JsonObject, mapping: FieldMapping | None = None) -> ContactFields:
     mapping = mapping or FieldMapping()
     first, last = _names(user, mapping)
     upn = str(user["userPrincipalName"])
@@ -89,7 +93,7 @@ def admin_center_url(initial_domain: str | None, tenant_id: str) -> str:
     return ADMIN_CENTER_URL.format(initial_domain=initial_domain or tenant_id)
 
 
-def recent_sign_in(user: dict, now: datetime) -> str | None:
+def recent_sign_in(user: JsonObject, now: datetime) -> str | None:
     activity = user.get("signInActivity")
     value = activity.get("lastSignInDateTime") if isinstance(activity, dict) else None
     if not value:
@@ -99,19 +103,23 @@ def recent_sign_in(user: dict, now: datetime) -> str | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return str(value) if now - moment <= SIGN_IN_SHOWN_FOR else None
 
 
-def overlay_fields(user: dict, tenant_id: str, default_domain: str | None,
-                   license_names: dict[str, str], mailbox: dict | None, mailbox_joined: bool,
-                   now: datetime) -> dict:
+# A contact_microsoft row (without contact_id).
+Overlay: TypeAlias = dict[str, str | int | bool | None]
+
+
+def overlay_fields(user: JsonObject, tenant_id: str, default_domain: str | None,
+                   license_names: dict[str, str], mailbox: JsonObject | None, mailbox_joined: bool,
+                   now: datetime) -> Overlay:
     """The contact_microsoft row for a user (without contact_id). When the mailbox report could
     not be joined (off, concealed, unreadable) the mailbox fields are left out, so the overlay
     keeps what it had."""
     skus = [lic.get("skuId") for lic in (user.get("assignedLicenses") or [])]
     names = sorted({license_names.get(sku, sku) for sku in skus if sku})
-    row = {
+    row: Overlay = {
         "tenant_id": tenant_id,
         "user_id": user["id"],
         "user_principal_name": user["userPrincipalName"],
@@ -141,6 +149,7 @@ def _int(value: object) -> int | None:
     if _missing(value):
         return None
     try:
-        return int(value)  # type: ignore[arg-type]
+        number: int = int(value)  # type: ignore[call-overload]  # any value: what int() refuses is None
     except (TypeError, ValueError):
         return None
+    return number

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import dagster as dg
 import yaml
@@ -36,11 +36,11 @@ class UserSelection(_Strict):
         default_factory=list,
         description="SKU part numbers the MSP manages (e.g. SPB, O365_BUSINESS_PREMIUM); a user needs "
                     "one of them. Empty: any license.")
-    include_unlicensed: bool = Field(False, description="Sync members without any license.")
-    include_guests: bool = Field(False, description="Sync guest accounts (#EXT#, userType Guest).")
-    include_disabled: bool = Field(True, description="Sync accounts that are disabled in Entra ID.")
+    include_unlicensed: bool = Field(default=False, description="Sync members without any license.")
+    include_guests: bool = Field(default=False, description="Sync guest accounts (#EXT#, userType Guest).")
+    include_disabled: bool = Field(default=True, description="Sync accounts that are disabled in Entra ID.")
     include_shared_mailboxes: bool = Field(
-        False, description="Sync shared and resource mailboxes (told apart by the mailbox report).")
+        default=False, description="Sync shared and resource mailboxes (told apart by the mailbox report).")
 
 
 class FieldMapping(_Strict):
@@ -52,7 +52,7 @@ class FieldMapping(_Strict):
     location: str | None = "officeLocation"
     work_phone: str | None = "businessPhones"
     mobile_phone: str | None = "mobilePhone"
-    aliases: bool = Field(True, description="Add the smtp proxy addresses as alias emails.")
+    aliases: bool = Field(default=True, description="Add the smtp proxy addresses as alias emails.")
 
     @field_validator("first_name", "last_name", "title", "location", "work_phone", "mobile_phone")
     @classmethod
@@ -65,20 +65,20 @@ class FieldMapping(_Strict):
 
 class SyncOptions(_Strict):
     users: UserSelection = Field(default_factory=UserSelection)
-    licenses: bool = Field(True, description="Read subscribed SKUs and each user's licenses.")
-    mailbox_usage: bool = Field(True, description="Read the mailbox usage report (mailbox overlay).")
-    entra: bool = Field(True, description="Enhance contacts with Entra ID: status, last sign-in, "
-                                          "last password change.")
+    licenses: bool = Field(default=True, description="Read subscribed SKUs and each user's licenses.")
+    mailbox_usage: bool = Field(default=True, description="Read the mailbox usage report (mailbox overlay).")
+    entra: bool = Field(default=True, description="Enhance contacts with Entra ID: status, last sign-in, "
+                                                  "last password change.")
     duplicate_policy: Literal["hold", "create"] = Field(
-        "hold", description="hold: users that probably exist already as a contact are not created "
-                            "until an analyst decides; create: create them anyway.")
+        default="hold", description="hold: users that probably exist already as a contact are not created "
+                                    "until an analyst decides; create: create them anyway.")
     users_delta: bool = Field(
-        True, description="Read only the users changed since the last sync (Graph delta query).")
+        default=True, description="Read only the users changed since the last sync (Graph delta query).")
     full_read_hours: int = Field(
-        24, ge=1, description="Read every user again (and their last sign-in) at least this often.")
+        default=24, ge=1, description="Read every user again (and their last sign-in) at least this often.")
     fix_concealed_reports: bool = Field(
-        False, description="Switch report name concealment off in a tenant that has it on "
-                           "(needs ReportSettings.ReadWrite.All).")
+        default=False, description="Switch report name concealment off in a tenant that has it on "
+                                   "(needs ReportSettings.ReadWrite.All).")
     mapping: FieldMapping = Field(default_factory=FieldMapping)
 
 
@@ -109,7 +109,7 @@ def config_path(environ: dict[str, str] | None = None) -> Path | None:
 CONFIG_SECTIONS = ("sync", "sources")
 
 
-def read_config_file(path: Path | None) -> dict:
+def read_config_file(path: Path | None) -> dict[str, Any]:
     """The configuration file as a mapping with only the known sections (empty when no file)."""
     if path is None:
         return {}

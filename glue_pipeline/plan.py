@@ -4,15 +4,19 @@ users that would become new contacts, and the contact writes. Pure: no I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
 import pandas as pd
 
+from glue_pipeline import frames
 from glue_pipeline.addresses import aliases, user_addresses
 from glue_pipeline.extract import TenantExtract
+from glue_pipeline.graph import JsonObject
 from glue_pipeline.mapping import contact_fields, overlay_fields
-from glue_pipeline.matching.contacts import MATCH_COLUMNS, match_contacts, skip_reason
+from glue_pipeline.matching.contacts import MATCH_COLUMNS, MatchRow, match_contacts, skip_reason
 from glue_pipeline.matching.duplicates import RISK_COLUMNS, duplicate_risk
 from glue_pipeline.matching.organizations import (
     OrgMatch,
@@ -37,7 +41,7 @@ SUGGESTION_COLUMNS = ["rank", "organization_id", "organization_name", "score", "
 
 
 def plan_organization(extract: TenantExtract, organizations: pd.DataFrame,
-                      organization_domains: pd.DataFrame, recorded: dict | None,
+                      organization_domains: pd.DataFrame, recorded: Mapping[str, Any] | None,
                       prepared: pd.DataFrame | None = None,
                       claims: pd.DataFrame | None = None) -> OrganizationPlan:
     """A recorded decision or match, else the exact name, else suggestions by name and domain
@@ -58,7 +62,7 @@ def plan_organization(extract: TenantExtract, organizations: pd.DataFrame,
         return OrganizationPlan(match, suggestions)
     claimed = [claimed_by(claims, int(org_id)) for org_id in suggestions["organization_id"]]
     suggestions["reasons"] = [reasons + (f"; already matched to tenant {describe_claims(c)}" if len(c) else "")
-                              for reasons, c in zip(suggestions["reasons"], claimed)]
+                              for reasons, c in zip(suggestions["reasons"], claimed, strict=True)]
     best = suggestions.iloc[0]
     if len(claimed[0]):
         reason = conflict_reason(extract.display_name, int(best["organization_id"]),
@@ -84,14 +88,14 @@ def _contested(extract: TenantExtract, organizations: pd.DataFrame, claims: pd.D
 
 def skip_reasons(extract: TenantExtract, options: SyncOptions) -> pd.Series:
     """Per user: why the user selection leaves the user out (None: synced)."""
-    parts = dict(zip(extract.licenses["sku_id"], extract.licenses["part_number"]))
-    shared = set()
+    parts = dict(zip(extract.licenses["sku_id"], extract.licenses["part_number"], strict=True))
+    shared: set[str] = set()
     if "recipient_type" in extract.mailboxes and extract.mailbox_state == "joined":
         kinds = extract.mailboxes["recipient_type"].fillna("").str.lower()
         shared = set(extract.mailboxes.loc[kinds.isin(["shared", "room", "equipment"]),
                                            "user_principal_name"])
     return pd.Series([skip_reason(u, options.users, parts, shared)
-                      for u in extract.users.to_dict("records")], index=extract.users.index, dtype=object)
+                      for u in frames.records(extract.users)], index=extract.users.index, dtype=object)
 
 
 @dataclass
@@ -134,20 +138,20 @@ def _duplicate_risk(extract: TenantExtract, user_ids: pd.Series, org_contacts: p
     new_users = pd.DataFrame({
         "user_id": users["id"], "first_name": users["givenName"], "last_name": users["surname"],
         "display_name": users["displayName"], "email": users["userPrincipalName"],
-        "other_emails": [_other_emails(u) for u in users.to_dict("records")],
-        "phones": [_phones(u) for u in users.to_dict("records")]}).reset_index(drop=True)
+        "other_emails": [_other_emails(u) for u in frames.records(users)],
+        "phones": [_phones(u) for u in frames.records(users)]}).reset_index(drop=True)
     return duplicate_risk(new_users, org_contacts, extract.verified_domains)[RISK_COLUMNS]
 
 
-def _other_emails(user: dict) -> list[str]:
+def _other_emails(user: JsonObject) -> list[str]:
     """`mail` and the smtp proxy addresses but the UPN; duplicate risk folds their case itself."""
     others = [address for source, address in user_addresses(user) if source != "upn"]
     return aliases(others, str(user["userPrincipalName"]), fold_case=False)
 
 
-def _phones(user: dict) -> list[str]:
+def _phones(user: JsonObject) -> list[str]:
     phones = list(user.get("businessPhones") or []) if isinstance(user.get("businessPhones"), list) else []
-    return [p for p in phones + [user.get("mobilePhone")] if p]
+    return [p for p in [*phones, user.get("mobilePhone")] if p]
 
 
 def _hold_likely_duplicates(matches: pd.DataFrame, risk: pd.DataFrame) -> None:
@@ -157,7 +161,7 @@ def _hold_likely_duplicates(matches: pd.DataFrame, risk: pd.DataFrame) -> None:
     mask = (matches["action"] == "create") & (matches["matched_on"] != "decision") & \
         matches["user_id"].isin(best.index)
     for i in matches.index[mask]:
-        top = best.loc[matches.at[i, "user_id"]]
+        top = cast("pd.Series[Any]", best.loc[cast(str, matches.at[i, "user_id"])])  # one row: best has each user once
         matches.at[i, "action"] = "held"
         matches.at[i, "contact_id"] = int(top["contact_id"])
         matches.at[i, "matched_on"] = "duplicate_risk"
@@ -168,12 +172,12 @@ def _hold_likely_duplicates(matches: pd.DataFrame, risk: pd.DataFrame) -> None:
 
 def _writes(extract: TenantExtract, options: SyncOptions, matches: pd.DataFrame,
             now: datetime) -> list[ContactWrite]:
-    users = {u["id"]: u for u in extract.users.to_dict("records")}
-    license_names = dict(zip(extract.licenses["sku_id"], extract.licenses["product_name"]))
-    mailboxes = {m["user_principal_name"]: m for m in extract.mailboxes.to_dict("records")}
+    users = {u["id"]: u for u in frames.records(extract.users)}
+    license_names = dict(zip(extract.licenses["sku_id"], extract.licenses["product_name"], strict=True))
+    mailboxes = {m["user_principal_name"]: m for m in frames.records(extract.mailboxes)}
     joined = extract.mailbox_state == "joined"
     writes = []
-    for row in matches[matches["action"].isin(["match", "create"])].itertuples(index=False):
+    for row in frames.rows(matches[matches["action"].isin(["match", "create"])], MatchRow):
         user = users[row.user_id]
         overlay = overlay_fields(user, extract.tenant_id, extract.default_domain, license_names,
                                  mailboxes.get(str(user["userPrincipalName"]).lower()), joined, now)
@@ -184,11 +188,11 @@ def _writes(extract: TenantExtract, options: SyncOptions, matches: pd.DataFrame,
     return writes
 
 
-def held_rows(plan: ContactPlan) -> list[dict]:
+def held_rows(plan: ContactPlan) -> list[dict[str, str | None]]:
     """The held_users rows: every user matched to no contact for a reason an analyst must see."""
     held = plan.matches[plan.matches["action"].isin(["ambiguous", "held"])]
     rows = []
-    for row in held.itertuples(index=False):
+    for row in frames.rows(held, MatchRow):
         candidates = plan.risk.loc[plan.risk["user_id"] == row.user_id, "contact_id"]
         rows.append({"user_id": row.user_id, "user_principal_name": row.user_principal_name,
                      "display_name": row.display_name, "reason": row.reason,

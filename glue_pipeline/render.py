@@ -32,7 +32,10 @@ def _text(value: object) -> str:
         return value
     import pandas as pd  # here, not above: printing a line of text must not import pandas
 
-    return "" if value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value))) else str(value)
+    # pd.isna takes any scalar; the overloads of the stubs name only some types.
+    missing = value is None or (pd.api.types.is_scalar(value)
+                                and bool(pd.isna(value)))  # type: ignore[call-overload]  # any scalar
+    return "" if missing else str(value)
 
 
 def markdown_cell(value: object) -> str:
@@ -51,7 +54,7 @@ def markdown_table(frame: pd.DataFrame, limit: int | None = None, aligned: bool 
     rows = [[markdown_cell(c) for c in head.columns]]
     rows += [[markdown_cell(v) for v in values] for values in head.itertuples(index=False, name=None)]
     widths = [max(len(row[i]) for row in rows) if aligned else 0 for i in range(len(head.columns))]
-    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |" for row in rows]
+    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |" for row in rows]
     separator = "|" + "|".join("-" * max(3, w + 2 * aligned) for w in widths) + "|"
     return "\n".join([lines[0], separator, *lines[1:]])
 

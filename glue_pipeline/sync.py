@@ -51,7 +51,7 @@ from glue_pipeline.store.engine import (
 )
 from glue_pipeline.store.runs import start_run
 from glue_pipeline.store.writer import ContactCounts, LogEntry, utcnow
-from glue_pipeline.tables import publish
+from glue_pipeline.tables import Published, publish
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class TenantOutcome:
     counts: ContactCounts = field(default_factory=ContactCounts)
     error: str | None = None
     # The tenant's tables as published (tables.publish): row counts, files, previews.
-    report: dict[str, dict] = field(default_factory=dict)
+    report: dict[str, Published] = field(default_factory=dict)
     transient: bool = False  # failed on throttling, server errors or the network: worth a retry
     unchanged: bool = False  # nothing changed since its last sync, so nothing was planned or written
 

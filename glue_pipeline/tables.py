@@ -4,6 +4,7 @@ its Dagster materialization shows (plain values, so a worker process can send th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 import pandas as pd
 
@@ -30,10 +31,17 @@ def preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
     return markdown_table(frame, rows)
 
 
-def publish(tables: dict[str, pd.DataFrame], tenant_id: str, tables_dir: Path | None) -> dict:
-    """Write the tenant's tables (when `tables_dir` is set) and describe them:
-    {table: {"rows": n, "path": str | None, "preview": markdown | None}}."""
-    report: dict[str, dict] = {}
+class Published(TypedDict):
+    """A table as publish describes it."""
+
+    rows: int
+    path: str | None  # its Parquet file, when written
+    preview: str | None  # markdown, for the tables in PREVIEWED
+
+
+def publish(tables: dict[str, pd.DataFrame], tenant_id: str, tables_dir: Path | None) -> dict[str, Published]:
+    """Write the tenant's tables (when `tables_dir` is set) and describe them, by table name."""
+    report: dict[str, Published] = {}
     for name, frame in tables.items():
         path = None
         if tables_dir is not None:

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict
 
+from sqlalchemy import Column, String
+
+from glue_pipeline.graph import JsonObject
 from glue_pipeline.render import terminal_text
 from glue_pipeline.store.schema import (
     contact_emails,
@@ -31,11 +35,19 @@ CLEANING_VERSION = 1
 
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
-TEXT_LIMIT: int = contacts.c.first_name.type.length  # names, titles, locations: 255
-EMAIL_LIMIT: int = contact_emails.c.value.type.length  # 320
-PHONE_LIMIT: int = contact_phones.c.value.type.length  # 64
-DATE_LIMIT: int = contact_microsoft.c.created_in_microsoft.type.length  # ISO-8601 times: 32
-USER_TYPE_LIMIT: int = contact_microsoft.c.user_type.type.length
+
+def _width(column: Column[Any]) -> int:
+    """The length of a String column of the store."""
+    if not isinstance(column.type, String) or column.type.length is None:
+        raise TypeError(f"store column {column} is not a String with a length")
+    return column.type.length
+
+
+TEXT_LIMIT = _width(contacts.c.first_name)  # names, titles, locations: 255
+EMAIL_LIMIT = _width(contact_emails.c.value)  # 320
+PHONE_LIMIT = _width(contact_phones.c.value)  # 64
+DATE_LIMIT = _width(contact_microsoft.c.created_in_microsoft)  # ISO-8601 times: 32
+USER_TYPE_LIMIT = _width(contact_microsoft.c.user_type)
 MAX_INT32 = 2**31 - 1
 
 
@@ -122,7 +134,7 @@ class Cleaner:
         if value is None:
             return 0
         try:
-            number = int(value)  # type: ignore[call-overload]
+            number: int = int(value)  # type: ignore[call-overload]  # any JSON value: what int() refuses counts as 0
         except (TypeError, ValueError, OverflowError):
             self.note(None, field, ["not a whole number: counted as 0"])
             return 0
@@ -160,7 +172,7 @@ def user_limits(mapped: dict[str, str | None]) -> dict[str, int]:
     return limits
 
 
-def clean_users(rows: list[dict], limits: dict[str, int], cleaner: Cleaner) -> list[dict]:
+def clean_users(rows: list[JsonObject], limits: dict[str, int], cleaner: Cleaner) -> list[JsonObject]:
     """Users (or delta changes) as Graph sent them, cleaned; a user whose id is not a GUID is
     left out."""
     out = []
@@ -172,10 +184,10 @@ def clean_users(rows: list[dict], limits: dict[str, int], cleaner: Cleaner) -> l
     return out
 
 
-def unique_users(rows: list[dict], cleaner: Cleaner) -> list[dict]:
+def unique_users(rows: list[JsonObject], cleaner: Cleaner) -> list[JsonObject]:
     """A full read's users, each once: a user listed more than once (a paging glitch) is kept
     as last listed."""
-    by_id: dict[str, dict] = {}
+    by_id: dict[str, JsonObject] = {}
     listed: dict[str, int] = {}
     for row in rows:
         listed[row["id"]] = listed.get(row["id"], 0) + 1
@@ -192,9 +204,9 @@ def _plain(value: object, limit: int) -> bool:
     return type(value) is str and len(value) <= limit and value.isascii() and value.isprintable()
 
 
-def clean_user(row: dict, limits: dict[str, int], cleaner: Cleaner) -> dict:
+def clean_user(row: JsonObject, limits: dict[str, int], cleaner: Cleaner) -> JsonObject:
     user_id = row["id"]
-    out: dict = {}
+    out: JsonObject = {}
     for name, value in row.items():
         limit = limits.get(name, TEXT_LIMIT)
         if name.startswith("@") or name == "id" or value is None or (name not in _SHAPED and _plain(value, limit)):
@@ -212,18 +224,25 @@ def clean_user(row: dict, limits: dict[str, int], cleaner: Cleaner) -> dict:
     return out
 
 
-def _licenses(value: object, user_id: str, cleaner: Cleaner) -> list[dict]:
+class AssignedLicense(TypedDict):
+    """An item of a user's assignedLicenses, cleaned."""
+
+    skuId: str
+    disabledPlans: list[str]
+
+
+def _licenses(value: object, user_id: str, cleaner: Cleaner) -> list[AssignedLicense]:
     """assignedLicenses: items with a GUID skuId (disabledPlans kept when they are GUIDs)."""
     items = value if isinstance(value, (list, tuple)) else []
-    kept = [{"skuId": item["skuId"],
-             "disabledPlans": [p for p in item.get("disabledPlans") or [] if is_guid(p)]}
-            for item in items if isinstance(item, dict) and is_guid(item.get("skuId"))]
+    kept: list[AssignedLicense] = [
+        {"skuId": item["skuId"], "disabledPlans": [p for p in item.get("disabledPlans") or [] if is_guid(p)]}
+        for item in items if isinstance(item, dict) and is_guid(item.get("skuId"))]
     if value is not None and len(kept) != (len(items) if isinstance(value, (list, tuple)) else -1):
         cleaner.note(user_id, LICENSES_FIELD, ["licenses without a GUID skuId left out"])
     return kept
 
 
-def _sign_in(value: object, user_id: str, cleaner: Cleaner) -> dict | None:
+def _sign_in(value: object, user_id: str, cleaner: Cleaner) -> dict[str, str | None] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -241,23 +260,34 @@ _ORGANIZATION_TEXT = {"displayName": tenants.c.display_name, "street": tenants.c
                       "postalCode": tenants.c.postal_code, "countryLetterCode": tenants.c.country}
 
 
-def clean_organization(org: dict, cleaner: Cleaner) -> dict:
+def clean_organization(org: JsonObject, cleaner: Cleaner) -> JsonObject:
     """The /organization object: its texts, phones and verified domains."""
     out = dict(org)
     for name, column in _ORGANIZATION_TEXT.items():
-        out[name] = cleaner.text(org.get(name), column.type.length, None, f"organization.{name}")
-    out["businessPhones"] = cleaner.texts(org.get("businessPhones"), tenants.c.phone.type.length, None,
+        out[name] = cleaner.text(org.get(name), _width(column), None, f"organization.{name}")
+    out["businessPhones"] = cleaner.texts(org.get("businessPhones"), _width(tenants.c.phone), None,
                                           "organization.businessPhones")
-    domains = org.get("verifiedDomains") if isinstance(org.get("verifiedDomains"), list) else []
+    verified = org.get("verifiedDomains")
+    domains = verified if isinstance(verified, list) else []
     out["verifiedDomains"] = [
-        {"name": name, "isDefault": d.get("isDefault") is True, "isInitial": d.get("isInitial") is True}
+        {"name": domain, "isDefault": d.get("isDefault") is True, "isInitial": d.get("isInitial") is True}
         for d in domains if isinstance(d, dict)
-        and (name := cleaner.text(d.get("name"), tenants.c.default_domain.type.length, None,
-                                  "organization.verifiedDomains"))]
+        and (domain := cleaner.text(d.get("name"), _width(tenants.c.default_domain), None,
+                                    "organization.verifiedDomains"))]
     return out
 
 
-def clean_customer(row: dict, cleaner: Cleaner) -> dict | None:
+class Customer(TypedDict):
+    """A customer tenant found by discovery; data_source is set for a direct-login source's."""
+
+    tenant_id: str | None  # as Graph sent it: clean_customer leaves out one that is not a GUID
+    display_name: str | None
+    default_domain: str | None
+    relationship: str
+    data_source: NotRequired[str]
+
+
+def clean_customer(row: Customer, cleaner: Cleaner) -> Customer | None:
     """A discovered customer (tenant_id, display_name, default_domain, ...); None when its
     tenant id is not a GUID."""
     if not is_guid(row.get("tenant_id")):
@@ -265,27 +295,38 @@ def clean_customer(row: dict, cleaner: Cleaner) -> dict | None:
                                          f"('{shown_id(row.get('tenant_id'))}') was left out"])
         return None
     label = f"customer {row['tenant_id']}"
-    return {**row, "display_name": cleaner.text(row.get("display_name"), tenants.c.display_name.type.length,
+    return {**row, "display_name": cleaner.text(row.get("display_name"), _width(tenants.c.display_name),
                                                 None, f"{label} displayName"),
-            "default_domain": cleaner.text(row.get("default_domain"), tenants.c.default_domain.type.length,
+            "default_domain": cleaner.text(row.get("default_domain"), _width(tenants.c.default_domain),
                                            None, f"{label} defaultDomainName")}
 
 
-def clean_skus(skus: list[dict], cleaner: Cleaner) -> list[dict]:
+class SubscribedSku(TypedDict):
+    """A subscribed SKU, cleaned: prepaidUnits has enabled, suspended and warning."""
+
+    skuId: str
+    skuPartNumber: str | None
+    capabilityStatus: str | None
+    consumedUnits: int
+    prepaidUnits: dict[str, int]
+
+
+def clean_skus(skus: Sequence[object], cleaner: Cleaner) -> list[SubscribedSku]:
     """Subscribed SKUs with a GUID skuId, once each, texts fitted and counts made numbers."""
-    out: dict[str, dict] = {}
+    out: dict[str, SubscribedSku] = {}
     for sku in skus:
         if not isinstance(sku, dict) or not is_guid(sku.get("skuId")):
             cleaner.note(None, "subscribedSkus", ["a SKU without a GUID skuId was left out"])
             continue
         field = f"subscribedSku {sku['skuId']}"
-        prepaid = sku.get("prepaidUnits") if isinstance(sku.get("prepaidUnits"), dict) else {}
+        units = sku.get("prepaidUnits")
+        prepaid = units if isinstance(units, dict) else {}
         out[sku["skuId"]] = {
             "skuId": sku["skuId"],
-            "skuPartNumber": cleaner.text(sku.get("skuPartNumber"), licenses.c.part_number.type.length,
+            "skuPartNumber": cleaner.text(sku.get("skuPartNumber"), _width(licenses.c.part_number),
                                           None, f"{field} skuPartNumber"),
             "capabilityStatus": cleaner.text(sku.get("capabilityStatus"),
-                                             licenses.c.capability_status.type.length, None,
+                                             _width(licenses.c.capability_status), None,
                                              f"{field} capabilityStatus"),
             "consumedUnits": cleaner.count(sku.get("consumedUnits"), f"{field} consumedUnits"),
             "prepaidUnits": {k: cleaner.count(prepaid.get(k), f"{field} prepaidUnits.{k}")

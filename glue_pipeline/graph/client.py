@@ -25,6 +25,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
+from glue_pipeline.graph import JsonObject
 from glue_pipeline.graph.errors import (
     CertificateError,
     GraphError,
@@ -72,7 +73,8 @@ class _TimeoutSession(requests.Session):
         self._timeout_s = timeout_s
         self._slots = threading.BoundedSemaphore(max(1, in_flight))
 
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(  # type: ignore[override]  # requests passes all but method and url as keywords
+            self, method: str, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout_s)
         kwargs.setdefault("verify", self.verify)
         with self._slots:
@@ -103,7 +105,7 @@ class DiscoveryCache:
             return None
         return json.dumps(entry["body"]).encode()
 
-    def put(self, url: str, body: dict) -> None:
+    def put(self, url: str, body: JsonObject) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self._path(url)
         temp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -246,7 +248,8 @@ class GraphClient:
                                       "the identity platform is failing; re-run later") from None
         if "access_token" not in result:
             raise identity_error(tenant_id, "token", result, secret_variable=self._credentials(tenant_id)[2])
-        return result["access_token"]
+        token: str = result["access_token"]
+        return token
 
     # --- requests ---------------------------------------------------------------------------
     def _url(self, path_or_url: str) -> str:
@@ -260,12 +263,12 @@ class GraphClient:
                 return min(float(retry_after), self.settings.max_retry_wait_s)
             except ValueError:
                 pass
-        backoff = self.backoff_base_s * (2 ** attempt)
+        backoff: float = self.backoff_base_s * (2 ** attempt)
         return min(backoff + random.uniform(0, backoff), self.settings.max_retry_wait_s)
 
     def request(self, tenant_id: str, path_or_url: str, params: dict[str, Any] | None = None,
                 allow_redirects: bool = True, method: str = "GET",
-                json_body: dict | None = None, headers: dict[str, str] | None = None) -> requests.Response:
+                json_body: JsonObject | None = None, headers: dict[str, str] | None = None) -> requests.Response:
         """A call with a bearer token; retries 429/5xx/connection faults; refreshes an expired
         token once."""
         url = self._url(path_or_url)
@@ -305,14 +308,14 @@ class GraphClient:
             time.sleep(wait)
             attempt += 1
 
-    def batch(self, tenant_id: str, calls: dict[str, BatchCall]) -> dict[str, dict | GraphError]:
+    def batch(self, tenant_id: str, calls: dict[str, BatchCall]) -> dict[str, JsonObject | GraphError]:
         """GET requests of one tenant sent together in one JSON batch (POST $batch, at most 20):
         each call's JSON body, or its error. Graph answers and throttles each call on its own
         (a 429 inside a 200): those calls alone are sent again after their Retry-After, as a
         lone request would be; an expired token is refreshed once."""
         if len(calls) > MAX_BATCH:
             raise ValueError(f"a Graph batch holds at most {MAX_BATCH} requests, not {len(calls)}")
-        results: dict[str, dict | GraphError] = {}
+        results: dict[str, JsonObject | GraphError] = {}
         pending, attempt, refreshed = dict(calls), 0, False
         while pending:
             body = {"requests": [{"id": key, "method": "GET", "url": "/" + call.url(),
@@ -321,6 +324,7 @@ class GraphClient:
             answers = {str(a.get("id")): a for a in
                        self.request(tenant_id, "$batch", method="POST", json_body=body).json().get("responses", [])}
             again: dict[str, BatchCall] = {}
+            failures: dict[str, GraphError] = {}
             waits: list[str | None] = []
             for key, call in pending.items():
                 answer = answers.get(key, {"status": 502, "body": {"error": {
@@ -329,7 +333,7 @@ class GraphClient:
                 if status < 400:
                     results[key] = answer.get("body") or {}
                     continue
-                results[key] = graph_error(tenant_id, f"/{call.path}", status, answer.get("body"))
+                results[key] = failures[key] = graph_error(tenant_id, f"/{call.path}", status, answer.get("body"))
                 if status in RETRYABLE_STATUS:
                     again[key] = call
                     waits.append(CaseInsensitiveDict(answer.get("headers") or {}).get("Retry-After"))
@@ -337,22 +341,23 @@ class GraphClient:
                     again[key] = call
             if not again or attempt >= self.settings.max_retries:
                 break
-            if any(results[k].status == 401 for k in again):  # type: ignore[union-attr]
+            if any(failures[k].status == 401 for k in again):
                 refreshed = True
                 self.token(tenant_id, fresh=True)
             wait = max((self._wait_s(attempt, w) for w in waits), default=0.0)
             log.info("tenant %s: %d of a batch's requests answered %s, retry %d in %.1fs", tenant_id,
-                     len(again), sorted({results[k].code for k in again}), attempt + 1, wait)  # type: ignore[union-attr]
+                     len(again), sorted({failures[k].code for k in again}), attempt + 1, wait)
             time.sleep(wait)
             attempt += 1
             pending = again
         return results
 
-    def get_json(self, tenant_id: str, path: str, params: dict[str, Any] | None = None) -> dict:
-        return self.request(tenant_id, path, params).json()
+    def get_json(self, tenant_id: str, path: str, params: dict[str, Any] | None = None) -> JsonObject:
+        body: JsonObject = self.request(tenant_id, path, params).json()
+        return body
 
     def get_collection(self, tenant_id: str, path: str, select: list[str] | None = None,
-                       top: int | None = None) -> Iterator[dict]:
+                       top: int | None = None) -> Iterator[JsonObject]:
         """Every item of a collection, following @odata.nextLink."""
         params: dict[str, Any] = {}
         if select:
@@ -363,11 +368,12 @@ class GraphClient:
             yield from page.get("value", [])
 
     def get_pages(self, tenant_id: str, path: str, params: dict[str, Any] | None = None,
-                  headers: dict[str, str] | None = None) -> Iterator[dict]:
+                  headers: dict[str, str] | None = None) -> Iterator[JsonObject]:
         """Every page, following @odata.nextLink; a link that repeats, or paging without end, is
         an error rather than a hang."""
-        url: str | None = self._url(path)
-        endpoint = urlsplit(url).path
+        first = self._url(path)
+        endpoint = urlsplit(first).path
+        url: str | None = first
         seen: set[str] = set()
         ids: set[object] = set()
         stalled = 0  # pages in a row that brought no new item

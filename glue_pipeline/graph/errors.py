@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from glue_pipeline.graph import JsonObject
+
 # Identity platform codes (AADSTS...) and what the operator should do about them.
 IDENTITY_FIXES = {
     "AADSTS700016": "the app is not installed in this tenant or its consent was revoked: have a "
@@ -93,7 +95,7 @@ def certificate_error(tenant_id: str, endpoint: str, reason: str, ca_file: str |
                             f"{message} (CERTIFICATE_VERIFY_FAILED: {reason}).", fix)
 
 
-def identity_error(tenant_id: str, endpoint: str, result: dict,
+def identity_error(tenant_id: str, endpoint: str, result: JsonObject,
                    secret_variable: str = "GLUE_CLIENT_SECRET") -> IdentityError:
     """Build the error for msal's error dict (error, error_description starting with AADSTS...);
     `secret_variable` is where the operator sets the secret that was used."""

@@ -13,20 +13,36 @@ moves the contact (or an approval creates a new one).
 
 from __future__ import annotations
 
+from typing import NamedTuple, SupportsInt, TypedDict
+
 import pandas as pd
 
+from glue_pipeline import frames
 from glue_pipeline.addresses import user_addresses
+from glue_pipeline.graph import JsonObject
 from glue_pipeline.options import UserSelection
 
 MATCH_COLUMNS = ["user_id", "user_principal_name", "display_name", "action", "contact_id",
                  "matched_on", "reason"]
 
 
-def is_guest(user: dict) -> bool:
+class MatchRow(NamedTuple):
+    """A row of a match table (MATCH_COLUMNS)."""
+
+    user_id: str
+    user_principal_name: str
+    display_name: str | None
+    action: str  # match | create | ambiguous | held | skipped
+    contact_id: SupportsInt  # NA where the action names no contact
+    matched_on: str | None
+    reason: str
+
+
+def is_guest(user: JsonObject) -> bool:
     return user.get("userType") == "Guest" or "#EXT#" in str(user.get("userPrincipalName") or "").upper()
 
 
-def skip_reason(user: dict, selection: UserSelection, sku_part_numbers: dict[str, str],
+def skip_reason(user: JsonObject, selection: UserSelection, sku_part_numbers: dict[str, str],
                 shared_mailboxes: set[str]) -> str | None:
     """Why the selection leaves a user out, or None when it is synced."""
     if is_guest(user):
@@ -48,21 +64,52 @@ def skip_reason(user: dict, selection: UserSelection, sku_part_numbers: dict[str
 FOREIGN_COLUMNS = ["contact_id", "tenant_id", "tenant_name"]
 
 
+class _Email(NamedTuple):
+    """A row of match_contacts' contact_emails."""
+
+    contact_id: SupportsInt
+    value: object  # the address, when the contact has one
+
+
+class _Link(NamedTuple):
+    """A row of match_contacts' linked."""
+
+    contact_id: SupportsInt
+    user_id: str
+    in_organization: bool
+
+
+class _Decision(NamedTuple):
+    """A row of match_contacts' decisions."""
+
+    user_id: str
+    action: str  # link | create
+    contact_id: SupportsInt  # read for a link only
+
+
+class _Foreign(NamedTuple):
+    """A row of match_contacts' foreign (FOREIGN_COLUMNS)."""
+
+    contact_id: SupportsInt
+    tenant_id: str
+    tenant_name: str | None
+
+
 class _Index:
     """The organization's contacts, linked users and decisions, for one tenant."""
 
     def __init__(self, contact_emails: pd.DataFrame, linked: pd.DataFrame,
                  decisions: pd.DataFrame, foreign: pd.DataFrame) -> None:
-        self.linked_by_user = {row.user_id: row for row in linked.itertuples(index=False)}
+        self.linked_by_user = {row.user_id: row for row in frames.rows(linked, _Link)}
         self.contact_ids = {int(c) for c in contact_emails["contact_id"]}
         self.by_email: dict[str, set[int]] = {}
-        for row in contact_emails.dropna(subset=["value"]).itertuples(index=False):
+        for row in frames.rows(contact_emails.dropna(subset=["value"]), _Email):
             self.by_email.setdefault(str(row.value).lower(), set()).add(int(row.contact_id))
-        self.taken = {int(row.contact_id) for row in linked.itertuples(index=False)}
-        self.decisions = {row.user_id: row for row in decisions.itertuples(index=False)}
+        self.taken = {int(row.contact_id) for row in frames.rows(linked, _Link)}
+        self.decisions = {row.user_id: row for row in frames.rows(decisions, _Decision)}
         # Contacts linked to users of other tenants: contact id -> (tenant id, tenant name).
         self.foreign = {int(row.contact_id): (row.tenant_id, row.tenant_name)
-                        for row in foreign.itertuples(index=False)}
+                        for row in frames.rows(foreign, _Foreign)}
 
 
 def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd.DataFrame,
@@ -85,7 +132,7 @@ def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd
     foreign = foreign if foreign is not None else pd.DataFrame(columns=FOREIGN_COLUMNS)
     index = _Index(contact_emails, linked, decisions, foreign)
     rows = []
-    for position, user in enumerate(users.to_dict("records")):
+    for position, user in enumerate(frames.records(users)):
         reason = None if skip_reasons is None else skip_reasons.iloc[position]
         reason = None if pd.isna(reason) else reason
         base = {"user_id": user["id"], "user_principal_name": user["userPrincipalName"],
@@ -95,7 +142,16 @@ def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd
     return _flag_shared_creates(_flag_shared_contacts(table))
 
 
-def _decide(user: dict, skip: str | None, index: _Index) -> dict:
+class _Outcome(TypedDict):
+    """What becomes of a user: the match table's columns after the user's own."""
+
+    action: str
+    contact_id: int | None
+    matched_on: str | None
+    reason: str
+
+
+def _decide(user: JsonObject, skip: str | None, index: _Index) -> _Outcome:
     decision = index.decisions.get(user["id"])
     if decision is not None and decision.action == "link":
         if int(decision.contact_id) in index.contact_ids:
@@ -145,7 +201,7 @@ def _foreign_reason(matched_on: str, address: str, contact_id: int, tenant_id: s
             "approve creating a new contact")
 
 
-def _row(action: str, contact_id: int | None, matched_on: str | None, reason: str) -> dict:
+def _row(action: str, contact_id: int | None, matched_on: str | None, reason: str) -> _Outcome:
     return {"action": action, "contact_id": contact_id, "matched_on": matched_on, "reason": reason}
 
 

@@ -27,25 +27,27 @@ letters.
 Skeletons are computed only where a pair could have one non-ASCII string: none when every string
 is ASCII; an ASCII string only when some non-ASCII string on the other side has a skeleton an
 ASCII string can have.
-"""
+"""  # noqa: RUF002 - look-alike characters are the subject
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import cache
 from itertools import chain
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from rapidfuzz import process
 from rapidfuzz.distance import OSA, JaroWinkler
 
 from glue_pipeline.addresses import email_address
+from glue_pipeline.matching import Flags, Ints, Texts
 from glue_pipeline.matching.names import (
     NICKNAME_GROUPS,
     WEAK_EMAIL_PATTERNS,
@@ -69,6 +71,9 @@ JW_SAME = 0.92  # Splink's Jaro-Winkler levels
 JW_CLOSE = 0.88
 MIN_TYPO_LENGTH = 4  # a name shorter than this is not "one typo" from anything
 
+Similarities: TypeAlias = npt.NDArray[np.float32]  # Jaro-Winkler, 0 to 1
+Value = TypeVar("Value", bound=np.generic)
+
 
 @dataclass(frozen=True)
 class Level:
@@ -79,7 +84,7 @@ class Level:
     label: str
     points: int
     reason: str
-    condition: Callable[[_NameFacts], np.ndarray] | None = None
+    condition: Callable[[_NameFacts], Flags] | None = None
 
 
 # The first level whose condition holds wins; the last, without one, takes the other pairs.
@@ -182,17 +187,17 @@ def score_pairs(new_users: pd.DataFrame, contacts: pd.DataFrame, alias_domains: 
     return _risk_frame(data, _order(data, scored[scored["score"] >= min_score]))
 
 
-def _blocked_pairs(data: _Prepared, evidence: _Evidence) -> np.ndarray:
+def _blocked_pairs(data: _Prepared, evidence: _Evidence) -> Ints:
     return _sorted_unique(np.concatenate([_name_block_pairs(data), evidence.pair_codes()]))
 
 
-def _sorted_unique(codes: np.ndarray) -> np.ndarray:
+def _sorted_unique(codes: Ints) -> Ints:
     """np.unique, several times faster on millions of int64 (sort, then drop repeats)."""
     ordered = np.sort(codes)
     return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
 
 
-def _objects(values) -> pd.Series:
+def _objects(values: Iterable[object]) -> pd.Series:
     """Strings kept as a plain object column: converting millions of intermediate values to
     pandas' Arrow-backed strings costs more than the joins on them."""
     return pd.Series(values, dtype=object)
@@ -206,14 +211,14 @@ class _Prepared:
     user_ids: pd.Series
     contact_ids: pd.Series
     user_upns: pd.Series  # as given (not converted: only look-alikes' are read)
-    user_names: tuple[np.ndarray, np.ndarray]  # (first, last) as given or derived, for reasons
-    contact_names: tuple[np.ndarray, np.ndarray]
-    user_first: np.ndarray  # vocabulary codes of the name keys, -1 when empty
-    user_last: np.ndarray
-    contact_first: np.ndarray
-    contact_last: np.ndarray
-    vocab: np.ndarray  # name keys (person_key) by code
-    sound: np.ndarray  # their sound-alike keys ('' when none)
+    user_names: tuple[Texts, Texts]  # (first, last) as given or derived, for reasons
+    contact_names: tuple[Texts, Texts]
+    user_first: Ints  # vocabulary codes of the name keys, -1 when empty
+    user_last: Ints
+    contact_first: Ints
+    contact_last: Ints
+    vocab: Texts  # name keys (person_key) by code
+    sound: Texts  # their sound-alike keys ('' when none)
     user_emails: pd.DataFrame  # idx, address, on_tenant, local_id, address_id
     contact_emails: pd.DataFrame
     locals: pd.Index  # local parts by local_id
@@ -241,7 +246,7 @@ def _prepare(new_users: pd.DataFrame, contacts: pd.DataFrame,
     address_codes, _ = _shared_codes([user_emails["address"].to_numpy(),
                                       contact_emails["address"].to_numpy()])
     for table, local_id, address_id in zip((user_emails, contact_emails), local_codes,
-                                           address_codes):
+                                           address_codes, strict=True):
         table["local_id"], table["address_id"] = local_id, address_id
     return _Prepared(
         user_ids=new_users["user_id"].reset_index(drop=True),
@@ -260,12 +265,12 @@ def _prepare(new_users: pd.DataFrame, contacts: pd.DataFrame,
     )
 
 
-def _text(column: pd.Series) -> np.ndarray:
+def _text(column: pd.Series) -> Texts:
     """Strings as an object array, '' for missing values."""
     return column.astype("str").fillna("").to_numpy(dtype=object)
 
 
-def _user_names(users: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _user_names(users: pd.DataFrame) -> tuple[Texts, Texts]:
     """First and last names; missing ones taken from the display name ("Smith, John" or
     "John Smith"), then from the UPN's local part ("john.smith")."""
     first, last = _text(users["first_name"]), _text(users["last_name"])
@@ -297,17 +302,17 @@ def _split_local(upn: str) -> tuple[str, str] | None:
     return (parts[0], parts[-1]) if len(parts) >= 2 else None
 
 
-def _shared_codes(arrays: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+def _shared_codes(arrays: Sequence[Texts]) -> tuple[list[Ints], Texts]:
     """Codes of all arrays in one vocabulary; '' gets -1."""
-    codes, vocab = pd.factorize(_objects(np.concatenate(arrays)))
-    vocab = np.asarray(vocab, dtype=object)
+    codes, uniques = pd.factorize(_objects(np.concatenate(arrays)))
+    vocab = np.asarray(uniques, dtype=object)
     empty = np.flatnonzero(vocab == "")
     if len(empty):
         codes = np.where(codes == empty[0], -1, codes)
     return np.split(codes.astype(np.int64), np.cumsum([len(a) for a in arrays])[:-1]), vocab
 
 
-def _explode(values: pd.Series) -> tuple[np.ndarray, list]:
+def _explode(values: pd.Series) -> tuple[Ints, list[object]]:
     """(owner position, value) for list cells; a plain string counts as a list of one."""
     lists = [v if isinstance(v, (list, tuple, np.ndarray)) else ([v] if isinstance(v, str) else [])
              for v in values.to_numpy(dtype=object)]
@@ -318,7 +323,7 @@ def _explode(values: pd.Series) -> tuple[np.ndarray, list]:
 def _user_addresses(users: pd.DataFrame) -> pd.Series:
     return _objects([[upn, *(others if isinstance(others, (list, tuple, np.ndarray)) else [])]
                      for upn, others in zip(_text(users["email"]),
-                                            users["other_emails"].to_numpy(dtype=object))])
+                                            users["other_emails"].to_numpy(dtype=object), strict=True)])
 
 
 def _parse_address(text: object) -> tuple[str, str] | None:
@@ -339,24 +344,24 @@ def _address_text(text: object) -> str | None:
     return f"{parsed[0]}@{parsed[1]}" if parsed else None
 
 
-def _email_table(owners: np.ndarray, addresses: list, tenant_domains: frozenset[str]
+def _email_table(owners: Ints, addresses: list[object], tenant_domains: frozenset[str]
                  ) -> pd.DataFrame:
     """idx, local, address, on_tenant (the domain is one of the tenant's), one row per
     distinct address of each owner."""
     parsed = [_parse_address(a) for a in addresses]
-    valid = np.fromiter((p is not None for p in parsed), bool, len(parsed))
-    parsed = [p for p in parsed if p is not None]
+    valid = np.fromiter((p is not None for p in parsed), np.bool_, len(parsed))
+    kept = [p for p in parsed if p is not None]
     table = pd.DataFrame({
         "idx": owners[valid],
-        "local": _objects([local for local, _ in parsed]),
-        "address": _objects([f"{local}@{domain}" for local, domain in parsed]),
-        "on_tenant": np.fromiter((domain in tenant_domains for _, domain in parsed), bool,
-                                 len(parsed)),
+        "local": _objects([local for local, _ in kept]),
+        "address": _objects([f"{local}@{domain}" for local, domain in kept]),
+        "on_tenant": np.fromiter((domain in tenant_domains for _, domain in kept), np.bool_,
+                                 len(kept)),
     })
     return table.drop_duplicates(["idx", "address"]).reset_index(drop=True)
 
 
-def _phone_table(owners: np.ndarray, numbers: list) -> pd.DataFrame:
+def _phone_table(owners: Ints, numbers: list[object]) -> pd.DataFrame:
     """idx, phone: the last digits as an integer; numbers on many people are dropped."""
     digits = [_NON_DIGIT.sub("", n) if isinstance(n, str) else "" for n in numbers]
     valid = np.fromiter((len(d) >= MIN_PHONE_DIGITS for d in digits), bool, len(digits))
@@ -370,7 +375,7 @@ def _phone_table(owners: np.ndarray, numbers: list) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 # Blocking on names
 
-def _name_block_pairs(data: _Prepared) -> np.ndarray:
+def _name_block_pairs(data: _Prepared) -> Ints:
     """Pair codes (user * n_contacts + contact) sharing a name key."""
     tokens = _name_tokens(data.vocab, data.sound)
     user_keys = _name_keys(tokens, data.user_first, data.user_last, swapped=True)
@@ -379,22 +384,23 @@ def _name_block_pairs(data: _Prepared) -> np.ndarray:
     block_sizes = contact_keys["key"].value_counts()
     too_common = block_sizes.index[block_sizes > MAX_BLOCK_CONTACTS]
     joined = user_keys.merge(contact_keys[~contact_keys["key"].isin(too_common)], on="key")
-    return joined["idx_x"].to_numpy(np.int64) * data.n_contacts + joined["idx_y"].to_numpy(np.int64)
+    pairs: Ints = joined["idx_x"].to_numpy(np.int64) * data.n_contacts + joined["idx_y"].to_numpy(np.int64)
+    return pairs
 
 
 @dataclass
 class _Lists:
     """A list of tokens per vocabulary code, stored flat: code i owns
     tokens[starts[i]:starts[i + 1]]."""
-    starts: np.ndarray
-    tokens: np.ndarray
+    starts: Ints
+    tokens: Ints
 
     @classmethod
-    def of(cls, lists: list[list[str]], token_codes: np.ndarray) -> _Lists:
+    def of(cls, lists: list[list[str]], token_codes: Ints) -> _Lists:
         sizes = np.fromiter((len(x) for x in lists), np.int64, len(lists))
         return cls(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), token_codes)
 
-    def expand(self, idx: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def expand(self, idx: Ints, codes: Ints) -> tuple[Ints, Ints]:
         """(owner, token) for every token of every owner's code."""
         counts = self.starts[codes + 1] - self.starts[codes]
         first_of_owner = np.repeat(self.starts[codes] - (np.cumsum(counts) - counts), counts)
@@ -405,13 +411,13 @@ class _Lists:
 class _NameTokens:
     """Per vocabulary code, in one token space: the name itself, its sound-alike key, the name
     and its one-letter deletions, and the canonical names of its nickname groups."""
-    name: np.ndarray
-    sound: np.ndarray
+    name: Ints
+    sound: Ints
     variants: _Lists
     nicknames: _Lists
 
 
-def _name_tokens(vocab: np.ndarray, sounds: np.ndarray) -> _NameTokens:
+def _name_tokens(vocab: Texts, sounds: Texts) -> _NameTokens:
     variants = [_deletions(name) for name in vocab]
     nicknames = [sorted(canonical_first_names(name)) if name in _NICKNAME_NAMES else []
                  for name in vocab]
@@ -435,7 +441,7 @@ _NICKNAME_NAMES = frozenset(chain(NICKNAME_GROUPS, chain.from_iterable(NICKNAME_
 _KEY_LAST_FIRST, _KEY_FIRST_LAST, _KEY_LAST_NICKNAME, _KEY_FIRST_SOUND = 1, 2, 3, 4
 
 
-def _name_keys(tokens: _NameTokens, first: np.ndarray, last: np.ndarray,
+def _name_keys(tokens: _NameTokens, first: Ints, last: Ints,
                swapped: bool) -> pd.DataFrame:
     """idx, key. Keys: the last name with the first name or a deletion of it; the first name
     with the last name or a deletion of it; the last name with a nickname group of the first;
@@ -458,8 +464,8 @@ def _name_keys(tokens: _NameTokens, first: np.ndarray, last: np.ndarray,
     return pd.concat(parts, ignore_index=True)
 
 
-def _key_rows(kind: int, named: np.ndarray, whole: np.ndarray,
-              parts: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+def _key_rows(kind: int, named: Ints, whole: Ints,
+              parts: tuple[Ints, Ints]) -> pd.DataFrame:
     """Keys packing a kind, one name's token and a part token (row i of `parts` belongs to
     named[owner]); parts without a token (-1: no sound-alike key) are left out."""
     owner, part = parts
@@ -483,7 +489,7 @@ class _Evidence:
     def collect(cls, data: _Prepared) -> _Evidence:
         return cls(_email_evidence(data), _phone_evidence(data), _name_lookalikes(data))
 
-    def pair_codes(self) -> np.ndarray:
+    def pair_codes(self) -> Ints:
         return np.concatenate([frame["pair"].to_numpy(np.int64)
                                for frame in (self.email, self.phone, self.lookalike_name)])
 
@@ -511,9 +517,9 @@ def _email_evidence(data: _Prepared) -> pd.DataFrame:
         ["same_address", "alias_domain"], "own_local_elsewhere")
     mailbox = mailbox.assign(kind=_objects(mailbox_kind), detail=mailbox["address"])
 
-    own_locals = set(zip(own["idx"], own["local_id"]))
+    own_locals = set(zip(own["idx"], own["local_id"], strict=True))
     generated = patterns[np.fromiter((key not in own_locals for key in
-                                      zip(patterns["idx"], patterns["local_id"])), bool,
+                                      zip(patterns["idx"], patterns["local_id"], strict=True)), bool,
                                      len(patterns))]
     pattern_hits = generated.merge(tenant_contacts, on="local_id")
     pattern_kind = np.where(pattern_hits["pattern"].isin(WEAK_EMAIL_PATTERNS).to_numpy(),
@@ -534,12 +540,12 @@ def _user_patterns(data: _Prepared, wanted: set[str]) -> pd.DataFrame:
     width = len(data.vocab) + 1
     combos, uniques = pd.factorize((data.user_first + 1) * width + (data.user_last + 1))
     rows = []
-    for combo, (first, last) in enumerate(zip(uniques // width - 1, uniques % width - 1)):
+    for combo, (first, last) in enumerate(zip(uniques // width - 1, uniques % width - 1, strict=True)):
         names = email_local_pattern_names(data.vocab[first] if first >= 0 else "",
                                           data.vocab[last] if last >= 0 else "")
         rows += [(combo, local, pattern) for local, pattern in names.items() if local in wanted]
     by_combo = pd.DataFrame({"combo": np.array([r[0] for r in rows], dtype=np.int64),
-                             "local_id": data.locals.get_indexer(_objects([r[1] for r in rows])),
+                             "local_id": data.locals.get_indexer(pd.Index(_objects([r[1] for r in rows]))),
                              "pattern": _objects([r[2] for r in rows])})
     users = pd.DataFrame({"idx": np.arange(len(combos), dtype=np.int64), "combo": combos})
     return users.merge(by_combo, on="combo")[["idx", "local_id", "pattern"]]
@@ -558,26 +564,27 @@ def _phone_evidence(data: _Prepared) -> pd.DataFrame:
 class _Texts:
     """One side's strings, a row per owner and string: the parts joined by single spaces (an
     address; a first and a last name)."""
-    owner: np.ndarray
-    parts: tuple[np.ndarray, ...]
+    owner: Ints
+    parts: tuple[Texts, ...]
 
-    def ascii_rows(self) -> np.ndarray:
+    def ascii_rows(self) -> Flags:
         if all(_all_ascii(part) for part in self.parts):  # the usual case
             return np.ones(len(self.owner), bool)
-        return np.logical_and.reduce([np.fromiter((text.isascii() for text in part), bool,
-                                                  len(part)) for part in self.parts])
+        plain: Flags = np.logical_and.reduce([np.fromiter((text.isascii() for text in part), np.bool_,
+                                                          len(part)) for part in self.parts])
+        return plain
 
-    def rows(self, where: np.ndarray) -> pd.DataFrame:
+    def rows(self, where: Flags) -> pd.DataFrame:
         """owner, text of the rows where `where` is True."""
         if len(self.parts) == 1:  # an address, already without spaces around it
-            texts = self.parts[0][where]
+            texts: Iterable[object] = self.parts[0][where]
         else:
             texts = [" ".join(" ".join(values).split())
-                     for values in zip(*(part[where] for part in self.parts))]
+                     for values in zip(*(part[where] for part in self.parts), strict=True)]
         return pd.DataFrame({"owner": self.owner[where], "text": _objects(texts)})
 
 
-def _all_ascii(texts: np.ndarray, chunk: int = 2048) -> bool:
+def _all_ascii(texts: Texts, chunk: int = 2048) -> bool:
     """str.isascii over the texts joined a few at a time: at C speed, and without the large
     temporary strings that leave the allocator holding memory."""
     return all("".join(texts[i:i + chunk]).isascii() for i in range(0, len(texts), chunk))
@@ -589,12 +596,12 @@ def _address_lookalikes(data: _Prepared) -> pd.DataFrame:
                                  (table["address"].to_numpy(object),))
                           for table in (data.user_emails, data.contact_emails)))
     roles = ["UPN" if _address_text(data.user_upns.iat[user]) == address else "email"
-             for user, address in zip(found["idx"], found["user_text"])]
+             for user, address in zip(found["idx"], found["user_text"], strict=True)]
     return pd.DataFrame({"idx": found["idx"], "c": found["c"],
                          "kind": _objects(["lookalike"] * len(found)),
                          "contact_address": found["contact_text"],
                          "detail": _objects([f"{role} {address}" for role, address
-                                             in zip(roles, found["user_text"])])})
+                                             in zip(roles, found["user_text"], strict=True)])})
 
 
 def _name_lookalikes(data: _Prepared) -> pd.DataFrame:
@@ -635,7 +642,7 @@ def _skeleton_join(users: _Texts, contacts: _Texts) -> pd.DataFrame:
     codes, _ = _shared_codes([frame["skeleton"].to_numpy(object) for frame in frames])
     fancy_users, fancy_contacts, plain_users, plain_contacts = (  # an empty skeleton (-1): none
         frame[code >= 0].drop(columns="skeleton").assign(key=code[code >= 0])
-        for frame, code in zip(frames, codes))
+        for frame, code in zip(frames, codes, strict=True))
     return pd.concat([fancy_users.merge(pd.concat([fancy_contacts, plain_contacts]), on="key"),
                       plain_users.merge(fancy_contacts, on="key")], ignore_index=True)
 
@@ -644,7 +651,7 @@ def _skeletoned(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
     """The frames with a skeleton column; each distinct text is skeletoned once."""
     texts = np.concatenate([frame["text"].to_numpy(object) for frame in frames])
     skeletons = np.split(map_unique(_skeleton, texts), np.cumsum([len(f) for f in frames])[:-1])
-    return [frame.assign(skeleton=_objects(part)) for frame, part in zip(frames, skeletons)]
+    return [frame.assign(skeleton=_objects(part)) for frame, part in zip(frames, skeletons, strict=True)]
 
 
 def _ascii_like(frame: pd.DataFrame) -> bool:
@@ -678,7 +685,8 @@ def _skeleton(text: str) -> str:
     """The skeleton of the casefolded text (skeletons keep case)."""
     if text.isascii():
         return text.lower().translate(_ascii_skeletons())
-    return _spoof_checker().getSkeleton(0, text.casefold())
+    skeleton: str = _spoof_checker().getSkeleton(0, text.casefold())
+    return skeleton
 
 
 def _caseless(text: str) -> str:
@@ -688,7 +696,7 @@ def _caseless(text: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Scoring
 
-def _score(data: _Prepared, pairs: np.ndarray, evidence: _Evidence) -> pd.DataFrame:
+def _score(data: _Prepared, pairs: Ints, evidence: _Evidence) -> pd.DataFrame:
     """u, c, score, name level, email kind and details, phone for sorted unique pair codes."""
     users, contacts = np.divmod(pairs, data.n_contacts)
     lookalike = _flagged(evidence.lookalike_name, pairs)
@@ -711,20 +719,20 @@ def _score(data: _Prepared, pairs: np.ndarray, evidence: _Evidence) -> pd.DataFr
                          "phone": phone["phone"].to_numpy(np.float64)})
 
 
-def _align(evidence: pd.DataFrame, pairs: np.ndarray) -> pd.DataFrame:
+def _align(evidence: pd.DataFrame, pairs: Ints) -> pd.DataFrame:
     """Evidence rows reindexed to the sorted pair codes (missing: NaN)."""
     position, found = _positions(evidence, pairs)
     return evidence[found].set_index(position).reindex(np.arange(len(pairs)))
 
 
-def _flagged(evidence: pd.DataFrame, pairs: np.ndarray) -> np.ndarray:
+def _flagged(evidence: pd.DataFrame, pairs: Ints) -> Flags:
     """Whether each of the sorted pair codes has an evidence row."""
     flags = np.zeros(len(pairs), bool)
     flags[_positions(evidence, pairs)[0]] = True
     return flags
 
 
-def _positions(evidence: pd.DataFrame, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _positions(evidence: pd.DataFrame, pairs: Ints) -> tuple[Ints, Flags]:
     """Positions in the sorted pair codes of the evidence rows found there, and which rows
     those are."""
     codes = evidence["pair"].to_numpy(np.int64)
@@ -738,22 +746,22 @@ def _positions(evidence: pd.DataFrame, pairs: np.ndarray) -> tuple[np.ndarray, n
 class _NameFacts:
     """What the name levels' conditions read, one value per pair."""
 
-    first_same: np.ndarray  # set on both sides and the same
-    last_same: np.ndarray
-    first_jw: np.ndarray  # Jaro-Winkler similarity (0 where unset)
-    last_jw: np.ndarray
-    last_near: np.ndarray  # last_jw >= JW_SAME
-    first_typo: np.ndarray  # different, one typo apart and alike (checked only where it can count)
-    last_typo: np.ndarray
-    nickname: np.ndarray  # first names of one nickname group (checked only where it can count)
-    initial: np.ndarray  # one first name an initial of the other (likewise)
-    sound_alike: np.ndarray  # last names sounding alike
-    swapped: np.ndarray  # first and last names swapped, both set
-    lookalike: np.ndarray  # full names look alike
-    first_known: np.ndarray  # set on both sides
-    last_known: np.ndarray
+    first_same: Flags  # set on both sides and the same
+    last_same: Flags
+    first_jw: Similarities  # Jaro-Winkler similarity (0 where unset)
+    last_jw: Similarities
+    last_near: Flags  # last_jw >= JW_SAME
+    first_typo: Flags  # different, one typo apart and alike (checked only where it can count)
+    last_typo: Flags
+    nickname: Flags  # first names of one nickname group (checked only where it can count)
+    initial: Flags  # one first name an initial of the other (likewise)
+    sound_alike: Flags  # last names sounding alike
+    swapped: Flags  # first and last names swapped, both set
+    lookalike: Flags  # full names look alike
+    first_known: Flags  # set on both sides
+    last_known: Flags
 
-    def names_conflict(self) -> np.ndarray:
+    def names_conflict(self) -> Flags:
         """A first or last name known on both sides disagrees (not the same, alike, a nickname
         or an initial; names not swapped or look-alikes)."""
         first = self.first_known & ~(self.first_same | (self.first_jw >= JW_CLOSE) | self.nickname
@@ -762,8 +770,8 @@ class _NameFacts:
         return (first | last) & ~self.swapped & ~self.lookalike
 
 
-def _name_facts(data: _Prepared, users: np.ndarray, contacts: np.ndarray,
-                lookalike: np.ndarray) -> _NameFacts:
+def _name_facts(data: _Prepared, users: Ints, contacts: Ints,
+                lookalike: Flags) -> _NameFacts:
     vocab = data.vocab
     uf, ul = data.user_first[users], data.user_last[users]
     cf, cl = data.contact_first[contacts], data.contact_last[contacts]
@@ -787,8 +795,8 @@ def _name_facts(data: _Prepared, users: np.ndarray, contacts: np.ndarray,
         first_known=(uf >= 0) & (cf >= 0), last_known=(ul >= 0) & (cl >= 0))
 
 
-def _name_levels(data: _Prepared, users: np.ndarray, contacts: np.ndarray,
-                 lookalike: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _name_levels(data: _Prepared, users: Ints, contacts: Ints,
+                 lookalike: Flags) -> tuple[Ints, Flags]:
     """Index into NAME_LEVELS for each pair, and whether the names conflict
     (_NameFacts.names_conflict)."""
     facts = _name_facts(data, users, contacts, lookalike)
@@ -798,8 +806,8 @@ def _name_levels(data: _Prepared, users: np.ndarray, contacts: np.ndarray,
     return levels, facts.names_conflict()
 
 
-def _by_distinct_pair(vocab: np.ndarray, a: np.ndarray, b: np.ndarray, func,
-                      where: np.ndarray | None = None) -> np.ndarray:
+def _by_distinct_pair(vocab: Texts, a: Ints, b: Ints, func: Callable[[Texts, Texts], npt.NDArray[Value]],
+                      where: Flags | None = None) -> npt.NDArray[Value]:
     """func(left names, right names) -> array, computed once per distinct pair of vocabulary
     codes (names repeat a lot) and spread back; False or 0 where a code is unset (-1) or
     `where` is False."""
@@ -811,33 +819,34 @@ def _by_distinct_pair(vocab: np.ndarray, a: np.ndarray, b: np.ndarray, func,
     return result
 
 
-def _jaro_winkler(vocab: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _jaro_winkler(vocab: Texts, a: Ints, b: Ints) -> Similarities:
     return _by_distinct_pair(vocab, a, b, _jw)
 
 
-def _jw(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def _jw(left: Texts, right: Texts) -> Similarities:
     if not len(left):
         return np.empty(0, np.float32)
     return process.cpdist(left, right, scorer=JaroWinkler.normalized_similarity,
                           dtype=np.float32, workers=-1)
 
 
-def _typo_apart(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def _typo_apart(left: Texts, right: Texts) -> Flags:
     """Different names one edit apart (Damerau, adjacent transpositions) and alike by
     Jaro-Winkler: the blocking deletions find all of these."""
     if not len(left):
         return np.empty(0, bool)
     edits = process.cpdist(left, right, scorer=OSA.distance, dtype=np.int32, workers=-1)
-    longest = np.fromiter((max(len(x), len(y)) for x, y in zip(left, right)), np.int64, len(left))
-    return (edits == 1) & (longest >= MIN_TYPO_LENGTH) & (_jw(left, right) >= JW_CLOSE)
+    longest = np.fromiter((max(len(x), len(y)) for x, y in zip(left, right, strict=True)), np.int64, len(left))
+    apart: Flags = (edits == 1) & (longest >= MIN_TYPO_LENGTH) & (_jw(left, right) >= JW_CLOSE)
+    return apart
 
 
-def _nickname_pair(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def _nickname_pair(left: Texts, right: Texts) -> Flags:
     return np.fromiter((x != y and bool(canonical_first_names(x) & canonical_first_names(y))
-                        for x, y in zip(left, right)), bool, len(left))
+                        for x, y in zip(left, right, strict=True)), bool, len(left))
 
 
-def _sound_alike(sound: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _sound_alike(sound: Texts, a: Ints, b: Ints) -> Flags:
     """Both codes set and the names' sound-alike keys equal."""
     ok = (a >= 0) & (b >= 0)
     result = np.zeros(len(a), bool)
@@ -845,10 +854,10 @@ def _sound_alike(sound: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return result
 
 
-def _initial_pair(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def _initial_pair(left: Texts, right: Texts) -> Flags:
     """One first name is a single letter, the other starts with it."""
     return np.fromiter(((len(x) == 1 or len(y) == 1) and x[0] == y[0]
-                        for x, y in zip(left, right)), bool, len(left))
+                        for x, y in zip(left, right, strict=True)), bool, len(left))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -890,7 +899,7 @@ def _reasons(data: _Prepared, scored: pd.DataFrame) -> list[str]:
     rows = zip(user_first[users], user_last[users], contact_first[contacts],
                contact_last[contacts], scored["name_level"].to_numpy(),
                scored["email_kind"].to_numpy(object), scored["contact_address"].to_numpy(object),
-               scored["email_detail"].to_numpy(object), scored["phone"].to_numpy())
+               scored["email_detail"].to_numpy(object), scored["phone"].to_numpy(), strict=True)
     reasons = []
     for uf, ul, cf, cl, name_level, email_kind, contact_address, detail, phone in rows:
         parts = [NAME_LEVELS[name_level].reason.format(p=_NamePair(uf, ul, cf, cl))]
@@ -963,7 +972,7 @@ def _lookalike_reason(user_label: str, user_text: str, contact_label: str,
 
 def _lookalike_characters(text: str, other: str) -> str:
     """"'а' CYRILLIC SMALL LETTER A for 'a'" for each place where the texts differ, case
-    ignored."""
+    ignored."""  # noqa: RUF002 - look-alike characters are the subject
     text, other = unicodedata.normalize("NFC", text), unicodedata.normalize("NFC", other)
     matcher = SequenceMatcher(None, [ch.casefold() for ch in text],
                               [ch.casefold() for ch in other], autojunk=False)
@@ -972,7 +981,7 @@ def _lookalike_characters(text: str, other: str) -> str:
         if tag == "equal":
             continue
         if i2 - i1 == j2 - j1:  # character for character
-            pieces += [(a, b) for a, b in zip(text[i1:i2], other[j1:j2])
+            pieces += [(a, b) for a, b in zip(text[i1:i2], other[j1:j2], strict=True)
                        if a.casefold() != b.casefold()]
         else:
             pieces.append((text[i1:i2], other[j1:j2]))

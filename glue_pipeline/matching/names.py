@@ -11,13 +11,16 @@ import re
 import unicodedata
 from collections.abc import Callable, Hashable, Iterable
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
+from glue_pipeline.matching import Texts
+
 # Letters NFKD does not decompose into a base letter plus a combining mark.
 _FOLD = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th",
-                       "ı": "i", "ħ": "h", "ŧ": "t"})
+                       "ı": "i", "ħ": "h", "ŧ": "t"})  # noqa: RUF001 - the letters folded
 
 
 def fold(text: str | None) -> str:
@@ -31,7 +34,10 @@ def fold(text: str | None) -> str:
     return bare.casefold().translate(_FOLD)
 
 
-def map_unique(func: Callable[[str], Hashable], values: Iterable) -> np.ndarray:
+Value = TypeVar("Value")
+
+
+def map_unique(func: Callable[[Value], Hashable], values: Iterable[Value]) -> Texts:
     """func applied to each distinct value once, as an object array aligned with `values`."""
     codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
     mapped = np.empty(len(uniques), dtype=object)
@@ -97,14 +103,15 @@ _LEGAL_BY_TOKENS: dict[tuple[str, ...], str] = {
 _LONGEST_FORM = max(len(tokens) for tokens in _LEGAL_BY_TOKENS)
 
 # Low-information words: kept in the core name, down-weighted when scoring.
-GENERIC_WORDS: frozenset[str] = frozenset("""
-    the and of group groep gruppe holding holdings services service solutions solution company
-    international intl global worldwide consulting consultants consultancy technologies
-    technology tech systems enterprises enterprise industries partners associates management
-    corporate trading ventures agency labs
-""".split())
+GENERIC_WORDS: frozenset[str] = frozenset([
+    "the", "and", "of", "group", "groep", "gruppe", "holding", "holdings", "services", "service",
+    "solutions", "solution", "company", "international", "intl", "global", "worldwide",
+    "consulting", "consultants", "consultancy", "technologies", "technology", "tech", "systems",
+    "enterprises", "enterprise", "industries", "partners", "associates", "management", "corporate",
+    "trading", "ventures", "agency", "labs",
+])
 
-_APOSTROPHES = re.compile(r"['’`´]")
+_APOSTROPHES = re.compile(r"['’`´]")  # noqa: RUF001 - the apostrophes names are written with
 _AMPERSAND = re.compile(r"\s*[&+]\s*")
 _NON_WORD = re.compile(r"[\W_]+")
 
@@ -333,18 +340,18 @@ WEAK_EMAIL_PATTERNS: frozenset[str] = frozenset({"first", "last"})
 
 def email_local_pattern_names(first: str | None, last: str | None) -> dict[str, str]:
     """Local part -> the pattern that produced it ('jsmith' -> 'flast'), strongest first."""
-    f, l = ascii_key(first), ascii_key(last)
+    fn, ln = ascii_key(first), ascii_key(last)
     candidates: list[tuple[str, str]] = []
-    if f and l:
+    if fn and ln:
         candidates += [
-            ("first.last", f"{f}.{l}"), ("firstlast", f + l), ("flast", f[0] + l),
-            ("f.last", f"{f[0]}.{l}"), ("last.first", f"{l}.{f}"), ("first_last", f"{f}_{l}"),
-            ("first-last", f"{f}-{l}"), ("firstl", f + l[0]), ("lastf", l + f[0]),
+            ("first.last", f"{fn}.{ln}"), ("firstlast", fn + ln), ("flast", fn[0] + ln),
+            ("f.last", f"{fn[0]}.{ln}"), ("last.first", f"{ln}.{fn}"), ("first_last", f"{fn}_{ln}"),
+            ("first-last", f"{fn}-{ln}"), ("firstl", fn + ln[0]), ("lastf", ln + fn[0]),
         ]
-    if f:
-        candidates.append(("first", f))
-    if l:
-        candidates.append(("last", l))
+    if fn:
+        candidates.append(("first", fn))
+    if ln:
+        candidates.append(("last", ln))
     patterns: dict[str, str] = {}
     for pattern, local in candidates:
         patterns.setdefault(local, pattern)

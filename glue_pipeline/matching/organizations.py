@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import pandas as pd
+
+from glue_pipeline import frames
 
 _SPACES = re.compile(r"\s+")
 
@@ -30,6 +34,14 @@ OPEN_STATUSES = ("suggested", "conflict", "unmatched")
 CLAIM_COLUMNS = ["organization_id", "tenant_id", "tenant_name"]
 
 
+class _Claim(NamedTuple):
+    """A row of claims (CLAIM_COLUMNS)."""
+
+    organization_id: int
+    tenant_id: str
+    tenant_name: str | None
+
+
 def same_named(organizations: pd.DataFrame, name: str) -> pd.DataFrame:
     """The organizations named `name`, case and spaces aside (`key`: the normalized names, when
     a batch computed them once)."""
@@ -45,7 +57,7 @@ def claimed_by(claims: pd.DataFrame | None, organization_id: int) -> pd.DataFram
 
 
 def describe_claims(claimed: pd.DataFrame) -> str:
-    return ", ".join(f"'{r.tenant_name or r.tenant_id}' ({r.tenant_id})" for r in claimed.itertuples(index=False))
+    return ", ".join(f"'{r.tenant_name or r.tenant_id}' ({r.tenant_id})" for r in frames.rows(claimed, _Claim))
 
 
 def conflict_reason(tenant_name: str, organization_id: int, organization_name: str,
@@ -57,7 +69,7 @@ def conflict_reason(tenant_name: str, organization_id: int, organization_name: s
 
 
 def match_organization(tenant_id: str, tenant_name: str, organizations: pd.DataFrame,
-                       recorded: dict | None, claims: pd.DataFrame | None = None) -> OrgMatch:
+                       recorded: Mapping[str, Any] | None, claims: pd.DataFrame | None = None) -> OrgMatch:
     """`organizations` has columns id, name (and optionally key: the normalized name, computed
     once for a batch of tenants); `recorded` is the tenant's tenant_matches row; `claims`
     (CLAIM_COLUMNS) the other tenants' matches. A recorded decision or match is kept; an

@@ -17,10 +17,15 @@ names of 4 characters or fewer must be equal ("ABC" is not "ABD").
 
 from __future__ import annotations
 
+from typing import NamedTuple, TypeAlias, TypedDict, cast
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from rapidfuzz import fuzz, process
 
+from glue_pipeline import frames
+from glue_pipeline.matching import Ints, Texts
 from glue_pipeline.matching.names import (
     company_key,
     core_without_generic,
@@ -49,13 +54,17 @@ DEFAULT_CHUNK_CELLS = 1 << 25  # cdist cells per chunk: 32 MiB as uint8
 DENSE_ROW_CELLS = 256  # a row with more candidates than this is ranked with argpartition
 DENSE_BATCH_ROWS = 64
 
-FREE_MAIL_DOMAINS: frozenset[str] = frozenset("""
-    gmail.com googlemail.com outlook.com hotmail.com hotmail.co.uk live.com msn.com yahoo.com
-    yahoo.co.uk ymail.com aol.com icloud.com me.com mac.com proton.me protonmail.com gmx.com
-    gmx.de gmx.net web.de mail.com yandex.com yandex.ru zoho.com fastmail.com t-online.de
-    orange.fr free.fr btinternet.com qq.com 163.com
-""".split())
+FREE_MAIL_DOMAINS: frozenset[str] = frozenset([
+    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.co.uk", "live.com",
+    "msn.com", "yahoo.com", "yahoo.co.uk", "ymail.com", "aol.com", "icloud.com", "me.com",
+    "mac.com", "proton.me", "protonmail.com", "gmx.com", "gmx.de", "gmx.net", "web.de", "mail.com",
+    "yandex.com", "yandex.ru", "zoho.com", "fastmail.com", "t-online.de", "orange.fr", "free.fr",
+    "btinternet.com", "qq.com", "163.com",
+])
 TENANT_DEFAULT_DOMAIN_SUFFIX = ".onmicrosoft.com"
+
+# cdist's scores of a chunk of tenants (rows) against the organizations (columns).
+Block: TypeAlias = npt.NDArray[np.uint8]
 
 
 def organization_table(organizations: pd.DataFrame) -> pd.DataFrame:
@@ -98,7 +107,7 @@ def suggest_organizations(tenants: pd.DataFrame, organizations: pd.DataFrame,
 def _company_table(names: pd.Series) -> pd.DataFrame:
     """core, form, distinct (distinctive words, sorted so word order does not count), generic."""
     keys = map_unique(_name_features, names.to_numpy())
-    core, form, distinct, generic = zip(*keys) if len(keys) else ((), (), (), ())
+    core, form, distinct, generic = zip(*keys, strict=True) if len(keys) else ((), (), (), ())
     return pd.DataFrame({"core": list(core), "form": list(form), "distinct": list(distinct),
                          "generic": list(generic)}, dtype=object)
 
@@ -118,9 +127,9 @@ def _name_evidence(tens: pd.DataFrame, orgs: pd.DataFrame, shortlist: int,
     long_t = np.setdiff1d(rest, short_t)
     long_o = np.flatnonzero(orgs["distinct"].str.len().to_numpy() > SHORT_NAME_LENGTH)
     short = _join_on(tens.iloc[short_t], orgs, "distinct")
-    fuzzy = _fuzzy_candidates(tens["distinct"].to_numpy()[long_t],
-                              orgs["distinct"].to_numpy()[long_o], shortlist, chunk_cells)
-    fuzzy = pd.DataFrame({"t": long_t[fuzzy[0]], "o": long_o[fuzzy[1]]})
+    queries, choices = _fuzzy_candidates(tens["distinct"].to_numpy()[long_t],
+                                         orgs["distinct"].to_numpy()[long_o], shortlist, chunk_cells)
+    fuzzy = pd.DataFrame({"t": long_t[queries], "o": long_o[choices]})
     pairs = pd.concat([exact, short, fuzzy], ignore_index=True)
     return _score_names(pairs, tens, orgs)
 
@@ -133,16 +142,17 @@ def _join_on(tens: pd.DataFrame, orgs: pd.DataFrame, column: str) -> pd.DataFram
     return joined[["t", "o"]]
 
 
-def _fuzzy_candidates(queries: np.ndarray, choices: np.ndarray, shortlist: int,
-                      chunk_cells: int) -> tuple[np.ndarray, np.ndarray]:
+def _fuzzy_candidates(queries: Texts, choices: Texts, shortlist: int,
+                      chunk_cells: int) -> tuple[Ints, Ints]:
     """(query index, choice index) of each query's best `shortlist` choices above the cutoff,
     ties going to the lower choice index; cdist runs over chunks of queries."""
     if len(queries) == 0 or len(choices) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     rows_per_chunk = max(1, chunk_cells // len(choices))
-    found_q, found_c = [], []
+    found_q: list[Ints] = []
+    found_c: list[Ints] = []
     for start in range(0, len(queries), rows_per_chunk):
-        block = process.cdist(queries[start:start + rows_per_chunk], choices, scorer=fuzz.ratio,
+        block: Block = process.cdist(queries[start:start + rows_per_chunk], choices, scorer=fuzz.ratio,
                               score_cutoff=FUZZY_CUTOFF, dtype=np.uint8, workers=-1)
         rows, cols = _top_cells(block, shortlist)
         found_q.append(rows + start)
@@ -150,7 +160,7 @@ def _fuzzy_candidates(queries: np.ndarray, choices: np.ndarray, shortlist: int,
     return np.concatenate(found_q), np.concatenate(found_c)
 
 
-def _top_cells(block: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+def _top_cells(block: Block, limit: int) -> tuple[Ints, Ints]:
     """Row and column of each row's best `limit` non-zero cells (score descending, then column
     ascending). Rows are independent of each other, so chunking does not change the result."""
     dense = np.flatnonzero(np.count_nonzero(block, axis=1) > DENSE_ROW_CELLS)
@@ -161,13 +171,13 @@ def _top_cells(block: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
     return np.r_[rows[keep], dense_rows], np.r_[cols[keep], dense_cols]
 
 
-def _top_cells_of_dense_rows(block: np.ndarray, rows: np.ndarray,
-                             limit: int) -> tuple[np.ndarray, np.ndarray]:
+def _top_cells_of_dense_rows(block: Block, rows: Ints, limit: int) -> tuple[Ints, Ints]:
     """Rows with many candidates (many similar names): argpartition on score and column packed
     into one int64, a few rows at a time to bound the memory."""
     width = block.shape[1]
     take = min(limit, width)
-    found_rows, found_cols = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    found_rows: list[Ints] = [np.empty(0, np.int64)]
+    found_cols: list[Ints] = [np.empty(0, np.int64)]
     for start in range(0, len(rows), DENSE_BATCH_ROWS):
         batch = rows[start:start + DENSE_BATCH_ROWS]
         scores = block[batch]
@@ -179,7 +189,7 @@ def _top_cells_of_dense_rows(block: np.ndarray, rows: np.ndarray,
     return np.concatenate(found_rows), np.concatenate(found_cols)
 
 
-def _nonzero_cells(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _nonzero_cells(block: Block) -> tuple[Ints, Ints]:
     """Row and column of the non-zero cells of a uint8 matrix. The cutoff leaves it very sparse,
     so it is scanned eight cells at a time (as uint64 words): ten times faster than np.nonzero."""
     flat = block.reshape(-1)
@@ -188,16 +198,16 @@ def _nonzero_cells(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cells = (words[:, None] * 8 + np.arange(8)).reshape(-1)
     cells = np.concatenate([cells, np.arange(whole, flat.size)])
     cells = cells[flat[cells] > 0]
-    return np.divmod(cells, block.shape[1])
+    rows, cols = np.divmod(cells, block.shape[1])
+    return rows, cols
 
 
-def _best_per_row(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray,
-                  limit: int) -> np.ndarray:
+def _best_per_row(rows: Ints, cols: Ints, scores: npt.NDArray[np.uint8], limit: int) -> Ints:
     """Indices of the best `limit` cells per row: score descending, then column ascending."""
-    order = np.lexsort((cols, -scores.astype(np.int16), rows))
+    order: Ints = np.lexsort((cols, -scores.astype(np.int16), rows))
     sorted_rows = rows[order]
     group_start = np.r_[0, np.flatnonzero(np.diff(sorted_rows)) + 1]
-    rank = np.arange(len(order)) - np.repeat(group_start, np.diff(np.r_[group_start, len(order)]))
+    rank: Ints = np.arange(len(order)) - np.repeat(group_start, np.diff(np.r_[group_start, len(order)]))
     return order[rank < limit]
 
 
@@ -209,10 +219,10 @@ def _score_names(pairs: pd.DataFrame, tens: pd.DataFrame, orgs: pd.DataFrame) ->
     similarity = process.cpdist(tens["distinct"].to_numpy()[t], orgs["distinct"].to_numpy()[o],
                                 scorer=fuzz.ratio, workers=-1) if len(pairs) else np.empty(0)
     t_generic, o_generic = tens["generic"].to_numpy()[t], orgs["generic"].to_numpy()[o]
-    generic_diff = np.fromiter((len(a ^ b) for a, b in zip(t_generic, o_generic)), np.int64,
+    generic_diff = np.fromiter((len(a ^ b) for a, b in zip(t_generic, o_generic, strict=True)), np.int64,
                                len(pairs))
     forms_ok = np.fromiter((legal_forms_compatible(a, b) for a, b in
-                            zip(tens["form"].to_numpy()[t], orgs["form"].to_numpy()[o])), bool,
+                            zip(tens["form"].to_numpy()[t], orgs["form"].to_numpy()[o], strict=True)), np.bool_,
                            len(pairs))
     penalty = (np.minimum(generic_diff * GENERIC_WORD_PENALTY, MAX_GENERIC_PENALTY)
                + np.where(forms_ok, 0, LEGAL_FORM_PENALTY))
@@ -235,7 +245,7 @@ def _domain_evidence(tenants: pd.DataFrame, organization_domains: pd.DataFrame,
                          "domain": _clean_domains(organization_domains["domain"]).to_numpy(),
                          "contacts": (organization_domains["contacts"].to_numpy()
                                       if "contacts" in organization_domains else 1)})
-    used = used.groupby(["organization_id", "domain"], as_index=False)["contacts"].sum()
+    used = used.groupby(["organization_id", "domain"], as_index=False)[["contacts"]].sum()
     positions = pd.DataFrame({"organization_id": orgs["organization_id"].to_numpy(),
                               "o": np.arange(len(orgs))})
     used = used.merge(positions, on="organization_id")[["o", "domain", "contacts"]]
@@ -246,7 +256,7 @@ def _domain_evidence(tenants: pd.DataFrame, organization_domains: pd.DataFrame,
         return pd.DataFrame({"t": np.empty(0, np.int64), "o": np.empty(0, np.int64),
                              "contacts": np.empty(0, np.int64), "domains": np.empty(0, object),
                              "domain_score": np.empty(0, np.int64)})
-    hits["pair"] = list(zip(hits["domain"], hits["contacts"]))
+    hits["pair"] = list(zip(hits["domain"], hits["contacts"], strict=True))
     grouped = hits.groupby(["t", "o"], as_index=False).agg(contacts=("contacts", "sum"),
                                                           domains=("pair", list))
     grouped["domain_score"] = np.minimum(
@@ -265,14 +275,15 @@ def domain_evidence_index(organization_domains: pd.DataFrame) -> dict[str, list[
                           "organization_id": organization_domains["organization_id"].astype(int),
                           "contacts": (organization_domains["contacts"].astype(int)
                                        if "contacts" in organization_domains else 1)})
-    frame = frame.groupby(["domain", "organization_id"], as_index=False)["contacts"].sum()
+    frame = frame.groupby(["domain", "organization_id"], as_index=False)[["contacts"]].sum()
     index: dict[str, list[list[int]]] = {}
     for domain, organization_id, contacts in frame.itertuples(index=False):
         index.setdefault(domain, []).append([int(organization_id), int(contacts)])
     return index
 
 
-def domain_evidence_of(index: dict[str, list[list[int]]], domains: list[str]) -> list:
+def domain_evidence_of(index: dict[str, list[list[int]]],
+                       domains: list[str]) -> list[list[str | list[list[int]]]]:
     """The evidence the tenant's verified domains meet, in a stable order."""
     cleaned = sorted(set(_clean_domains(pd.Series(domains, dtype=object))))
     return [[domain, index.get(domain, [])] for domain in cleaned]
@@ -307,8 +318,7 @@ def _suggestion_frame(top: pd.DataFrame, tenants: pd.DataFrame, tens: pd.DataFra
                       orgs: pd.DataFrame) -> pd.DataFrame:
     t, o = top["t"].to_numpy(int), top["o"].to_numpy(int)
     reasons = [_reasons(row, tenant, org) for row, tenant, org in
-               zip(top.itertuples(index=False), tens.iloc[t].to_dict("records"),
-                   orgs.iloc[o].to_dict("records"))]
+               zip(frames.rows(top, _Ranked), _features(tens.iloc[t]), _features(orgs.iloc[o]), strict=True)]
     return pd.DataFrame({
         "tenant_id": _take(tenants["tenant_id"], t),
         "rank": top["rank"].to_numpy(np.int64),
@@ -319,12 +329,33 @@ def _suggestion_frame(top: pd.DataFrame, tenants: pd.DataFrame, tens: pd.DataFra
     }, columns=SUGGESTION_COLUMNS)
 
 
-def _take(column: pd.Series, positions: np.ndarray) -> pd.Series:
+def _take(column: pd.Series, positions: Ints) -> pd.Series:
     """Values at positions, keeping the column's dtype (also when there are none)."""
     return column.take(positions).reset_index(drop=True)
 
 
-def _reasons(row, tenant: dict, org: dict) -> str:
+class _Ranked(NamedTuple):
+    """What the reasons read of a row of _top_k's table."""
+
+    name_score: float  # NaN without name evidence
+    similarity: float
+    domains: object  # [(domain, contacts)], NaN without domain evidence
+
+
+class _Features(TypedDict):
+    """A row of _company_table (organization_table's has more columns)."""
+
+    core: str
+    form: str | None
+    distinct: str
+    generic: frozenset[str]
+
+
+def _features(table: pd.DataFrame) -> list[_Features]:
+    return cast("list[_Features]", table.to_dict("records"))
+
+
+def _reasons(row: _Ranked, tenant: _Features, org: _Features) -> str:
     parts = []
     if not pd.isna(row.name_score):
         parts += _name_reasons(row.similarity, tenant, org)
@@ -334,7 +365,7 @@ def _reasons(row, tenant: dict, org: dict) -> str:
     return "; ".join(parts)
 
 
-def _name_reasons(similarity: float, tenant: dict, org: dict) -> list[str]:
+def _name_reasons(similarity: float, tenant: _Features, org: _Features) -> list[str]:
     if tenant["core"] == org["core"]:
         parts = [f"same name after normalisation ('{org['core']}')"]
     elif similarity >= 100:
