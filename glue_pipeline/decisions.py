@@ -7,16 +7,31 @@ from __future__ import annotations
 
 import getpass
 from contextlib import AbstractContextManager
+from typing import NotRequired, TypedDict, TypeVar
 
 from glue_pipeline.matching.suggest import strong_suggestion_threshold as STRONG_SUGGESTION
 from glue_pipeline.store.decisions import DecisionStore, recording_decision
 from glue_pipeline.store.engine import Engine
+from glue_pipeline.store.rows import Row
+
+T = TypeVar("T")
 
 ACTIONS = ("accept", "match", "ignore", "unignore", "create_organization", "link_user", "approve_create")
 
 
 class DecisionError(ValueError):
     """A decision that cannot be recorded; the message says why and what to do instead."""
+
+
+class Decided(TypedDict):
+    """What a recorded decision names, for the operator: the tenant's name, and the organization,
+    user or contact the decision is about."""
+
+    tenant: str | None  # None for a tenant discovery saw without a name
+    organization_id: NotRequired[int]
+    organization: NotRequired[str]
+    user_id: NotRequired[str]
+    contact_id: NotRequired[int]
 
 
 def default_actor() -> str:
@@ -26,7 +41,7 @@ def default_actor() -> str:
         return "unknown"
 
 
-def resolve_tenant(store: DecisionStore, ref: str) -> dict:
+def resolve_tenant(store: DecisionStore, ref: str) -> Row:
     """A tenant by id, or by display name (case and spaces ignored)."""
     tenant = store.tenant(ref)
     if tenant:
@@ -41,7 +56,7 @@ def resolve_tenant(store: DecisionStore, ref: str) -> dict:
                         "list` shows them (tenants appear after their first sync)")
 
 
-def resolve_organization(store: DecisionStore, ref: str | int) -> dict:
+def resolve_organization(store: DecisionStore, ref: str | int) -> Row:
     """An organization by id, or by name (case and spaces ignored)."""
     if isinstance(ref, int) or str(ref).isdigit():
         org = store.organization(int(ref))
@@ -61,7 +76,7 @@ def _recording(engine: Engine, by: str | None) -> AbstractContextManager[Decisio
     return recording_decision(engine, by or default_actor())
 
 
-def accept_suggestion(engine: Engine, tenant_ref: str, rank: int = 1, by: str | None = None) -> dict:
+def accept_suggestion(engine: Engine, tenant_ref: str, rank: int = 1, by: str | None = None) -> Decided:
     """Match the tenant to its suggestion of this rank (1 = best)."""
     with _recording(engine, by) as store:
         tenant = resolve_tenant(store, tenant_ref)
@@ -76,7 +91,7 @@ def accept_suggestion(engine: Engine, tenant_ref: str, rank: int = 1, by: str | 
                 "organization": suggestion["organization_name"]}
 
 
-def match_tenant(engine: Engine, tenant_ref: str, organization_ref: str | int, by: str | None = None) -> dict:
+def match_tenant(engine: Engine, tenant_ref: str, organization_ref: str | int, by: str | None = None) -> Decided:
     """Match (or re-match) the tenant to an organization given by id or name."""
     with _recording(engine, by) as store:
         tenant = resolve_tenant(store, tenant_ref)
@@ -86,7 +101,7 @@ def match_tenant(engine: Engine, tenant_ref: str, organization_ref: str | int, b
         return {"tenant": tenant["display_name"], "organization_id": org["id"], "organization": org["name"]}
 
 
-def ignore_tenant(engine: Engine, tenant_ref: str, by: str | None = None) -> dict:
+def ignore_tenant(engine: Engine, tenant_ref: str, by: str | None = None) -> Decided:
     with _recording(engine, by) as store:
         tenant = resolve_tenant(store, tenant_ref)
         store.set_match(tenant["tenant_id"], "ignored", None, "manual")
@@ -94,7 +109,7 @@ def ignore_tenant(engine: Engine, tenant_ref: str, by: str | None = None) -> dic
         return {"tenant": tenant["display_name"]}
 
 
-def unignore_tenant(engine: Engine, tenant_ref: str, by: str | None = None) -> dict:
+def unignore_tenant(engine: Engine, tenant_ref: str, by: str | None = None) -> Decided:
     """The tenant goes back to the rules: exact name, then suggestions, at its next sync."""
     with _recording(engine, by) as store:
         tenant = resolve_tenant(store, tenant_ref)
@@ -103,7 +118,7 @@ def unignore_tenant(engine: Engine, tenant_ref: str, by: str | None = None) -> d
         return {"tenant": tenant["display_name"]}
 
 
-def create_organization(engine: Engine, tenant_ref: str, by: str | None = None, force: bool = False) -> dict:
+def create_organization(engine: Engine, tenant_ref: str, by: str | None = None, force: bool = False) -> Decided:
     """Create an organization named after the tenant and match the tenant to it. Refused while an
     organization has the name or a strong suggestion exists, unless forced."""
     with _recording(engine, by) as store:
@@ -118,7 +133,7 @@ def create_organization(engine: Engine, tenant_ref: str, by: str | None = None, 
         return {"tenant": name, "organization_id": org_id, "organization": name}
 
 
-def _refuse_duplicate_organization(store: DecisionStore, tenant: dict, name: str) -> None:
+def _refuse_duplicate_organization(store: DecisionStore, tenant: Row, name: str) -> None:
     same = store.organizations_named(name)
     if same:
         raise DecisionError(f"organization {same[0]['id']} '{same[0]['name']}' already has this name: match "
@@ -132,7 +147,7 @@ def _refuse_duplicate_organization(store: DecisionStore, tenant: dict, name: str
                             "new one")
 
 
-def link_user(engine: Engine, tenant_ref: str, user_id: str, contact_id: int, by: str | None = None) -> dict:
+def link_user(engine: Engine, tenant_ref: str, user_id: str, contact_id: int, by: str | None = None) -> Decided:
     """Link a Microsoft user to an existing contact of the tenant's organization."""
     with _recording(engine, by) as store:
         tenant = resolve_tenant(store, tenant_ref)
@@ -147,7 +162,7 @@ def link_user(engine: Engine, tenant_ref: str, user_id: str, contact_id: int, by
         return {"tenant": tenant["display_name"], "user_id": user_id, "contact_id": contact_id}
 
 
-def approve_create(engine: Engine, tenant_ref: str, user_id: str, by: str | None = None) -> dict:
+def approve_create(engine: Engine, tenant_ref: str, user_id: str, by: str | None = None) -> Decided:
     """Create a contact for a held user even though it looks like an existing one."""
     with _recording(engine, by) as store:
         tenant = resolve_tenant(store, tenant_ref)
@@ -158,7 +173,7 @@ def approve_create(engine: Engine, tenant_ref: str, user_id: str, by: str | None
         return {"tenant": tenant["display_name"], "user_id": user_id}
 
 
-def _matched_organization(store: DecisionStore, tenant: dict) -> int:
+def _matched_organization(store: DecisionStore, tenant: Row) -> int:
     match = store.match(tenant["tenant_id"])
     if match is None or match["status"] != "matched":
         raise DecisionError(f"tenant '{tenant['display_name']}' is not matched to an organization yet: "
@@ -174,9 +189,9 @@ def _require_known_user(store: DecisionStore, tenant_id: str, user_id: str) -> N
 
 def apply_decision(engine: Engine, action: str, tenant: str, organization: str | None = None,
                    rank: int = 1, user_id: str | None = None, contact_id: int | None = None,
-                   force: bool = False, by: str | None = None) -> dict:
+                   force: bool = False, by: str | None = None) -> Decided:
     """One entry point for every decision (the Dagster job and scripts use it)."""
-    def need(value: object, name: str) -> object:
+    def need(value: T | None, name: str) -> T:
         if value in (None, ""):
             raise DecisionError(f"action '{action}' needs {name}")
         return value
@@ -184,7 +199,7 @@ def apply_decision(engine: Engine, action: str, tenant: str, organization: str |
     if action == "accept":
         return accept_suggestion(engine, tenant, rank, by)
     if action == "match":
-        return match_tenant(engine, tenant, need(organization, "organization"), by)  # type: ignore[arg-type]
+        return match_tenant(engine, tenant, need(organization, "organization"), by)
     if action == "ignore":
         return ignore_tenant(engine, tenant, by)
     if action == "unignore":
@@ -192,7 +207,7 @@ def apply_decision(engine: Engine, action: str, tenant: str, organization: str |
     if action == "create_organization":
         return create_organization(engine, tenant, by, force)
     if action == "link_user":
-        return link_user(engine, tenant, str(need(user_id, "user_id")), int(need(contact_id, "contact_id")), by)  # type: ignore[arg-type]
+        return link_user(engine, tenant, str(need(user_id, "user_id")), int(need(contact_id, "contact_id")), by)
     if action == "approve_create":
         return approve_create(engine, tenant, str(need(user_id, "user_id")), by)
     raise DecisionError(f"unknown action '{action}': use one of {', '.join(ACTIONS)}")

@@ -5,10 +5,12 @@ whether reports conceal names, and whether each endpoint the sync reads can be r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 import jwt
 import pandas as pd
 
+from glue_pipeline import frames
 from glue_pipeline.extract import (
     CONCEALED_FIX,
     MAILBOX_REPORT,
@@ -35,8 +37,9 @@ TENANT_ROLES = {
 ENTRA_ROLE = ("AuditLog.Read.All", "read last sign-in (signInActivity); sync option entra")
 REPORT_SETTINGS_ROLE = ("ReportSettings.ReadWrite.All", "switch off report name concealment; sync option "
                                                         "fix_concealed_reports")
-ENDPOINTS = [("organization", {}), ("users", {"$top": 1, "$select": "id"}),
-             ("subscribedSkus", {})]
+Params = dict[str, str | int]  # a Graph request's query parameters
+ENDPOINTS: list[tuple[str, Params]] = [("organization", {}), ("users", {"$top": 1, "$select": "id"}),
+                                       ("subscribedSkus", {})]
 COLUMNS = ["source", "tenant", "tenant_id", "check", "status", "detail", "fix"]
 
 
@@ -50,10 +53,16 @@ class Finding:
     detail: str = ""
     fix: str = ""
 
-    def row(self) -> dict:
+    def row(self) -> dict[str, str]:
         return {"source": self.source, "tenant": self.tenant, "tenant_id": self.tenant_id,
                 "check": self.check, "status": "OK" if self.ok else "problem", "detail": self.detail,
                 "fix": self.fix}
+
+
+class _MakeFinding(Protocol):
+    """Makes the finding of one check of one tenant (check_tenant's `finding`)."""
+
+    def __call__(self, check: str, ok: bool, detail: str = "", fix: str = "") -> Finding: ...
 
 
 def required_roles(options: SyncOptions) -> dict[str, str]:
@@ -93,7 +102,7 @@ def check_tenant(client: GraphClient, source: str, tenant_id: str, name: str,
     return findings
 
 
-def _endpoint(finding, client: GraphClient, tenant_id: str, path: str, params: dict) -> Finding:  # type: ignore[no-untyped-def]
+def _endpoint(finding: _MakeFinding, client: GraphClient, tenant_id: str, path: str, params: Params) -> Finding:
     try:
         client.request(tenant_id, path, params)
         return finding(f"read {path}", True)
@@ -101,7 +110,7 @@ def _endpoint(finding, client: GraphClient, tenant_id: str, path: str, params: d
         return finding(f"read {path}", False, f"{exc.code}: {exc.message}", exc.fix)
 
 
-def _reports(finding, client: GraphClient, tenant_id: str) -> Finding:  # type: ignore[no-untyped-def]
+def _reports(finding: _MakeFinding, client: GraphClient, tenant_id: str) -> Finding:
     try:
         report = parse_mailbox_report(client.get_report_csv(tenant_id, MAILBOX_REPORT))
     except GraphError as exc:
@@ -130,6 +139,14 @@ def check_partner(client: GraphClient) -> list[Finding]:
         for role, reason in PARTNER_ROLES.items()]
 
 
+class _Tenant(NamedTuple):
+    """A row of discover_tenants' frame."""
+
+    tenant_id: str
+    display_name: str | None
+    data_source: str
+
+
 def diagnose(client: GraphClient, direct: list[tuple[str, str]], partner: bool,
              options: SyncOptions) -> pd.DataFrame:
     """Every check for the partner app and each tenant it (or a direct-login source) reaches."""
@@ -141,7 +158,7 @@ def diagnose(client: GraphClient, direct: list[tuple[str, str]], partner: bool,
                                 "list customers", False, f"{exc.code}: {exc.message}", exc.fix))
         tenants = discover_tenants(client, direct, partner=False)
     needed = required_roles(options)
-    for row in tenants.itertuples(index=False):
+    for row in frames.rows(tenants, _Tenant):
         findings += check_tenant(client, row.data_source, row.tenant_id,
                                  row.display_name or row.tenant_id, needed)
     return pd.DataFrame([f.row() for f in findings], columns=COLUMNS)

@@ -20,9 +20,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
+from pandas.api.typing import NAType
 
+from glue_pipeline import frames
 from glue_pipeline.cache import TenantCache
 from glue_pipeline.extract import TenantExtract, discover_tenants, extract_tenant
 from glue_pipeline.graph.client import GraphClient
@@ -49,7 +52,8 @@ from glue_pipeline.store.engine import (
     store_error,
     write_transaction,
 )
-from glue_pipeline.store.runs import start_run
+from glue_pipeline.store.rows import Row
+from glue_pipeline.store.runs import TenantResult, start_run
 from glue_pipeline.store.writer import ContactCounts, LogEntry, utcnow
 from glue_pipeline.tables import Published, publish
 
@@ -57,13 +61,20 @@ log = logging.getLogger(__name__)
 
 
 def tenant_result(tenant_id: str, status: str, organization_id: int | None = None, users: int = 0,
-                  counts: ContactCounts | None = None, error: str | None = None) -> dict:
+                  counts: ContactCounts | None = None, error: str | None = None) -> TenantResult:
     """A tenant's result in a run: its sync_results row but for the run id and the time, and the
     counts of its outcome's summary."""
     c = counts or ContactCounts()
     return {"tenant_id": tenant_id, "status": status, "organization_id": organization_id, "users": users,
             "created": c.created, "updated": c.updated, "unchanged": c.unchanged, "held": c.held,
             "skipped": c.skipped, "error": error}
+
+
+class TenantSummary(TenantResult):
+    """A tenant's outcome as a run reports it: its result, its name and its match's status."""
+
+    display_name: str
+    match_status: str | None
 
 
 @dataclass
@@ -80,11 +91,11 @@ class TenantOutcome:
     transient: bool = False  # failed on throttling, server errors or the network: worth a retry
     unchanged: bool = False  # nothing changed since its last sync, so nothing was planned or written
 
-    def result(self) -> dict:
+    def result(self) -> TenantResult:
         return tenant_result(self.tenant_id, self.status, self.match.organization_id if self.match else None,
                              self.users, self.counts, self.error)
 
-    def summary(self) -> dict:
+    def summary(self) -> TenantSummary:
         return {"tenant_id": self.tenant_id, "display_name": self.display_name, "status": self.status,
                 "match_status": self.match.status if self.match else None, **self.result()}
 
@@ -128,7 +139,7 @@ def discover_into(engine: Engine, client: GraphClient) -> list[str]:
     return list(frame["tenant_id"])
 
 
-def tenant_row(engine: Engine, tenant_id: str) -> dict:
+def tenant_row(engine: Engine, tenant_id: str) -> Row:
     """The tenant as discovery last saw it (name, relationship); a bare row if never discovered."""
     with read_transaction(engine) as conn:
         row = writer.read_tenant(conn, tenant_id)
@@ -149,7 +160,7 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
         if tables:
             outcome.report = publish(tables, tenant_id, ctx.tables_dir)
         return outcome
-    except Exception as exc:  # noqa: BLE001 - any failure of one tenant must not stop the others
+    except Exception as exc:  # any failure of one tenant must not stop the others
         message = failure_message(exc, ctx.engine)
         if not isinstance(exc, GraphError) and store_error(exc, _url(ctx.engine)) is None:
             log.exception("unexpected failure for tenant %s", tenant_id)
@@ -184,7 +195,7 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:300]}"
 
 
-def _fingerprint(ctx: SyncContext, extract: TenantExtract, extract_digest: str, store_version: list,
+def _fingerprint(ctx: SyncContext, extract: TenantExtract, extract_digest: str, store_version: list[list[str]],
                  match_status: str) -> str:
     """What a tenant's plan reads: its Microsoft data and options, its store rows, and for a
     tenant without a match the organizations' names and the domain evidence its domains meet
@@ -194,24 +205,28 @@ def _fingerprint(ctx: SyncContext, extract: TenantExtract, extract_digest: str, 
     return hashlib.sha256((extract_digest + json.dumps([store_version, against])).encode()).hexdigest()
 
 
+# The version of a tenant's store rows (writer.read_store_version), and its sync state's fingerprint.
+_Inputs = tuple[list[list[str]], str | None]
+
+
 @dataclass
 class _Draft:
     """A tenant's plan and what it was made from: the recorded match, and `inputs` (the version
     of the tenant's and `organization_id`'s store rows, and the tenant's sync state).
     `unchanged`: the fingerprint matched, nothing is to be planned."""
 
-    recorded: dict | None
+    recorded: Row | None
     organization_id: int | None
-    inputs: tuple
-    state: dict | None
+    inputs: _Inputs
+    state: Row | None
     unchanged: bool = False
     org: OrganizationPlan | None = None
     skips: pd.Series | None = None
     contacts: ContactPlan | None = None  # for a matched tenant
 
 
-def _inputs(conn: Connection, tenant_id: str, organization_id: int | None, state: dict | None) -> tuple:
-    return writer.read_store_version(conn, tenant_id, organization_id), state and state["fingerprint"]
+def _inputs(conn: Connection, tenant_id: str, organization_id: int | None, state: Row | None) -> _Inputs:
+    return writer.read_store_version(conn, tenant_id, organization_id), state["fingerprint"] if state else None
 
 
 def _draft(conn: Connection, ctx: SyncContext, extract: TenantExtract, digest: str, now: datetime) -> _Draft:
@@ -229,18 +244,19 @@ def _draft(conn: Connection, ctx: SyncContext, extract: TenantExtract, digest: s
     org = plan_organization(extract, ctx.organizations, ctx.organization_domains, recorded,
                             ctx.organization_names, claims)
     organization_id = org.match.organization_id
+    skips = skip_reasons(extract, ctx.options)
     draft = _Draft(recorded, organization_id, _inputs(conn, tenant_id, organization_id, state), state, org=org,
-                   skips=skip_reasons(extract, ctx.options))
+                   skips=skips)
     if org.match.status == "matched":
         assert organization_id is not None
         index = writer.read_contact_index(conn, organization_id, tenant_id)
-        draft.contacts = plan_contacts(extract, ctx.options, draft.skips, index.emails, index.linked,
+        draft.contacts = plan_contacts(extract, ctx.options, skips, index.emails, index.linked,
                                        writer.read_contact_decisions(conn, tenant_id),
                                        writer.read_org_contacts(conn, organization_id), now, index.foreign)
     return draft
 
 
-def _kept(recorded: dict | None, organizations: pd.DataFrame) -> bool:
+def _kept(recorded: Row | None, organizations: pd.DataFrame) -> bool:
     """A recorded decision stands whatever other tenants are matched to."""
     if not recorded or recorded["status"] not in ("matched", "ignored"):
         return False
@@ -263,7 +279,7 @@ def _still_holds(conn: Connection, draft: _Draft, tenant_id: str) -> bool:
         _inputs(conn, tenant_id, draft.organization_id, writer.read_sync_state(conn, tenant_id)) == draft.inputs
 
 
-def _write_tenant(ctx: SyncContext, known: dict,
+def _write_tenant(ctx: SyncContext, known: Row,
                   extract: TenantExtract) -> tuple[TenantOutcome, dict[str, pd.DataFrame]]:
     """Match and write one tenant in one transaction, under the tenant's lock; the outcome and
     its tables (none when the tenant was unchanged). When the users changed, the plan is made
@@ -330,7 +346,7 @@ def _write_tenant(ctx: SyncContext, known: dict,
     return outcome, _tables(extract, org, plan, counts)
 
 
-def _record_unchanged(conn: Connection, ctx: SyncContext, extract: TenantExtract, recorded: dict, state: dict,
+def _record_unchanged(conn: Connection, ctx: SyncContext, extract: TenantExtract, recorded: Row, state: Row,
                       now: datetime) -> TenantOutcome:
     """Record a tenant whose inputs are as in its last sync: its result then still holds."""
     counts = ContactCounts(unchanged=state["contacts"], held=state["held"], skipped=state["skipped"])
@@ -345,10 +361,20 @@ def _record_unchanged(conn: Connection, ctx: SyncContext, extract: TenantExtract
                          counts, unchanged=True)
 
 
+class _Held(NamedTuple):
+    """A row of a plan's matches held back for an analyst (MATCH_COLUMNS)."""
+
+    user_id: str
+    user_principal_name: str
+    action: str  # ambiguous | held
+    contact_id: float | NAType | None  # the contact in question, if any (NaN or NA: none)
+    reason: str
+
+
 def _write_contacts(conn: Connection, extract: TenantExtract, organization_id: int, plan: ContactPlan,
                     now: datetime) -> ContactCounts:
     counts = writer.apply_contacts(conn, organization_id, plan.writes, now)
-    for row in plan.matches[plan.matches["action"].isin(["ambiguous", "held"])].itertuples(index=False):
+    for row in frames.rows(plan.matches[plan.matches["action"].isin(["ambiguous", "held"])], _Held):
         counts.held += 1
         contact_id = None if pd.isna(row.contact_id) else int(row.contact_id)
         counts.log.append(LogEntry("warning", f"contact_{row.action}",
@@ -398,7 +424,7 @@ def record_failure(engine: Engine, run_id: str, tenant_id: str, message: str) ->
     """The tenant's failure in the store (its result and log); its fingerprint is forgotten."""
     try:
         runs.record_failed_tenant(engine, run_id, tenant_result(tenant_id, "failed", error=message))
-    except Exception as exc:  # noqa: BLE001 - the store itself may be the failure; the run still reports it
+    except Exception as exc:  # the store itself may be the failure; the run still reports it
         gone = store_error(exc, _url(engine))
         if gone is None:
             log.exception("could not record the failure of tenant %s in the store", tenant_id)

@@ -8,6 +8,7 @@ row values (customers' data) into messages or logs.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ from sqlalchemy.exc import (
     NoSuchModuleError,
     OperationalError,
 )
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from glue_pipeline.settings import ConfigError, folder_problem
 
@@ -54,7 +56,7 @@ def _sqlite_immediate_transactions(engine: Engine) -> None:
     """Emit SQLite's BEGIN ourselves: IMMEDIATE for write transactions, deferred for reads."""
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA journal_mode=WAL")
         # In WAL mode NORMAL never corrupts the file and loses no commit when a process dies;
@@ -63,7 +65,7 @@ def _sqlite_immediate_transactions(engine: Engine) -> None:
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
     @event.listens_for(engine, "begin")
-    def _begin(connection) -> None:  # type: ignore[no-untyped-def]
+    def _begin(connection: Connection) -> None:
         writing = connection.get_execution_options().get(WRITE_OPTION)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 

@@ -4,13 +4,28 @@ failed tenant leaves in the store."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypedDict
 
 from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
 
 from glue_pipeline.store.engine import write_transaction
-from glue_pipeline.store.rows import Row
 from glue_pipeline.store.schema import sync_results, sync_runs
 from glue_pipeline.store.writer import LogEntry, forget_sync_state, utcnow, write_log
+
+
+class TenantResult(TypedDict):
+    """A tenant's sync_results row but for the run id and the time it finished."""
+
+    tenant_id: str
+    status: str  # synced | held | failed
+    organization_id: int | None
+    users: int
+    created: int
+    updated: int
+    unchanged: int
+    held: int
+    skipped: int
+    error: str | None  # a failed tenant's
 
 
 def start_run(engine: Engine, run_id: str, tenants_total: int) -> None:
@@ -32,18 +47,20 @@ def finish_run(engine: Engine, run_id: str, tenants_total: int, tenants_failed: 
             tenants_total=tenants_total, tenants_failed=tenants_failed))
 
 
-def write_result(conn: Connection, run_id: str, result: Row, now: datetime) -> None:
+def write_result(conn: Connection, run_id: str, result: TenantResult, now: datetime) -> None:
     """The tenant's outcome in this run (a re-run of the same run id replaces it)."""
     conn.execute(delete(sync_results).where(and_(sync_results.c.run_id == run_id,
                                                  sync_results.c.tenant_id == result["tenant_id"])))
     conn.execute(insert(sync_results).values(run_id=run_id, **result, finished_at=now))
 
 
-def record_failed_tenant(engine: Engine, run_id: str, result: Row) -> None:
+def record_failed_tenant(engine: Engine, run_id: str, result: TenantResult) -> None:
     """A failed tenant's result and its error in the log, in one transaction; its sync state is
     forgotten, so that its next sync plans and writes it in full."""
+    error = result["error"]
+    assert error is not None, "a failed tenant's result names its error"  # sync_log.message is NOT NULL
     now = utcnow()
     with write_transaction(engine) as conn:
         forget_sync_state(conn, result["tenant_id"])
-        write_log(conn, run_id, result["tenant_id"], [LogEntry("error", "tenant_failed", result["error"])], now)
+        write_log(conn, run_id, result["tenant_id"], [LogEntry("error", "tenant_failed", error)], now)
         write_result(conn, run_id, result, now)

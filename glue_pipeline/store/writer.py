@@ -11,14 +11,16 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import NamedTuple, SupportsInt, TypedDict
 
 import pandas as pd
-from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, delete, func, insert, select, update
 
-from glue_pipeline.mapping import ContactFields
+from glue_pipeline import frames
+from glue_pipeline.mapping import ContactFields, Overlay
 from glue_pipeline.matching.organizations import OrgMatch
-from glue_pipeline.store.rows import first_row
+from glue_pipeline.store.rows import Row, first_row
 from glue_pipeline.store.schema import (
     contact_decisions,
     contact_emails,
@@ -39,7 +41,7 @@ OVERLAY_COMPARED = [c.name for c in contact_microsoft.columns if c.name != "cont
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -51,6 +53,16 @@ class LogEntry:
     user_id: str | None = None
 
 
+class DifferenceRow(TypedDict):
+    """A field where a contact and Microsoft differed, as the differences table lists it."""
+
+    contact_id: int
+    user_id: str
+    field: str
+    store_value: str | None
+    microsoft_value: str | None
+
+
 @dataclass
 class ContactCounts:
     created: int = 0
@@ -60,7 +72,7 @@ class ContactCounts:
     skipped: int = 0
     removed: int = 0
     log: list[LogEntry] = field(default_factory=list)
-    differences: list[dict] = field(default_factory=list)
+    differences: list[DifferenceRow] = field(default_factory=list)
 
 
 def lock_tenant(conn: Connection, key: str) -> None:
@@ -81,11 +93,11 @@ TENANT_DETAILS = ("display_name", "default_domain", "initial_domain", "relations
                   "verified_domains", "reports_concealed")
 
 
-def read_tenant(conn: Connection, tenant_id: str) -> dict | None:
+def read_tenant(conn: Connection, tenant_id: str) -> Row | None:
     return first_row(conn, select(tenants).where(tenants.c.tenant_id == tenant_id))
 
 
-def upsert_tenant(conn: Connection, row: dict, now: datetime) -> None:
+def upsert_tenant(conn: Connection, row: Row, now: datetime) -> None:
     values = {k: row[k] for k in TENANT_DETAILS if k in row}
     done = conn.execute(update(tenants).where(tenants.c.tenant_id == row["tenant_id"])
                         .values(**values, last_seen_at=now, vanished_at=None)).rowcount
@@ -94,11 +106,11 @@ def upsert_tenant(conn: Connection, row: dict, now: datetime) -> None:
                                             last_seen_at=now))
 
 
-def read_recorded_match(conn: Connection, tenant_id: str) -> dict | None:
+def read_recorded_match(conn: Connection, tenant_id: str) -> Row | None:
     return first_row(conn, select(tenant_matches).where(tenant_matches.c.tenant_id == tenant_id))
 
 
-def record_match(conn: Connection, match: OrgMatch, recorded: dict | None, now: datetime) -> None:
+def record_match(conn: Connection, match: OrgMatch, recorded: Row | None, now: datetime) -> None:
     """Store the rule's result; a decision already recorded is left as it is."""
     values = {"organization_id": match.organization_id, "status": match.status, "method": match.method}
     if recorded is None:
@@ -113,7 +125,7 @@ def replace_licenses(conn: Connection, tenant_id: str, organization_id: int | No
     """The tenant's license table mirrors Microsoft: rows are rewritten only when they differ
     (deleted and inserted again, in two statements whatever their number)."""
     wanted = {r["sku_id"]: {**r, "tenant_id": tenant_id, "organization_id": organization_id}
-              for r in frame.to_dict("records")}
+              for r in frames.records(frame)}
     current = {r.sku_id: dict(r._mapping) for r in
                conn.execute(select(licenses).where(licenses.c.tenant_id == tenant_id))}
     fresh = [row for sku_id, row in wanted.items()
@@ -174,12 +186,12 @@ class ContactWrite:
     user_id: str
     contact_id: int | None  # None: create
     fields: ContactFields
-    overlay: dict
+    overlay: Overlay
     decided: bool = False  # linked by an analyst's decision: may take the contact from another user
 
 
-def _rows_by_contact(conn: Connection, table, contact_ids: list[int]) -> dict[int, list[dict]]:
-    out: dict[int, list[dict]] = {}
+def _rows_by_contact(conn: Connection, table: Table, contact_ids: list[int]) -> dict[int, list[Row]]:
+    out: dict[int, list[Row]] = {}
     for start in range(0, len(contact_ids), 500):
         chunk = contact_ids[start:start + 500]
         for row in conn.execute(select(table).where(table.c.contact_id.in_(chunk))):
@@ -220,8 +232,10 @@ def _create_contacts(conn: Connection, organization_id: int, writes: list[Contac
              "created_at": now, "updated_at": now} for w in writes]
     ids = conn.execute(insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True),
                        rows).scalars().all()
-    emails, phones, overlays = [], [], []
-    for contact_id, write in zip(ids, writes):
+    emails: list[Row] = []
+    phones: list[Row] = []
+    overlays: list[Row] = []
+    for contact_id, write in zip(ids, writes, strict=True):
         write.contact_id = contact_id
         emails += [{"contact_id": contact_id, "value": v, "label": label, "is_primary": primary}
                    for v, label, primary in _email_rows(write.fields)]
@@ -249,13 +263,14 @@ class _BulkWrites:
     a tenant's writes cost a handful of round trips, not one per row."""
 
     def __init__(self) -> None:
-        self._inserts: dict[tuple, list[dict]] = defaultdict(list)
-        self._updates: dict[tuple, list[dict]] = defaultdict(list)
+        # (table, columns) and (table, key, columns) -> the rows of one statement
+        self._inserts: dict[tuple[Table, tuple[str, ...]], list[Row]] = defaultdict(list)
+        self._updates: dict[tuple[Table, str, tuple[str, ...]], list[Row]] = defaultdict(list)
 
-    def insert(self, table: Table, row: dict) -> None:
+    def insert(self, table: Table, row: Row) -> None:
         self._inserts[(table, tuple(sorted(row)))].append(row)
 
-    def update(self, table: Table, key: str, key_value: object, values: dict) -> None:
+    def update(self, table: Table, key: str, key_value: object, values: Row) -> None:
         self._updates[(table, key, tuple(sorted(values)))].append(
             {"k_": key_value, **{f"v_{name}": value for name, value in values.items()}})
 
@@ -272,7 +287,9 @@ def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime
                      counts: ContactCounts) -> None:
     if not writes:
         return
-    ids = [w.contact_id for w in writes]
+    # apply_contacts passes only writes to existing contacts: each has its id.
+    existing = [(w.contact_id, w) for w in writes if w.contact_id is not None]
+    ids = [cid for cid, _ in existing]
     current = {r.id: dict(r._mapping) for r in
                conn.execute(select(contacts).where(contacts.c.id.in_(ids)))}
     emails = _rows_by_contact(conn, contact_emails, ids)
@@ -280,8 +297,7 @@ def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime
     overlays = {rows[0]["contact_id"]: rows[0]
                 for rows in _rows_by_contact(conn, contact_microsoft, ids).values()}
     bulk = _BulkWrites()
-    for write in writes:
-        cid = write.contact_id
+    for cid, write in existing:
         if _owned_by_another(overlays.get(cid), write):
             counts.held += 1
             counts.log.append(LogEntry("error", "contact_held", f"contact {cid} is linked to another "
@@ -297,14 +313,13 @@ def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime
             fields = sorted({d.field for d in diffs})
             counts.log.append(LogEntry("info", "contact_updated", f"updated {', '.join(fields)}",
                                        cid, write.user_id))
-            counts.differences += [{"contact_id": cid, "user_id": write.user_id, **d.as_dict()}
-                                   for d in diffs]
+            counts.differences += [d.row(cid, write.user_id) for d in diffs]
         else:
             counts.unchanged += 1
     bulk.flush(conn)
 
 
-def _owned_by_another(overlay: dict | None, write: ContactWrite) -> bool:
+def _owned_by_another(overlay: Row | None, write: ContactWrite) -> bool:
     """The contact follows another Microsoft user (of any tenant), and no analyst's decision
     moves it: the last guard of tenant isolation, after matching."""
     if overlay is None or write.decided:
@@ -320,16 +335,16 @@ class Difference:
     store_value: object
     microsoft_value: object
 
-    def as_dict(self) -> dict:
-        return {"field": self.field, "store_value": _text(self.store_value),
-                "microsoft_value": _text(self.microsoft_value)}
+    def row(self, contact_id: int, user_id: str) -> DifferenceRow:
+        return {"contact_id": contact_id, "user_id": user_id, "field": self.field,
+                "store_value": _text(self.store_value), "microsoft_value": _text(self.microsoft_value)}
 
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _update_scalars(bulk: _BulkWrites, cid: int, current: dict, fields: ContactFields) -> list[Difference]:
+def _update_scalars(bulk: _BulkWrites, cid: int, current: Row, fields: ContactFields) -> list[Difference]:
     # A value Microsoft leaves empty does not erase what the store holds.
     values = {k: v for k, v in fields.scalar_fields().items() if v is not None and current.get(k) != v}
     if values:
@@ -337,7 +352,7 @@ def _update_scalars(bulk: _BulkWrites, cid: int, current: dict, fields: ContactF
     return [Difference(k, current.get(k), v) for k, v in values.items()]
 
 
-def _sync_emails(bulk: _BulkWrites, cid: int, current: list[dict],
+def _sync_emails(bulk: _BulkWrites, cid: int, current: list[Row],
                  fields: ContactFields) -> list[Difference]:
     """Microsoft's addresses are added, the UPN becomes primary; no address is removed."""
     by_value = {row["value"].lower(): row for row in current}
@@ -362,7 +377,7 @@ def _sync_emails(bulk: _BulkWrites, cid: int, current: list[dict],
     return diffs
 
 
-def _sync_phones(bulk: _BulkWrites, cid: int, current: list[dict],
+def _sync_phones(bulk: _BulkWrites, cid: int, current: list[Row],
                  fields: ContactFields) -> list[Difference]:
     """One phone per mapped label (Work, Mobile) follows Microsoft; other phones stay."""
     by_label = {row["label"]: row for row in current}
@@ -379,7 +394,7 @@ def _sync_phones(bulk: _BulkWrites, cid: int, current: list[dict],
     return diffs
 
 
-def _sync_overlay(bulk: _BulkWrites, cid: int, current: dict | None, overlay: dict) -> list[Difference]:
+def _sync_overlay(bulk: _BulkWrites, cid: int, current: Row | None, overlay: Overlay) -> list[Difference]:
     if current is None:
         bulk.insert(contact_microsoft, {"contact_id": cid, **overlay})
         return [Difference("microsoft link", None, overlay["user_principal_name"])]
@@ -424,7 +439,7 @@ def record_discovered_tenants(conn: Connection, frame: pd.DataFrame, now: dateti
     Returns the ids of tenants that vanished in this discovery.
     """
     lock_tenant(conn, "discovery")  # two discoveries at once would both insert a new tenant
-    rows = [{k: None if pd.isna(v) else v for k, v in row.items()} for row in frame.to_dict("records")]
+    rows = [{k: None if pd.isna(v) else v for k, v in row.items()} for row in frames.records(frame)]
     if rows:
         # Update first, then insert the tenants not there yet: the first statement writes, so on
         # SQLite a concurrent discovery waits for the lock rather than failing to upgrade a read.
@@ -480,6 +495,16 @@ def read_contact_decisions(conn: Connection, tenant_id: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["user_id", "action", "contact_id"])
 
 
+class _Suggestion(NamedTuple):
+    """A row of a plan's suggestions (rank, organization_id, organization_name, score, reasons)."""
+
+    rank: SupportsInt
+    organization_id: SupportsInt
+    organization_name: str
+    score: float
+    reasons: str
+
+
 def replace_suggestions(conn: Connection, tenant_id: str, suggestions: pd.DataFrame) -> None:
     """The tenant's current suggestions, best first (none once it is matched or ignored)."""
     current = conn.execute(select(tenant_suggestions.c.rank, tenant_suggestions.c.organization_id,
@@ -487,8 +512,8 @@ def replace_suggestions(conn: Connection, tenant_id: str, suggestions: pd.DataFr
                            .where(tenant_suggestions.c.tenant_id == tenant_id)
                            .order_by(tenant_suggestions.c.rank)).all()
     rows = [{"tenant_id": tenant_id, "rank": int(r.rank), "organization_id": int(r.organization_id),
-             "organization_name": r.organization_name, "score": int(round(r.score)),
-             "reasons": r.reasons} for r in suggestions.itertuples(index=False)]
+             "organization_name": r.organization_name, "score": round(r.score),
+             "reasons": r.reasons} for r in frames.rows(suggestions, _Suggestion)]
     if [tuple(c) for c in current] == [(r["rank"], r["organization_id"], r["score"], r["reasons"])
                                        for r in rows]:
         return
@@ -497,7 +522,7 @@ def replace_suggestions(conn: Connection, tenant_id: str, suggestions: pd.DataFr
         conn.execute(insert(tenant_suggestions), rows)
 
 
-def replace_held_users(conn: Connection, tenant_id: str, rows: list[dict], now: datetime) -> None:
+def replace_held_users(conn: Connection, tenant_id: str, rows: list[dict[str, str | None]], now: datetime) -> None:
     """The users the tenant's latest sync held back, with the reason."""
     current = {r.user_id: (r.reason, r.candidate_contact_ids) for r in conn.execute(
         select(held_users).where(held_users.c.tenant_id == tenant_id))}
@@ -525,12 +550,12 @@ def read_org_contacts(conn: Connection, organization_id: int) -> pd.DataFrame:
     return frame
 
 
-def read_store_version(conn: Connection, tenant_id: str, organization_id: int | None) -> list:
+def read_store_version(conn: Connection, tenant_id: str, organization_id: int | None) -> list[list[str]]:
     """What a tenant's plan reads from the store, summarised: its recorded match, its analysts'
     contact decisions, and its organization's contacts, emails, phones and Microsoft links
     (counts, highest ids, latest edits), or for a tenant without an organization, the other
     tenants matched to the organizations it was suggested. Any edit there changes it."""
-    def summary(key, *columns) -> list:  # type: ignore[no-untyped-def]
+    def summary(key: ColumnElement[bool], *columns: ColumnElement[object]) -> list[str]:
         row = conn.execute(select(func.count(), *[func.max(c) for c in columns]).where(key)).one()
         return [str(v) for v in row]
 
@@ -558,11 +583,11 @@ def read_store_version(conn: Connection, tenant_id: str, organization_id: int | 
     return version
 
 
-def read_sync_state(conn: Connection, tenant_id: str) -> dict | None:
+def read_sync_state(conn: Connection, tenant_id: str) -> Row | None:
     return first_row(conn, select(tenant_sync_state).where(tenant_sync_state.c.tenant_id == tenant_id))
 
 
-def save_sync_state(conn: Connection, row: dict) -> None:
+def save_sync_state(conn: Connection, row: Row) -> None:
     forget_sync_state(conn, row["tenant_id"])
     conn.execute(insert(tenant_sync_state).values(**row))
 
