@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export DAGSTER_HOME ?= $(CURDIR)/var/dagster
+# The store, tables, cache and Dagster instance (DAGSTER_HOME) default to var/, or GLUE_VAR_DIR.
 
 .PHONY: install demo test ui clean
 

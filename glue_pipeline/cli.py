@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO
 
 import click
 
@@ -15,8 +19,16 @@ from glue_pipeline.render import echo, markdown_table, terminal_text
 from glue_pipeline.sandbox.world import WorldError
 from glue_pipeline.settings import ConfigError, default_var_dir, store_url_from_env
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy import Engine
 
-def _fail(message: str) -> None:
+    from glue_pipeline.report import SyncSummary
+    from glue_pipeline.runner import RunOutcome
+    from glue_pipeline.sandbox.world import World
+
+
+def _fail(message: str) -> NoReturn:
     raise click.ClickException(terminal_text(message, multiline=True))
 
 
@@ -28,7 +40,7 @@ class _Failure(click.ClickException):
         super().__init__(terminal_text(message, multiline=True))
         self.detail = detail
 
-    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+    def show(self, file: IO[Any] | None = None) -> None:
         super().show(file)
         if self.detail:
             echo(f"cause (--verbose):\n{self.detail.rstrip()}", err=True)
@@ -69,15 +81,15 @@ class _OneLine(logging.Formatter):
         return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
-class _Stderr(logging.StreamHandler):
+class _Stderr(logging.StreamHandler[TextIO]):
     """Writes to whatever sys.stderr is when a record comes (click's test runner swaps it)."""
 
-    @property  # type: ignore[override]
-    def stream(self):  # type: ignore[no-untyped-def]
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, _value) -> None:  # type: ignore[no-untyped-def]
+    def stream(self, _value: TextIO) -> None:
         pass
 
 
@@ -130,7 +142,7 @@ def sandbox_world(seed: int, tenants: int, users: int, revoked: int, direct: int
          f"{len(world.store.organizations)} organizations, {len(world.store.contacts)} contacts")
 
 
-def _load_or_generate(world_path: str | None, seed: int, tenants: int, users: int):  # type: ignore[no-untyped-def]
+def _load_or_generate(world_path: str | None, seed: int, tenants: int, users: int) -> World:
     from glue_pipeline.sandbox.generate import generate_world
     from glue_pipeline.sandbox.world import load_world
 
@@ -230,31 +242,27 @@ def store_status() -> None:
 @main.command(help="Discover tenants and sync them all in one run, or sync the given tenants.")
 @click.option("--tenant", "tenant_ids", multiple=True, help="Sync only this tenant id (repeatable).")
 def sync(tenant_ids: tuple[str, ...]) -> None:
-    from glue_pipeline.definitions import GlueResource
-    from glue_pipeline.options import config_path
+    from glue_pipeline.defs.resources import check_settings
     from glue_pipeline.report import format_summary, next_steps, summarize
     from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
-    from glue_pipeline.settings import settings_from_env
-    from glue_pipeline.sources import load_direct_sources
     from glue_pipeline.store.engine import store_identity
 
-    settings = settings_from_env()
-    GlueResource().sync_options()
-    load_direct_sources(config_path())
+    check_settings()  # as the runs will check them, before anything is written
     engine = _engine(writes=True)
-    identity = store_identity(settings.store_url)
+    store_url = store_url_from_env()
+    identity = store_identity(store_url)
     instance = get_instance()
     if not tenant_ids:
         discovery = run_discovery(instance)
         if not discovery.success:
-            _confirm_store(settings.store_url, identity, [])
+            _confirm_store(store_url, identity, [])
             raise _Failure(f"discovery failed (run {discovery.run_id}): {discovery.error}",
                            discovery.detail if _verbose() else None)
     try:
         runs = run_sync(instance, list(tenant_ids) or None, show_progress=True)
     except ValueError as exc:
         _fail(str(exc))
-    _confirm_store(settings.store_url, identity, runs)
+    _confirm_store(store_url, identity, runs)
     run_overview(instance)
     summary = summarize(engine, [r.run_id for r in runs])
     echo(format_summary(summary))
@@ -265,7 +273,18 @@ def sync(tenant_ids: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
-def _echo_run_errors(runs, summary) -> None:  # type: ignore[no-untyped-def]
+@contextmanager
+def _resources() -> Iterator[Any]:
+    """The runs' resources, set up here as a run sets them up; every other setting is checked
+    first, so that a bad one is refused before the store is touched."""
+    from glue_pipeline.defs.resources import check_settings, ready_resources
+
+    check_settings()
+    with ready_resources() as ready:
+        yield ready
+
+
+def _echo_run_errors(runs: list[RunOutcome], summary: SyncSummary) -> None:
     """A run that failed before any tenant finished says why (tenant errors are in the summary)."""
     if summary.tenants == 0:
         for run in runs:
@@ -275,7 +294,7 @@ def _echo_run_errors(runs, summary) -> None:  # type: ignore[no-untyped-def]
                     echo(f"cause (--verbose):\n{run.detail.rstrip()}", err=True)
 
 
-def _confirm_store(url: str, identity: object, runs) -> None:  # type: ignore[no-untyped-def]
+def _confirm_store(url: str, identity: object, runs: list[RunOutcome]) -> None:
     """A store deleted, dropped or unreachable while the runs went on ends the sync with that
     cause and the tenants it did not get (their summary, kept in the store, is out of reach)."""
     from glue_pipeline.store.engine import confirm_same_store
@@ -300,7 +319,7 @@ def match() -> None:
     pass
 
 
-def _engine(writes: bool = False):  # type: ignore[no-untyped-def]
+def _engine(writes: bool = False) -> Engine:
     """The store, checked once (it answers, has its tables, and takes writes when the command
     writes): a ConfigError naming GLUE_STORE_URL, what failed and the fix otherwise."""
     from glue_pipeline.store.migrate import check_store
@@ -308,7 +327,7 @@ def _engine(writes: bool = False):  # type: ignore[no-untyped-def]
     return check_store(store_url_from_env(), writes=writes)
 
 
-def _table(frame) -> str:  # type: ignore[no-untyped-def]
+def _table(frame: pd.DataFrame) -> str:
     return markdown_table(frame, aligned=True)
 
 
@@ -409,10 +428,10 @@ def source() -> None:
 
 @source.command("list", help="Every data source and whether it is connected.")
 def source_list() -> None:
-    from glue_pipeline.options import config_path
-    from glue_pipeline.sources import PARTNER_SOURCE, disconnected_sources, load_direct_sources
+    from glue_pipeline.defs.resources import configured_sources
+    from glue_pipeline.sources import PARTNER_SOURCE, disconnected_sources
 
-    sources = load_direct_sources(config_path())
+    sources = configured_sources()
     off = disconnected_sources(_engine())
     echo(f"{PARTNER_SOURCE}: partner app ({'disconnected' if PARTNER_SOURCE in off else 'connected'})")
     for item in sources:
@@ -437,10 +456,10 @@ def source_connect(name: str) -> None:
 
 
 def _known_source(name: str) -> str:
-    from glue_pipeline.options import config_path
-    from glue_pipeline.sources import PARTNER_SOURCE, load_direct_sources
+    from glue_pipeline.defs.resources import configured_sources
+    from glue_pipeline.sources import PARTNER_SOURCE
 
-    names = [PARTNER_SOURCE] + [s.name for s in load_direct_sources(config_path())]
+    names = [PARTNER_SOURCE] + [s.name for s in configured_sources()]
     if name not in names:
         _fail(f"no data source is named '{name}': the sources are {', '.join(names)}")
     return name
@@ -448,16 +467,10 @@ def _known_source(name: str) -> str:
 
 @main.command(help="Check credentials, permissions, reports and endpoints for every tenant.")
 def doctor() -> None:
-    from glue_pipeline.definitions import GlueResource
-    from glue_pipeline.doctor import diagnose
-    from glue_pipeline.sources import PARTNER_SOURCE, disconnected_sources
+    from glue_pipeline.defs.doctor import doctor_report
 
-    glue = GlueResource()
-    settings, options = glue.settings(), glue.sync_options()
-    engine = _engine()
-    sources = glue.direct_sources(engine)
-    report = diagnose(glue.client(settings, sources), [(s.name, s.tenant_id) for s in sources],
-                      PARTNER_SOURCE not in disconnected_sources(engine), options)
+    with _resources() as ready:
+        report = doctor_report(ready.graph, ready.sync)
     problems = report[report["status"] != "OK"]
     echo(_table(report.drop(columns=["tenant_id"])))
     echo(f"\n{len(problems)} problem(s) in {len(report)} checks"
@@ -506,11 +519,9 @@ def ui(port: int) -> None:
     with Sandbox(SandboxConfig(world=world), state_dir=var_dir / "sandbox") as server:
         env = {**os.environ, **sandbox_env(server, world), "DAGSTER_HOME": str(home)}
         echo(f"sandbox at {server.base_url}; Dagster UI at http://127.0.0.1:{port} (Ctrl-C stops both)")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             subprocess.run([sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"),
                             "-h", "127.0.0.1", "-p", str(port)], env=env, cwd=root, check=False)
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from glue_pipeline.render import echo
 from glue_pipeline.report import contact_count, format_summary, next_steps, summarize
@@ -30,10 +31,10 @@ def sandbox_env(sandbox: Sandbox, world: World) -> dict[str, str]:
     }
 
 
-def sandbox_settings(sandbox: Sandbox, world: World, **overrides: object) -> GraphSettings:
+def sandbox_settings(sandbox: Sandbox, world: World, **overrides: Any) -> GraphSettings:
     """Graph settings for a running sandbox, read the way the pipeline reads them (from the
     environment `sandbox_env` gives), with any field overridden."""
-    return replace(graph_settings_from_env(sandbox_env(sandbox, world)), **overrides)  # type: ignore[arg-type]
+    return replace(graph_settings_from_env(sandbox_env(sandbox, world)), **overrides)
 
 
 def demo_world(var_dir: Path, seed: int, tenants: int, users: int) -> World:
@@ -56,7 +57,7 @@ def run_demo(seed: int = 7, tenants: int = 24, users: int = 1500) -> int:
     before = contact_count(engine)
     instance = get_instance()
     with Sandbox(SandboxConfig(world=world), state_dir=var_dir / "sandbox") as sandbox:
-        os.environ.update(sandbox_env(sandbox, world))
+        os.environ.update(sandbox_env(sandbox, world))  # where the runs' resources find Graph
         echo(f"sandbox: {sandbox.base_url} ({len(world.tenants)} tenants, {world.user_count} users; "
              f"CA {sandbox.ca_file})")
         discovery = run_discovery(instance)
@@ -75,6 +76,6 @@ def run_demo(seed: int = 7, tenants: int = 24, users: int = 1500) -> int:
     for step in next_steps(engine):
         echo(f"next: {step}")
     echo(f"store: {store_url}")
-    echo(f"Dagster instance: {os.environ['DAGSTER_HOME']} (runs {', '.join(r.run_id for r in runs)})")
+    echo(f"Dagster instance: {instance.root_directory} (runs {', '.join(r.run_id for r in runs)})")
     echo("open the UI: make ui  (then http://127.0.0.1:3000)")
     return 0

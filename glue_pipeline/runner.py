@@ -2,7 +2,9 @@
 sync of all tenants (one run over the partition range) or of chosen tenants (one run each).
 
 The runs execute in this process but are recorded in the instance under DAGSTER_HOME, so the
-UI shows them, their logs and the per-tenant partitions exactly as for scheduled runs.
+UI shows them, their logs and the per-tenant partitions exactly as for scheduled runs. Each run
+takes its jobs from definitions built at the call, so its resources read the environment as it
+is then (defs/resources.py).
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+from dagster_shared.error import SerializableErrorInfo
 from filelock import FileLock, Timeout
 from sqlalchemy.engine import make_url
 
-from glue_pipeline.definitions import TENANTS, all_tenants_run_request, defs
+from glue_pipeline.defs.definitions import build_defs
+from glue_pipeline.defs.partitions import all_tenants_run_request, tenant_keys
+from glue_pipeline.defs.resources import glue_resources
 from glue_pipeline.settings import PROJECT_ROOT, ConfigError, default_var_dir, folder_problem
 
 POSTGRES_INSTANCE_VARS = ("DAGSTER_PG_URL",)
@@ -105,35 +110,41 @@ class RunOutcome:
     materialized: list[str] = field(default_factory=list)  # tenants whose partition was materialized
 
 
-def _run_config(show_progress: bool) -> dict:
-    """Progress on the terminal when asked. Dagster's console log is kept quiet: failures reach
-    the terminal through the summary read from the store, and the full event log is in the
-    instance, shown by the UI."""
-    return {"resources": {"glue": {"config": {"show_progress": show_progress}}},
-            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# Dagster's console log is kept quiet: failures reach the terminal through the summary read from
+# the store, and the full event log is in the instance, shown by the UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def _job(name: str, show_progress: bool = False) -> dg.JobDefinition:
+    """The job, with resources built from the environment as it is now (progress on the
+    terminal when asked)."""
+    return build_defs(glue_resources(show_progress=show_progress)).resolve_job_def(name)
+
+
+def _run_job(instance: dg.DagsterInstance, name: str) -> RunOutcome:
+    """A run of a job without partitions."""
+    result = _job(name).execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+    return _outcome(result, [])
 
 
 def run_discovery(instance: dg.DagsterInstance) -> RunOutcome:
-    result = defs.resolve_job_def("discover_tenants").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=_run_config(False))
-    return _outcome(result, [])
+    return _run_job(instance, "discover_tenants")
 
 
 def _outcome(result: dg.ExecuteInProcessResult, tenant_ids: list[str]) -> RunOutcome:
     failures = result.get_step_failure_events()
-    return RunOutcome(result.run_id, result.success, tenant_ids, _run_error(result),
-                      failures[0].step_failure_data.error.to_string() if failures else None,
+    error = failures[0].step_failure_data.error if failures else None
+    return RunOutcome(result.run_id, result.success, tenant_ids, _run_error(error),
+                      error.to_string() if error else None,
                       [e.partition for e in result.get_asset_materialization_events() if e.partition])
 
 
-def _run_error(result: dg.ExecuteInProcessResult) -> str | None:
+def _run_error(error: SerializableErrorInfo | None) -> str | None:
     """The first step failure's message (for a sync run: which tenants failed and why)."""
-    failures = result.get_step_failure_events()
-    if not failures:
+    if error is None:
         return None
-    error = failures[0].step_failure_data.error
     # Dagster wraps what the step raised; the cause carries our message.
-    while error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
+    while error.cause is not None and "DagsterExecutionStepExecutionError" in (error.cls_name or ""):
         error = error.cause
     # The project's own errors are written for operators: their class path adds nothing.
     return re.sub(r"^glue_pipeline(\.\w+)+: ", "", error.message.strip())
@@ -142,15 +153,15 @@ def _run_error(result: dg.ExecuteInProcessResult) -> str | None:
 def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
              show_progress: bool = False) -> list[RunOutcome]:
     """Sync every known tenant in one run, or the given tenants in one run each."""
-    job = defs.resolve_job_def("sync_tenants")
+    job = _job("sync_tenants", show_progress)
     if tenant_ids is None:
         request = all_tenants_run_request(instance)
         if isinstance(request, dg.SkipReason):
             return []
         result = job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False,
-                                        run_config=_run_config(show_progress))
-        return [_outcome(result, list(instance.get_dynamic_partitions(TENANTS.name)))]
-    known = set(instance.get_dynamic_partitions(TENANTS.name))
+                                        run_config=QUIET)
+        return [_outcome(result, list(tenant_keys(instance)))]
+    known = set(tenant_keys(instance))
     unknown = [t for t in tenant_ids if t not in known]
     if unknown:
         raise ValueError(f"unknown tenant(s) {', '.join(unknown)}: run discovery first "
@@ -158,13 +169,11 @@ def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
     outcomes = []
     for tenant_id in tenant_ids:
         result = job.execute_in_process(instance=instance, partition_key=tenant_id, raise_on_error=False,
-                                        run_config=_run_config(show_progress))
+                                        run_config=QUIET)
         outcomes.append(_outcome(result, [tenant_id]))
     return outcomes
 
 
 def run_overview(instance: dg.DagsterInstance) -> RunOutcome:
     """Rebuild the tables across all tenants and run their asset checks."""
-    result = defs.resolve_job_def("refresh_overview").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=_run_config(False))
-    return _outcome(result, [])
+    return _run_job(instance, "refresh_overview")

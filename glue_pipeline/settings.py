@@ -186,12 +186,16 @@ def cache_dir_from_env(environ: dict[str, str] | None = None) -> Path:
     return Path(environ.get("GLUE_CACHE_DIR", "").strip() or default_var_dir() / "cache")
 
 
+def sync_processes_from_env(environ: dict[str, str] | None = None) -> int:
+    """GLUE_SYNC_PROCESSES: the worker processes a large sync spreads its tenants over."""
+    return _positive_int("GLUE_SYNC_PROCESSES", os.cpu_count() or 1, dict(os.environ if environ is None else environ))
+
+
 def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
     return Settings(
         graph=graph_settings_from_env(environ),
         store_url=store_url_from_env(environ),
         data_dir=data_dir_from_env(environ),
         cache_dir=cache_dir_from_env(environ),
-        sync_processes=_positive_int("GLUE_SYNC_PROCESSES", os.cpu_count() or 1,
-                                     dict(os.environ if environ is None else environ)),
+        sync_processes=sync_processes_from_env(environ),
     )

@@ -15,13 +15,15 @@ takes them again. A worker whose parent has died stops after the tenants in hand
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
 import threading
 from collections import deque
 from dataclasses import dataclass, replace
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import SpawnContext
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -95,23 +97,22 @@ class _Worker:
     that dies loses exactly those. (A shared queue would not do: a process killed while holding
     the queue's lock would block every other worker.)"""
 
-    def __init__(self, mp, spec: SyncSpec, threads: int, number: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, mp: SpawnContext, spec: SyncSpec, threads: int, number: int) -> None:
         self.conn, child = mp.Pipe()
         self.process = mp.Process(target=_worker_main, args=(spec, threads, child), daemon=True,
                                   name=f"glue-sync-worker-{number}")
         self.process.start()
         child.close()
-        self.threads, self.holding, self.alive = threads, set(), True
+        self.threads, self.alive = threads, True
+        self.holding: set[str] = set()
 
-    def give(self, pending: deque) -> None:
+    def give(self, pending: deque[str]) -> None:
         """The next pending tenant, or a stop sign for one of its threads when none is left."""
         tenant_id = pending.popleft() if pending else None
         if tenant_id is not None:
             self.holding.add(tenant_id)
-        try:
+        with contextlib.suppress(OSError):  # it has died: its tenants are lost when its pipe closes
             self.conn.send(tenant_id)
-        except OSError:  # it has died; its tenants are counted as lost when its pipe closes
-            pass
 
 
 def process_pass(spec: SyncSpec, tenant_ids: list[str], processes: int, on_done: OnDone | None,
@@ -133,11 +134,10 @@ def process_pass(spec: SyncSpec, tenant_ids: list[str], processes: int, on_done:
 
     try:
         while any(w.alive for w in workers):
-            by_conn = {w.conn: w for w in workers if w.alive}
-            for conn in wait(list(by_conn), timeout=POLL_S):
-                worker = by_conn[conn]
+            for ready in wait([w.conn for w in workers if w.alive], timeout=POLL_S):
+                worker = next(w for w in workers if w.conn is ready)
                 try:
-                    item = conn.recv()
+                    item = worker.conn.recv()
                 except (EOFError, OSError):
                     worker.alive = False
                     worker.process.join(timeout=30)
@@ -167,15 +167,15 @@ def process_pass(spec: SyncSpec, tenant_ids: list[str], processes: int, on_done:
     return [done[t] for t in tenant_ids]
 
 
-def _worker_main(spec: SyncSpec, threads: int, conn) -> None:  # type: ignore[no-untyped-def]
+def _worker_main(spec: SyncSpec, threads: int, conn: Connection) -> None:
     """A worker process: `threads` threads sync the tenants the parent sends, one at a time
     each, until each has had its stop sign (or the parent is gone)."""
     try:
         ctx = spec.context(concurrency=threads)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the tenants
+    except Exception as exc:  # reported to the parent, which fails the tenants
         conn.send(f"a worker process could not start ({type(exc).__name__}: {exc})")
         return
-    inbox: queue.Queue = queue.Queue()
+    inbox: queue.Queue[str | None] = queue.Queue()
     sending = threading.Lock()
 
     def receive() -> None:

@@ -28,14 +28,10 @@ import pytest
 from dagster._core.definitions.reconstruct import ReconstructableJob
 from sqlalchemy import DateTime, select
 
-from glue_pipeline.definitions import (
-    TENANT_GROUP,
-    TENANTS,
-    GlueResource,
-    all_tenants_run_request,
-    customer_tenants,
-    tenant_sync,
-)
+from glue_pipeline.defs.discovery import customer_tenants
+from glue_pipeline.defs.partitions import TENANTS, all_tenants_run_request
+from glue_pipeline.defs.resources import glue_resources
+from glue_pipeline.defs.tenants import TENANT_GROUP, tenant_sync
 from glue_pipeline.demo import sandbox_env
 from glue_pipeline.runner import get_instance, run_discovery, run_sync
 from glue_pipeline.sandbox.generate import generate_world
@@ -72,7 +68,7 @@ def celery_definitions() -> dg.Definitions:
                                   executor_def=celery_executor),
               dg.define_asset_job("sync_tenants", selection=dg.AssetSelection.groups(TENANT_GROUP),
                                   partitions_def=TENANTS, executor_def=celery_executor)],
-        resources={"glue": GlueResource()},
+        resources=glue_resources(),
     )
 
 

@@ -24,7 +24,7 @@ from dagster._core.storage.partition_status_cache import get_and_update_asset_st
 from sqlalchemy import Engine, select
 
 from glue_pipeline.cache import TenantCache
-from glue_pipeline.definitions import TENANTS
+from glue_pipeline.defs.partitions import TENANTS
 from glue_pipeline.extract import CONCEALED_FIX
 from glue_pipeline.graph.client import MAX_STALLED_PAGES, GraphClient
 from glue_pipeline.matching.organizations import normalize_name

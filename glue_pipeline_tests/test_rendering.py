@@ -22,7 +22,8 @@ from markdown_it import MarkdownIt
 from sqlalchemy import Engine, func, insert, select, update
 
 from glue_pipeline.cli import main
-from glue_pipeline.definitions import defs, table_metadata
+from glue_pipeline.defs.definitions import build_defs
+from glue_pipeline.defs.metadata import table_metadata
 from glue_pipeline.demo import sandbox_env
 from glue_pipeline.render import markdown_cell, markdown_table, terminal_text
 from glue_pipeline.report import SyncSummary, format_summary
@@ -365,7 +366,7 @@ def test_hostile_names_forge_nothing_in_status_doctor_and_the_doctor_report(host
     rows = _inert_table(table, checks, 6)
     assert any(r[1].strip() == _shown(_stored_name(engine, world.tenants[0].id)) for r in rows)
 
-    result = defs.resolve_job_def("doctor").execute_in_process(
+    result = build_defs().resolve_job_def("doctor").execute_in_process(
         instance=instance, raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
     (observation,) = [e.event_specific_data.asset_observation

@@ -10,7 +10,7 @@ import pytest
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 from sqlalchemy import Engine, select
 
-from glue_pipeline.definitions import TENANTS
+from glue_pipeline.defs.partitions import TENANTS
 from glue_pipeline.report import summarize
 from glue_pipeline.runner import get_instance, run_discovery, run_sync
 from glue_pipeline.sandbox.world import World

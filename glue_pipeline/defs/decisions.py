@@ -1,0 +1,38 @@
+"""The match_decision job: an analyst's decision recorded from the Launchpad, as
+`glue-pipeline match ...` records it."""
+
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from glue_pipeline.decisions import apply_decision
+from glue_pipeline.defs.resources import StoreResource
+from glue_pipeline.render import terminal_text
+
+
+class DecisionConfig(dg.Config):
+    """A match decision, as `glue-pipeline match ...` records it."""
+
+    action: Literal["accept", "match", "ignore", "unignore", "create_organization", "link_user",
+                    "approve_create"]
+    tenant: str = Field(description="Tenant id or name.")
+    organization: str | None = None
+    rank: int = 1
+    user_id: str | None = None
+    contact_id: int | None = None
+    force: bool = False
+    decided_by: str = "dagster-ui"
+
+
+@dg.op(description="Record one match decision in the store; the next sync of the tenant honours it.")
+def record_decision(context: dg.OpExecutionContext, config: DecisionConfig, store: StoreResource) -> None:
+    result = apply_decision(store.engine, config.action, config.tenant,
+                            config.organization, config.rank, config.user_id, config.contact_id,
+                            config.force, config.decided_by)
+    context.log.info(terminal_text(f"recorded {config.action}: {result}"))
+
+
+@dg.job(description="Record a match decision (launch it from the Launchpad with run config).")
+def match_decision() -> None:
+    record_decision()

@@ -1,0 +1,36 @@
+"""The pipeline's Dagster definitions, assembled from the modules of this package.
+
+    customer_tenants  (discovery; keeps the `tenants` dynamic partitions in step)
+           |
+    tenant_contacts   (per tenant partition: Graph extracts, match tables, contacts written)
+           |
+    organization_matches, contacts_needing_review            (across tenants, with asset checks)
+
+Jobs: discover_tenants, sync_tenants, refresh_overview, match_decision (record an analyst's
+decision), doctor. The hourly schedule runs discovery; sensors chain the sync and the overview.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from glue_pipeline.defs.automation import SENSORS, hourly_schedule
+from glue_pipeline.defs.decisions import match_decision
+from glue_pipeline.defs.discovery import customer_tenants, discover_job
+from glue_pipeline.defs.doctor import doctor
+from glue_pipeline.defs.overview import contacts_needing_review, organization_matches, overview_job
+from glue_pipeline.defs.resources import glue_resources
+from glue_pipeline.defs.tenants import sync_job, tenant_sync
+
+
+def build_defs(resources: Mapping[str, Any] | None = None) -> dg.Definitions:
+    """Every asset, job, schedule and sensor, with `resources` (default: built from the
+    environment as it is now, see resources.py)."""
+    return dg.Definitions(
+        assets=[customer_tenants, tenant_sync, organization_matches, contacts_needing_review],
+        jobs=[discover_job, sync_job, overview_job, match_decision, doctor],
+        schedules=[hourly_schedule],
+        sensors=SENSORS,
+        resources=glue_resources() if resources is None else resources,
+    )

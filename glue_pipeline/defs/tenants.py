@@ -1,0 +1,174 @@
+"""The per-tenant sync: `tenant_contacts`, one partition a tenant, and the sync_tenants job.
+
+A run may carry one tenant or all of them (a partition range), so the hourly sync costs the work
+and not a run start per tenant; a large run spreads its tenants over worker processes
+(workers.py). Each tenant is one partition of one asset, whose materialization carries all its
+tables: Dagster writes an event per asset and partition when a run is planned and when it
+materializes, so one asset per table would multiply that bookkeeping by the number of tables.
+Inside the run each tenant succeeds or fails on its own: a succeeded tenant's partition is
+materialized as it finishes; a failed tenant's is not, and the run fails at the end, so Dagster
+shows exactly those partitions as failed, ready to re-run alone. A tenant unchanged since its
+last sync keeps its last materialization, except in a failing run (see tenant_sync).
+"""
+
+import queue
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import dagster as dg
+from sqlalchemy import Engine
+
+from glue_pipeline.defs.partitions import TENANTS
+from glue_pipeline.defs.resources import GraphResource, StoreResource, SyncResource
+from glue_pipeline.render import terminal_text
+from glue_pipeline.sources import direct_credentials
+from glue_pipeline.store import writer
+from glue_pipeline.store.engine import store_error
+from glue_pipeline.store.runs import start_run
+from glue_pipeline.sync import OnDone, TenantOutcome, finish_run
+from glue_pipeline.workers import SyncSpec, sync_batch
+
+TENANT_ASSET = "tenant_contacts"
+TENANT_GROUP = "tenant_sync"
+TENANT_SPEC = dg.AssetSpec(
+    TENANT_ASSET, deps=["customer_tenants"], group_name=TENANT_GROUP, partitions_def=TENANTS,
+    skippable=True, description="Per tenant: users, domains, licenses and mailbox usage read from "
+    "Graph; the organization and contact matches, duplicate risk and differences; the contacts "
+    "written to the store with sync-log rows. Each materialization shows the tenant's tables "
+    "(row counts, previews of the match tables, their Parquet files) and its counts.")
+
+PROGRESS_STEPS = 50  # progress lines in the run's log per pass (each is an event Dagster stores)
+
+
+def _report_progress(context: dg.AssetExecutionContext, show: bool) -> OnDone:
+    """Failures are logged at once; other tenants about every 2% of the pass (and `show`
+    prints every tenant on stderr)."""
+    def on_done(outcome: TenantOutcome, done: int, total: int) -> None:
+        line = f"tenants done {done}/{total}: {terminal_text(outcome.display_name)} {outcome.status}"
+        if outcome.status == "failed":
+            context.log.warning(f"{line}: {terminal_text(outcome.error)}")
+        elif done == total or done % max(1, total // PROGRESS_STEPS) == 0:
+            context.log.info(line)
+        if show:
+            print(line, file=sys.stderr, flush=True)
+    return on_done
+
+
+def _materialization(outcome: TenantOutcome) -> dg.AssetMaterialization:
+    """A tenant that finished: its counts, and its tables (row counts, previews, files). An
+    unchanged tenant was not re-planned, so its tables are those of its last materialization.
+    Each materialization is an event Dagster stores, so unchanged tenants are materialized only
+    when the run fails (see tenant_sync)."""
+    metadata: dict[str, Any] = {k: v for k, v in outcome.summary().items() if v is not None}
+    metadata["unchanged since last sync"] = outcome.unchanged
+    for table, described in outcome.report.items():
+        metadata[f"{table} rows"] = described["rows"]
+        if described["preview"]:
+            metadata[table] = dg.MetadataValue.md(described["preview"])
+        if described["path"]:
+            metadata[f"{table} file"] = dg.MetadataValue.path(described["path"])
+    return dg.AssetMaterialization(asset_key=TENANT_ASSET, partition=outcome.tenant_id, metadata=metadata)
+
+
+Event = tuple[Any, ...]  # ("tenant", outcome, done, total) or ("done", outcomes)
+
+
+def _in_background(work: Callable[[OnDone], list[TenantOutcome]]) -> Iterator[Event]:
+    """Run `work(on_done)` in a thread; yield ("tenant", outcome, done, total) as tenants finish,
+    then ("done", outcomes). Dagster events are logged from the step's own thread as they come."""
+    events: queue.Queue[Event] = queue.Queue()
+
+    def run() -> None:
+        try:
+            events.put(("done", work(lambda *args: events.put(("tenant", *args)))))
+        except BaseException as exc:  # re-raised in the step's thread
+            events.put(("error", exc))
+
+    threading.Thread(target=run, name="glue-sync-batch", daemon=True).start()
+    while True:
+        event = events.get()
+        if event[0] == "error":
+            raise event[1]
+        yield event
+        if event[0] == "done":
+            return
+
+
+def _listed_tenants(context: dg.AssetExecutionContext, engine: Engine) -> list[str]:
+    """The run's tenants that the partner account still lists."""
+    requested = list(context.partition_keys)
+    with engine.connect() as conn:
+        vanished = writer.vanished_tenants(conn, requested)
+    for tenant_id in vanished:
+        context.log.warning(f"tenant {terminal_text(tenant_id)} is no longer listed by the partner account: "
+                            "not synced")
+    return [t for t in requested if t not in vanished]
+
+
+def _sync_spec(run_id: str, graph: GraphResource, store: StoreResource, sync: SyncResource) -> SyncSpec:
+    """What each process of the run needs to sync tenants (the sync may have its own concurrency)."""
+    settings = graph.settings if sync.concurrency is None else replace(graph.settings, concurrency=sync.concurrency)
+    return SyncSpec(settings, direct_credentials(graph.sources), store.url, run_id, sync.settings.options,
+                    sync.settings.cache, sync.settings.tables)
+
+
+def _record_totals(context: dg.AssetExecutionContext, store: StoreResource, outcomes: list[TenantOutcome]) -> None:
+    try:
+        finish_run(store.engine, context.run_id, outcomes)
+    except Exception as exc:  # a store gone mid-run: the tenants' results still decide
+        gone = store_error(exc, store.url)
+        if gone is None:
+            raise
+        context.log.warning(terminal_text(f"the run's totals could not be recorded in the store: {gone}"))
+
+
+def _run_failure(failed: list[TenantOutcome], total: int) -> dg.Failure:
+    return dg.Failure(
+        description=f"{len(failed)} of {total} tenants failed; their partitions are marked "
+                    "failed and can be re-run alone:\n"
+                    + "\n".join(terminal_text(f"- {o.display_name} ({o.tenant_id}): {o.error}") for o in failed),
+        metadata={"failed_tenants": dg.MetadataValue.json([o.tenant_id for o in failed])})
+
+
+@dg.multi_asset(specs=[TENANT_SPEC], backfill_policy=dg.BackfillPolicy.single_run(),
+                description="Extract, match and write each tenant of the run.")
+def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: StoreResource,
+                sync: SyncResource) -> Iterator[dg.AssetMaterialization]:
+    tenant_ids = _listed_tenants(context, store.engine)
+    spec = _sync_spec(context.run_id, graph, store, sync)
+    start_run(store.engine, context.run_id, len(tenant_ids))
+    progress = _report_progress(context, sync.show_progress)
+    outcomes: list[TenantOutcome] = []
+    unchanged: list[TenantOutcome] = []
+
+    def work(on_done: OnDone) -> list[TenantOutcome]:
+        return sync_batch(spec, tenant_ids, sync.settings.processes, on_done, store.engine)
+
+    for event in _in_background(work):
+        if event[0] == "tenant":
+            outcome = event[1]
+            progress(*event[1:])
+            if outcome.unchanged:
+                unchanged.append(outcome)
+            elif outcome.status != "failed":  # final: only failures are ever retried
+                yield _materialization(outcome)
+        else:
+            outcomes = event[1]
+    _record_totals(context, store, outcomes)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if unchanged and not failed:
+        context.log.info(f"{len(unchanged)} tenants unchanged since their last sync: not materialized "
+                         "again, their last materialization still holds")
+    if failed:
+        # Dagster marks every partition a failed run planned and did not materialize as failed:
+        # the unchanged tenants are materialized so that only the failed ones are.
+        yield from (_materialization(o) for o in unchanged)
+        raise _run_failure(failed, len(outcomes))
+
+
+sync_job = dg.define_asset_job("sync_tenants", selection=dg.AssetSelection.groups(TENANT_GROUP),
+                               partitions_def=TENANTS,
+                               description="Sync tenants: one, a range, or all in one run.")
