@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The store, tables, cache and Dagster instance (DAGSTER_HOME) default to var/, or GLUE_VAR_DIR.
 
-.PHONY: install demo test ui clean
+.PHONY: install demo test lint ui clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/glue-pipeline demo
 
-test: $(STAMP)
+# The static checks first (ruff; mypy strict outside the sandbox and the tests), then the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check glue_pipeline glue_pipeline_tests benchmarks
+	$(BIN)/mypy glue_pipeline
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 ui: $(STAMP)

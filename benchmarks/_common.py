@@ -10,7 +10,8 @@ machine has two cores):
   latency, and answers commands over a pipe (stats, CPU, mutate, revoke, restore);
 - one pipeline process per sync: imports the pipeline, waits for "go", then runs
   run_discovery + run_sync on a real Dagster instance and reports its wall time, CPU seconds
-  (getrusage self + children) and peak RSS (the process tree's summed RSS, sampled every 0.2 s, so worker processes count). The window measured starts after the imports.
+  (getrusage self + children) and peak RSS (the process tree's summed RSS, sampled every
+  0.2 s, so worker processes count). The window measured starts after the imports.
 
 Every benchmark prints its figures as readable lines and ends with one JSON line.
 """
@@ -33,7 +34,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -95,7 +96,7 @@ def _sandbox_main(conn: Connection, params: dict[str, Any]) -> None:
         sandbox = Sandbox(SandboxConfig(world=world, latency_ms=params["latency_ms"]),
                           state_dir=Path(params["workdir"]) / "sandbox")
         sandbox.start()
-    except BaseException:  # noqa: BLE001 - the conductor shows it
+    except BaseException:
         conn.send(("error", traceback.format_exc()))
         return
     conn.send(("ready", {
@@ -133,7 +134,7 @@ def _sandbox_main(conn: Connection, params: dict[str, Any]) -> None:
                 else:
                     raise ValueError(f"unknown command {command}")
                 conn.send(("ok", answer))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 conn.send(("error", traceback.format_exc()))
     except (EOFError, KeyboardInterrupt):
         pass
@@ -187,10 +188,8 @@ class SandboxProcess:
 
     def stop(self) -> None:
         if self._process.is_alive():
-            try:
+            with suppress(BrokenPipeError, OSError):
                 self._conn.send(("stop", {}))
-            except (BrokenPipeError, OSError):
-                pass
             self._process.join(timeout=20)
         if self._process.is_alive():
             self._process.terminate()
@@ -343,7 +342,7 @@ def _pipeline_main(conn: Connection, env: dict[str, str], discovery: bool) -> No
             "phases": phases, "discovery_ok": discovered.success if discovered else None,
             "discovery_error": discovered.error if discovered else None,
             "runs": [{"run_id": r.run_id, "success": r.success, "error": r.error} for r in runs]}))
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         conn.send(("error", traceback.format_exc()))
 
 
@@ -432,17 +431,15 @@ class TreeRss:
 
         total = 0
         for proc in [self.root, *self.root.children(recursive=True)]:
-            try:
+            with suppress(psutil.Error):
                 total += proc.memory_info().rss
-            except psutil.Error:
-                pass
         return total / 2**20
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
             try:
                 self.peak_mib = max(self.peak_mib, self._sample())
-            except Exception:  # noqa: BLE001 - the process may be gone
+            except Exception:
                 return
 
     def stop(self) -> float:

@@ -41,19 +41,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import Engine, and_, func, select  # noqa: E402
+from sqlalchemy import Engine, and_, func, select
 
-from glue_pipeline.demo import sandbox_env, sandbox_settings  # noqa: E402
-from glue_pipeline.graph.client import GraphClient  # noqa: E402
-from glue_pipeline.options import SyncOptions  # noqa: E402
-from glue_pipeline.runner import get_instance, run_discovery, run_sync  # noqa: E402
-from glue_pipeline.sandbox.generate import generate_world  # noqa: E402
-from glue_pipeline.sandbox.server import Sandbox, SandboxConfig  # noqa: E402
-from glue_pipeline.sandbox.world import World  # noqa: E402
-from glue_pipeline.store import schema  # noqa: E402
-from glue_pipeline.store.engine import make_engine  # noqa: E402
-from glue_pipeline.store.seed import seed_store  # noqa: E402
-from glue_pipeline.sync import discover_into, recorded_run, sync_context  # noqa: E402
+from glue_pipeline.demo import sandbox_env, sandbox_settings
+from glue_pipeline.graph.client import GraphClient
+from glue_pipeline.options import SyncOptions
+from glue_pipeline.runner import get_instance, run_discovery, run_sync
+from glue_pipeline.sandbox.generate import generate_world
+from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
+from glue_pipeline.sandbox.world import World
+from glue_pipeline.store import schema
+from glue_pipeline.store.engine import make_engine
+from glue_pipeline.store.seed import seed_store
+from glue_pipeline.sync import discover_into, recorded_run, sync_context
 
 KILL_DEADLINE_S = 180  # a killed run that never reaches its kill point is killed anyway
 

@@ -13,6 +13,7 @@ against scoring every pair of a sample. The last line printed is one JSON object
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import resource
@@ -28,76 +29,33 @@ from rapidfuzz.distance import JaroWinkler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from glue_pipeline.matching.duplicates import (  # noqa: E402
+from glue_pipeline.matching.duplicates import (
     HIGH_RISK,
     MEDIUM_RISK,
     candidate_pairs,
     duplicate_risk,
     score_pairs,
 )
-from glue_pipeline.matching.names import (  # noqa: E402
+from glue_pipeline.matching.names import (
     NICKNAME_GROUPS,
     ascii_key,
     company_key,
     core_without_generic,
 )
-from glue_pipeline.matching.suggest import (  # noqa: E402
+from glue_pipeline.matching.suggest import (
     strong_suggestion_threshold,
     suggest_organizations,
 )
 
 SEED = 20240611
-SYLLABLES = ("ka ro mi ta ne so lu vi da po re fa gi no be tu sa le wi mo ha ri zu ko "
-             "an el or in us ar en th st br tr gr cl pl sh ch").split()
+SYLLABLES = ["ka", "ro", "mi", "ta", "ne", "so", "lu", "vi", "da", "po", "re", "fa", "gi", "no", "be", "tu", "sa", "le", "wi", "mo", "ha", "ri", "zu", "ko", "an", "el", "or", "in", "us", "ar", "en", "th", "st", "br", "tr", "gr", "cl", "pl", "sh", "ch"]
 LEGAL_VARIANTS = ("Ltd", "Limited", "Ltd.", "Inc", "Inc.", "Incorporated", "LLC", "GmbH", "Pty Ltd",
                   "S.A.", "SA", "B.V.", "plc", "AG", "Corp", "Corporation", "Co. Ltd", "", "", "")
 GENERIC = ("Group", "Holdings", "Services", "Solutions", "Consulting", "Technologies", "Global",
            "International", "Systems", "Partners")
 COMMON_FIRST = tuple(sorted({*NICKNAME_GROUPS, *(n for v in NICKNAME_GROUPS.values() for n in v)}
-                            | set("""mary linda barbara susan lisa nancy karen betty helen sandra
-    donna carol ruth sharon michelle laura sarah kimberly deborah jessica shirley cynthia angela
-    melissa brenda amy anna rebecca virginia kathleen pamela martha debra amanda stephanie
-    carolyn christine marie janet catherine frances ann joyce diane alice julie heather teresa
-    doris gloria evelyn jean cheryl mildred katherine joan ashley judith rose janice kelly
-    nicole judy christina kathy theresa beverly denise tammy irene jane lori rachel marilyn
-    andrea kathryn louise sara anne jacqueline wanda bonnie julia ruby lois tina phyllis norma
-    paula diana annie lillian emily robin peggy crystal gladys rita dawn connie florence tracy
-    edna tiffany carmen rosa cindy grace wendy victoria edith kim sherry sylvia josephine thelma
-    shannon sheila ethel ellen elaine marjorie carrie charlotte monica esther pauline emma
-    juanita anita rhonda hazel amber eva debbie april leslie clara lucille jamie joanne eleanor
-    valerie danielle megan alicia suzanne michele gail bertha darlene veronica jill erin
-    geraldine lauren cathy joann lorraine lynn sally regina erica beatrice dolores bernice
-    audrey yvonne annette june samantha marion dana stacy ana renee ida vivian roberta holly
-    brittany melanie loretta yolanda jeanette laurie katie kristen vanessa alma sue elsie beth
-    jeanne george kevin brian jason gary larry jeffrey frank scott eric stephen raymond gregory
-    jerry dennis walter patrick peter harold douglas henry carl arthur ryan roger joe juan jack
-    albert jonathan justin terry gerald keith samuel willie ralph lawrence nicholas roy
-    benjamin bruce brandon adam harry fred wayne billy steve louis jeremy aaron randy howard
-    eugene carlos russell bobby victor martin ernest phillip todd jesse craig alan shawn clarence
-    sean philip chris johnny earl jimmy antonio danny bryan tony luis mike stanley leonard
-    nathan dale manuel rodney curtis norman allen marvin vincent glenn jeffery travis jeff chad
-    jacob lee melvin alfred kyle francis bradley jesus herbert frederick ray joel edwin don
-    eddie ricky troy randall barry alexander bernard mario leroy francisco marcus micheal
-    theodore clifford miguel oscar jay jim tom calvin alex jon ronnie bill lloyd tommy leon
-    derek warren darrell jerome floyd leo alvin tim wesley gordon dean greg jorge dustin pedro
-    derrick dan lewis zachary corey herman maurice vernon roberto clyde glen hector shane
-    ricardo sam rick lester brent ramon charlie tyler gilbert gene marc reginald ruben brett
-    angel nathaniel rafael leslie edgar milton raul ben chester cecil duane franklin andre
-    elmer brad gabriel ron mitchell roland arnold harvey jared adrian karl cory claude erik
-    darryl jamie neil jessie christian javier fernando clinton ted mathew tyrone darren lonnie
-    lance cody julio kelly kurt allan nelson guy clayton hugh max dwayne dwight armando felix
-    jimmie everett jordan ian wallace ken bob jaime casey alfredo alberto dave ivan johnnie
-    sidney byron julian isaac morris clifton willard daryl ross virgil andy marshall salvador
-    perry kirk sergio marion tracy seth kent terrance rene eduardo terrence enrique freddie
-    wade""".split())))
-COMMON_LAST = tuple("""smith johnson williams brown jones garcia miller davis rodriguez martinez
-    hernandez lopez gonzalez wilson anderson thomas taylor moore jackson martin lee perez thompson
-    white harris sanchez clark ramirez lewis robinson walker young allen king wright scott torres
-    nguyen hill flores green adams nelson baker hall rivera campbell mitchell carter roberts
-    muller schmidt schneider fischer weber meyer wagner becker schulz hoffmann dubois durand
-    moreau laurent simon michel lefebvre leroy rossi russo ferrari esposito bianchi romano
-    colombo jansen devries vandenberg bakker visser smit meijer nielsen jensen hansen pedersen
-    andersen larsen kowalski nowak wisniewski""".split())
+                            | set(["mary", "linda", "barbara", "susan", "lisa", "nancy", "karen", "betty", "helen", "sandra", "donna", "carol", "ruth", "sharon", "michelle", "laura", "sarah", "kimberly", "deborah", "jessica", "shirley", "cynthia", "angela", "melissa", "brenda", "amy", "anna", "rebecca", "virginia", "kathleen", "pamela", "martha", "debra", "amanda", "stephanie", "carolyn", "christine", "marie", "janet", "catherine", "frances", "ann", "joyce", "diane", "alice", "julie", "heather", "teresa", "doris", "gloria", "evelyn", "jean", "cheryl", "mildred", "katherine", "joan", "ashley", "judith", "rose", "janice", "kelly", "nicole", "judy", "christina", "kathy", "theresa", "beverly", "denise", "tammy", "irene", "jane", "lori", "rachel", "marilyn", "andrea", "kathryn", "louise", "sara", "anne", "jacqueline", "wanda", "bonnie", "julia", "ruby", "lois", "tina", "phyllis", "norma", "paula", "diana", "annie", "lillian", "emily", "robin", "peggy", "crystal", "gladys", "rita", "dawn", "connie", "florence", "tracy", "edna", "tiffany", "carmen", "rosa", "cindy", "grace", "wendy", "victoria", "edith", "kim", "sherry", "sylvia", "josephine", "thelma", "shannon", "sheila", "ethel", "ellen", "elaine", "marjorie", "carrie", "charlotte", "monica", "esther", "pauline", "emma", "juanita", "anita", "rhonda", "hazel", "amber", "eva", "debbie", "april", "leslie", "clara", "lucille", "jamie", "joanne", "eleanor", "valerie", "danielle", "megan", "alicia", "suzanne", "michele", "gail", "bertha", "darlene", "veronica", "jill", "erin", "geraldine", "lauren", "cathy", "joann", "lorraine", "lynn", "sally", "regina", "erica", "beatrice", "dolores", "bernice", "audrey", "yvonne", "annette", "june", "samantha", "marion", "dana", "stacy", "ana", "renee", "ida", "vivian", "roberta", "holly", "brittany", "melanie", "loretta", "yolanda", "jeanette", "laurie", "katie", "kristen", "vanessa", "alma", "sue", "elsie", "beth", "jeanne", "george", "kevin", "brian", "jason", "gary", "larry", "jeffrey", "frank", "scott", "eric", "stephen", "raymond", "gregory", "jerry", "dennis", "walter", "patrick", "peter", "harold", "douglas", "henry", "carl", "arthur", "ryan", "roger", "joe", "juan", "jack", "albert", "jonathan", "justin", "terry", "gerald", "keith", "samuel", "willie", "ralph", "lawrence", "nicholas", "roy", "benjamin", "bruce", "brandon", "adam", "harry", "fred", "wayne", "billy", "steve", "louis", "jeremy", "aaron", "randy", "howard", "eugene", "carlos", "russell", "bobby", "victor", "martin", "ernest", "phillip", "todd", "jesse", "craig", "alan", "shawn", "clarence", "sean", "philip", "chris", "johnny", "earl", "jimmy", "antonio", "danny", "bryan", "tony", "luis", "mike", "stanley", "leonard", "nathan", "dale", "manuel", "rodney", "curtis", "norman", "allen", "marvin", "vincent", "glenn", "jeffery", "travis", "jeff", "chad", "jacob", "lee", "melvin", "alfred", "kyle", "francis", "bradley", "jesus", "herbert", "frederick", "ray", "joel", "edwin", "don", "eddie", "ricky", "troy", "randall", "barry", "alexander", "bernard", "mario", "leroy", "francisco", "marcus", "micheal", "theodore", "clifford", "miguel", "oscar", "jay", "jim", "tom", "calvin", "alex", "jon", "ronnie", "bill", "lloyd", "tommy", "leon", "derek", "warren", "darrell", "jerome", "floyd", "leo", "alvin", "tim", "wesley", "gordon", "dean", "greg", "jorge", "dustin", "pedro", "derrick", "dan", "lewis", "zachary", "corey", "herman", "maurice", "vernon", "roberto", "clyde", "glen", "hector", "shane", "ricardo", "sam", "rick", "lester", "brent", "ramon", "charlie", "tyler", "gilbert", "gene", "marc", "reginald", "ruben", "brett", "angel", "nathaniel", "rafael", "leslie", "edgar", "milton", "raul", "ben", "chester", "cecil", "duane", "franklin", "andre", "elmer", "brad", "gabriel", "ron", "mitchell", "roland", "arnold", "harvey", "jared", "adrian", "karl", "cory", "claude", "erik", "darryl", "jamie", "neil", "jessie", "christian", "javier", "fernando", "clinton", "ted", "mathew", "tyrone", "darren", "lonnie", "lance", "cody", "julio", "kelly", "kurt", "allan", "nelson", "guy", "clayton", "hugh", "max", "dwayne", "dwight", "armando", "felix", "jimmie", "everett", "jordan", "ian", "wallace", "ken", "bob", "jaime", "casey", "alfredo", "alberto", "dave", "ivan", "johnnie", "sidney", "byron", "julian", "isaac", "morris", "clifton", "willard", "daryl", "ross", "virgil", "andy", "marshall", "salvador", "perry", "kirk", "sergio", "marion", "tracy", "seth", "kent", "terrance", "rene", "eduardo", "terrence", "enrique", "freddie", "wade"])))
+COMMON_LAST = tuple(["smith", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis", "rodriguez", "martinez", "hernandez", "lopez", "gonzalez", "wilson", "anderson", "thomas", "taylor", "moore", "jackson", "martin", "lee", "perez", "thompson", "white", "harris", "sanchez", "clark", "ramirez", "lewis", "robinson", "walker", "young", "allen", "king", "wright", "scott", "torres", "nguyen", "hill", "flores", "green", "adams", "nelson", "baker", "hall", "rivera", "campbell", "mitchell", "carter", "roberts", "muller", "schmidt", "schneider", "fischer", "weber", "meyer", "wagner", "becker", "schulz", "hoffmann", "dubois", "durand", "moreau", "laurent", "simon", "michel", "lefebvre", "leroy", "rossi", "russo", "ferrari", "esposito", "bianchi", "romano", "colombo", "jansen", "devries", "vandenberg", "bakker", "visser", "smit", "meijer", "nielsen", "jensen", "hansen", "pedersen", "andersen", "larsen", "kowalski", "nowak", "wisniewski"])
 ACCENTS = str.maketrans("aeiouc", "áéíöüç")
 # Cyrillic а с е і р and Greek ο: letters that look like Latin ones.
 LOOKALIKE_LETTERS = {"a": "\u0430", "c": "\u0441", "e": "\u0435", "i": "\u0456", "p": "\u0440",
@@ -136,10 +94,8 @@ def _size_args(args: argparse.Namespace) -> list[str]:
 
 def _reset_peak_rss() -> None:
     gc.collect()
-    try:
+    with contextlib.suppress(OSError):  # not Linux: the peak then includes data generation
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass  # not Linux: the peak then includes data generation
 
 
 def _peak_rss_mib() -> float:
@@ -261,8 +217,8 @@ def make_people(user_count: int, contact_count: int, seed: int = SEED):
                        rng.integers(1, len(domains), contact_count))
     pattern = rng.integers(0, 6, contact_count)
     on_alias = rng.random(contact_count) < 0.5
-    emails = [[_local(f, l, p) + "@" + (tenant_domains[int(a)] if c == 0 else domains[c])]
-              for f, l, p, c, a in zip(first, last, pattern, company, on_alias)]
+    emails = [[_local(f, sur, p) + "@" + (tenant_domains[int(a)] if c == 0 else domains[c])]
+              for f, sur, p, c, a in zip(first, last, pattern, company, on_alias)]
     mailboxes: set[str] = set()  # the tenant's local parts: one person each on all its domains
     for i in np.flatnonzero(company == 0):
         emails[i][0] = _unique_address(emails[i][0], mailboxes)
@@ -274,7 +230,7 @@ def make_people(user_count: int, contact_count: int, seed: int = SEED):
               for r, n, c in zip(rng.random(contact_count), own_line, company)]
     contacts = pd.DataFrame({"contact_id": np.arange(1, contact_count + 1),
                              "first_name": [f.title() for f in first],
-                             "last_name": [l.title() for l in last],
+                             "last_name": [sur.title() for sur in last],
                              "emails": emails, "phones": phones})
 
     duplicates = int(user_count * 0.15)
@@ -287,10 +243,10 @@ def make_people(user_count: int, contact_count: int, seed: int = SEED):
         row["email"] = _unique_address(row["email"], mailboxes)
     new_first = _zipf_choice(rng, first_pool, user_count - duplicates, 20)
     new_last = _zipf_choice(rng, last_pool, user_count - duplicates, 50)
-    for i, (f, l) in enumerate(zip(new_first, new_last), start=duplicates):
-        rows.append({"user_id": f"u{i}", "first_name": f.title(), "last_name": l.title(),
-                     "display_name": f"{f.title()} {l.title()}",
-                     "email": _unique_address(f"{f}.{l}@{tenant_domains[0]}", mailboxes),
+    for i, (f, sur) in enumerate(zip(new_first, new_last), start=duplicates):
+        rows.append({"user_id": f"u{i}", "first_name": f.title(), "last_name": sur.title(),
+                     "display_name": f"{f.title()} {sur.title()}",
+                     "email": _unique_address(f"{f}.{sur}@{tenant_domains[0]}", mailboxes),
                      "other_emails": [], "phones": []})
     truth = np.r_[contacts["contact_id"].to_numpy()[source], -np.ones(user_count - duplicates, int)]
     # Look-alikes take the last new people's places, from a generator of their own so that

@@ -6,10 +6,10 @@ temporary DAGSTER_HOME, against the sandbox in its own process with 50 ms per re
     .venv/bin/python benchmarks/sync.py --postgres --concurrency 16 --profile /tmp/sync.svg
 
 Figures: wall seconds of the sync (discovery and the one run over every tenant), CPU seconds of
-the pipeline process and its worker processes (getrusage self + children, imports excluded), their summed peak RSS, the Graph
-requests the sandbox served, the network floor (requests x latency / Graph concurrency) and
-wall/floor, and the sandbox process's CPU seconds. Targets on a 2-core machine: 1,000 tenants in
-<= 3 min wall and <= 2 GiB peak RSS. Ends with one JSON line.
+the pipeline process and its worker processes (getrusage self + children, imports excluded),
+their summed peak RSS, the Graph requests the sandbox served, the network floor (requests x
+latency / Graph concurrency) and wall/floor, and the sandbox process's CPU seconds. Targets on a
+2-core machine: 1,000 tenants in <= 3 min wall and <= 2 GiB peak RSS. Ends with one JSON line.
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def sandbox_world(seed: int, tenants: int, users: int, revoked: int, direct: int
 
     try:
         world = generate_world(seed=seed, tenants=tenants, users=users, revoked=revoked, direct=direct,
-                               renamed=renamed, spread=spread)  # type: ignore[arg-type]
+                               renamed=renamed, spread=spread)  # type: ignore[arg-type]  # click.Choice limits it to Spread
     except ValueError as exc:
         _fail(str(exc))
     save_world(world, out)
@@ -335,7 +335,7 @@ def _decide(action: str, **kwargs: object) -> None:
     from glue_pipeline.decisions import DecisionError, apply_decision
 
     try:
-        result = apply_decision(_engine(writes=True), action, **kwargs)  # type: ignore[arg-type]
+        result = apply_decision(_engine(writes=True), action, **kwargs)  # type: ignore[arg-type]  # each command passes its own fields
     except DecisionError as exc:
         _fail(terminal_text(exc))  # one line, naming tenants and organizations
     echo(f"recorded {action}: " + ", ".join(f"{k} {terminal_text(v)}" for k, v in result.items()))

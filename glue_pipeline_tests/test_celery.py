@@ -111,7 +111,7 @@ def require_celery_and_rabbitmq() -> None:
     try:
         with Connection(BROKER_URL, connect_timeout=5) as conn:
             conn.ensure_connection(max_retries=1)
-    except Exception as exc:  # noqa: BLE001 - any refusal means the broker cannot be used
+    except Exception as exc:
         _required("RabbitMQ", f"the broker at {BROKER_HOST}:{BROKER_PORT} refused the connection ({exc}): "
                   "the test logs in as guest/guest (RabbitMQ allows guest from localhost only), or set "
                   "GLUE_TEST_BROKER_URL")
@@ -163,7 +163,7 @@ class CeleryWorker:
         try:
             with Connection(BROKER_URL, connect_timeout=5) as conn:
                 conn.default_channel.queue_delete(self.queue)
-        except Exception:  # noqa: BLE001 - a queue left behind is harmless
+        except Exception:
             pass
 
 
@@ -178,7 +178,7 @@ def execute_with_timeout(job_fn, instance: dg.DagsterInstance, run_config: dict,
             recon = ReconstructableJob.for_file(str(Path(__file__).resolve()), job_fn.__name__)
             with dg.execute_job(recon, instance=instance, run_config=run_config, tags=tags) as result:
                 outcome["result"] = result
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+        except BaseException as exc:
             outcome["error"] = exc
 
     thread = threading.Thread(target=target, daemon=True, name=f"celery-{job_fn.__name__}")

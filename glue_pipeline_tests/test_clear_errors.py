@@ -148,7 +148,7 @@ def test_sql_errors_never_carry_row_values(backend: str, tmp_path: Path, request
     url = request.getfixturevalue("pg_database") if backend == "postgres" else f"sqlite:///{tmp_path / 's.db'}"
     engine = make_engine(url)
     upgrade_store(engine)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     row = {"id": 1, "name": "Customer Secret Holdings Ltd", "created_at": now, "updated_at": now}
     with engine.begin() as conn:
         conn.execute(insert(schema.organizations).values(**row))
@@ -180,7 +180,7 @@ def _read_only_store(backend: str, tmp_path: Path, request: pytest.FixtureReques
     url = request.getfixturevalue("pg_database") if backend == "postgres" else f"sqlite:///{tmp_path / 'ro.db'}"
     engine = make_engine(url)
     seed_store(engine, world.store)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
         conn.execute(insert(schema.tenants).values(tenant_id=world.tenants[0].id, first_seen_at=now,
                                                    last_seen_at=now, display_name=world.tenants[0].display_name))

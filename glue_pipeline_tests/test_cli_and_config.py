@@ -23,12 +23,12 @@ def test_missing_variable_is_named_with_the_fix() -> None:
 
 
 def test_http_authority_is_refused() -> None:
-    with pytest.raises(ConfigError, match="GLUE_AUTHORITY_HOST=.*must be an https:// URL"):
+    with pytest.raises(ConfigError, match=r"GLUE_AUTHORITY_HOST=.*must be an https:// URL"):
         graph_settings_from_env({**GOOD_ENV, "GLUE_AUTHORITY_HOST": "http://127.0.0.1:1"})
 
 
 def test_missing_ca_file_is_named() -> None:
-    with pytest.raises(ConfigError, match="GLUE_CA_FILE=/nowhere/ca.pem does not exist"):
+    with pytest.raises(ConfigError, match=r"GLUE_CA_FILE=/nowhere/ca\.pem does not exist"):
         graph_settings_from_env({**GOOD_ENV, "GLUE_CA_FILE": "/nowhere/ca.pem"})
 
 

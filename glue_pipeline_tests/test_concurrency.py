@@ -178,7 +178,7 @@ def test_two_threads_syncing_the_same_tenants_at_once_write_each_contact_once(
                 barrier.wait()
                 run_id, _outcomes = sync_batch(own_engine, client, tenant_ids)
                 runs.append(run_id)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
             finally:
                 own_engine.dispose()
@@ -214,7 +214,7 @@ def test_two_discoveries_of_a_new_partner_account_at_once_both_succeed(
             try:
                 with engine.begin() as conn:
                     writer.record_discovered_tenants(conn, batch, writer.utcnow())
-            except Exception as exc:  # noqa: BLE001 - reported below
+            except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
 
         threads = [threading.Thread(target=record) for _ in range(2)]
@@ -243,7 +243,7 @@ def test_saving_one_tenants_cache_entry_from_several_threads_at_once(tmp_path: P
         for _ in range(15):
             try:
                 cache.save("users", "tenant-a", CachedTable(frame, {"delta_link": "https://example/delta"}))
-            except Exception as exc:  # noqa: BLE001 - reported below
+            except Exception as exc:
                 errors.append(repr(exc))
 
     threads = [threading.Thread(target=save) for _ in range(4)]

@@ -364,7 +364,7 @@ PHONES = ["0123456789", "0987654321", "555 0100"]
 
 emails = st.lists(st.builds("{}@{}".format, st.sampled_from(LOCALS), st.sampled_from(DOMAINS)),
                   max_size=2)
-people = st.tuples(st.sampled_from(FIRST + [None]), st.sampled_from(LAST), emails,
+people = st.tuples(st.sampled_from([*FIRST, None]), st.sampled_from(LAST), emails,
                    st.lists(st.sampled_from(PHONES), max_size=1))
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import insert, select
 
 from glue_pipeline.decisions import apply_decision
 from glue_pipeline.demo import sandbox_settings
@@ -297,7 +297,8 @@ def test_the_boundary_drops_what_has_the_wrong_shape() -> None:
     notes = {(c.user_id, c.field): c.message for c in cleaner.found}
     assert "not a GUID" in notes[(None, "id")] and "not-a-guid" in notes[(None, "id")]
     assert notes[(guid, "id")] == "id: listed 2 times in one read: kept once"
-    for field in ("givenName", "businessPhones", "accountEnabled", "assignedLicenses", "signInActivity.lastSignInDateTime"):
+    for field in ("givenName", "businessPhones", "accountEnabled", "assignedLicenses",
+                  "signInActivity.lastSignInDateTime"):
         assert (guid, field) in notes, field
 
     sku_cleaner = Cleaner()

@@ -71,7 +71,8 @@ runs = st.lists(st.tuples(st.randoms(use_true_random=False), st.sampled_from((1,
 
 
 def _victim_users(tenant: Tenant) -> list[User]:
-    return [u for u in tenant.users if u.userType == "Member" and u.assignedLicenses and "#EXT#" not in u.userPrincipalName]
+    return [u for u in tenant.users
+            if u.userType == "Member" and u.assignedLicenses and "#EXT#" not in u.userPrincipalName]
 
 
 def build_adversary(world: World, plan: dict) -> tuple[Tenant, Tenant]:
@@ -143,7 +144,8 @@ class Store:
 
     def match(self, tenant_id: str) -> tuple[str, int | None]:
         with self.engine.connect() as conn:
-            row = conn.execute(select(schema.tenant_matches).where(schema.tenant_matches.c.tenant_id == tenant_id)).one()
+            matches = schema.tenant_matches
+            row = conn.execute(select(matches).where(matches.c.tenant_id == tenant_id)).one()
         return row.status, row.organization_id
 
 

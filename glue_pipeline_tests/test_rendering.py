@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import NamedTuple
@@ -314,7 +314,7 @@ def test_hostile_names_forge_nothing_in_the_cli_the_previews_and_the_checks(host
         conn.execute(insert(schema.held_users).values(
             tenant_id=tenant.id, user_id=user_id, user_principal_name=f"x|y@{tenant.default_domain}",
             display_name=HOSTILE_NAME, reason="likely duplicate\n| forged | row |", candidate_contact_ids="1",
-            updated_at=datetime.now(timezone.utc)))
+            updated_at=datetime.now(UTC)))
         held_users = conn.execute(select(func.count()).select_from(schema.held_users)).scalar_one()
     held = runner.invoke(main, ["match", "held"], color=True)
     assert held.exit_code == 0, held.output
@@ -333,8 +333,9 @@ def test_hostile_names_forge_nothing_in_the_cli_the_previews_and_the_checks(host
     assert hostile_row[0].strip() == _shown(tenant_name) and hostile_row[4].strip() == _shown(HOSTILE_NAME)
 
     # The tenant's previews: its organization match (with the suggestion) and its users.
-    (materialization,) = [e.event_specific_data.materialization for e in _events(
-        instance, hostile.sync_run, "ASSET_MATERIALIZATION") if e.event_specific_data.materialization.partition == tenant.id]
+    materializations = [e.event_specific_data.materialization
+                        for e in _events(instance, hostile.sync_run, "ASSET_MATERIALIZATION")]
+    (materialization,) = [m for m in materializations if m.partition == tenant.id]
     metadata = materialization.metadata
     (match_row,) = _inert_table(metadata["organization_match"].value, 1, 7)
     assert match_row[1].strip() == _shown(tenant_name) and _shown(HOSTILE_NAME) in match_row[6]

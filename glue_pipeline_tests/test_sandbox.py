@@ -283,7 +283,8 @@ def test_users_default_fields_and_bad_queries(sandbox: Sandbox, cast: Cast) -> N
                                      "userPrincipalName"}
     unknown = session.get(f"{sandbox.graph_url}/users", params={"$select": "id,mailbox"})
     assert unknown.status_code == 400
-    assert graph_error(unknown)["message"] == "Could not find a property named 'mailbox' on type 'microsoft.graph.user'."
+    assert graph_error(unknown)["message"] == \
+        "Could not find a property named 'mailbox' on type 'microsoft.graph.user'."
     too_many = session.get(f"{sandbox.graph_url}/users", params={"$top": "1000"})
     assert too_many.status_code == 400 and graph_error(too_many)["code"] == "Request_UnsupportedQuery"
 
@@ -375,7 +376,8 @@ def test_mailbox_report_redirects_to_a_csv_with_bom(sandbox: Sandbox, cast: Cast
 
 def test_concealed_report_hashes_names(sandbox: Sandbox, cast: Cast) -> None:
     session = graph_session(sandbox, token_for(sandbox, cast.big.id))
-    csv_text = session.get(f"{sandbox.graph_url}/reports/getMailboxUsageDetail(period='D7')").content.decode("utf-8-sig")
+    report = session.get(f"{sandbox.graph_url}/reports/getMailboxUsageDetail(period='D7')")
+    csv_text = report.content.decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     expected = {hashlib.md5(u.userPrincipalName.encode()).hexdigest().upper() for u in cast.big.users if u.mailbox}
     assert {r["User Principal Name"] for r in rows} == expected

@@ -127,7 +127,7 @@ def main() -> None:
         for label, parse in runs:
             started = time.perf_counter()
             with ThreadPoolExecutor(args.threads) as pool:
-                results = list(pool.map(lambda t: walk(t, parse), walks))
+                results = list(pool.map(lambda t, parse=parse: walk(t, parse), walks))
             elapsed = time.perf_counter() - started
             pages, users, size = (sum(r[i] for r in results) for i in range(3))
             print(f"/users $top={args.top}, {label}: {pages} pages, {users} users in {elapsed:.2f} s = "

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -47,7 +47,7 @@ from .world import (
     World,
 )
 
-REFERENCE_DATE = datetime(2026, 11, 1, tzinfo=timezone.utc)
+REFERENCE_DATE = datetime(2026, 11, 1, tzinfo=UTC)
 GENERATED_ROLES = [*DEFAULT_ROLES, "AuditLog.Read.All"]
 GIB = 1024**3
 
@@ -177,7 +177,7 @@ def email_local(text: str) -> str:
 
 
 def iso_z(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _guid(rng: random.Random) -> str:
@@ -368,9 +368,9 @@ def _user(rng: random.Random, plan: _TenantPlan, first: bool) -> User:
 
 
 def _upn_local(rng: random.Random, first: str, last: str, taken: set[str], domain: str) -> str:
-    f, l = email_local(first), email_local(last.replace(" ", ""))
+    given, family = email_local(first), email_local(last.replace(" ", ""))
     roll = rng.random()
-    base = f"{f[0]}{l}" if roll < 0.12 else f if roll < 0.15 else f"{f}.{l}"
+    base = f"{given[0]}{family}" if roll < 0.12 else given if roll < 0.15 else f"{given}.{family}"
     return _unique(taken, base, "{}@" + domain)
 
 
@@ -387,10 +387,7 @@ def _sign_in(rng: random.Random, created: int, enabled: bool) -> SignInActivity:
     roll = rng.random()
     if roll < 0.05:
         return SignInActivity()  # never signed in
-    if not enabled or roll < 0.2:
-        last = _seconds_before(rng, 15, 400, created)
-    else:
-        last = _seconds_before(rng, 0, 14, created)
+    last = _seconds_before(rng, 15, 400, created) if not enabled or roll < 0.2 else _seconds_before(rng, 0, 14, created)
     later = timedelta(hours=rng.uniform(0, 48))
     non_interactive = min(_REFERENCE_S, last + later.days * 86400 + later.seconds)
     last_text = _iso_seconds(last)
@@ -672,8 +669,9 @@ def _rename_organizations(seed: int, world: World, renamed: int) -> None:
     names = {" ".join(t.display_name.split()).casefold() for t in world.tenants}
     matched = [o for o in world.store.organizations if " ".join(o.name.split()).casefold() in names]
     for organization in random.Random(f"{seed}:renamed").sample(matched, min(renamed, len(matched))):
+        wanted = " ".join(organization.name.split()).casefold()
         tenant_name = next(t.display_name for t in world.tenants
-                           if " ".join(t.display_name.split()).casefold() == " ".join(organization.name.split()).casefold())
+                           if " ".join(t.display_name.split()).casefold() == wanted)
         organization.name = _legal_variant(tenant_name)
 
 

@@ -8,7 +8,7 @@ import binascii
 import secrets
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -33,7 +33,7 @@ class IdentityError(Exception):
 
 
 def identity_error_response(err: IdentityError, ids: Ids, origin: str) -> JSONResponse:
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     description = (f"AADSTS{err.aadsts}: {err.message} Trace ID: {ids.request_id} "
                    f"Correlation ID: {ids.client_request_id} Timestamp: {stamp}")
     body = {"error": err.error, "error_description": description, "error_codes": [err.aadsts],

@@ -10,7 +10,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -47,7 +47,7 @@ def insufficient_privileges() -> GraphError:
 
 
 def graph_error_response(err: GraphError, ids: Ids) -> JSONResponse:
-    inner = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+    inner = {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
              "request-id": ids.request_id, "client-request-id": ids.client_request_id}
     body = {"error": {"code": err.code, "message": err.message, "innerError": inner}}
     return JSONResponse(body, status_code=err.status, headers=err.headers)
@@ -99,7 +99,8 @@ class EntitySet:
             if not part:
                 continue
             if part.lower() not in known:
-                raise GraphError(400, "BadRequest", f"Could not find a property named '{part}' on type '{self.type_name}'.")
+                raise GraphError(400, "BadRequest",
+                                 f"Could not find a property named '{part}' on type '{self.type_name}'.")
             chosen.append(known[part.lower()])
         return tuple(dict.fromkeys(chosen)) or None
 

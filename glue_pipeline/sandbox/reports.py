@@ -124,7 +124,8 @@ class ReportRoutes:
             body = json.loads(await call.request.body())
             concealed = body["displayConcealedNames"]
         except (ValueError, KeyError, TypeError):
-            raise GraphError(400, "BadRequest", "Expected a JSON body like {\"displayConcealedNames\": false}.") from None
+            raise GraphError(400, "BadRequest",
+                             "Expected a JSON body like {\"displayConcealedNames\": false}.") from None
         if not isinstance(concealed, bool):
             raise GraphError(400, "BadRequest", "displayConcealedNames must be true or false.")
         call.tenant.reports_concealed = concealed

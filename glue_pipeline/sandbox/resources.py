@@ -19,9 +19,8 @@ _USER_DEFAULT = ("businessPhones", "displayName", "givenName", "id", "jobTitle",
 _USER_NULLS = {"department": None, "companyName": None, "employeeId": None, "usageLocation": None,
                "onPremisesSyncEnabled": None, "onPremisesImmutableId": None, "otherMails": []}
 USERS = EntitySet("users", "microsoft.graph.user",
-                  _USER_DEFAULT + ("accountEnabled", "userType", "proxyAddresses", "assignedLicenses",
-                                   "createdDateTime", "lastPasswordChangeDateTime", "signInActivity",
-                                   *_USER_NULLS),
+                  (*_USER_DEFAULT, "accountEnabled", "userType", "proxyAddresses", "assignedLicenses",
+                   "createdDateTime", "lastPasswordChangeDateTime", "signInActivity", *_USER_NULLS),
                   _USER_DEFAULT)
 _CONTRACT_FIELDS = ("id", "contractType", "customerId", "defaultDomainName", "displayName")
 CONTRACTS = EntitySet("contracts", "microsoft.graph.contract", _CONTRACT_FIELDS, _CONTRACT_FIELDS)

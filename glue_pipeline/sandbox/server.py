@@ -39,6 +39,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import uvicorn
 from starlette.applications import Starlette
@@ -62,6 +63,8 @@ from .serving import DropConnection, bind, drop, uvicorn_server
 from .state import SandboxState
 from .tls import SandboxTLS, ensure_ca
 from .world import User, World
+
+Handler: TypeAlias = Callable[[Request], Awaitable[Response]]
 
 # The names other code imports from here, wherever they are defined.
 __all__ = ["ENTRA_PREMIUM_SKUS", "MAILBOX_REPORT_HEADER", "Faults", "Sandbox", "SandboxConfig", "SandboxInfo",
@@ -99,7 +102,8 @@ class _SandboxApp:
         routes = _graph_routes(DirectoryRoutes(self.state), DeltaRoutes(self.state), reports)
         graph = GraphApi(self.state, self.tokens, routes)
         self.asgi = Starlette(routes=[
-            Route("/{tenant}/v2.0/.well-known/openid-configuration", self._endpoint("openid", identity.openid), methods=["GET"]),
+            Route("/{tenant}/v2.0/.well-known/openid-configuration", self._endpoint("openid", identity.openid),
+                  methods=["GET"]),
             Route("/{tenant}/discovery/v2.0/keys", self._endpoint("openid", identity.keys), methods=["GET"]),
             Route("/{tenant}/oauth2/v2.0/token", self._endpoint("token", identity.token), methods=["POST"]),
             Route("/v1.0/$batch", self._endpoint("graph", BatchRoute(graph).handle), methods=["POST"]),
@@ -108,7 +112,7 @@ class _SandboxApp:
             Route("/{path:path}", self._endpoint("other", _not_found), methods=ALL_METHODS),
         ])
 
-    def _endpoint(self, kind: str, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    def _endpoint(self, kind: str, handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
             ids = Ids.of(request)
             stats = self.state.stats
@@ -212,7 +216,7 @@ class Sandbox:
             return self
         if self._state_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="glue-sandbox-")
-        tls = ensure_ca(Path(self._state_dir or self._tmp.name))  # type: ignore[union-attr]
+        tls = ensure_ca(Path(self._state_dir or self._tmp.name))  # type: ignore[union-attr]  # _tmp is set when no state folder is
         self._socket = bind(self._host, self._port)
         port = self._socket.getsockname()[1]
         self._server = uvicorn_server(self._app.asgi, tls, self._host, port)

@@ -38,12 +38,12 @@ async def drop(request: Request, ids: Ids) -> Response:
     return Response(status_code=503)
 
 
-class HTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+class HTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]  # uvicorn picks the class at import
     """uvicorn's HTTP protocol, handing each request the connection's transport (under
     TRANSPORT_SCOPE_KEY) so that the reset fault can drop the connection without a response."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
-        super().connection_made(transport)  # type: ignore[arg-type]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]  # uvicorn types it for its own transports
+        super().connection_made(transport)  # type: ignore[arg-type]  # as above
         app = self.app
 
         async def app_with_transport(scope: Any, receive: Any, send: Any) -> None:

@@ -36,7 +36,7 @@ def _usable(tls: SandboxTLS) -> bool:
         cert = x509.load_pem_x509_certificate(tls.cert_file.read_bytes())
     except ValueError:
         return False
-    return cert.not_valid_after_utc - _RENEW_BEFORE > dt.datetime.now(dt.timezone.utc)
+    return cert.not_valid_after_utc - _RENEW_BEFORE > dt.datetime.now(dt.UTC)
 
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
