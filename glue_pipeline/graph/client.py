@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import re
 import threading
 import time
@@ -23,7 +22,6 @@ from urllib.parse import urlencode, urlsplit
 import msal
 import requests
 from requests.adapters import HTTPAdapter
-from requests.structures import CaseInsensitiveDict
 
 from glue_pipeline.graph import JsonObject
 from glue_pipeline.graph.errors import (
@@ -35,17 +33,19 @@ from glue_pipeline.graph.errors import (
     graph_error,
     identity_error,
 )
+from glue_pipeline.graph.retry import UNAUTHORIZED, Headers, Retries, RetryPolicy
 from glue_pipeline.settings import GraphSettings, Secret
 
 log = logging.getLogger(__name__)
 
 GRAPH_SCOPE = ["https://graph.microsoft.com/.default"]
-RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 MAX_PAGES = 10_000  # 10 million users at $top=999: beyond that a nextLink loop is assumed
 MAX_STALLED_PAGES = 20  # pages in a row without a new item: paging that never ends
 
 
 MAX_BATCH = 20  # requests in one Graph JSON batch
+MISSING_ANSWER: JsonObject = {"status": 502, "body": {"error": {
+    "code": "BatchAnswerMissing", "message": "the batch answer left this request out"}}}
 # OpenSSL's reason in a requests SSLError, e.g. "unable to get local issuer certificate".
 VERIFY_FAILED = re.compile(r"certificate verify failed: (?P<reason>[^(]+?)\s*(?:\(_ssl|$)")
 
@@ -167,7 +167,7 @@ class GraphClient:
         self.direct_credentials = dict(direct_credentials or {})
         self.session = session or build_session(settings)
         self._msal_http = _MsalHttp(self.session, discovery_cache)
-        self.backoff_base_s = backoff_base_s
+        self.retry_policy = RetryPolicy(settings.max_retries, settings.max_retry_wait_s, backoff_base_s)
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}
         self._apps_lock = threading.Lock()
         self._token_locks: dict[str, threading.Lock] = {}
@@ -257,27 +257,23 @@ class GraphClient:
             return path_or_url
         return f"{self.settings.graph_url}/{path_or_url.lstrip('/')}"
 
-    def _wait_s(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            try:
-                return min(float(retry_after), self.settings.max_retry_wait_s)
-            except ValueError:
-                pass
-        backoff: float = self.backoff_base_s * (2 ** attempt)
-        return min(backoff + random.uniform(0, backoff), self.settings.max_retry_wait_s)
+    def _refresh_token(self, tenant_id: str, retries: Retries) -> None:
+        """The token expired or was revoked mid-run: get a fresh one (once per call) and go on."""
+        retries.refreshed = True
+        self.token(tenant_id, fresh=True)
 
     def request(self, tenant_id: str, path_or_url: str, params: dict[str, Any] | None = None,
                 allow_redirects: bool = True, method: str = "GET",
                 json_body: JsonObject | None = None, headers: dict[str, str] | None = None) -> requests.Response:
-        """A call with a bearer token; retries 429/5xx/connection faults; refreshes an expired
-        token once."""
+        """A call with a bearer token; the retry policy says which failures are tried again and
+        after how long; an expired token is refreshed once."""
         url = self._url(path_or_url)
         endpoint = urlsplit(url).path
-        refreshed = False
-        attempt = 0
+        retries = self.retry_policy.start()
         while True:
             sent = {**(headers or {}), "Authorization": f"Bearer {self.token(tenant_id, fresh=False)}"}
-            response: requests.Response | None = None
+            status: int | None = None  # none: no answer came
+            answer_headers: Headers = None
             try:
                 with self._count_lock:
                     self.requests_made += 1
@@ -291,66 +287,63 @@ class GraphClient:
             else:
                 if response.status_code < 400:
                     return response
-                body = _json_or_none(response)
-                failure = graph_error(tenant_id, endpoint, response.status_code, body)
-                if response.status_code == 401 and not refreshed:
-                    # The token expired or was revoked mid-run: get a fresh one and go on.
-                    refreshed = True
-                    self.token(tenant_id, fresh=True)
+                status, answer_headers = response.status_code, response.headers
+                failure = graph_error(tenant_id, endpoint, status, _json_or_none(response))
+                if retries.refreshes(status):
+                    self._refresh_token(tenant_id, retries)
                     continue
-                if response.status_code not in RETRYABLE_STATUS:
-                    raise failure
-            if attempt >= self.settings.max_retries:
+            wait = retries.next_wait([answer_headers]) if self.retry_policy.should_retry(status) else None
+            if wait is None:
                 raise failure
-            wait = self._wait_s(attempt, response.headers.get("Retry-After") if response is not None else None)
             log.info("tenant %s: %s answered %s, retry %d in %.1fs", tenant_id, endpoint,
-                     failure.code, attempt + 1, wait)
+                     failure.code, retries.attempt, wait)
             time.sleep(wait)
-            attempt += 1
 
     def batch(self, tenant_id: str, calls: dict[str, BatchCall]) -> dict[str, JsonObject | GraphError]:
         """GET requests of one tenant sent together in one JSON batch (POST $batch, at most 20):
         each call's JSON body, or its error. Graph answers and throttles each call on its own
-        (a 429 inside a 200): those calls alone are sent again after their Retry-After, as a
-        lone request would be; an expired token is refreshed once."""
+        (a 429 inside a 200): those calls alone are sent again, after the longest Retry-After
+        among them, under the same retry policy as a lone request; an expired token is
+        refreshed once."""
         if len(calls) > MAX_BATCH:
             raise ValueError(f"a Graph batch holds at most {MAX_BATCH} requests, not {len(calls)}")
         results: dict[str, JsonObject | GraphError] = {}
-        pending, attempt, refreshed = dict(calls), 0, False
+        pending, retries = dict(calls), self.retry_policy.start()
         while pending:
-            body = {"requests": [{"id": key, "method": "GET", "url": "/" + call.url(),
-                                  **({"headers": call.headers} if call.headers else {})}
-                                 for key, call in pending.items()]}
-            answers = {str(a.get("id")): a for a in
-                       self.request(tenant_id, "$batch", method="POST", json_body=body).json().get("responses", [])}
+            answers = self._batch_answers(tenant_id, pending)
             again: dict[str, BatchCall] = {}
             failures: dict[str, GraphError] = {}
-            waits: list[str | None] = []
+            retried_headers: list[Headers] = []
             for key, call in pending.items():
-                answer = answers.get(key, {"status": 502, "body": {"error": {
-                    "code": "BatchAnswerMissing", "message": "the batch answer left this request out"}}})
+                answer = answers.get(key, MISSING_ANSWER)
                 status = int(answer.get("status") or 502)
                 if status < 400:
                     results[key] = answer.get("body") or {}
                     continue
                 results[key] = failures[key] = graph_error(tenant_id, f"/{call.path}", status, answer.get("body"))
-                if status in RETRYABLE_STATUS:
+                if self.retry_policy.should_retry(status):
                     again[key] = call
-                    waits.append(CaseInsensitiveDict(answer.get("headers") or {}).get("Retry-After"))
-                elif status == 401 and not refreshed:  # the token expired or was revoked mid-run
+                    retried_headers.append(answer.get("headers"))
+                elif retries.refreshes(status):
                     again[key] = call
-            if not again or attempt >= self.settings.max_retries:
+            wait = retries.next_wait(retried_headers) if again else None
+            if wait is None:
                 break
-            if any(failures[k].status == 401 for k in again):
-                refreshed = True
-                self.token(tenant_id, fresh=True)
-            wait = max((self._wait_s(attempt, w) for w in waits), default=0.0)
+            if any(failures[k].status == UNAUTHORIZED for k in again):
+                self._refresh_token(tenant_id, retries)
             log.info("tenant %s: %d of a batch's requests answered %s, retry %d in %.1fs", tenant_id,
-                     len(again), sorted({failures[k].code for k in again}), attempt + 1, wait)
+                     len(again), sorted({failures[k].code for k in again}), retries.attempt, wait)
             time.sleep(wait)
-            attempt += 1
             pending = again
         return results
+
+    def _batch_answers(self, tenant_id: str, calls: dict[str, BatchCall]) -> dict[str, JsonObject]:
+        """One POST $batch of the calls: Graph's answer to each, by the call's key."""
+        body = {"requests": [{"id": key, "method": "GET", "url": "/" + call.url(),
+                              **({"headers": call.headers} if call.headers else {})}
+                             for key, call in calls.items()]}
+        answered = self.request(tenant_id, "$batch", method="POST", json_body=body).json().get("responses", [])
+        return {str(a.get("id")): a for a in answered}
 
     def get_json(self, tenant_id: str, path: str, params: dict[str, Any] | None = None) -> JsonObject:
         body: JsonObject = self.request(tenant_id, path, params).json()
