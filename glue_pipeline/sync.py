@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, assert_never
 
 import pandas as pd
 from pandas.api.typing import NAType
@@ -209,20 +209,45 @@ def _fingerprint(ctx: SyncContext, extract: TenantExtract, extract_digest: str, 
 _Inputs = tuple[list[list[str]], str | None]
 
 
-@dataclass
-class _Draft:
-    """A tenant's plan and what it was made from: the recorded match, and `inputs` (the version
-    of the tenant's and `organization_id`'s store rows, and the tenant's sync state).
-    `unchanged`: the fingerprint matched, nothing is to be planned."""
+@dataclass(frozen=True)
+class _Unchanged:
+    """A draft whose fingerprint is as in the tenant's last sync: nothing is to be planned."""
+
+    recorded: Row
+    state: Row
+    inputs: _Inputs
+
+    @property
+    def organization_id(self) -> int | None:
+        organization_id: int | None = self.recorded["organization_id"]
+        return organization_id
+
+
+@dataclass(frozen=True)
+class _Contacts:
+    """A matched tenant's contact plan and the organization it writes to."""
+
+    organization_id: int
+    plan: ContactPlan
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A draft with the tenant's plan: its match and suggestions, its users' skips and, for a
+    matched tenant, its contacts."""
 
     recorded: Row | None
     organization_id: int | None
     inputs: _Inputs
     state: Row | None
-    unchanged: bool = False
-    org: OrganizationPlan | None = None
-    skips: pd.Series | None = None
-    contacts: ContactPlan | None = None  # for a matched tenant
+    org: OrganizationPlan
+    skips: pd.Series
+    contacts: _Contacts | None
+
+
+# What a tenant's plan is made from (the recorded match, and `inputs`: the version of the
+# tenant's and `organization_id`'s store rows, and its sync state), and the plan if one is needed.
+_Draft = _Unchanged | _Planned
 
 
 def _inputs(conn: Connection, tenant_id: str, organization_id: int | None, state: Row | None) -> _Inputs:
@@ -238,22 +263,22 @@ def _draft(conn: Connection, ctx: SyncContext, extract: TenantExtract, digest: s
     if extract.unchanged_users and recorded and state:
         inputs = _inputs(conn, tenant_id, recorded["organization_id"], state)
         if state["fingerprint"] == _fingerprint(ctx, extract, digest, inputs[0], recorded["status"]):
-            return _Draft(recorded, recorded["organization_id"], inputs, state, unchanged=True)
+            return _Unchanged(recorded, state, inputs)
     # Other tenants' matches count only for a tenant that may be matched by rule.
     claims = None if _kept(recorded, ctx.organizations) else writer.read_claims(conn, tenant_id)
     org = plan_organization(extract, ctx.organizations, ctx.organization_domains, recorded,
                             ctx.organization_names, claims)
     organization_id = org.match.organization_id
     skips = skip_reasons(extract, ctx.options)
-    draft = _Draft(recorded, organization_id, _inputs(conn, tenant_id, organization_id, state), state, org=org,
-                   skips=skips)
+    inputs = _inputs(conn, tenant_id, organization_id, state)
+    contacts = None
     if org.match.status == "matched":
-        assert organization_id is not None
+        assert organization_id is not None  # a matched OrgMatch names its organization
         index = writer.read_contact_index(conn, organization_id, tenant_id)
-        draft.contacts = plan_contacts(extract, ctx.options, skips, index.emails, index.linked,
-                                       writer.read_contact_decisions(conn, tenant_id),
-                                       writer.read_org_contacts(conn, organization_id), now, index.foreign)
-    return draft
+        contacts = _Contacts(organization_id, plan_contacts(
+            extract, ctx.options, skips, index.emails, index.linked, writer.read_contact_decisions(conn, tenant_id),
+            writer.read_org_contacts(conn, organization_id), now, index.foreign))
+    return _Planned(recorded, organization_id, inputs, state, org, skips, contacts)
 
 
 def _kept(recorded: Row | None, organizations: pd.DataFrame) -> bool:
@@ -265,8 +290,10 @@ def _kept(recorded: Row | None, organizations: pd.DataFrame) -> bool:
 
 def _new_claim(draft: _Draft) -> int | None:
     """The organization a draft matches the tenant to by rule for the first time, if any."""
-    match, recorded = draft.org.match if draft.org else None, draft.recorded or {}
-    if match is None or match.status != "matched" or match.method != "exact":
+    if isinstance(draft, _Unchanged):
+        return None
+    match, recorded = draft.org.match, draft.recorded or {}
+    if match.status != "matched" or match.method != "exact":
         return None
     if recorded.get("status") == "matched" and recorded.get("organization_id") == match.organization_id:
         return None
@@ -305,45 +332,54 @@ def _write_tenant(ctx: SyncContext, known: Row,
             writer.lock_tenant(conn, f"organization:{claim}")
             if len(writer.read_claims(conn, tenant_id, claim)):
                 draft = _draft(conn, ctx, extract, digest, now)
-        if draft.unchanged:
-            assert draft.recorded is not None and draft.state is not None
-            return _record_unchanged(conn, ctx, extract, draft.recorded, draft.state, now), {}
-        org, skips = draft.org, draft.skips
-        assert org is not None and skips is not None
-        writer.upsert_tenant(conn, {
-            "tenant_id": tenant_id, **extract.details(), "relationship": known.get("relationship"),
-            "data_source": known.get("data_source"),
-            "manage_url": admin_center_url(extract.initial_domain, tenant_id)}, now)
-        writer.record_match(conn, org.match, draft.recorded, now)
-        writer.replace_suggestions(conn, tenant_id, org.suggestions)
-        writer.replace_licenses(conn, tenant_id, org.match.organization_id, extract.licenses)
-        if draft.contacts is not None:
-            assert org.match.organization_id is not None
-            plan = draft.contacts
-            counts = _write_contacts(conn, extract, org.match.organization_id, plan, now)
-            status = "synced"
-        else:
-            plan = held_plan(extract.users, skips, org.match)
-            counts = ContactCounts(held=int((plan.matches["action"] == "held").sum()))
-            counts.log.append(LogEntry("warning", "tenant_held",
-                                       f"{counts.held} users held back: {org.match.reason}"))
-            status = "held"
-        # An unmatched tenant is one decision, not one per user: its users are not listed.
-        writer.replace_held_users(conn, tenant_id, held_rows(plan) if status == "synced" else [], now)
-        counts.skipped = int((plan.matches["action"] == "skipped").sum())
-        counts.log += _tenant_notes(extract, plan.matches)
-        counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id) for c in extract.cleaned]
-        writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
-        outcome = TenantOutcome(tenant_id, extract.display_name, status, org.match, len(extract.users), counts)
-        runs.write_result(conn, ctx.run_id, outcome.result(), now)
-        version = writer.read_store_version(conn, tenant_id, org.match.organization_id)
-        writer.save_sync_state(conn, {
-            "tenant_id": tenant_id, "fingerprint": _fingerprint(ctx, extract, digest, version, org.match.status),
-            "status": status,
-            "organization_id": org.match.organization_id, "users": len(extract.users),
-            "contacts": counts.created + counts.updated + counts.unchanged, "held": counts.held,
-            "skipped": counts.skipped, "run_id": ctx.run_id, "synced_at": now})
-    return outcome, _tables(extract, org, plan, counts)
+        match draft:
+            case _Unchanged(recorded=recorded, state=state):
+                return _record_unchanged(conn, ctx, extract, recorded, state, now), {}
+            case _Planned():
+                outcome, plan = _write_plan(conn, ctx, known, extract, draft, digest, now)
+            case _:
+                assert_never(draft)
+    return outcome, _tables(extract, draft.org, plan, outcome.counts)
+
+
+def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantExtract, draft: _Planned,
+                digest: str, now: datetime) -> tuple[TenantOutcome, ContactPlan]:
+    """Write a tenant's plan: the tenant, its match, contacts (or its users held back), log,
+    result and sync state; its outcome and contact plan."""
+    tenant_id, org = extract.tenant_id, draft.org
+    writer.upsert_tenant(conn, {
+        "tenant_id": tenant_id, **extract.details(), "relationship": known.get("relationship"),
+        "data_source": known.get("data_source"),
+        "manage_url": admin_center_url(extract.initial_domain, tenant_id)}, now)
+    writer.record_match(conn, org.match, draft.recorded, now)
+    writer.replace_suggestions(conn, tenant_id, org.suggestions)
+    writer.replace_licenses(conn, tenant_id, org.match.organization_id, extract.licenses)
+    if draft.contacts is not None:
+        plan = draft.contacts.plan
+        counts = _write_contacts(conn, extract, draft.contacts.organization_id, plan, now)
+        status = "synced"
+    else:
+        plan = held_plan(extract.users, draft.skips, org.match)
+        counts = ContactCounts(held=int((plan.matches["action"] == "held").sum()))
+        counts.log.append(LogEntry("warning", "tenant_held",
+                                   f"{counts.held} users held back: {org.match.reason}"))
+        status = "held"
+    # An unmatched tenant is one decision, not one per user: its users are not listed.
+    writer.replace_held_users(conn, tenant_id, held_rows(plan) if status == "synced" else [], now)
+    counts.skipped = int((plan.matches["action"] == "skipped").sum())
+    counts.log += _tenant_notes(extract, plan.matches)
+    counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id) for c in extract.cleaned]
+    writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
+    outcome = TenantOutcome(tenant_id, extract.display_name, status, org.match, len(extract.users), counts)
+    runs.write_result(conn, ctx.run_id, outcome.result(), now)
+    version = writer.read_store_version(conn, tenant_id, org.match.organization_id)
+    writer.save_sync_state(conn, {
+        "tenant_id": tenant_id, "fingerprint": _fingerprint(ctx, extract, digest, version, org.match.status),
+        "status": status,
+        "organization_id": org.match.organization_id, "users": len(extract.users),
+        "contacts": counts.created + counts.updated + counts.unchanged, "held": counts.held,
+        "skipped": counts.skipped, "run_id": ctx.run_id, "synced_at": now})
+    return outcome, plan
 
 
 def _record_unchanged(conn: Connection, ctx: SyncContext, extract: TenantExtract, recorded: Row, state: Row,

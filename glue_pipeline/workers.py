@@ -8,9 +8,10 @@ own process only reports outcomes to Dagster. Small batches, and steps that alre
 a daemonic process (a Celery prefork worker), stay in threads of the current process.
 
 Each worker has its own pipe: the parent sends it one tenant per thread and the next one as
-each outcome comes back, so tenants are spread by how long they take. A worker that dies loses
-only the tenants it held: they are recorded as failed with a transient error, so the retry pass
-takes them again. A worker whose parent has died stops after the tenants in hand.
+each outcome comes back, so tenants are spread by how long they take; every message is one of
+the types ToWorker and FromWorker. A worker that dies loses only the tenants it held: they are
+recorded as failed with a transient error, so the retry pass takes them again. A worker whose
+parent has died stops after the tenants in hand.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnContext
 from pathlib import Path
+from typing import assert_never
 
 from sqlalchemy import Engine
 
@@ -46,6 +48,50 @@ from glue_pipeline.sync import (
 
 MIN_TENANTS_PER_PROCESS = 25  # below this, starting a process costs more than it saves
 POLL_S = 1.0  # how often the parent looks whether its workers are still alive
+
+
+@dataclass(frozen=True)
+class SyncTenant:
+    """Parent to worker: sync this tenant and send its outcome."""
+
+    tenant_id: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Parent to worker: no tenant is left for one of its threads, which stops."""
+
+
+@dataclass(frozen=True)
+class TenantDone:
+    """Worker to parent: a tenant's outcome."""
+
+    outcome: TenantOutcome
+
+
+@dataclass(frozen=True)
+class WorkerFailed:
+    """Worker to parent: it could not start, and stops; the tenants it holds fail with `reason`."""
+
+    reason: str
+
+
+ToWorker = SyncTenant | Stop
+FromWorker = TenantDone | WorkerFailed
+
+
+def _to_worker(message: object) -> ToWorker:
+    """A message received from the parent (a pipe carries any pickle)."""
+    if isinstance(message, ToWorker):
+        return message
+    raise TypeError(f"not a message to a worker: {type(message).__name__}")
+
+
+def _from_worker(message: object) -> FromWorker:
+    """A message received from a worker."""
+    if isinstance(message, FromWorker):
+        return message
+    raise TypeError(f"not a message from a worker: {type(message).__name__}")
 
 
 @dataclass(frozen=True)
@@ -108,11 +154,21 @@ class _Worker:
 
     def give(self, pending: deque[str]) -> None:
         """The next pending tenant, or a stop sign for one of its threads when none is left."""
-        tenant_id = pending.popleft() if pending else None
-        if tenant_id is not None:
-            self.holding.add(tenant_id)
+        if not pending:
+            self.send(Stop())
+            return
+        tenant_id = pending.popleft()
+        self.holding.add(tenant_id)
+        self.send(SyncTenant(tenant_id))
+
+    def send(self, message: ToWorker) -> None:
         with contextlib.suppress(OSError):  # it has died: its tenants are lost when its pipe closes
-            self.conn.send(tenant_id)
+            self.conn.send(message)
+
+    def lose(self, why: str, lost: dict[str, str]) -> None:
+        """The tenants it holds are lost, for `why`."""
+        lost.update({t: why for t in self.holding})
+        self.holding.clear()
 
 
 def process_pass(spec: SyncSpec, tenant_ids: list[str], processes: int, on_done: OnDone | None,
@@ -137,20 +193,22 @@ def process_pass(spec: SyncSpec, tenant_ids: list[str], processes: int, on_done:
             for ready in wait([w.conn for w in workers if w.alive], timeout=POLL_S):
                 worker = next(w for w in workers if w.conn is ready)
                 try:
-                    item = worker.conn.recv()
+                    reply = _from_worker(worker.conn.recv())
                 except (EOFError, OSError):
                     worker.alive = False
                     worker.process.join(timeout=30)
-                    why = f"the worker process syncing it stopped (exit code {worker.process.exitcode})"
-                    lost.update({t: why for t in worker.holding})
+                    worker.lose(f"the worker process syncing it stopped (exit code {worker.process.exitcode})",
+                                lost)
                     continue
-                if isinstance(item, str):  # it could not start, and stops
-                    lost.update({t: item for t in worker.holding})
-                    worker.holding.clear()
-                    continue
-                worker.holding.discard(item.tenant_id)
-                report(item)
-                worker.give(pending)
+                match reply:
+                    case TenantDone(outcome):
+                        worker.holding.discard(outcome.tenant_id)
+                        report(outcome)
+                        worker.give(pending)
+                    case WorkerFailed(reason):
+                        worker.lose(reason, lost)
+                    case _:
+                        assert_never(reply)
     finally:
         for worker in workers:
             worker.process.join(timeout=30)
@@ -173,32 +231,42 @@ def _worker_main(spec: SyncSpec, threads: int, conn: Connection) -> None:
     try:
         ctx = spec.context(concurrency=threads)
     except Exception as exc:  # reported to the parent, which fails the tenants
-        conn.send(f"a worker process could not start ({type(exc).__name__}: {exc})")
+        _tell(conn, WorkerFailed(f"a worker process could not start ({type(exc).__name__}: {exc})"))
         return
-    inbox: queue.Queue[str | None] = queue.Queue()
+    inbox: queue.Queue[ToWorker] = queue.Queue()
     sending = threading.Lock()
 
     def receive() -> None:
         stops = 0
         while stops < threads:
             try:
-                tenant_id = conn.recv()
+                message = _to_worker(conn.recv())
             except (EOFError, OSError):  # the parent is gone: stop after the tenants in hand
-                tenant_id = None
-                for _ in range(threads - stops - 1):
-                    inbox.put(None)
-                stops = threads - 1
-            stops += tenant_id is None
-            inbox.put(tenant_id)
+                for _ in range(threads - stops):
+                    inbox.put(Stop())
+                return
+            match message:
+                case Stop():
+                    stops += 1
+                case SyncTenant():
+                    pass
+                case _:
+                    assert_never(message)
+            inbox.put(message)
 
     def work() -> None:
-        while (tenant_id := inbox.get()) is not None:
-            outcome = sync_tenant(ctx, tenant_id)
-            with sending:
-                try:
-                    conn.send(outcome)
-                except OSError:
+        while True:
+            message = inbox.get()
+            match message:
+                case SyncTenant(tenant_id):
+                    outcome = sync_tenant(ctx, tenant_id)
+                    with sending:
+                        if not _tell(conn, TenantDone(outcome)):
+                            return
+                case Stop():
                     return
+                case _:
+                    assert_never(message)
 
     pool = [threading.Thread(target=receive, name="glue-sync-inbox")]
     pool += [threading.Thread(target=work, name=f"glue-sync-{os.getpid()}-{i}") for i in range(threads)]
@@ -206,3 +274,12 @@ def _worker_main(spec: SyncSpec, threads: int, conn: Connection) -> None:
         thread.start()
     for thread in pool:
         thread.join()
+
+
+def _tell(conn: Connection, message: FromWorker) -> bool:
+    """Send the parent a message; False when it is gone."""
+    try:
+        conn.send(message)
+    except OSError:
+        return False
+    return True
