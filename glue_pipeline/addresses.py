@@ -29,7 +29,7 @@ def email_address(entry: str) -> str | None:
 
 
 def smtp_addresses(proxy_addresses: object) -> list[str]:
-    """The smtp addresses of a user's proxyAddresses, in order, as written (none unless a list)."""
+    """The smtp addresses of a user's proxy addresses, in order, as written (none unless a list)."""
     if not isinstance(proxy_addresses, list):
         return []
     return [address for address in map(smtp_address, proxy_addresses) if address is not None]
@@ -38,10 +38,10 @@ def smtp_addresses(proxy_addresses: object) -> list[str]:
 def user_addresses(user: Mapping[str, object]) -> list[tuple[str, str]]:
     """(source, address) in match order, as written: ("upn", the UPN), ("mail", `mail`) when set,
     then ("proxy", each smtp proxy address)."""
-    out = [("upn", str(user["userPrincipalName"]))]
+    out = [("upn", str(user["user_principal_name"]))]
     if user.get("mail"):
         out.append(("mail", str(user["mail"])))
-    return out + [("proxy", address) for address in smtp_addresses(user.get("proxyAddresses"))]
+    return out + [("proxy", address) for address in smtp_addresses(user.get("proxy_addresses"))]
 
 
 def aliases(addresses: Iterable[str], primary: str, *, fold_case: bool = True) -> list[str]:

@@ -4,15 +4,12 @@ organization, domains, users, subscribed SKUs and mailbox usage."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
-import json
 import logging
 import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
@@ -24,11 +21,21 @@ from glue_pipeline.graph.client import BatchCall, GraphClient
 from glue_pipeline.graph.errors import GraphError, PermissionDeniedError
 from glue_pipeline.licenses import friendly_name
 from glue_pipeline.options import SyncOptions
+from glue_pipeline.snapshot import (
+    LICENSE_COLUMNS,
+    Domain,
+    MailboxState,
+    Organization,
+    TenantHead,
+    TenantRead,
+    TenantSnapshot,
+    UnchangedTenant,
+    user_column,
+)
 from glue_pipeline.untrusted import (
     CLEANING_VERSION,
     EMAIL_LIMIT,
     TEXT_LIMIT,
-    Cleaned,
     Cleaner,
     Customer,
     SubscribedSku,
@@ -57,6 +64,7 @@ SKUS_READ = BatchCall("subscribedSkus", {"$select": "skuId,skuPartNumber,capabil
 # The columns of discover_tenants' frame, one row per customer tenant.
 DISCOVERY_COLUMNS = ["tenant_id", "display_name", "default_domain", "relationship", "data_source"]
 SIGN_IN_FIELD = "signInActivity"
+ASSIGNED_LICENSES = "assignedLicenses"
 # Graph answers these when signInActivity cannot be read: no AuditLog.Read.All, or no Entra ID P1/P2.
 SIGN_IN_REFUSALS = {"Authorization_RequestDenied", "Authentication_RequestFromNonPremiumTenantOrB2CTenant"}
 SIGN_IN_PAGE_SIZE = 500  # Graph's cap on $top when signInActivity is selected
@@ -134,80 +142,36 @@ def _built(frame: Frame) -> pd.DataFrame:
     return frame() if callable(frame) else frame
 
 
-@dataclass
-class TenantExtract:
-    tenant_id: str
-    organization: JsonObject  # with its verifiedDomains: all the domains the sync uses (no /domains call)
-    _users: Frame = field(repr=False)
-    licenses: pd.DataFrame
-    _mailboxes: Frame = field(repr=False)
-    # joined: the report's rows are joined to users by UPN; otherwise (off, concealed, unreadable)
-    # the mailbox fields of the overlay are left as they are.
-    mailbox_state: str = "joined"
-    # Things the operator should know about this tenant's data, said once per sync.
-    notes: list[str] = field(default_factory=list)
-    # Cache entries to keep once the tenant's store transaction has committed.
-    cache_updates: dict[str, CachedTable] = field(default_factory=dict)
-    # False only when the users came from the snapshot and a delta query reported no change.
-    users_changed: bool = True
-    # What cleaning changed in the values read (untrusted.py), for the sync log.
-    cleaned: list[Cleaned] = field(default_factory=list)
+def organization_of(tenant_id: str, organization: JsonObject) -> Organization:
+    """The organization Graph answered (cleaned), typed."""
+    phones = organization.get("businessPhones") or []
+    return Organization(
+        display_name=str(organization.get("displayName") or tenant_id),
+        domains=tuple(Domain(str(d["name"]), bool(d.get("isDefault")), bool(d.get("isInitial")))
+                      for d in organization.get("verifiedDomains", [])),
+        street=organization.get("street"), city=organization.get("city"), state=organization.get("state"),
+        postal_code=organization.get("postalCode"), country=organization.get("countryLetterCode"),
+        phone=phones[0] if phones else None)
 
-    @property
-    def users(self) -> pd.DataFrame:
-        self._users = _built(self._users)
-        return self._users
 
-    @property
-    def mailboxes(self) -> pd.DataFrame:
-        self._mailboxes = _built(self._mailboxes)
-        return self._mailboxes
+def user_table(graph_users: pd.DataFrame) -> pd.DataFrame:
+    """Graph's users in snapshot.USER_COLUMNS: names in snake_case, the assigned licences as
+    their SKU ids and the sign-in activity as the last sign-in's time."""
+    users = graph_users.drop(columns=[ASSIGNED_LICENSES, SIGN_IN_FIELD], errors="ignore").rename(columns=user_column)
+    users["sku_ids"] = graph_users[ASSIGNED_LICENSES].map(_sku_ids)
+    users["last_sign_in"] = graph_users[SIGN_IN_FIELD].map(_last_sign_in) \
+        if SIGN_IN_FIELD in graph_users else None
+    return users
 
-    @property
-    def unchanged_users(self) -> bool:
-        """Users and mailbox report both as the last sync saw them (an empty delta on the cached
-        snapshot, and no new report fetched)."""
-        return not self.users_changed and MAILBOX_CACHE not in self.cache_updates
 
-    def fingerprint(self, options: SyncOptions) -> str:
-        """A digest of what the plan reads besides the users and the mailbox report, and of the
-        options. Notes are left out: they say how the data was read (a full read's notes differ
-        from a delta's), not what it is."""
-        digest = hashlib.sha256()
-        for part in (self.details(), self.licenses.to_dict("records"),
-                     self.mailbox_state, options.model_dump(mode="json")):
-            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
-        return digest.hexdigest()
+def _sku_ids(assigned: object) -> list[str]:
+    return [str(lic["skuId"]) for lic in assigned if isinstance(lic, dict) and lic.get("skuId")] \
+        if isinstance(assigned, list) else []
 
-    @property
-    def display_name(self) -> str:
-        return str(self.organization.get("displayName") or self.tenant_id)
 
-    def _domain(self, flag: str) -> str | None:
-        return next((d["name"] for d in self.organization.get("verifiedDomains", []) if d.get(flag)), None)
-
-    @property
-    def initial_domain(self) -> str | None:
-        return self._domain("isInitial")
-
-    @property
-    def default_domain(self) -> str | None:
-        return self._domain("isDefault")
-
-    @property
-    def verified_domains(self) -> list[str]:
-        return [d["name"] for d in self.organization.get("verifiedDomains", [])]
-
-    def details(self) -> dict[str, str | bool | None]:
-        """Organization details for the store's tenants table."""
-        org = self.organization
-        phones = org.get("businessPhones") or []
-        return {"display_name": self.display_name, "default_domain": self.default_domain,
-                "initial_domain": self.initial_domain, "street": org.get("street"),
-                "city": org.get("city"), "state": org.get("state"), "postal_code": org.get("postalCode"),
-                "country": org.get("countryLetterCode"), "phone": phones[0] if phones else None,
-                "verified_domains": ", ".join(self.verified_domains) or None,
-                "reports_concealed": self.mailbox_state == "concealed"}
+def _last_sign_in(activity: object) -> str | None:
+    value = activity.get("lastSignInDateTime") if isinstance(activity, dict) else None
+    return str(value) if value else None
 
 
 def user_fields(options: SyncOptions) -> list[str]:
@@ -217,11 +181,12 @@ def user_fields(options: SyncOptions) -> list[str]:
 
 
 def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | None = None,
-                   cache: TenantCache | None = None, now: datetime | None = None) -> TenantExtract:
+                   cache: TenantCache | None = None, now: datetime | None = None) -> TenantRead:
     """Read a tenant. With a cache, users come from a Graph delta query on top of the last
     snapshot, and a mailbox report already fetched today is not fetched again. The organization,
     the licenses and the delta's first page are then asked for in one Graph batch; without a
-    snapshot they are read side by side with all the users."""
+    snapshot they are read side by side with all the users. A tenant whose users and report are
+    as its cached snapshot comes back unchanged, its snapshot built only if asked for."""
     options = options or SyncOptions()
     now = now or datetime.now(UTC)
     notes: list[str] = []
@@ -249,12 +214,19 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
             updates[MAILBOX_CACHE] = report_entry
     else:
         mailboxes, state = parse_mailbox_report(""), "off"
-    return TenantExtract(tenant_id, organization, users, licenses, mailboxes, state, notes, updates,
-                         users_changed, cleaner.found)
+    head = TenantHead(tenant_id, organization_of(tenant_id, organization), licenses, state, tuple(notes),
+                      updates, tuple(cleaner.found))
+
+    def load() -> TenantSnapshot:
+        return TenantSnapshot(head, user_table(_built(users)), _built(mailboxes))
+
+    if not users_changed and MAILBOX_CACHE not in updates:
+        return UnchangedTenant(head, load)
+    return load()
 
 
 def _has_licensed_users(users: pd.DataFrame) -> bool:
-    return bool(users["assignedLicenses"].map(lambda items: bool(items) if isinstance(items, list)
+    return bool(users[ASSIGNED_LICENSES].map(lambda items: bool(items) if isinstance(items, list)
                                               else False).any())
 
 
@@ -449,13 +421,13 @@ def apply_delta(users: list[dict[str, Any]], changes: list[JsonObject], columns:
 
 def cached_mailboxes(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
                      cache: TenantCache | None, now: datetime,
-                     expect_rows: Callable[[], bool]) -> tuple[Frame, str, CachedTable | None]:
+                     expect_rows: Callable[[], bool]) -> tuple[Frame, MailboxState, CachedTable | None]:
     """The mailbox report; one already fetched today (Graph refreshes it daily) is reused, its
     rows read only when needed. `expect_rows()`: whether the tenant has licensed users."""
     today = utc_day(now)
     cached = cache.load(MAILBOX_CACHE, tenant_id) if cache else None
     if cached and cached.state.get("fetched_on") == today and cached.state.get("cleaning") == CLEANING_VERSION:
-        return lambda: cached.frame, cached.state.get("mailbox_state", "joined"), None
+        return lambda: cached.frame, _mailbox_state(cached.state.get("mailbox_state")), None
     mailboxes, state = read_mailboxes(client, tenant_id, options, notes, expect_rows())
     entry = CachedTable(mailboxes, {"fetched_on": today, "mailbox_state": state,
                                     "cleaning": CLEANING_VERSION}) if cache and \
@@ -463,8 +435,13 @@ def cached_mailboxes(client: GraphClient, tenant_id: str, options: SyncOptions, 
     return mailboxes, state, entry
 
 
+def _mailbox_state(cached: str | None) -> MailboxState:
+    """The state a cached report was kept with (only joined and concealed reports are kept)."""
+    return "concealed" if cached == "concealed" else "joined"
+
+
 def read_mailboxes(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
-                   expect_rows: bool = False) -> tuple[pd.DataFrame, str]:
+                   expect_rows: bool = False) -> tuple[pd.DataFrame, MailboxState]:
     """The mailbox report and its state: joined, concealed or unreadable. With `expect_rows`
     (the tenant has licensed users) a report without any row is taken as spoiled, not as a
     tenant without mailboxes, so it erases nothing."""
@@ -525,8 +502,7 @@ def licenses_frame(skus: list[SubscribedSku]) -> pd.DataFrame:
             "capability_status": sku.get("capabilityStatus"), "consumed": consumed,
             "enabled": enabled, "suspended": int(prepaid.get("suspended") or 0),
             "warning": int(prepaid.get("warning") or 0), "unused": max(enabled - consumed, 0)})
-    return pd.DataFrame(rows, columns=["sku_id", "part_number", "product_name", "capability_status",
-                                       "consumed", "enabled", "suspended", "warning", "unused"])
+    return pd.DataFrame(rows, columns=LICENSE_COLUMNS)
 
 
 class ReportFormatError(ValueError):

@@ -11,8 +11,8 @@ from typing import TypeAlias
 import pandas as pd
 
 from glue_pipeline.addresses import aliases, smtp_addresses
-from glue_pipeline.graph import JsonObject
 from glue_pipeline.options import FieldMapping
+from glue_pipeline.snapshot import UserRecord, user_column
 
 ENTRA_USER_URL = ("https://entra.microsoft.com/{domain}/#blade/Microsoft_AAD_IAM/"
                   "UserDetailsMenuBlade/Profile/userId/{user_id}")
@@ -50,36 +50,37 @@ def _text(value: object) -> str | None:
     return text or None
 
 
-def _property(user: JsonObject, name: str | None) -> str | None:
-    """A mapped user property as text; list properties (businessPhones) give their first item."""
+def _property(user: UserRecord, name: str | None) -> str | None:
+    """A mapped user property (named as in Graph) as text; list properties (businessPhones) give
+    their first item."""
     if name is None:
         return None
-    value = user.get(name)
+    value = user.get(user_column(name))
     if isinstance(value, (list, tuple)):
         value = value[0] if value else None
     return _text(value)
 
 
-def _names(user: JsonObject, mapping: FieldMapping) -> tuple[str | None, str | None]:
+def _names(user: UserRecord, mapping: FieldMapping) -> tuple[str | None, str | None]:
     first, last = _property(user, mapping.first_name), _property(user, mapping.last_name)
     if first or last or mapping.first_name is None or mapping.last_name is None:
         return first, last
-    display = _text(user.get("displayName"))
+    display = _text(user.get("display_name"))
     if not display:
         return None, None
     parts = display.split(" ", 1)
     return parts[0], parts[1] if len(parts) > 1 else None
 
 
-def contact_fields(user: JsonObject, mapping: FieldMapping | None = None) -> ContactFields:
+def contact_fields(user: UserRecord, mapping: FieldMapping | None = None) -> ContactFields:
     mapping = mapping or FieldMapping()
     first, last = _names(user, mapping)
-    upn = str(user["userPrincipalName"])
+    upn = str(user["user_principal_name"])
     phones = [(label, value) for label, value in (("Work", _property(user, mapping.work_phone)),
                                                   ("Mobile", _property(user, mapping.mobile_phone)))
               if value]
     # The UPN is the primary email: every other smtp address is an alias.
-    others = aliases(smtp_addresses(user.get("proxyAddresses")), upn) if mapping.aliases else []
+    others = aliases(smtp_addresses(user.get("proxy_addresses")), upn) if mapping.aliases else []
     return ContactFields(first_name=first, last_name=last, title=_property(user, mapping.title),
                          location=_property(user, mapping.location), primary_email=upn,
                          aliases=others, phones=phones)
@@ -93,10 +94,9 @@ def admin_center_url(initial_domain: str | None, tenant_id: str) -> str:
     return ADMIN_CENTER_URL.format(initial_domain=initial_domain or tenant_id)
 
 
-def recent_sign_in(user: JsonObject, now: datetime) -> str | None:
-    activity = user.get("signInActivity")
-    value = activity.get("lastSignInDateTime") if isinstance(activity, dict) else None
-    if not value:
+def recent_sign_in(user: UserRecord, now: datetime) -> str | None:
+    value = user.get("last_sign_in")
+    if not value or not isinstance(value, str):
         return None
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -111,25 +111,25 @@ def recent_sign_in(user: JsonObject, now: datetime) -> str | None:
 Overlay: TypeAlias = dict[str, str | int | bool | None]
 
 
-def overlay_fields(user: JsonObject, tenant_id: str, default_domain: str | None,
-                   license_names: dict[str, str], mailbox: JsonObject | None, mailbox_joined: bool,
+def overlay_fields(user: UserRecord, tenant_id: str, default_domain: str | None,
+                   license_names: dict[str, str], mailbox: UserRecord | None, mailbox_joined: bool,
                    now: datetime) -> Overlay:
     """The contact_microsoft row for a user (without contact_id). When the mailbox report could
     not be joined (off, concealed, unreadable) the mailbox fields are left out, so the overlay
     keeps what it had."""
-    skus = [lic.get("skuId") for lic in (user.get("assignedLicenses") or [])]
-    names = sorted({license_names.get(sku, sku) for sku in skus if sku})
+    skus = user.get("sku_ids")
+    names = sorted({license_names.get(str(sku), str(sku)) for sku in (skus if isinstance(skus, list) else [])})
     row: Overlay = {
         "tenant_id": tenant_id,
-        "user_id": user["id"],
-        "user_principal_name": user["userPrincipalName"],
-        "status": "enabled" if user.get("accountEnabled", True) is not False else "disabled",
-        "user_type": _text(user.get("userType")),
+        "user_id": str(user["id"]),
+        "user_principal_name": str(user["user_principal_name"]),
+        "status": "enabled" if user.get("account_enabled", True) is not False else "disabled",
+        "user_type": _text(user.get("user_type")),
         "licenses": ", ".join(names) or None,
-        "created_in_microsoft": _text(user.get("createdDateTime")),
-        "last_password_change": _text(user.get("lastPasswordChangeDateTime")),
+        "created_in_microsoft": _text(user.get("created_date_time")),
+        "last_password_change": _text(user.get("last_password_change_date_time")),
         "last_sign_in": recent_sign_in(user, now),
-        "manage_url": entra_user_url(default_domain, user["id"]),
+        "manage_url": entra_user_url(default_domain, str(user["id"])),
     }
     if mailbox_joined:
         mailbox = mailbox or {}

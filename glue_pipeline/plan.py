@@ -13,9 +13,7 @@ import pandas as pd
 
 from glue_pipeline import frames
 from glue_pipeline.addresses import aliases, user_addresses
-from glue_pipeline.extract import TenantExtract
-from glue_pipeline.graph import JsonObject
-from glue_pipeline.mapping import contact_fields, overlay_fields
+from glue_pipeline.mapping import ContactFields, Overlay, contact_fields, overlay_fields
 from glue_pipeline.matching.contacts import MATCH_COLUMNS, MatchRow, match_contacts, skip_reason
 from glue_pipeline.matching.duplicates import RISK_COLUMNS, duplicate_risk
 from glue_pipeline.matching.organizations import (
@@ -28,7 +26,18 @@ from glue_pipeline.matching.organizations import (
 )
 from glue_pipeline.matching.suggest import suggest_organizations
 from glue_pipeline.options import SyncOptions
-from glue_pipeline.store.writer import ContactWrite
+from glue_pipeline.snapshot import TenantSnapshot, UserRecord
+
+
+@dataclass(frozen=True)
+class ContactWrite:
+    """What the sync wants a contact to be: mapped fields plus the Microsoft overlay."""
+
+    user_id: str
+    contact_id: int | None  # None: create
+    fields: ContactFields
+    overlay: Overlay
+    decided: bool = False  # linked by an analyst's decision: may take the contact from another user
 
 
 @dataclass
@@ -40,7 +49,7 @@ class OrganizationPlan:
 SUGGESTION_COLUMNS = ["rank", "organization_id", "organization_name", "score", "reasons"]
 
 
-def plan_organization(extract: TenantExtract, organizations: pd.DataFrame,
+def plan_organization(extract: TenantSnapshot, organizations: pd.DataFrame,
                       organization_domains: pd.DataFrame, recorded: Mapping[str, Any] | None,
                       prepared: pd.DataFrame | None = None,
                       claims: pd.DataFrame | None = None) -> OrganizationPlan:
@@ -55,7 +64,7 @@ def plan_organization(extract: TenantExtract, organizations: pd.DataFrame,
     if match.status != "unmatched":
         return OrganizationPlan(match, pd.DataFrame(columns=SUGGESTION_COLUMNS))
     tenant = pd.DataFrame([{"tenant_id": extract.tenant_id, "tenant_name": extract.display_name,
-                            "domains": extract.verified_domains}])
+                            "domains": extract.organization.verified_domains}])
     suggestions = suggest_organizations(tenant, organizations, organization_domains, prepared=prepared)
     suggestions = suggestions.drop(columns=["tenant_id"]).reset_index(drop=True)
     if not len(suggestions):
@@ -76,7 +85,7 @@ def plan_organization(extract: TenantExtract, organizations: pd.DataFrame,
     return OrganizationPlan(match, suggestions)
 
 
-def _contested(extract: TenantExtract, organizations: pd.DataFrame, claims: pd.DataFrame | None) -> pd.DataFrame:
+def _contested(extract: TenantSnapshot, organizations: pd.DataFrame, claims: pd.DataFrame | None) -> pd.DataFrame:
     """The one suggestion of a tenant whose same-named organization is another tenant's."""
     org = same_named(organizations, extract.display_name).iloc[0]
     claimed = claimed_by(claims, int(org["id"]))
@@ -86,11 +95,11 @@ def _contested(extract: TenantExtract, organizations: pd.DataFrame, claims: pd.D
                         columns=SUGGESTION_COLUMNS)
 
 
-def skip_reasons(extract: TenantExtract, options: SyncOptions) -> pd.Series:
+def skip_reasons(extract: TenantSnapshot, options: SyncOptions) -> pd.Series:
     """Per user: why the user selection leaves the user out (None: synced)."""
     parts = dict(zip(extract.licenses["sku_id"], extract.licenses["part_number"], strict=True))
     shared: set[str] = set()
-    if "recipient_type" in extract.mailboxes and extract.mailbox_state == "joined":
+    if "recipient_type" in extract.mailboxes and extract.head.mailbox_state == "joined":
         kinds = extract.mailboxes["recipient_type"].fillna("").str.lower()
         shared = set(extract.mailboxes.loc[kinds.isin(["shared", "room", "equipment"]),
                                            "user_principal_name"])
@@ -109,14 +118,14 @@ def held_plan(users: pd.DataFrame, skips: pd.Series, match: OrgMatch) -> Contact
     """A tenant without an organization: every selected user is held back with the reason."""
     reason = f"tenant {match.status}: {match.reason}"
     matches = pd.DataFrame({
-        "user_id": users["id"], "user_principal_name": users["userPrincipalName"],
-        "display_name": users["displayName"], "action": ["skipped" if s else "held" for s in skips],
+        "user_id": users["id"], "user_principal_name": users["user_principal_name"],
+        "display_name": users["display_name"], "action": ["skipped" if s else "held" for s in skips],
         "contact_id": pd.array([pd.NA] * len(users), dtype="Int64"), "matched_on": None,
         "reason": [s or reason for s in skips]}, columns=MATCH_COLUMNS)
     return ContactPlan(matches.reset_index(drop=True), pd.DataFrame(columns=RISK_COLUMNS))
 
 
-def plan_contacts(extract: TenantExtract, options: SyncOptions, skips: pd.Series,
+def plan_contacts(extract: TenantSnapshot, options: SyncOptions, skips: pd.Series,
                   contact_emails: pd.DataFrame, linked: pd.DataFrame, decisions: pd.DataFrame,
                   org_contacts: pd.DataFrame, now: datetime,
                   foreign: pd.DataFrame | None = None) -> ContactPlan:
@@ -131,27 +140,27 @@ def plan_contacts(extract: TenantExtract, options: SyncOptions, skips: pd.Series
     return ContactPlan(matches, risk, _writes(extract, options, matches, now))
 
 
-def _duplicate_risk(extract: TenantExtract, user_ids: pd.Series, org_contacts: pd.DataFrame) -> pd.DataFrame:
+def _duplicate_risk(extract: TenantSnapshot, user_ids: pd.Series, org_contacts: pd.DataFrame) -> pd.DataFrame:
     if user_ids.empty or org_contacts.empty:
         return pd.DataFrame(columns=RISK_COLUMNS)
     users = extract.users[extract.users["id"].isin(set(user_ids))]
     new_users = pd.DataFrame({
-        "user_id": users["id"], "first_name": users["givenName"], "last_name": users["surname"],
-        "display_name": users["displayName"], "email": users["userPrincipalName"],
+        "user_id": users["id"], "first_name": users["given_name"], "last_name": users["surname"],
+        "display_name": users["display_name"], "email": users["user_principal_name"],
         "other_emails": [_other_emails(u) for u in frames.records(users)],
         "phones": [_phones(u) for u in frames.records(users)]}).reset_index(drop=True)
-    return duplicate_risk(new_users, org_contacts, extract.verified_domains)[RISK_COLUMNS]
+    return duplicate_risk(new_users, org_contacts, extract.organization.verified_domains)[RISK_COLUMNS]
 
 
-def _other_emails(user: JsonObject) -> list[str]:
+def _other_emails(user: UserRecord) -> list[str]:
     """`mail` and the smtp proxy addresses but the UPN; duplicate risk folds their case itself."""
     others = [address for source, address in user_addresses(user) if source != "upn"]
-    return aliases(others, str(user["userPrincipalName"]), fold_case=False)
+    return aliases(others, str(user["user_principal_name"]), fold_case=False)
 
 
-def _phones(user: JsonObject) -> list[str]:
-    phones = list(user.get("businessPhones") or []) if isinstance(user.get("businessPhones"), list) else []
-    return [p for p in [*phones, user.get("mobilePhone")] if p]
+def _phones(user: UserRecord) -> list[str]:
+    phones = user.get("business_phones")
+    return [str(p) for p in [*(phones if isinstance(phones, list) else []), user.get("mobile_phone")] if p]
 
 
 def _hold_likely_duplicates(matches: pd.DataFrame, risk: pd.DataFrame) -> None:
@@ -170,17 +179,17 @@ def _hold_likely_duplicates(matches: pd.DataFrame, risk: pd.DataFrame) -> None:
                                    "approve the create")
 
 
-def _writes(extract: TenantExtract, options: SyncOptions, matches: pd.DataFrame,
+def _writes(extract: TenantSnapshot, options: SyncOptions, matches: pd.DataFrame,
             now: datetime) -> list[ContactWrite]:
     users = {u["id"]: u for u in frames.records(extract.users)}
     license_names = dict(zip(extract.licenses["sku_id"], extract.licenses["product_name"], strict=True))
     mailboxes = {m["user_principal_name"]: m for m in frames.records(extract.mailboxes)}
-    joined = extract.mailbox_state == "joined"
+    joined = extract.head.mailbox_state == "joined"
     writes = []
     for row in frames.rows(matches[matches["action"].isin(["match", "create"])], MatchRow):
         user = users[row.user_id]
-        overlay = overlay_fields(user, extract.tenant_id, extract.default_domain, license_names,
-                                 mailboxes.get(str(user["userPrincipalName"]).lower()), joined, now)
+        overlay = overlay_fields(user, extract.tenant_id, extract.organization.default_domain, license_names,
+                                 mailboxes.get(str(user["user_principal_name"]).lower()), joined, now)
         writes.append(ContactWrite(user_id=row.user_id,
                                    contact_id=None if row.action == "create" else int(row.contact_id),
                                    fields=contact_fields(user, options.mapping), overlay=overlay,

@@ -17,17 +17,17 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple, assert_never
+from typing import NamedTuple
 
 import pandas as pd
 from pandas.api.typing import NAType
 
 from glue_pipeline import frames
 from glue_pipeline.cache import TenantCache
-from glue_pipeline.extract import TenantExtract, discover_tenants, extract_tenant
+from glue_pipeline.extract import discover_tenants, extract_tenant
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError, TransientGraphError
 from glue_pipeline.mapping import admin_center_url
@@ -43,6 +43,7 @@ from glue_pipeline.plan import (
     plan_organization,
     skip_reasons,
 )
+from glue_pipeline.snapshot import TenantHead, TenantRead, TenantSnapshot, UnchangedTenant
 from glue_pipeline.store import runs, writer
 from glue_pipeline.store.engine import (
     Connection,
@@ -152,10 +153,10 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
     try:
         known = tenant_row(ctx.engine, tenant_id)
         name = known.get("display_name") or tenant_id
-        extract = extract_tenant(ctx.client, tenant_id, ctx.options, ctx.cache)
-        outcome, tables = _write_tenant(ctx, known, extract)
+        read = extract_tenant(ctx.client, tenant_id, ctx.options, ctx.cache)
+        outcome, tables = _write_tenant(ctx, known, read)
         if ctx.cache:  # only once the store has what the cache says was read
-            for kind, entry in extract.cache_updates.items():
+            for kind, entry in read.head.cache_updates.items():
                 ctx.cache.save(kind, tenant_id, entry)
         if tables:
             outcome.report = publish(tables, tenant_id, ctx.tables_dir)
@@ -195,12 +196,13 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:300]}"
 
 
-def _fingerprint(ctx: SyncContext, extract: TenantExtract, extract_digest: str, store_version: list[list[str]],
+def _fingerprint(ctx: SyncContext, head: TenantHead, extract_digest: str, store_version: list[list[str]],
                  match_status: str) -> str:
     """What a tenant's plan reads: its Microsoft data and options, its store rows, and for a
     tenant without a match the organizations' names and the domain evidence its domains meet
     (contacts added elsewhere do not plan it again)."""
-    against = [ctx.organizations_digest, domain_evidence_of(ctx.domain_evidence, extract.verified_domains)] \
+    against = [ctx.organizations_digest,
+               domain_evidence_of(ctx.domain_evidence, head.organization.verified_domains)] \
         if match_status in OPEN_STATUSES else []
     return hashlib.sha256((extract_digest + json.dumps([store_version, against])).encode()).hexdigest()
 
@@ -211,16 +213,10 @@ _Inputs = tuple[list[list[str]], str | None]
 
 @dataclass(frozen=True)
 class _Unchanged:
-    """A draft whose fingerprint is as in the tenant's last sync: nothing is to be planned."""
+    """A tenant whose fingerprint is as in its last sync: nothing is to be planned."""
 
     recorded: Row
     state: Row
-    inputs: _Inputs
-
-    @property
-    def organization_id(self) -> int | None:
-        organization_id: int | None = self.recorded["organization_id"]
-        return organization_id
 
 
 @dataclass(frozen=True)
@@ -232,9 +228,10 @@ class _Contacts:
 
 
 @dataclass(frozen=True)
-class _Planned:
-    """A draft with the tenant's plan: its match and suggestions, its users' skips and, for a
-    matched tenant, its contacts."""
+class _Draft:
+    """A tenant's plan and what it was made from: the recorded match, and `inputs` (the version
+    of the tenant's and `organization_id`'s store rows, and its sync state). The plan is its
+    match and suggestions, its users' skips and, for a matched tenant, its contacts."""
 
     recorded: Row | None
     organization_id: int | None
@@ -245,40 +242,41 @@ class _Planned:
     contacts: _Contacts | None
 
 
-# What a tenant's plan is made from (the recorded match, and `inputs`: the version of the
-# tenant's and `organization_id`'s store rows, and its sync state), and the plan if one is needed.
-_Draft = _Unchanged | _Planned
-
-
 def _inputs(conn: Connection, tenant_id: str, organization_id: int | None, state: Row | None) -> _Inputs:
     return writer.read_store_version(conn, tenant_id, organization_id), state["fingerprint"] if state else None
 
 
-def _draft(conn: Connection, ctx: SyncContext, extract: TenantExtract, digest: str, now: datetime) -> _Draft:
+def _unchanged(conn: Connection, ctx: SyncContext, head: TenantHead, digest: str) -> _Unchanged | None:
+    """The tenant's recorded match and sync state when its fingerprint is as in its last sync."""
+    recorded = writer.read_recorded_match(conn, head.tenant_id)
+    state = writer.read_sync_state(conn, head.tenant_id)
+    if not recorded or not state:
+        return None
+    inputs = _inputs(conn, head.tenant_id, recorded["organization_id"], state)
+    same = state["fingerprint"] == _fingerprint(ctx, head, digest, inputs[0], recorded["status"])
+    return _Unchanged(recorded, state) if same else None
+
+
+def _draft(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, now: datetime) -> _Draft:
     """Plan the tenant from the store as `conn` sees it; reads only. The version of the rows the
     plan reads is taken before them, so a change made meanwhile shows as a newer version."""
-    tenant_id = extract.tenant_id
+    tenant_id = snapshot.tenant_id
     recorded = writer.read_recorded_match(conn, tenant_id)
     state = writer.read_sync_state(conn, tenant_id)
-    if extract.unchanged_users and recorded and state:
-        inputs = _inputs(conn, tenant_id, recorded["organization_id"], state)
-        if state["fingerprint"] == _fingerprint(ctx, extract, digest, inputs[0], recorded["status"]):
-            return _Unchanged(recorded, state, inputs)
     # Other tenants' matches count only for a tenant that may be matched by rule.
     claims = None if _kept(recorded, ctx.organizations) else writer.read_claims(conn, tenant_id)
-    org = plan_organization(extract, ctx.organizations, ctx.organization_domains, recorded,
+    org = plan_organization(snapshot, ctx.organizations, ctx.organization_domains, recorded,
                             ctx.organization_names, claims)
     organization_id = org.match.organization_id
-    skips = skip_reasons(extract, ctx.options)
+    skips = skip_reasons(snapshot, ctx.options)
     inputs = _inputs(conn, tenant_id, organization_id, state)
     contacts = None
-    if org.match.status == "matched":
-        assert organization_id is not None  # a matched OrgMatch names its organization
+    if org.match.status == "matched" and organization_id is not None:
         index = writer.read_contact_index(conn, organization_id, tenant_id)
         contacts = _Contacts(organization_id, plan_contacts(
-            extract, ctx.options, skips, index.emails, index.linked, writer.read_contact_decisions(conn, tenant_id),
+            snapshot, ctx.options, skips, index.emails, index.linked, writer.read_contact_decisions(conn, tenant_id),
             writer.read_org_contacts(conn, organization_id), now, index.foreign))
-    return _Planned(recorded, organization_id, inputs, state, org, skips, contacts)
+    return _Draft(recorded, organization_id, inputs, state, org, skips, contacts)
 
 
 def _kept(recorded: Row | None, organizations: pd.DataFrame) -> bool:
@@ -290,8 +288,6 @@ def _kept(recorded: Row | None, organizations: pd.DataFrame) -> bool:
 
 def _new_claim(draft: _Draft) -> int | None:
     """The organization a draft matches the tenant to by rule for the first time, if any."""
-    if isinstance(draft, _Unchanged):
-        return None
     match, recorded = draft.org.match, draft.recorded or {}
     if match.status != "matched" or match.method != "exact":
         return None
@@ -306,57 +302,59 @@ def _still_holds(conn: Connection, draft: _Draft, tenant_id: str) -> bool:
         _inputs(conn, tenant_id, draft.organization_id, writer.read_sync_state(conn, tenant_id)) == draft.inputs
 
 
-def _write_tenant(ctx: SyncContext, known: Row,
-                  extract: TenantExtract) -> tuple[TenantOutcome, dict[str, pd.DataFrame]]:
+def _write_tenant(ctx: SyncContext, known: Row, read: TenantRead) -> tuple[TenantOutcome, dict[str, pd.DataFrame]]:
     """Match and write one tenant in one transaction, under the tenant's lock; the outcome and
-    its tables (none when the tenant was unchanged). When the users changed, the plan is made
-    first, outside the write transaction (SQLite has one write lock for the whole store, so
-    planning inside it would make tenants wait for each other), and written if the store rows
-    it read are as they were; otherwise it is made again under the lock."""
-    tenant_id = extract.tenant_id
+    its tables (none when the tenant was unchanged). A tenant whose users a delta query found
+    unchanged is first looked up: if its fingerprint is as in its last sync it is recorded as
+    unchanged, else its snapshot is built (outside any transaction) and planned. The plan is made
+    outside the write transaction (SQLite has one write lock for the whole store, so planning
+    inside it would make tenants wait for each other), and written if the store rows it read are
+    as they were; otherwise it is made again under the lock."""
+    tenant_id = read.tenant_id
     now = utcnow()
-    digest = extract.fingerprint(ctx.options)
-    draft = None
-    if not extract.unchanged_users:  # a plan is needed: made before taking the lock
-        with read_transaction(ctx.engine) as conn:
-            draft = _draft(conn, ctx, extract, digest, now)
+    digest = read.head.fingerprint(ctx.options)
+    if isinstance(read, UnchangedTenant):
+        with write_transaction(ctx.engine) as conn:
+            writer.lock_tenant(conn, tenant_id)
+            unchanged = _unchanged(conn, ctx, read.head, digest)
+            if unchanged is not None:
+                return _record_unchanged(conn, ctx, read.head, unchanged, now), {}
+        snapshot = read.load()
+    else:
+        snapshot = read
+    with read_transaction(ctx.engine) as conn:
+        draft = _draft(conn, ctx, snapshot, now)
     with write_transaction(ctx.engine) as conn:
         writer.lock_tenant(conn, tenant_id)
-        if draft is None or not _still_holds(conn, draft, tenant_id):
-            # Likely unchanged (told by a few reads), or the store moved on since the draft.
-            draft = _draft(conn, ctx, extract, digest, now)
+        if not _still_holds(conn, draft, tenant_id):  # the store moved on since the draft
+            draft = _draft(conn, ctx, snapshot, now)
         claim = _new_claim(draft)
         if claim is not None:
             # Two tenants named alike may claim one organization at once: the first to commit
             # has it, the other sees its claim once it holds the organization's lock.
             writer.lock_tenant(conn, f"organization:{claim}")
             if len(writer.read_claims(conn, tenant_id, claim)):
-                draft = _draft(conn, ctx, extract, digest, now)
-        match draft:
-            case _Unchanged(recorded=recorded, state=state):
-                return _record_unchanged(conn, ctx, extract, recorded, state, now), {}
-            case _Planned():
-                outcome, plan = _write_plan(conn, ctx, known, extract, draft, digest, now)
-            case _:
-                assert_never(draft)
-    return outcome, _tables(extract, draft.org, plan, outcome.counts)
+                draft = _draft(conn, ctx, snapshot, now)
+        outcome, plan = _write_plan(conn, ctx, known, snapshot, draft, digest, now)
+    return outcome, _tables(snapshot, draft.org, plan, outcome.counts)
 
 
-def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantExtract, draft: _Planned,
+def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantSnapshot, draft: _Draft,
                 digest: str, now: datetime) -> tuple[TenantOutcome, ContactPlan]:
     """Write a tenant's plan: the tenant, its match, contacts (or its users held back), log,
-    result and sync state; its outcome and contact plan."""
+    result and sync state; its outcome and contact plan as written (with the ids of the
+    contacts created)."""
     tenant_id, org = extract.tenant_id, draft.org
     writer.upsert_tenant(conn, {
-        "tenant_id": tenant_id, **extract.details(), "relationship": known.get("relationship"),
+        "tenant_id": tenant_id, **extract.head.details(), "relationship": known.get("relationship"),
         "data_source": known.get("data_source"),
-        "manage_url": admin_center_url(extract.initial_domain, tenant_id)}, now)
+        "manage_url": admin_center_url(extract.organization.initial_domain, tenant_id)}, now)
     writer.record_match(conn, org.match, draft.recorded, now)
     writer.replace_suggestions(conn, tenant_id, org.suggestions)
     writer.replace_licenses(conn, tenant_id, org.match.organization_id, extract.licenses)
     if draft.contacts is not None:
-        plan = draft.contacts.plan
-        counts = _write_contacts(conn, extract, draft.contacts.organization_id, plan, now)
+        counts = _write_contacts(conn, extract, draft.contacts.organization_id, draft.contacts.plan, now)
+        plan = _with_created(draft.contacts.plan, counts.created_ids)
         status = "synced"
     else:
         plan = held_plan(extract.users, draft.skips, org.match)
@@ -368,13 +366,13 @@ def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantE
     writer.replace_held_users(conn, tenant_id, held_rows(plan) if status == "synced" else [], now)
     counts.skipped = int((plan.matches["action"] == "skipped").sum())
     counts.log += _tenant_notes(extract, plan.matches)
-    counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id) for c in extract.cleaned]
+    counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id) for c in extract.head.cleaned]
     writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
     outcome = TenantOutcome(tenant_id, extract.display_name, status, org.match, len(extract.users), counts)
     runs.write_result(conn, ctx.run_id, outcome.result(), now)
     version = writer.read_store_version(conn, tenant_id, org.match.organization_id)
     writer.save_sync_state(conn, {
-        "tenant_id": tenant_id, "fingerprint": _fingerprint(ctx, extract, digest, version, org.match.status),
+        "tenant_id": tenant_id, "fingerprint": _fingerprint(ctx, extract.head, digest, version, org.match.status),
         "status": status,
         "organization_id": org.match.organization_id, "users": len(extract.users),
         "contacts": counts.created + counts.updated + counts.unchanged, "held": counts.held,
@@ -382,9 +380,10 @@ def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantE
     return outcome, plan
 
 
-def _record_unchanged(conn: Connection, ctx: SyncContext, extract: TenantExtract, recorded: Row, state: Row,
+def _record_unchanged(conn: Connection, ctx: SyncContext, extract: TenantHead, unchanged: _Unchanged,
                       now: datetime) -> TenantOutcome:
     """Record a tenant whose inputs are as in its last sync: its result then still holds."""
+    recorded, state = unchanged.recorded, unchanged.state
     counts = ContactCounts(unchanged=state["contacts"], held=state["held"], skipped=state["skipped"])
     writer.write_log(conn, ctx.run_id, extract.tenant_id, [LogEntry(
         "info", "tenant_unchanged", "nothing changed in Microsoft or in the store since the sync of "
@@ -407,7 +406,7 @@ class _Held(NamedTuple):
     reason: str
 
 
-def _write_contacts(conn: Connection, extract: TenantExtract, organization_id: int, plan: ContactPlan,
+def _write_contacts(conn: Connection, extract: TenantSnapshot, organization_id: int, plan: ContactPlan,
                     now: datetime) -> ContactCounts:
     counts = writer.apply_contacts(conn, organization_id, plan.writes, now)
     for row in frames.rows(plan.matches[plan.matches["action"].isin(["ambiguous", "held"])], _Held):
@@ -416,16 +415,19 @@ def _write_contacts(conn: Connection, extract: TenantExtract, organization_id: i
         counts.log.append(LogEntry("warning", f"contact_{row.action}",
                                    f"{row.user_principal_name}: {row.reason}", contact_id, row.user_id))
     writer.mark_removed_users(conn, extract.tenant_id, set(extract.users["id"]), counts)
-    # The ids of created contacts are known only now.
-    created = {w.user_id: w.contact_id for w in plan.writes}
-    plan.matches["contact_id"] = (plan.matches["user_id"].map(created)
-                                  .fillna(plan.matches["contact_id"]).astype("Int64"))
     return counts
 
 
-def _tenant_notes(extract: TenantExtract, matches: pd.DataFrame) -> list[LogEntry]:
+def _with_created(plan: ContactPlan, created: dict[str, int]) -> ContactPlan:
+    """The plan with the ids of the contacts created for its users, known only once written."""
+    matches = plan.matches.assign(contact_id=plan.matches["user_id"].map(created)
+                                  .fillna(plan.matches["contact_id"]).astype("Int64"))
+    return replace(plan, matches=matches)
+
+
+def _tenant_notes(extract: TenantSnapshot, matches: pd.DataFrame) -> list[LogEntry]:
     """Once per tenant: what the operator should know (skipped users, data left out)."""
-    entries = [LogEntry("warning", "tenant_note", note) for note in extract.notes]
+    entries = [LogEntry("warning", "tenant_note", note) for note in extract.head.notes]
     skipped = matches[matches["action"] == "skipped"]
     if len(skipped):
         reasons = skipped["reason"].value_counts()
@@ -434,13 +436,8 @@ def _tenant_notes(extract: TenantExtract, matches: pd.DataFrame) -> list[LogEntr
     return entries
 
 
-def _tables(extract: TenantExtract, org: OrganizationPlan, plan: ContactPlan,
+def _tables(extract: TenantSnapshot, org: OrganizationPlan, plan: ContactPlan,
             counts: ContactCounts) -> dict[str, pd.DataFrame]:
-    users = extract.users.copy()
-    users["assignedLicenses"] = users["assignedLicenses"].map(
-        lambda items: [i.get("skuId") for i in items] if isinstance(items, list) else [])
-    users["signInActivity"] = users["signInActivity"].map(
-        lambda a: a.get("lastSignInDateTime") if isinstance(a, dict) else None)
     match = org.match
     suggestions = "; ".join(f"{r.rank}. {r.organization_name} (id {r.organization_id}, {r.score:.0f}: "
                             f"{r.reasons})" for r in org.suggestions.itertuples(index=False))
@@ -451,7 +448,7 @@ def _tables(extract: TenantExtract, org: OrganizationPlan, plan: ContactPlan,
     organization["organization_id"] = organization["organization_id"].astype("Int64")
     differences = pd.DataFrame(counts.differences, columns=["contact_id", "user_id", "field",
                                                             "store_value", "microsoft_value"])
-    return {"users": users, "licenses": extract.licenses, "mailbox_usage": extract.mailboxes,
+    return {"users": extract.users, "licenses": extract.licenses, "mailbox_usage": extract.mailboxes,
             "organization_match": organization, "contact_matches": plan.matches,
             "duplicate_risk": plan.risk, "differences": differences}
 

@@ -17,6 +17,7 @@ from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.settings import GraphSettings, Secret
+from glue_pipeline.snapshot import USER_COLUMNS, TenantSnapshot
 
 
 def settings_for(sandbox: Sandbox, world: World, **overrides: object) -> GraphSettings:
@@ -85,11 +86,19 @@ def test_extract_reads_users_licenses_and_the_mailbox_report(sandbox: Sandbox, s
     tenant = max((t for t in small_world.tenants if t.consent == "granted" and not t.reports_concealed),
                  key=lambda t: len(t.users))
     extract = extract_tenant(GraphClient(settings_for(sandbox, small_world)), tenant.id)
+    assert isinstance(extract, TenantSnapshot)  # eager: no cache, so every user was read
     assert len(extract.users) == len(tenant.users)
+    # Graph's names end at the extract: the snapshot speaks snake_case, with licences as SKU ids.
+    assert set(USER_COLUMNS) <= set(extract.users.columns)
+    assert not [c for c in extract.users.columns if c != c.lower()]
+    by_id = extract.users.set_index("id")
+    for user in tenant.users:
+        assert by_id.at[user.id, "user_principal_name"] == user.userPrincipalName
+        assert by_id.at[user.id, "sku_ids"] == [lic.skuId for lic in user.assignedLicenses]
     assert sorted(extract.licenses["sku_id"]) == sorted(s.skuId for s in tenant.skus)
     with_mailbox = {u.userPrincipalName.lower() for u in tenant.users if u.mailbox}
     assert set(extract.mailboxes["user_principal_name"]) == with_mailbox
-    assert extract.initial_domain == tenant.initial_domain
+    assert extract.organization.initial_domain == tenant.initial_domain
 
 
 def test_429_is_retried_after_its_retry_after(sandbox: Sandbox, small_world: World,

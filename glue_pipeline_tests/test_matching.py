@@ -9,11 +9,11 @@ from glue_pipeline.matching.organizations import match_organization, normalize_n
 from glue_pipeline.options import UserSelection
 
 ORGS = pd.DataFrame({"id": [1, 2, 3, 4], "name": ["Contoso Ltd", "  fabrikam   INC ", "Twin", "twin"]})
-LICENSED = [{"skuId": "sku-1", "disabledPlans": []}]
+LICENSED = ["sku-1"]
 
 
 def _users(*rows: dict) -> pd.DataFrame:
-    base = {"displayName": "x", "userType": "Member", "assignedLicenses": LICENSED}
+    base = {"display_name": "x", "user_type": "Member", "sku_ids": LICENSED}
     return pd.DataFrame([{**base, **r} for r in rows])
 
 
@@ -60,8 +60,8 @@ def test_recorded_match_to_a_deleted_organization_falls_back_to_the_rule() -> No
 
 
 def test_contacts_match_on_upn_case_insensitively_and_create_the_rest() -> None:
-    users = _users({"id": "u1", "userPrincipalName": "Ann.Lee@Contoso.com"},
-                   {"id": "u2", "userPrincipalName": "bob@contoso.com"})
+    users = _users({"id": "u1", "user_principal_name": "Ann.Lee@Contoso.com"},
+                   {"id": "u2", "user_principal_name": "bob@contoso.com"})
     emails = pd.DataFrame({"contact_id": [10], "value": ["ann.lee@contoso.COM"]})
     table = match_contacts(users, emails, _no_links()).set_index("user_id")
     assert table.loc["u1", "action"] == "match" and table.loc["u1", "contact_id"] == 10
@@ -70,7 +70,7 @@ def test_contacts_match_on_upn_case_insensitively_and_create_the_rest() -> None:
 
 
 def test_linked_user_id_wins_over_email() -> None:
-    users = _users({"id": "u1", "userPrincipalName": "renamed@contoso.com"})
+    users = _users({"id": "u1", "user_principal_name": "renamed@contoso.com"})
     emails = pd.DataFrame({"contact_id": [10, 11], "value": ["old@contoso.com", "renamed@contoso.com"]})
     linked = pd.DataFrame({"contact_id": [10], "user_id": ["u1"], "in_organization": [True]})
     row = match_contacts(users, emails, linked).iloc[0]
@@ -78,15 +78,15 @@ def test_linked_user_id_wins_over_email() -> None:
 
 
 def test_one_user_on_two_contacts_is_ambiguous() -> None:
-    users = _users({"id": "u1", "userPrincipalName": "ann@contoso.com"})
+    users = _users({"id": "u1", "user_principal_name": "ann@contoso.com"})
     emails = pd.DataFrame({"contact_id": [10, 11], "value": ["ann@contoso.com", "ANN@contoso.com"]})
     row = match_contacts(users, emails, _no_links()).iloc[0]
     assert row["action"] == "ambiguous" and pd.isna(row["contact_id"])
 
 
 def test_two_users_on_one_contact_are_both_ambiguous() -> None:
-    users = _users({"id": "u1", "userPrincipalName": "ann@contoso.com"},
-                   {"id": "u2", "userPrincipalName": "ann.lee@contoso.com"})
+    users = _users({"id": "u1", "user_principal_name": "ann@contoso.com"},
+                   {"id": "u2", "user_principal_name": "ann.lee@contoso.com"})
     emails = pd.DataFrame({"contact_id": [10, 10], "value": ["ann@contoso.com", "ann.lee@contoso.com"]})
     table = match_contacts(users, emails, _no_links())
     assert list(table["action"]) == ["ambiguous", "ambiguous"]
@@ -99,9 +99,9 @@ def _skips(users: pd.DataFrame, selection: UserSelection, shared: set[str] = fro
 
 
 def test_guests_and_unlicensed_users_are_skipped_with_a_reason() -> None:
-    users = _users({"id": "g", "userPrincipalName": "jo_gmail.com#EXT#@contoso.onmicrosoft.com",
-                    "userType": "Guest", "assignedLicenses": []},
-                   {"id": "n", "userPrincipalName": "nolicense@contoso.com", "assignedLicenses": []})
+    users = _users({"id": "g", "user_principal_name": "jo_gmail.com#EXT#@contoso.onmicrosoft.com",
+                    "user_type": "Guest", "sku_ids": []},
+                   {"id": "n", "user_principal_name": "nolicense@contoso.com", "sku_ids": []})
     table = match_contacts(users, pd.DataFrame(columns=["contact_id", "value"]), _no_links(),
                            _skips(users, UserSelection()))
     assert list(table["action"]) == ["skipped", "skipped"]
@@ -109,11 +109,11 @@ def test_guests_and_unlicensed_users_are_skipped_with_a_reason() -> None:
 
 
 def test_selection_switches_and_subscriptions() -> None:
-    users = _users({"id": "g", "userPrincipalName": "jo#EXT#@x.onmicrosoft.com", "userType": "Guest"},
-                   {"id": "d", "userPrincipalName": "off@x.com", "accountEnabled": False},
-                   {"id": "f", "userPrincipalName": "free@x.com",
-                    "assignedLicenses": [{"skuId": "sku-2", "disabledPlans": []}]},
-                   {"id": "s", "userPrincipalName": "info@x.com"})
+    users = _users({"id": "g", "user_principal_name": "jo#EXT#@x.onmicrosoft.com", "user_type": "Guest"},
+                   {"id": "d", "user_principal_name": "off@x.com", "account_enabled": False},
+                   {"id": "f", "user_principal_name": "free@x.com",
+                    "sku_ids": ["sku-2"]},
+                   {"id": "s", "user_principal_name": "info@x.com"})
     default = _skips(users, UserSelection(), shared={"info@x.com"})
     assert list(default) == ["guest account", None, None, "shared or resource mailbox"]
     strict = _skips(users, UserSelection(include_guests=True, include_disabled=False, subscriptions=["SPB"],
@@ -123,9 +123,9 @@ def test_selection_switches_and_subscriptions() -> None:
 
 
 def test_mail_and_proxy_addresses_match_in_order() -> None:
-    users = _users({"id": "u1", "userPrincipalName": "u1@contoso.onmicrosoft.com", "mail": "Ann@Contoso.com"},
-                   {"id": "u2", "userPrincipalName": "u2@contoso.onmicrosoft.com", "mail": None,
-                    "proxyAddresses": ["SMTP:u2@contoso.onmicrosoft.com", "smtp:bob@contoso.co.uk"]})
+    users = _users({"id": "u1", "user_principal_name": "u1@contoso.onmicrosoft.com", "mail": "Ann@Contoso.com"},
+                   {"id": "u2", "user_principal_name": "u2@contoso.onmicrosoft.com", "mail": None,
+                    "proxy_addresses": ["SMTP:u2@contoso.onmicrosoft.com", "smtp:bob@contoso.co.uk"]})
     emails = pd.DataFrame({"contact_id": [10, 11], "value": ["ann@contoso.com", "BOB@contoso.co.uk"]})
     table = match_contacts(users, emails, _no_links()).set_index("user_id")
     assert (table.loc["u1", "contact_id"], table.loc["u1", "matched_on"]) == (10, "mail")
@@ -133,8 +133,8 @@ def test_mail_and_proxy_addresses_match_in_order() -> None:
 
 
 def test_link_decision_wins_and_create_decision_is_kept() -> None:
-    users = _users({"id": "u1", "userPrincipalName": "ann@contoso.com"},
-                   {"id": "u2", "userPrincipalName": "new@contoso.com"})
+    users = _users({"id": "u1", "user_principal_name": "ann@contoso.com"},
+                   {"id": "u2", "user_principal_name": "new@contoso.com"})
     emails = pd.DataFrame({"contact_id": [10, 12], "value": ["ann@contoso.com", None]})
     decisions = pd.DataFrame({"user_id": ["u1", "u2"], "action": ["link", "create"], "contact_id": [12, None]})
     table = match_contacts(users, emails, _no_links(), decisions=decisions).set_index("user_id")
@@ -143,7 +143,7 @@ def test_link_decision_wins_and_create_decision_is_kept() -> None:
 
 
 def test_link_decision_to_a_contact_outside_the_organization_is_held() -> None:
-    users = _users({"id": "u1", "userPrincipalName": "ann@contoso.com"})
+    users = _users({"id": "u1", "user_principal_name": "ann@contoso.com"})
     decisions = pd.DataFrame({"user_id": ["u1"], "action": ["link"], "contact_id": [99]})
     row = match_contacts(users, pd.DataFrame({"contact_id": [10], "value": ["x@y.z"]}), _no_links(),
                          decisions=decisions).iloc[0]
@@ -151,7 +151,7 @@ def test_link_decision_to_a_contact_outside_the_organization_is_held() -> None:
 
 
 def test_link_to_a_contact_in_another_organization_is_held() -> None:
-    users = _users({"id": "u1", "userPrincipalName": "ann@contoso.com"})
+    users = _users({"id": "u1", "user_principal_name": "ann@contoso.com"})
     linked = pd.DataFrame({"contact_id": [10], "user_id": ["u1"], "in_organization": [False]})
     row = match_contacts(users, pd.DataFrame(columns=["contact_id", "value"]), linked).iloc[0]
     assert row["action"] == "held" and "another organization" in row["reason"]

@@ -317,17 +317,19 @@ def test_a_plan_made_before_the_write_lock_is_made_again_when_its_store_rows_cha
     from glue_pipeline.graph.client import GraphClient
     from glue_pipeline.options import SyncOptions
     from glue_pipeline.settings import settings_from_env
+    from glue_pipeline.snapshot import TenantSnapshot
     from glue_pipeline.store.writer import utcnow
-    from glue_pipeline.sync import _draft, _Planned, _still_holds, sync_context
+    from glue_pipeline.sync import _draft, _still_holds, sync_context
 
     engine, _instance = first_sync
     tenant_id = sorted(_matched_tenants(engine))[0]
     options = SyncOptions()
     ctx = sync_context(GraphClient(settings_from_env().graph), engine, "test-run", options)
     extract = extract_tenant(ctx.client, tenant_id, options)
+    assert isinstance(extract, TenantSnapshot)  # without a cache, users are always read in full
     with engine.connect() as conn, conn.begin():
-        draft = _draft(conn, ctx, extract, extract.fingerprint(options), utcnow())
-    assert isinstance(draft, _Planned) and draft.contacts is not None and len(draft.contacts.plan.matches)
+        draft = _draft(conn, ctx, extract, utcnow())
+    assert draft.contacts is not None and len(draft.contacts.plan.matches)
     with engine.connect() as conn:
         assert _still_holds(conn, draft, tenant_id)
     contacts = schema.contacts.c

@@ -19,8 +19,8 @@ import pandas as pd
 
 from glue_pipeline import frames
 from glue_pipeline.addresses import user_addresses
-from glue_pipeline.graph import JsonObject
 from glue_pipeline.options import UserSelection
+from glue_pipeline.snapshot import UserRecord
 
 MATCH_COLUMNS = ["user_id", "user_principal_name", "display_name", "action", "contact_id",
                  "matched_on", "reason"]
@@ -38,20 +38,21 @@ class MatchRow(NamedTuple):
     reason: str
 
 
-def is_guest(user: JsonObject) -> bool:
-    return user.get("userType") == "Guest" or "#EXT#" in str(user.get("userPrincipalName") or "").upper()
+def is_guest(user: UserRecord) -> bool:
+    return user.get("user_type") == "Guest" or "#EXT#" in str(user.get("user_principal_name") or "").upper()
 
 
-def skip_reason(user: JsonObject, selection: UserSelection, sku_part_numbers: dict[str, str],
+def skip_reason(user: UserRecord, selection: UserSelection, sku_part_numbers: dict[str, str],
                 shared_mailboxes: set[str]) -> str | None:
     """Why the selection leaves a user out, or None when it is synced."""
     if is_guest(user):
         return None if selection.include_guests else "guest account"
-    if str(user.get("userPrincipalName") or "").lower() in shared_mailboxes:
+    if str(user.get("user_principal_name") or "").lower() in shared_mailboxes:
         return None if selection.include_shared_mailboxes else "shared or resource mailbox"
-    if user.get("accountEnabled") is False and not selection.include_disabled:
+    if user.get("account_enabled") is False and not selection.include_disabled:
         return "account disabled"
-    skus = [lic.get("skuId") for lic in (user.get("assignedLicenses") or [])]
+    assigned = user.get("sku_ids")
+    skus = [str(sku) for sku in assigned] if isinstance(assigned, list) else []
     if not skus:
         return None if selection.include_unlicensed else "no license assigned"
     if selection.subscriptions:
@@ -118,7 +119,8 @@ def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd
                    foreign: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per user with its action: match, create, ambiguous, held or skipped.
 
-    users: Graph user records (id, userPrincipalName, displayName, mail, proxyAddresses).
+    users: the snapshot's users table (snapshot.USER_COLUMNS: id, user_principal_name,
+        display_name, mail, proxy_addresses).
     contact_emails: contact_id, value - every email of the matched organization's contacts
         (contact_id with a null value for a contact without email).
     linked: contact_id, user_id, in_organization - contacts linked to this tenant's users.
@@ -135,8 +137,8 @@ def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd
     for position, user in enumerate(frames.records(users)):
         reason = None if skip_reasons is None else skip_reasons.iloc[position]
         reason = None if pd.isna(reason) else reason
-        base = {"user_id": user["id"], "user_principal_name": user["userPrincipalName"],
-                "display_name": user.get("displayName")}
+        base = {"user_id": user["id"], "user_principal_name": user["user_principal_name"],
+                "display_name": user.get("display_name")}
         rows.append({**base, **_decide(user, reason, index)})
     table = pd.DataFrame(rows, columns=MATCH_COLUMNS)
     return _flag_shared_creates(_flag_shared_contacts(table))
@@ -151,15 +153,15 @@ class _Outcome(TypedDict):
     reason: str
 
 
-def _decide(user: JsonObject, skip: str | None, index: _Index) -> _Outcome:
-    decision = index.decisions.get(user["id"])
+def _decide(user: UserRecord, skip: str | None, index: _Index) -> _Outcome:
+    decision = index.decisions.get(str(user["id"]))
     if decision is not None and decision.action == "link":
         if int(decision.contact_id) in index.contact_ids:
             return _row("match", int(decision.contact_id), "decision", "linked by an analyst's decision")
         return _row("held", int(decision.contact_id), "decision",
                     "the analyst linked a contact that is not in the tenant's organization: record "
                     "a new link decision")
-    link = index.linked_by_user.get(user["id"])
+    link = index.linked_by_user.get(str(user["id"]))
     if link is not None:
         if not link.in_organization:
             return _row("held", int(link.contact_id), "user_id",

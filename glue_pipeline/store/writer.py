@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, delete
 from glue_pipeline import frames
 from glue_pipeline.mapping import ContactFields, Overlay
 from glue_pipeline.matching.organizations import OrgMatch
+from glue_pipeline.plan import ContactWrite
 from glue_pipeline.store.rows import Row, first_row
 from glue_pipeline.store.schema import (
     contact_decisions,
@@ -73,6 +74,7 @@ class ContactCounts:
     removed: int = 0
     log: list[LogEntry] = field(default_factory=list)
     differences: list[DifferenceRow] = field(default_factory=list)
+    created_ids: dict[str, int] = field(default_factory=dict)  # user id -> the contact created for it
 
 
 def lock_tenant(conn: Connection, key: str) -> None:
@@ -179,17 +181,6 @@ def read_claims(conn: Connection, tenant_id: str, organization_id: int | None = 
     return pd.DataFrame(conn.execute(query).all(), columns=["organization_id", "tenant_id", "tenant_name"])
 
 
-@dataclass
-class ContactWrite:
-    """What the sync wants a contact to be: mapped fields plus the Microsoft overlay."""
-
-    user_id: str
-    contact_id: int | None  # None: create
-    fields: ContactFields
-    overlay: Overlay
-    decided: bool = False  # linked by an analyst's decision: may take the contact from another user
-
-
 def _rows_by_contact(conn: Connection, table: Table, contact_ids: list[int]) -> dict[int, list[Row]]:
     out: dict[int, list[Row]] = {}
     for start in range(0, len(contact_ids), 500):
@@ -201,6 +192,8 @@ def _rows_by_contact(conn: Connection, table: Table, contact_ids: list[int]) -> 
 
 def apply_contacts(conn: Connection, organization_id: int, writes: list[ContactWrite],
                    now: datetime) -> ContactCounts:
+    """Create, link and update the plan's contacts; what was written (the writes are not
+    changed: the ids of created contacts are in `created_ids`)."""
     counts = ContactCounts()
     create = [w for w in writes if w.contact_id is None]
     existing = [w for w in writes if w.contact_id is not None]
@@ -236,7 +229,7 @@ def _create_contacts(conn: Connection, organization_id: int, writes: list[Contac
     phones: list[Row] = []
     overlays: list[Row] = []
     for contact_id, write in zip(ids, writes, strict=True):
-        write.contact_id = contact_id
+        counts.created_ids[write.user_id] = contact_id
         emails += [{"contact_id": contact_id, "value": v, "label": label, "is_primary": primary}
                    for v, label, primary in _email_rows(write.fields)]
         phones += [{"contact_id": contact_id, "value": v, "label": label, "is_primary": i == 0}

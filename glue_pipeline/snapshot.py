@@ -1,0 +1,182 @@
+"""What the extract hands on: a tenant's Microsoft data, read and cleaned, in the pipeline's own
+names (snake_case) and types. Graph's names and shapes stay in graph/ and extract.py; the plan,
+matching and mapping read only these.
+
+`TenantSnapshot` is eager: its tables are built when the extract returns, so reading a cached
+file (which may fail) never happens while a tenant is planned or written. A tenant whose users a
+delta query found unchanged comes back as `UnchangedTenant` instead: what decides whether
+anything must be planned, and `load`, which builds the snapshot when it must.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+import pandas as pd
+
+from glue_pipeline.cache import CachedTable
+from glue_pipeline.options import SyncOptions
+from glue_pipeline.untrusted import Cleaned
+
+# The users table: one row per user, a column per property (and one per property the field
+# mapping names, under user_column(name)). Text is cleaned (untrusted.py); empty is None.
+USER_COLUMNS: dict[str, str] = {
+    "id": "the user's object id (a GUID)",
+    "user_principal_name": "the sign-in name, an email address",
+    "display_name": "text",
+    "given_name": "text",
+    "surname": "text",
+    "mail": "the primary SMTP address",
+    "job_title": "text",
+    "business_phones": "list of text",
+    "mobile_phone": "text",
+    "office_location": "text",
+    "account_enabled": "bool (None: not said)",
+    "user_type": "Member | Guest",
+    "proxy_addresses": "list of TYPE:address (SMTP:, smtp:, SIP:, ...)",
+    "sku_ids": "list of the SKU ids of the licences assigned",
+    "created_date_time": "ISO-8601 text",
+    "last_password_change_date_time": "ISO-8601 text",
+    "last_sign_in": "ISO-8601 text, None when not read (no Entra ID P1/P2 or AuditLog.Read.All)",
+}
+
+# The licenses table: one row per subscribed SKU.
+LICENSE_COLUMNS = ["sku_id", "part_number", "product_name", "capability_status", "consumed", "enabled",
+                   "suspended", "warning", "unused"]
+
+# A row of the users table, or of the mailbox report, as a mapping of column to value.
+UserRecord: TypeAlias = Mapping[str, object]
+
+# joined: the report's rows are joined to users by UPN; otherwise (off, concealed, unreadable)
+# the mailbox fields of the overlay are left as they are.
+MailboxState = Literal["joined", "off", "concealed", "unreadable"]
+
+
+def user_column(graph_property: str) -> str:
+    """The users-table column of a Graph user property: userPrincipalName -> user_principal_name."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", graph_property).lower()
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    is_default: bool
+    is_initial: bool
+
+
+@dataclass(frozen=True)
+class Organization:
+    """The tenant's organization, with all its verified domains."""
+
+    display_name: str
+    domains: tuple[Domain, ...] = ()
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None  # the two-letter code
+    phone: str | None = None
+
+    def _domain(self, default: bool) -> str | None:
+        return next((d.name for d in self.domains if (d.is_default if default else d.is_initial)), None)
+
+    @property
+    def default_domain(self) -> str | None:
+        return self._domain(default=True)
+
+    @property
+    def initial_domain(self) -> str | None:
+        """The tenant's *.onmicrosoft.com domain, which never changes."""
+        return self._domain(default=False)
+
+    @property
+    def verified_domains(self) -> list[str]:
+        return [d.name for d in self.domains]
+
+
+@dataclass(frozen=True)
+class TenantHead:
+    """What is read of a tenant besides its users and mailbox report: enough to tell whether
+    anything changed since its last sync."""
+
+    tenant_id: str
+    organization: Organization
+    licenses: pd.DataFrame  # LICENSE_COLUMNS
+    mailbox_state: MailboxState
+    # Things the operator should know about this tenant's data, said once per sync.
+    notes: tuple[str, ...] = ()
+    # Cache entries to keep once the tenant's store transaction has committed.
+    cache_updates: dict[str, CachedTable] = field(default_factory=dict)
+    # What cleaning changed in the values read (untrusted.py), for the sync log.
+    cleaned: tuple[Cleaned, ...] = ()
+
+    @property
+    def display_name(self) -> str:
+        return self.organization.display_name
+
+    def details(self) -> dict[str, str | bool | None]:
+        """Organization details for the store's tenants table."""
+        org = self.organization
+        return {"display_name": org.display_name, "default_domain": org.default_domain,
+                "initial_domain": org.initial_domain, "street": org.street, "city": org.city,
+                "state": org.state, "postal_code": org.postal_code, "country": org.country,
+                "phone": org.phone, "verified_domains": ", ".join(org.verified_domains) or None,
+                "reports_concealed": self.mailbox_state == "concealed"}
+
+    def fingerprint(self, options: SyncOptions) -> str:
+        """A digest of what the plan reads besides the users and the mailbox report, and of the
+        options. Notes are left out: they say how the data was read (a full read's notes differ
+        from a delta's), not what it is."""
+        digest = hashlib.sha256()
+        for part in (self.details(), self.licenses.to_dict("records"),
+                     self.mailbox_state, options.model_dump(mode="json")):
+            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TenantSnapshot:
+    """A tenant as read: its head, its users (USER_COLUMNS) and its mailbox report (one row per
+    mailbox, by lower-cased UPN)."""
+
+    head: TenantHead
+    users: pd.DataFrame
+    mailboxes: pd.DataFrame
+
+    @property
+    def tenant_id(self) -> str:
+        return self.head.tenant_id
+
+    @property
+    def display_name(self) -> str:
+        return self.head.display_name
+
+    @property
+    def organization(self) -> Organization:
+        return self.head.organization
+
+    @property
+    def licenses(self) -> pd.DataFrame:
+        return self.head.licenses
+
+
+@dataclass(frozen=True)
+class UnchangedTenant:
+    """A tenant whose users and mailbox report are as the last sync saw them (an empty delta on
+    the cached snapshot, no new report): its head, and `load` to build the snapshot if the store
+    says the tenant must be planned all the same (it reads the cached files)."""
+
+    head: TenantHead
+    load: Callable[[], TenantSnapshot] = field(repr=False)
+
+    @property
+    def tenant_id(self) -> str:
+        return self.head.tenant_id
+
+
+TenantRead = TenantSnapshot | UnchangedTenant
