@@ -104,7 +104,7 @@ def skip_reasons(extract: TenantSnapshot, options: SyncOptions) -> pd.Series:
         shared = set(extract.mailboxes.loc[kinds.isin(["shared", "room", "equipment"]),
                                            "user_principal_name"])
     return pd.Series([skip_reason(u, options.users, parts, shared)
-                      for u in frames.records(extract.users)], index=extract.users.index, dtype=object)
+                      for u in extract.user_records], index=extract.users.index, dtype=object)
 
 
 @dataclass
@@ -143,12 +143,14 @@ def plan_contacts(extract: TenantSnapshot, options: SyncOptions, skips: pd.Serie
 def _duplicate_risk(extract: TenantSnapshot, user_ids: pd.Series, org_contacts: pd.DataFrame) -> pd.DataFrame:
     if user_ids.empty or org_contacts.empty:
         return pd.DataFrame(columns=RISK_COLUMNS)
-    users = extract.users[extract.users["id"].isin(set(user_ids))]
+    ids = set(user_ids)
+    users = extract.users[extract.users["id"].isin(ids)]
+    records = [u for u in extract.user_records if u["id"] in ids]
     new_users = pd.DataFrame({
         "user_id": users["id"], "first_name": users["given_name"], "last_name": users["surname"],
         "display_name": users["display_name"], "email": users["user_principal_name"],
-        "other_emails": [_other_emails(u) for u in frames.records(users)],
-        "phones": [_phones(u) for u in frames.records(users)]}).reset_index(drop=True)
+        "other_emails": [_other_emails(u) for u in records],
+        "phones": [_phones(u) for u in records]}).reset_index(drop=True)
     return duplicate_risk(new_users, org_contacts, extract.organization.verified_domains)[RISK_COLUMNS]
 
 
@@ -181,7 +183,7 @@ def _hold_likely_duplicates(matches: pd.DataFrame, risk: pd.DataFrame) -> None:
 
 def _writes(extract: TenantSnapshot, options: SyncOptions, matches: pd.DataFrame,
             now: datetime) -> list[ContactWrite]:
-    users = {u["id"]: u for u in frames.records(extract.users)}
+    users = {u["id"]: u for u in extract.user_records}
     license_names = dict(zip(extract.licenses["sku_id"], extract.licenses["product_name"], strict=True))
     mailboxes = {m["user_principal_name"]: m for m in frames.records(extract.mailboxes)}
     joined = extract.head.mailbox_state == "joined"

@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal, TypeAlias
 
 import pandas as pd
 
+from glue_pipeline import frames
 from glue_pipeline.cache import CachedTable
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.untrusted import Cleaned
@@ -147,6 +149,11 @@ class TenantSnapshot:
     head: TenantHead
     users: pd.DataFrame
     mailboxes: pd.DataFrame
+
+    @cached_property
+    def user_records(self) -> Sequence[UserRecord]:
+        """The users as records, in the table's order (made once)."""
+        return frames.records(self.users)
 
     @property
     def tenant_id(self) -> str:
