@@ -16,13 +16,13 @@ from typing import Any, TypeAlias
 import pandas as pd
 
 from glue_pipeline.cache import CachedTable, CacheState, TenantCache, utc_day
+from glue_pipeline.columns import LICENSE_COLUMNS
 from glue_pipeline.graph import JsonObject
 from glue_pipeline.graph.client import BatchCall, GraphClient
 from glue_pipeline.graph.errors import GraphError, PermissionDeniedError
 from glue_pipeline.licenses import friendly_name
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.snapshot import (
-    LICENSE_COLUMNS,
     Domain,
     MailboxState,
     Organization,
@@ -155,7 +155,7 @@ def organization_of(tenant_id: str, organization: JsonObject) -> Organization:
 
 
 def user_table(graph_users: pd.DataFrame) -> pd.DataFrame:
-    """Graph's users in snapshot.USER_COLUMNS: names in snake_case, the assigned licences as
+    """Graph's users in columns.USER_COLUMNS: names in snake_case, the assigned licences as
     their SKU ids and the sign-in activity as the last sign-in's time."""
     users = graph_users.drop(columns=[ASSIGNED_LICENSES, SIGN_IN_FIELD], errors="ignore").rename(columns=user_column)
     users["sku_ids"] = graph_users[ASSIGNED_LICENSES].map(_sku_ids)

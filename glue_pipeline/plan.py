@@ -13,9 +13,10 @@ import pandas as pd
 
 from glue_pipeline import frames
 from glue_pipeline.addresses import aliases, user_addresses
+from glue_pipeline.columns import MATCH_COLUMNS, NEW_USER_COLUMNS, RISK_COLUMNS, TENANT_SUGGESTION_COLUMNS
 from glue_pipeline.mapping import ContactFields, Overlay, contact_fields, overlay_fields
-from glue_pipeline.matching.contacts import MATCH_COLUMNS, MatchRow, match_contacts, skip_reason
-from glue_pipeline.matching.duplicates import RISK_COLUMNS, duplicate_risk
+from glue_pipeline.matching.contacts import MatchRow, match_contacts, skip_reason
+from glue_pipeline.matching.duplicates import duplicate_risk
 from glue_pipeline.matching.organizations import (
     OrgMatch,
     claimed_by,
@@ -46,9 +47,6 @@ class OrganizationPlan:
     suggestions: pd.DataFrame  # rank, organization_id, organization_name, score, reasons
 
 
-SUGGESTION_COLUMNS = ["rank", "organization_id", "organization_name", "score", "reasons"]
-
-
 def plan_organization(extract: TenantSnapshot, organizations: pd.DataFrame,
                       organization_domains: pd.DataFrame, recorded: Mapping[str, Any] | None,
                       prepared: pd.DataFrame | None = None,
@@ -62,7 +60,7 @@ def plan_organization(extract: TenantSnapshot, organizations: pd.DataFrame,
     if match.status == "conflict":
         return OrganizationPlan(match, _contested(extract, organizations, claims))
     if match.status != "unmatched":
-        return OrganizationPlan(match, pd.DataFrame(columns=SUGGESTION_COLUMNS))
+        return OrganizationPlan(match, pd.DataFrame(columns=TENANT_SUGGESTION_COLUMNS))
     tenant = pd.DataFrame([{"tenant_id": extract.tenant_id, "tenant_name": extract.display_name,
                             "domains": extract.organization.verified_domains}])
     suggestions = suggest_organizations(tenant, organizations, organization_domains, prepared=prepared)
@@ -92,7 +90,7 @@ def _contested(extract: TenantSnapshot, organizations: pd.DataFrame, claims: pd.
     return pd.DataFrame([{"rank": 1, "organization_id": int(org["id"]), "organization_name": org["name"],
                           "score": 100.0, "reasons": "organization name equals the tenant name; already "
                                                     f"matched to tenant {describe_claims(claimed)}"}],
-                        columns=SUGGESTION_COLUMNS)
+                        columns=TENANT_SUGGESTION_COLUMNS)
 
 
 def skip_reasons(extract: TenantSnapshot, options: SyncOptions) -> pd.Series:
@@ -150,7 +148,7 @@ def _duplicate_risk(extract: TenantSnapshot, user_ids: pd.Series, org_contacts: 
         "user_id": users["id"], "first_name": users["given_name"], "last_name": users["surname"],
         "display_name": users["display_name"], "email": users["user_principal_name"],
         "other_emails": [_other_emails(u) for u in records],
-        "phones": [_phones(u) for u in records]}).reset_index(drop=True)
+        "phones": [_phones(u) for u in records]}, columns=NEW_USER_COLUMNS).reset_index(drop=True)
     return duplicate_risk(new_users, org_contacts, extract.organization.verified_domains)[RISK_COLUMNS]
 
 

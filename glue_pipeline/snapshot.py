@@ -25,32 +25,6 @@ from glue_pipeline.cache import CachedTable
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.untrusted import Cleaned
 
-# The users table: one row per user, a column per property (and one per property the field
-# mapping names, under user_column(name)). Text is cleaned (untrusted.py); empty is None.
-USER_COLUMNS: dict[str, str] = {
-    "id": "the user's object id (a GUID)",
-    "user_principal_name": "the sign-in name, an email address",
-    "display_name": "text",
-    "given_name": "text",
-    "surname": "text",
-    "mail": "the primary SMTP address",
-    "job_title": "text",
-    "business_phones": "list of text",
-    "mobile_phone": "text",
-    "office_location": "text",
-    "account_enabled": "bool (None: not said)",
-    "user_type": "Member | Guest",
-    "proxy_addresses": "list of TYPE:address (SMTP:, smtp:, SIP:, ...)",
-    "sku_ids": "list of the SKU ids of the licences assigned",
-    "created_date_time": "ISO-8601 text",
-    "last_password_change_date_time": "ISO-8601 text",
-    "last_sign_in": "ISO-8601 text, None when not read (no Entra ID P1/P2 or AuditLog.Read.All)",
-}
-
-# The licenses table: one row per subscribed SKU.
-LICENSE_COLUMNS = ["sku_id", "part_number", "product_name", "capability_status", "consumed", "enabled",
-                   "suspended", "warning", "unused"]
-
 # A row of the users table, or of the mailbox report, as a mapping of column to value.
 UserRecord: TypeAlias = Mapping[str, object]
 
@@ -108,7 +82,7 @@ class TenantHead:
 
     tenant_id: str
     organization: Organization
-    licenses: pd.DataFrame  # LICENSE_COLUMNS
+    licenses: pd.DataFrame  # columns.LICENSE_COLUMNS
     mailbox_state: MailboxState
     # Things the operator should know about this tenant's data, said once per sync.
     notes: tuple[str, ...] = ()
@@ -143,7 +117,7 @@ class TenantHead:
 
 @dataclass(frozen=True)
 class TenantSnapshot:
-    """A tenant as read: its head, its users (USER_COLUMNS) and its mailbox report (one row per
+    """A tenant as read: its head, its users (columns.USER_COLUMNS) and its mailbox report (one row per
     mailbox, by lower-cased UPN)."""
 
     head: TenantHead

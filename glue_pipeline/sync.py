@@ -27,6 +27,7 @@ from pandas.api.typing import NAType
 
 from glue_pipeline import frames
 from glue_pipeline.cache import TenantCache
+from glue_pipeline.columns import DIFFERENCE_COLUMNS
 from glue_pipeline.extract import discover_tenants, extract_tenant
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError, TransientGraphError
@@ -446,8 +447,7 @@ def _tables(extract: TenantSnapshot, org: OrganizationPlan, plan: ContactPlan,
                                   "method": match.method, "reason": match.reason,
                                   "suggestions": suggestions or None}])
     organization["organization_id"] = organization["organization_id"].astype("Int64")
-    differences = pd.DataFrame(counts.differences, columns=["contact_id", "user_id", "field",
-                                                            "store_value", "microsoft_value"])
+    differences = pd.DataFrame(counts.differences, columns=DIFFERENCE_COLUMNS)
     return {"users": extract.users, "licenses": extract.licenses, "mailbox_usage": extract.mailboxes,
             "organization_match": organization, "contact_matches": plan.matches,
             "duplicate_risk": plan.risk, "differences": differences}

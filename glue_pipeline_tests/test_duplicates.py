@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from glue_pipeline.columns import RISK_COLUMNS
 from glue_pipeline.matching.duplicates import (
     HIGH_RISK,
     MEDIUM_RISK,
-    RISK_COLUMNS,
     _skeleton,
     candidate_pairs,
     duplicate_risk,

@@ -10,6 +10,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from glue_pipeline.columns import USER_COLUMNS
 from glue_pipeline.extract import USER_FIELDS, discover_tenants, extract_tenant
 from glue_pipeline.graph.client import BatchCall, GraphClient
 from glue_pipeline.graph.errors import ConsentRevokedError, GraphError, IdentityError, PermissionDeniedError
@@ -17,7 +18,7 @@ from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.settings import GraphSettings, Secret
-from glue_pipeline.snapshot import USER_COLUMNS, TenantSnapshot
+from glue_pipeline.snapshot import TenantSnapshot
 
 
 def settings_for(sandbox: Sandbox, world: World, **overrides: object) -> GraphSettings:

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from glue_pipeline.columns import SUGGESTION_COLUMNS
 from glue_pipeline.matching.names import company_key, core_without_generic
 from glue_pipeline.matching.suggest import (
-    SUGGESTION_COLUMNS,
     strong_suggestion_threshold,
     suggest_organizations,
 )

@@ -19,11 +19,9 @@ import pandas as pd
 
 from glue_pipeline import frames
 from glue_pipeline.addresses import user_addresses
+from glue_pipeline.columns import DECISION_COLUMNS, FOREIGN_COLUMNS, MATCH_COLUMNS
 from glue_pipeline.options import UserSelection
 from glue_pipeline.snapshot import UserRecord
-
-MATCH_COLUMNS = ["user_id", "user_principal_name", "display_name", "action", "contact_id",
-                 "matched_on", "reason"]
 
 
 class MatchRow(NamedTuple):
@@ -60,9 +58,6 @@ def skip_reason(user: UserRecord, selection: UserSelection, sku_part_numbers: di
         if not parts & set(selection.subscriptions):
             return "none of the selected subscriptions (" + ", ".join(selection.subscriptions) + ")"
     return None
-
-
-FOREIGN_COLUMNS = ["contact_id", "tenant_id", "tenant_name"]
 
 
 class _Email(NamedTuple):
@@ -119,7 +114,7 @@ def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd
                    foreign: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per user with its action: match, create, ambiguous, held or skipped.
 
-    users: the snapshot's users table (snapshot.USER_COLUMNS: id, user_principal_name,
+    users: the snapshot's users table (columns.USER_COLUMNS: id, user_principal_name,
         display_name, mail, proxy_addresses).
     contact_emails: contact_id, value - every email of the matched organization's contacts
         (contact_id with a null value for a contact without email).
@@ -129,8 +124,7 @@ def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd
     foreign: contact_id, tenant_id, tenant_name - the organization's contacts linked to users of
         other tenants.
     """
-    decisions = decisions if decisions is not None else pd.DataFrame(
-        columns=["user_id", "action", "contact_id"])
+    decisions = decisions if decisions is not None else pd.DataFrame(columns=DECISION_COLUMNS)
     foreign = foreign if foreign is not None else pd.DataFrame(columns=FOREIGN_COLUMNS)
     index = _Index(contact_emails, linked, decisions, foreign)
     rows = []

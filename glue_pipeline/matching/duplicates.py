@@ -47,6 +47,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA, JaroWinkler
 
 from glue_pipeline.addresses import email_address
+from glue_pipeline.columns import RISK_COLUMNS
 from glue_pipeline.matching import Flags, Ints, Texts
 from glue_pipeline.matching.names import (
     NICKNAME_GROUPS,
@@ -61,7 +62,6 @@ from glue_pipeline.matching.names import (
 if TYPE_CHECKING:
     import icu
 
-RISK_COLUMNS = ["user_id", "contact_id", "score", "level", "reasons"]
 
 HIGH_RISK = 80
 MEDIUM_RISK = 60
@@ -145,11 +145,11 @@ def duplicate_risk(new_users: pd.DataFrame, contacts: pd.DataFrame, alias_domain
                    max_candidates: int = 3, *, min_score: float = MIN_RISK_SCORE) -> pd.DataFrame:
     """The contacts each new user may duplicate, at most max_candidates per user.
 
-    new_users: user_id, first_name, last_name, display_name, email (the UPN), other_emails
-        (list: mail and smtp proxy addresses), phones (list).
-    contacts: contact_id, first_name, last_name, emails (list), phones (list).
+    new_users: NEW_USER_COLUMNS: user_id, first_name, last_name, display_name, email (the UPN),
+        other_emails (list: mail and smtp proxy addresses), phones (list).
+    contacts: ORG_CONTACT_COLUMNS: contact_id, first_name, last_name, emails (list), phones (list).
     alias_domains: the tenant's verified domains.
-    Returns user_id, contact_id, score (0-100), level (high >= 80, medium >= 60, low),
+    Returns RISK_COLUMNS: user_id, contact_id, score (0-100), level (high >= 80, medium >= 60, low),
     reasons; users in input order, then score descending and contact id ascending.
     """
     if max_candidates < 1:

@@ -25,6 +25,7 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 
 from glue_pipeline import frames
+from glue_pipeline.columns import SUGGESTION_COLUMNS
 from glue_pipeline.matching import Ints, Texts
 from glue_pipeline.matching.names import (
     company_key,
@@ -33,9 +34,6 @@ from glue_pipeline.matching.names import (
     legal_forms_compatible,
     map_unique,
 )
-
-SUGGESTION_COLUMNS = ["tenant_id", "rank", "organization_id", "organization_name", "score",
-                      "reasons"]
 
 # A suggestion at or above this is strong: callers refuse to create a duplicate organization.
 strong_suggestion_threshold = 90

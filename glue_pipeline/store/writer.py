@@ -18,6 +18,16 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, delete, func, insert, select, update
 
 from glue_pipeline import frames
+from glue_pipeline.columns import (
+    CLAIM_COLUMNS,
+    CONTACT_EMAIL_COLUMNS,
+    DECISION_COLUMNS,
+    FOREIGN_COLUMNS,
+    LINKED_COLUMNS,
+    ORG_CONTACT_COLUMNS,
+    ORGANIZATION_COLUMNS,
+    ORGANIZATION_DOMAIN_COLUMNS,
+)
 from glue_pipeline.mapping import ContactFields, Overlay
 from glue_pipeline.matching.organizations import OrgMatch
 from glue_pipeline.plan import ContactWrite
@@ -87,7 +97,7 @@ def lock_tenant(conn: Connection, key: str) -> None:
 
 def read_organizations(conn: Connection) -> pd.DataFrame:
     rows = conn.execute(select(organizations.c.id, organizations.c.name)).all()
-    return pd.DataFrame(rows, columns=["id", "name"])
+    return pd.DataFrame(rows, columns=ORGANIZATION_COLUMNS)
 
 
 TENANT_DETAILS = ("display_name", "default_domain", "initial_domain", "relationship", "data_source",
@@ -165,9 +175,9 @@ def read_contact_index(conn: Connection, organization_id: int, tenant_id: str) -
         .join(tenants, tenants.c.tenant_id == contact_microsoft.c.tenant_id, isouter=True)
         .where(contacts.c.organization_id == organization_id,
                contact_microsoft.c.tenant_id != tenant_id)).all()
-    return ContactIndex(pd.DataFrame(emails, columns=["contact_id", "value"]),
-                        pd.DataFrame(linked, columns=["contact_id", "user_id", "in_organization"]),
-                        pd.DataFrame(foreign, columns=["contact_id", "tenant_id", "tenant_name"]))
+    return ContactIndex(pd.DataFrame(emails, columns=CONTACT_EMAIL_COLUMNS),
+                        pd.DataFrame(linked, columns=LINKED_COLUMNS),
+                        pd.DataFrame(foreign, columns=FOREIGN_COLUMNS))
 
 
 def read_claims(conn: Connection, tenant_id: str, organization_id: int | None = None) -> pd.DataFrame:
@@ -178,7 +188,7 @@ def read_claims(conn: Connection, tenant_id: str, organization_id: int | None = 
              .where(tenant_matches.c.status == "matched", tenant_matches.c.tenant_id != tenant_id))
     if organization_id is not None:
         query = query.where(tenant_matches.c.organization_id == organization_id)
-    return pd.DataFrame(conn.execute(query).all(), columns=["organization_id", "tenant_id", "tenant_name"])
+    return pd.DataFrame(conn.execute(query).all(), columns=CLAIM_COLUMNS)
 
 
 def _rows_by_contact(conn: Connection, table: Table, contact_ids: list[int]) -> dict[int, list[Row]]:
@@ -478,14 +488,14 @@ def read_organization_domains(conn: Connection) -> pd.DataFrame:
                                func.count(func.distinct(contacts.c.id)).label("contacts"))
                         .join(contact_emails, contact_emails.c.contact_id == contacts.c.id)
                         .group_by(contacts.c.organization_id, domain)).all()
-    return pd.DataFrame(rows, columns=["organization_id", "domain", "contacts"])
+    return pd.DataFrame(rows, columns=ORGANIZATION_DOMAIN_COLUMNS)
 
 
 def read_contact_decisions(conn: Connection, tenant_id: str) -> pd.DataFrame:
     rows = conn.execute(select(contact_decisions.c.user_id, contact_decisions.c.action,
                                contact_decisions.c.contact_id)
                         .where(contact_decisions.c.tenant_id == tenant_id)).all()
-    return pd.DataFrame(rows, columns=["user_id", "action", "contact_id"])
+    return pd.DataFrame(rows, columns=DECISION_COLUMNS)
 
 
 class _Suggestion(NamedTuple):
@@ -531,7 +541,7 @@ def read_org_contacts(conn: Connection, organization_id: int) -> pd.DataFrame:
     """contact_id, first_name, last_name, emails (list), phones (list) of an organization."""
     people = conn.execute(select(contacts.c.id, contacts.c.first_name, contacts.c.last_name)
                           .where(contacts.c.organization_id == organization_id)).all()
-    frame = pd.DataFrame(people, columns=["contact_id", "first_name", "last_name"])
+    frame = pd.DataFrame(people, columns=ORG_CONTACT_COLUMNS[:3])
     for table, column in ((contact_emails, "emails"), (contact_phones, "phones")):
         values = conn.execute(select(table.c.contact_id, table.c.value)
                               .join(contacts, contacts.c.id == table.c.contact_id)
@@ -540,7 +550,7 @@ def read_org_contacts(conn: Connection, organization_id: int) -> pd.DataFrame:
         for contact_id, value in values:
             grouped.setdefault(contact_id, []).append(value)
         frame[column] = [grouped.get(c, []) for c in frame["contact_id"]]
-    return frame
+    return frame[ORG_CONTACT_COLUMNS]
 
 
 def read_store_version(conn: Connection, tenant_id: str, organization_id: int | None) -> list[list[str]]:
