@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from glue_pipeline.vocabulary import AddressSource
+
 
 def parse_proxy(proxy: object) -> tuple[str, str] | None:
     """(type, address) of a proxy address: 'SMTP:Ann@contoso.com' -> ('SMTP', 'Ann@contoso.com');
@@ -35,10 +37,10 @@ def smtp_addresses(proxy_addresses: object) -> list[str]:
     return [address for address in map(smtp_address, proxy_addresses) if address is not None]
 
 
-def user_addresses(user: Mapping[str, object]) -> list[tuple[str, str]]:
+def user_addresses(user: Mapping[str, object]) -> list[tuple[AddressSource, str]]:
     """(source, address) in match order, as written: ("upn", the UPN), ("mail", `mail`) when set,
     then ("proxy", each smtp proxy address)."""
-    out = [("upn", str(user["user_principal_name"]))]
+    out: list[tuple[AddressSource, str]] = [("upn", str(user["user_principal_name"]))]
     if user.get("mail"):
         out.append(("mail", str(user["mail"])))
     return out + [("proxy", address) for address in smtp_addresses(user.get("proxy_addresses"))]

@@ -21,11 +21,11 @@ from glue_pipeline.settings import ConfigError, default_var_dir, store_url_from_
 
 if TYPE_CHECKING:
     import pandas as pd
-    from sqlalchemy import Engine
 
     from glue_pipeline.report import SyncSummary
     from glue_pipeline.runner import RunOutcome
     from glue_pipeline.sandbox.world import World
+    from glue_pipeline.store.engine import Engine
 
 
 def _fail(message: str) -> NoReturn:

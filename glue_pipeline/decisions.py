@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import getpass
 from contextlib import AbstractContextManager
-from typing import NotRequired, TypedDict, TypeVar
+from typing import NotRequired, TypedDict, TypeVar, get_args
 
 from glue_pipeline.matching.suggest import strong_suggestion_threshold as STRONG_SUGGESTION
 from glue_pipeline.store.decisions import DecisionStore, recording_decision
 from glue_pipeline.store.engine import Engine
 from glue_pipeline.store.rows import Row
+from glue_pipeline.vocabulary import DecisionAction
 
 T = TypeVar("T")
 
-ACTIONS = ("accept", "match", "ignore", "unignore", "create_organization", "link_user", "approve_create")
+ACTIONS: tuple[DecisionAction, ...] = get_args(DecisionAction)
 
 
 class DecisionError(ValueError):

@@ -22,6 +22,7 @@ from glue_pipeline.extract import (
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError
 from glue_pipeline.options import SyncOptions
+from glue_pipeline.vocabulary import FindingStatus
 
 # Application permission -> why the sync needs it.
 PARTNER_ROLES = {
@@ -53,10 +54,13 @@ class Finding:
     detail: str = ""
     fix: str = ""
 
+    @property
+    def status(self) -> FindingStatus:
+        return "OK" if self.ok else "problem"
+
     def row(self) -> dict[str, str]:
         return {"source": self.source, "tenant": self.tenant, "tenant_id": self.tenant_id,
-                "check": self.check, "status": "OK" if self.ok else "problem", "detail": self.detail,
-                "fix": self.fix}
+                "check": self.check, "status": self.status, "detail": self.detail, "fix": self.fix}
 
 
 class _MakeFinding(Protocol):

@@ -8,6 +8,7 @@ from glue_pipeline.matching.organizations import OPEN_STATUSES
 from glue_pipeline.render import terminal_text
 from glue_pipeline.store.engine import Engine
 from glue_pipeline.store.overview import contact_count, last_run_id, run_results, waiting_for_analysts
+from glue_pipeline.vocabulary import TenantStatus
 
 # The names other code imports from here, wherever they are defined.
 __all__ = ["SyncSummary", "contact_count", "format_summary", "last_run_id", "next_steps", "summarize"]
@@ -31,10 +32,11 @@ class SyncSummary:
 def summarize(engine: Engine, run_ids: list[str]) -> SyncSummary:
     summary = SyncSummary(run_ids)
     for row in run_results(engine, run_ids):
+        status: TenantStatus = row["status"]
         summary.tenants += 1
-        summary.matched += row["status"] == "synced"
-        summary.unmatched += row["status"] == "held"
-        summary.failed += row["status"] == "failed"
+        summary.matched += status == "synced"
+        summary.unmatched += status == "held"
+        summary.failed += status == "failed"
         for name in ("created", "updated", "unchanged", "held", "skipped"):
             setattr(summary, name, getattr(summary, name) + row[name])
         if row["error"]:

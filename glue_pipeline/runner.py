@@ -19,12 +19,12 @@ from pathlib import Path
 import dagster as dg
 from dagster_shared.error import SerializableErrorInfo
 from filelock import FileLock, Timeout
-from sqlalchemy.engine import make_url
 
 from glue_pipeline.defs.definitions import build_defs
 from glue_pipeline.defs.partitions import all_tenants_run_request, tenant_keys
 from glue_pipeline.defs.resources import glue_resources
 from glue_pipeline.settings import PROJECT_ROOT, ConfigError, default_var_dir, folder_problem
+from glue_pipeline.store.engine import shown_url
 
 POSTGRES_INSTANCE_VARS = ("DAGSTER_PG_URL",)
 
@@ -94,10 +94,9 @@ def get_instance() -> dg.DagsterInstance:
             pg_url = os.environ.get("DAGSTER_PG_URL")
             if not pg_url or type(exc).__name__ not in ("DagsterPostgresException", "OperationalError"):
                 raise
-            shown = make_url(pg_url).render_as_string(hide_password=True)
-            raise ConfigError(f"DAGSTER_PG_URL={shown}: the Dagster instance's PostgreSQL database cannot "
-                              "be reached: start it or fix the URL, or unset DAGSTER_PG_URL to keep the "
-                              "instance on SQLite under DAGSTER_HOME") from exc
+            raise ConfigError(f"DAGSTER_PG_URL={shown_url(pg_url)}: the Dagster instance's PostgreSQL "
+                              "database cannot be reached: start it or fix the URL, or unset DAGSTER_PG_URL "
+                              "to keep the instance on SQLite under DAGSTER_HOME") from exc
 
 
 @dataclass

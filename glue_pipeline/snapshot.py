@@ -23,7 +23,6 @@ import pandas as pd
 from glue_pipeline import frames
 from glue_pipeline.cache import CachedTable
 from glue_pipeline.options import SyncOptions
-from glue_pipeline.untrusted import Cleaned
 
 # A row of the users table, or of the mailbox report, as a mapping of column to value.
 UserRecord: TypeAlias = Mapping[str, object]
@@ -36,6 +35,19 @@ MailboxState = Literal["joined", "off", "concealed", "unreadable"]
 def user_column(graph_property: str) -> str:
     """The users-table column of a Graph user property: userPrincipalName -> user_principal_name."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", graph_property).lower()
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """What cleaning changed in one field: of a user (user_id), or of the tenant's own data."""
+
+    user_id: str | None
+    field: str
+    changes: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        return f"{self.field}: {', '.join(self.changes)}"
 
 
 @dataclass(frozen=True)

@@ -58,11 +58,12 @@ from glue_pipeline.store.rows import Row
 from glue_pipeline.store.runs import TenantResult, start_run
 from glue_pipeline.store.writer import ContactCounts, LogEntry, utcnow
 from glue_pipeline.tables import Published, publish
+from glue_pipeline.vocabulary import HELD_LOG_ACTIONS, HeldAction, MatchStatus, TenantStatus
 
 log = logging.getLogger(__name__)
 
 
-def tenant_result(tenant_id: str, status: str, organization_id: int | None = None, users: int = 0,
+def tenant_result(tenant_id: str, status: TenantStatus, organization_id: int | None = None, users: int = 0,
                   counts: ContactCounts | None = None, error: str | None = None) -> TenantResult:
     """A tenant's result in a run: its sync_results row but for the run id and the time, and the
     counts of its outcome's summary."""
@@ -76,14 +77,14 @@ class TenantSummary(TenantResult):
     """A tenant's outcome as a run reports it: its result, its name and its match's status."""
 
     display_name: str
-    match_status: str | None
+    match_status: MatchStatus | None
 
 
 @dataclass
 class TenantOutcome:
     tenant_id: str
     display_name: str
-    status: str  # synced | held | failed
+    status: TenantStatus
     match: OrgMatch | None = None
     users: int = 0
     counts: ContactCounts = field(default_factory=ContactCounts)
@@ -198,7 +199,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _fingerprint(ctx: SyncContext, head: TenantHead, extract_digest: str, store_version: list[list[str]],
-                 match_status: str) -> str:
+                 match_status: MatchStatus) -> str:
     """What a tenant's plan reads: its Microsoft data and options, its store rows, and for a
     tenant without a match the organizations' names and the domain evidence its domains meet
     (contacts added elsewhere do not plan it again)."""
@@ -356,7 +357,7 @@ def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantS
     if draft.contacts is not None:
         counts = _write_contacts(conn, extract, draft.contacts.organization_id, draft.contacts.plan, now)
         plan = _with_created(draft.contacts.plan, counts.created_ids)
-        status = "synced"
+        status: TenantStatus = "synced"
     else:
         plan = held_plan(extract.users, draft.skips, org.match)
         counts = ContactCounts(held=int((plan.matches["action"] == "held").sum()))
@@ -402,7 +403,7 @@ class _Held(NamedTuple):
 
     user_id: str
     user_principal_name: str
-    action: str  # ambiguous | held
+    action: HeldAction
     contact_id: float | NAType | None  # the contact in question, if any (NaN or NA: none)
     reason: str
 
@@ -413,7 +414,7 @@ def _write_contacts(conn: Connection, extract: TenantSnapshot, organization_id: 
     for row in frames.rows(plan.matches[plan.matches["action"].isin(["ambiguous", "held"])], _Held):
         counts.held += 1
         contact_id = None if pd.isna(row.contact_id) else int(row.contact_id)
-        counts.log.append(LogEntry("warning", f"contact_{row.action}",
+        counts.log.append(LogEntry("warning", HELD_LOG_ACTIONS[row.action],
                                    f"{row.user_principal_name}: {row.reason}", contact_id, row.user_id))
     writer.mark_removed_users(conn, extract.tenant_id, set(extract.users["id"]), counts)
     return counts

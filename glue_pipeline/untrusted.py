@@ -14,40 +14,23 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, NotRequired, TypedDict
-
-from sqlalchemy import Column, String
+from typing import NotRequired, TypedDict
 
 from glue_pipeline.graph import JsonObject
 from glue_pipeline.render import terminal_text
-from glue_pipeline.store.schema import (
-    contact_emails,
-    contact_microsoft,
-    contact_phones,
-    contacts,
-    licenses,
-    tenants,
-)
+from glue_pipeline.snapshot import Cleaned
+from glue_pipeline.store.limits import column_width
 
 # Bumped when cleaning changes, so that cached snapshots read before are read again.
 CLEANING_VERSION = 1
 
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
-
-def _width(column: Column[Any]) -> int:
-    """The length of a String column of the store."""
-    if not isinstance(column.type, String) or column.type.length is None:
-        raise TypeError(f"store column {column} is not a String with a length")
-    return column.type.length
-
-
-TEXT_LIMIT = _width(contacts.c.first_name)  # names, titles, locations: 255
-EMAIL_LIMIT = _width(contact_emails.c.value)  # 320
-PHONE_LIMIT = _width(contact_phones.c.value)  # 64
-DATE_LIMIT = _width(contact_microsoft.c.created_in_microsoft)  # ISO-8601 times: 32
-USER_TYPE_LIMIT = _width(contact_microsoft.c.user_type)
+TEXT_LIMIT = column_width("contacts", "first_name")  # names, titles, locations: 255
+EMAIL_LIMIT = column_width("contact_emails", "value")  # 320
+PHONE_LIMIT = column_width("contact_phones", "value")  # 64
+DATE_LIMIT = column_width("contact_microsoft", "created_in_microsoft")  # ISO-8601 times: 32
+USER_TYPE_LIMIT = column_width("contact_microsoft", "user_type")
 MAX_INT32 = 2**31 - 1
 
 
@@ -74,19 +57,6 @@ def is_guid(value: object) -> bool:
 def shown_id(value: object) -> str:
     """An id that failed validation, as it may be quoted in a log line."""
     return clean_text(str(value), 40)[0]
-
-
-@dataclass(frozen=True)
-class Cleaned:
-    """What cleaning changed in one field: of a user (user_id), or of the tenant's own data."""
-
-    user_id: str | None
-    field: str
-    changes: tuple[str, ...]
-
-    @property
-    def message(self) -> str:
-        return f"{self.field}: {', '.join(self.changes)}"
 
 
 class Cleaner:
@@ -255,24 +225,24 @@ def _sign_in(value: object, user_id: str, cleaner: Cleaner) -> dict[str, str | N
 # ---------------------------------------------------------------------------------------------
 # The tenant's own data: organization, discovery, subscribed SKUs
 
-_ORGANIZATION_TEXT = {"displayName": tenants.c.display_name, "street": tenants.c.street,
-                      "city": tenants.c.city, "state": tenants.c.state,
-                      "postalCode": tenants.c.postal_code, "countryLetterCode": tenants.c.country}
+# /organization property -> the tenants column it is written to.
+_ORGANIZATION_TEXT = {"displayName": "display_name", "street": "street", "city": "city", "state": "state",
+                      "postalCode": "postal_code", "countryLetterCode": "country"}
 
 
 def clean_organization(org: JsonObject, cleaner: Cleaner) -> JsonObject:
     """The /organization object: its texts, phones and verified domains."""
     out = dict(org)
     for name, column in _ORGANIZATION_TEXT.items():
-        out[name] = cleaner.text(org.get(name), _width(column), None, f"organization.{name}")
-    out["businessPhones"] = cleaner.texts(org.get("businessPhones"), _width(tenants.c.phone), None,
+        out[name] = cleaner.text(org.get(name), column_width("tenants", column), None, f"organization.{name}")
+    out["businessPhones"] = cleaner.texts(org.get("businessPhones"), column_width("tenants", "phone"), None,
                                           "organization.businessPhones")
     verified = org.get("verifiedDomains")
     domains = verified if isinstance(verified, list) else []
     out["verifiedDomains"] = [
         {"name": domain, "isDefault": d.get("isDefault") is True, "isInitial": d.get("isInitial") is True}
         for d in domains if isinstance(d, dict)
-        and (domain := cleaner.text(d.get("name"), _width(tenants.c.default_domain), None,
+        and (domain := cleaner.text(d.get("name"), column_width("tenants", "default_domain"), None,
                                     "organization.verifiedDomains"))]
     return out
 
@@ -295,9 +265,9 @@ def clean_customer(row: Customer, cleaner: Cleaner) -> Customer | None:
                                          f"('{shown_id(row.get('tenant_id'))}') was left out"])
         return None
     label = f"customer {row['tenant_id']}"
-    return {**row, "display_name": cleaner.text(row.get("display_name"), _width(tenants.c.display_name),
+    return {**row, "display_name": cleaner.text(row.get("display_name"), column_width("tenants", "display_name"),
                                                 None, f"{label} displayName"),
-            "default_domain": cleaner.text(row.get("default_domain"), _width(tenants.c.default_domain),
+            "default_domain": cleaner.text(row.get("default_domain"), column_width("tenants", "default_domain"),
                                            None, f"{label} defaultDomainName")}
 
 
@@ -323,10 +293,10 @@ def clean_skus(skus: Sequence[object], cleaner: Cleaner) -> list[SubscribedSku]:
         prepaid = units if isinstance(units, dict) else {}
         out[sku["skuId"]] = {
             "skuId": sku["skuId"],
-            "skuPartNumber": cleaner.text(sku.get("skuPartNumber"), _width(licenses.c.part_number),
+            "skuPartNumber": cleaner.text(sku.get("skuPartNumber"), column_width("licenses", "part_number"),
                                           None, f"{field} skuPartNumber"),
             "capabilityStatus": cleaner.text(sku.get("capabilityStatus"),
-                                             _width(licenses.c.capability_status), None,
+                                             column_width("licenses", "capability_status"), None,
                                              f"{field} capabilityStatus"),
             "consumedUnits": cleaner.count(sku.get("consumedUnits"), f"{field} consumedUnits"),
             "prepaidUnits": {k: cleaner.count(prepaid.get(k), f"{field} prepaidUnits.{k}")

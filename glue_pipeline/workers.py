@@ -28,13 +28,11 @@ from multiprocessing.context import SpawnContext
 from pathlib import Path
 from typing import assert_never
 
-from sqlalchemy import Engine
-
 from glue_pipeline.cache import TenantCache
 from glue_pipeline.graph.client import DiscoveryCache, GraphClient
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.settings import GraphSettings, Secret
-from glue_pipeline.store.engine import make_engine
+from glue_pipeline.store.engine import Engine, make_engine
 from glue_pipeline.sync import (
     OnDone,
     SyncContext,

@@ -137,8 +137,8 @@ def recorded_versions(engine: Engine) -> list[str]:
 
 
 def shape(engine: Engine) -> dict[str, dict[str, object]]:
-    """Each table's columns, primary key, foreign keys, indexes and unique constraints, as the
-    database reports them (without the version table)."""
+    """Each table's columns, primary key, foreign keys, indexes, unique and CHECK constraints, as
+    the database reports them (without the version table)."""
     inspector = inspect(engine)
     return {table: {
         "columns": {c["name"]: (str(c["type"]), c["nullable"], c.get("default"), c.get("autoincrement"))
@@ -147,6 +147,7 @@ def shape(engine: Engine) -> dict[str, dict[str, object]]:
         "foreign keys": sorted(map(repr, inspector.get_foreign_keys(table))),
         "indexes": sorted(map(repr, inspector.get_indexes(table))),
         "unique constraints": sorted(map(repr, inspector.get_unique_constraints(table))),
+        "check constraints": sorted(map(repr, inspector.get_check_constraints(table))),
     } for table in inspector.get_table_names() if table != VERSION_TABLE}
 
 
@@ -274,6 +275,83 @@ def test_store_init_brings_an_old_store_to_head(store_url: str, engine: Engine,
     monkeypatch.setenv("GLUE_STORE_URL", store_url)
     assert "store ready" in cli("store", "init")
     assert recorded_versions(engine) == [HEAD] and old_rows(engine) == before
+
+
+def checked_columns() -> list[tuple[sa.Table, str]]:
+    """Every (table, column) schema.py keeps to a vocabulary: its CHECK constraints ck_<table>_<column>."""
+    return [(table, constraint.name.removeprefix(f"ck_{table.name}_"))
+            for table in schema.metadata.sorted_tables for constraint in sorted(table.constraints, key=str)
+            if isinstance(constraint, sa.CheckConstraint) and isinstance(constraint.name, str)]
+
+
+def test_the_vocabulary_columns_are_checked() -> None:
+    assert {f"{table.name}.{column}" for table, column in checked_columns()} == {
+        "contacts.created_by", "contact_microsoft.status", "tenants.relationship", "tenant_matches.status",
+        "tenant_matches.method", "match_decisions.action", "contact_decisions.action", "sync_runs.status",
+        "sync_results.status", "tenant_sync_state.status", "sync_log.level", "sync_log.action"}
+
+
+def test_an_upgraded_old_store_has_exactly_the_tables_of_the_schema(engine: Engine) -> None:
+    """SQLite copies a table to add its CHECK constraints: its indexes, unique constraints and
+    foreign keys come along, as create_all makes them."""
+    make_old_store(engine)
+    upgrade_store(engine)
+    upgraded = shape(engine)
+    schema.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+    schema.metadata.create_all(engine)
+    assert upgraded == shape(engine)
+
+
+def test_an_upgraded_store_refuses_words_outside_its_vocabularies(engine: Engine) -> None:
+    make_old_store(engine)
+    upgrade_store(engine)
+    row = {"run_id": "run-2", "tenant_id": T2, "organization_id": None, "finished_at": LATER}
+    with pytest.raises(IntegrityError, match="ck_sync_results_status"), engine.begin() as conn:
+        conn.execute(insert(schema.sync_results).values(**row, status="pending"))
+    for table, column in checked_columns():  # every checked column holds a row of the old store
+        with pytest.raises(IntegrityError, match=f"ck_{table.name}_{column}"), engine.begin() as conn:
+            conn.execute(table.update().values({column: "bogus"}))
+    with engine.begin() as conn:  # the words of the vocabulary still go in
+        conn.execute(insert(schema.sync_results).values(**row, status="held"))
+        conn.execute(schema.tenant_matches.update().where(schema.tenant_matches.c.tenant_id == T2)
+                     .values(status="conflict", method=None))
+
+
+def test_an_old_store_holding_an_unknown_word_is_refused_unchanged(store_url: str, engine: Engine,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The upgrade names the table, column and value and the fix, and changes nothing; once the
+    rows are fixed, it goes through."""
+    make_old_store(engine)
+    matches, log = old.tenant_matches, old.sync_log
+    with engine.begin() as conn:
+        conn.execute(matches.update().where(matches.c.tenant_id == T2).values(status="pending"))
+        conn.execute(log.update().values(action="tenant_exploded\x1b[2J"))
+    before = old_rows(engine)
+    with pytest.raises(ConfigError) as refused:
+        upgrade_store(engine)
+    message = str(refused.value)
+    assert message.startswith("GLUE_STORE_URL=") and HEAD in message
+    assert "tenant_matches.status holds 'pending' (1 row) (allowed: matched, suggested, conflict, unmatched, " \
+           "ignored)" in message
+    assert "sync_log.action holds 'tenant_exploded\\x1b[2J' (2 rows)" in message and "\x1b" not in message
+    assert "Nothing was changed" in message and "glue-pipeline store upgrade" in message
+    assert old_rows(engine) == before
+    assert store_revision(engine) == StoreRevision(BASELINE, unversioned=True)
+    assert "ck_" not in repr(shape(engine))
+
+    monkeypatch.setenv("GLUE_STORE_URL", store_url)
+    for command in (["store", "upgrade"], ["match", "list"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 1 and "tenant_matches.status holds 'pending'" in result.output, result.output
+    with engine.begin() as conn:  # the fix the message gives
+        conn.execute(matches.update().where(matches.c.status == "pending").values(status="unmatched"))
+        conn.execute(log.delete().where(log.c.action == "tenant_exploded\x1b[2J"))
+    assert f"to {HEAD}" in cli("store", "upgrade")
+    assert recorded_versions(engine) == [HEAD]
+    with engine.connect() as conn:
+        assert set(conn.execute(select(matches.c.status)).scalars()) == {"matched", "unmatched"}
 
 
 UPGRADE_AT_ONCE = textwrap.dedent("""

@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
-from sqlalchemy import Engine
 
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.options import SyncOptions, config_path, load_options, read_config_file
@@ -43,6 +42,7 @@ from glue_pipeline.sources import (
     disconnected_sources,
     load_direct_sources,
 )
+from glue_pipeline.store.engine import Engine
 from glue_pipeline.store.migrate import check_store
 
 T = TypeVar("T")

@@ -19,14 +19,13 @@ from dataclasses import replace
 from typing import Any
 
 import dagster as dg
-from sqlalchemy import Engine
 
 from glue_pipeline.defs.partitions import TENANTS
 from glue_pipeline.defs.resources import GraphResource, StoreResource, SyncResource
 from glue_pipeline.render import terminal_text
 from glue_pipeline.sources import direct_credentials
 from glue_pipeline.store import writer
-from glue_pipeline.store.engine import store_error
+from glue_pipeline.store.engine import Engine, store_error
 from glue_pipeline.store.runs import start_run
 from glue_pipeline.sync import OnDone, TenantOutcome, finish_run
 from glue_pipeline.workers import SyncSpec, sync_batch

@@ -22,6 +22,7 @@ from glue_pipeline.addresses import user_addresses
 from glue_pipeline.columns import DECISION_COLUMNS, FOREIGN_COLUMNS, MATCH_COLUMNS
 from glue_pipeline.options import UserSelection
 from glue_pipeline.snapshot import UserRecord
+from glue_pipeline.vocabulary import ContactAction, ContactDecisionAction, MatchedOn
 
 
 class MatchRow(NamedTuple):
@@ -30,9 +31,9 @@ class MatchRow(NamedTuple):
     user_id: str
     user_principal_name: str
     display_name: str | None
-    action: str  # match | create | ambiguous | held | skipped
+    action: ContactAction
     contact_id: SupportsInt  # NA where the action names no contact
-    matched_on: str | None
+    matched_on: MatchedOn | None
     reason: str
 
 
@@ -79,7 +80,7 @@ class _Decision(NamedTuple):
     """A row of match_contacts' decisions."""
 
     user_id: str
-    action: str  # link | create
+    action: ContactDecisionAction
     contact_id: SupportsInt  # read for a link only
 
 
@@ -141,9 +142,9 @@ def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd
 class _Outcome(TypedDict):
     """What becomes of a user: the match table's columns after the user's own."""
 
-    action: str
+    action: ContactAction
     contact_id: int | None
-    matched_on: str | None
+    matched_on: MatchedOn | None
     reason: str
 
 
@@ -197,7 +198,7 @@ def _foreign_reason(matched_on: str, address: str, contact_id: int, tenant_id: s
             "approve creating a new contact")
 
 
-def _row(action: str, contact_id: int | None, matched_on: str | None, reason: str) -> _Outcome:
+def _row(action: ContactAction, contact_id: int | None, matched_on: MatchedOn | None, reason: str) -> _Outcome:
     return {"action": action, "contact_id": contact_id, "matched_on": matched_on, "reason": reason}
 
 

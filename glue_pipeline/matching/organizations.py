@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_args
 
 import pandas as pd
 
 from glue_pipeline import frames
+from glue_pipeline.vocabulary import MatchMethod, MatchStatus, OpenMatchStatus
 
 _SPACES = re.compile(r"\s+")
 
@@ -23,14 +24,14 @@ def normalize_name(name: str | None) -> str:
 class OrgMatch:
     tenant_id: str
     tenant_name: str
-    status: str  # matched | suggested | conflict | unmatched | ignored
+    status: MatchStatus
     organization_id: int | None
-    method: str | None  # exact | accepted | manual | created
+    method: MatchMethod | None
     reason: str
 
 
 # Statuses of tenants without an organization that wait for an analyst's match.
-OPEN_STATUSES = ("suggested", "conflict", "unmatched")
+OPEN_STATUSES: tuple[OpenMatchStatus, ...] = get_args(OpenMatchStatus)
 CLAIM_COLUMNS = ["organization_id", "tenant_id", "tenant_name"]
 
 
@@ -75,7 +76,7 @@ def match_organization(tenant_id: str, tenant_name: str, organizations: pd.DataF
     (CLAIM_COLUMNS) the other tenants' matches. A recorded decision or match is kept; an
     organization already matched to another tenant is never matched by name: the tenant is
     held as a conflict until an analyst decides."""
-    def result(status: str, org_id: int | None, method: str | None, reason: str) -> OrgMatch:
+    def result(status: MatchStatus, org_id: int | None, method: MatchMethod | None, reason: str) -> OrgMatch:
         return OrgMatch(tenant_id, tenant_name, status, org_id, method, reason)
 
     if recorded and recorded.get("status") == "ignored":

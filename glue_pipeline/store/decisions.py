@@ -27,6 +27,7 @@ from glue_pipeline.store.schema import (
     tenants,
 )
 from glue_pipeline.store.writer import utcnow
+from glue_pipeline.vocabulary import ContactDecisionAction, DecisionAction, MatchMethod, MatchStatus
 
 
 @contextmanager
@@ -84,7 +85,8 @@ class DecisionStore:
                                 & (contact_microsoft.c.user_id == user_id))
         return bool(self._conn.execute(select(held | linked)).scalar_one())
 
-    def set_match(self, tenant_id: str, status: str, organization_id: int | None, method: str | None) -> None:
+    def set_match(self, tenant_id: str, status: MatchStatus, organization_id: int | None,
+                  method: MatchMethod | None) -> None:
         update_or_insert(self._conn, tenant_matches, {"tenant_id": tenant_id}, {
             "status": status, "organization_id": organization_id, "method": method,
             "decided_by": self._by, "decided_at": self._now, "updated_at": self._now})
@@ -93,12 +95,13 @@ class DecisionStore:
         added = insert(organizations).values(name=name, created_at=self._now, updated_at=self._now)
         return int(self._conn.execute(added.returning(organizations.c.id)).scalar_one())
 
-    def set_contact_decision(self, tenant_id: str, user_id: str, action: str, contact_id: int | None) -> None:
+    def set_contact_decision(self, tenant_id: str, user_id: str, action: ContactDecisionAction,
+                             contact_id: int | None) -> None:
         update_or_insert(self._conn, contact_decisions, {"tenant_id": tenant_id, "user_id": user_id}, {
             "action": action, "contact_id": contact_id, "decided_by": self._by, "decided_at": self._now})
 
-    def audit(self, tenant_id: str, action: str, organization_id: int | None = None, user_id: str | None = None,
-              contact_id: int | None = None, note: str | None = None) -> None:
+    def audit(self, tenant_id: str, action: DecisionAction, organization_id: int | None = None,
+              user_id: str | None = None, contact_id: int | None = None, note: str | None = None) -> None:
         """The decision's row in the audit trail (match_decisions)."""
         self._conn.execute(insert(match_decisions).values(
             tenant_id=tenant_id, action=action, organization_id=organization_id, user_id=user_id,

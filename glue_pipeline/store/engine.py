@@ -113,13 +113,17 @@ URL_FIX = ("set GLUE_STORE_URL to sqlite:///PATH/store.db or postgresql+psycopg2
 SQLITE_FIX = "point GLUE_STORE_URL at a file in a writable folder, e.g. sqlite:///var/store.db"
 
 
+def shown_url(url: str) -> str:
+    """A database URL as a message shows it, without the password (quoted when it is not a URL)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(re.sub(r"//[^/@]*@", "//***@", url))
+
+
 def store_setting(url: str) -> str:
     """`GLUE_STORE_URL=...` as a message shows it, without the password."""
-    try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        shown = repr(re.sub(r"//[^/@]*@", "//***@", url))
-    return f"GLUE_STORE_URL={shown}"
+    return f"GLUE_STORE_URL={shown_url(url)}"
 
 
 def _parse_store_url(url: str) -> URL:

@@ -21,6 +21,7 @@ from glue_pipeline.store.schema import (
     tenant_suggestions,
     tenants,
 )
+from glue_pipeline.vocabulary import MatchStatus
 
 TENANT_MATCH_COLUMNS = ["tenant_id", "tenant_name", "status", "method", "organization_id", "organization_name",
                         "best_suggestion", "suggestion_score", "reports_concealed", "vanished_at"]
@@ -100,7 +101,7 @@ class Waiting:
     users: int
 
 
-def waiting_for_analysts(engine: Engine, open_statuses: Iterable[str]) -> Waiting:
+def waiting_for_analysts(engine: Engine, open_statuses: Iterable[MatchStatus]) -> Waiting:
     """Tenants whose match has one of `open_statuses`, and the held users."""
     with engine.connect() as conn:
         waiting = conn.execute(select(func.count()).select_from(tenant_matches).where(

@@ -11,13 +11,14 @@ from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
 from glue_pipeline.store.engine import write_transaction
 from glue_pipeline.store.schema import sync_results, sync_runs
 from glue_pipeline.store.writer import LogEntry, forget_sync_state, utcnow, write_log
+from glue_pipeline.vocabulary import RunStatus, TenantStatus
 
 
 class TenantResult(TypedDict):
     """A tenant's sync_results row but for the run id and the time it finished."""
 
     tenant_id: str
-    status: str  # synced | held | failed
+    status: TenantStatus
     organization_id: int | None
     users: int
     created: int
@@ -30,21 +31,22 @@ class TenantResult(TypedDict):
 
 def start_run(engine: Engine, run_id: str, tenants_total: int) -> None:
     """Open the run's row; a run id started again is running again."""
+    status: RunStatus = "running"
     with write_transaction(engine) as conn:
         if conn.execute(select(sync_runs.c.run_id).where(sync_runs.c.run_id == run_id)).first():
             conn.execute(update(sync_runs).where(sync_runs.c.run_id == run_id)
-                         .values(status="running", finished_at=None))
+                         .values(status=status, finished_at=None))
         else:
-            conn.execute(insert(sync_runs).values(run_id=run_id, started_at=utcnow(), status="running",
+            conn.execute(insert(sync_runs).values(run_id=run_id, started_at=utcnow(), status=status,
                                                   tenants_total=tenants_total, tenants_failed=0))
 
 
 def finish_run(engine: Engine, run_id: str, tenants_total: int, tenants_failed: int) -> None:
     """Close the run's row with its counts: failed when a tenant failed."""
+    status: RunStatus = "failed" if tenants_failed else "succeeded"
     with write_transaction(engine) as conn:
         conn.execute(update(sync_runs).where(sync_runs.c.run_id == run_id).values(
-            finished_at=utcnow(), status="failed" if tenants_failed else "succeeded",
-            tenants_total=tenants_total, tenants_failed=tenants_failed))
+            finished_at=utcnow(), status=status, tenants_total=tenants_total, tenants_failed=tenants_failed))
 
 
 def write_result(conn: Connection, run_id: str, result: TenantResult, now: datetime) -> None:

@@ -4,6 +4,12 @@ and column is described in the README, section "The store").
 SQLite by default, PostgreSQL by URL; the same SQLAlchemy Core tables serve both. A change to
 them comes with a revision in migrations/ that brings existing stores along (migrate.py).
 Engines and transactions are in engine.py.
+
+A column that holds one of the pipeline's closed vocabularies (glue_pipeline/vocabulary.py) has
+a CHECK constraint, ck_<table>_<column>, that accepts its words (and NULL where the column may be
+empty); licenses.capability_status is Microsoft's word and is not checked. A word added to one of
+those vocabularies needs a revision that replaces the constraint, written by hand (Alembic's
+autogenerate does not compare CHECK constraints; test_migrations does).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -21,9 +28,33 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    column,
+)
+
+from glue_pipeline.vocabulary import (
+    AccountStatus,
+    ContactDecisionAction,
+    ContactOrigin,
+    DecisionAction,
+    LogAction,
+    LogLevel,
+    MatchMethod,
+    MatchStatus,
+    Relationship,
+    RunStatus,
+    SyncStateStatus,
+    TenantStatus,
+    values,
 )
 
 metadata = MetaData()
+
+
+def one_of(table: str, name: str, vocabulary: object) -> CheckConstraint:
+    """The CHECK constraint ck_<table>_<name>: the column `name` holds a word of the vocabulary (a
+    Literal type of vocabulary.py) or NULL."""
+    return CheckConstraint(column(name).in_(values(vocabulary)), name=f"ck_{table}_{name}")
+
 
 organizations = Table(
     "organizations", metadata,
@@ -45,6 +76,7 @@ contacts = Table(
     Column("created_by", String(32), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    one_of("contacts", "created_by", ContactOrigin),
 )
 
 contact_emails = Table(
@@ -89,6 +121,7 @@ contact_microsoft = Table(
     Column("manage_url", Text),
     # A Microsoft user is linked to at most one contact: a re-run can never create a second.
     UniqueConstraint("tenant_id", "user_id", name="uq_contact_microsoft_user"),
+    one_of("contact_microsoft", "status", AccountStatus),
 )
 
 tenants = Table(
@@ -112,17 +145,20 @@ tenants = Table(
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
     Column("last_seen_at", DateTime(timezone=True), nullable=False),
     Column("vanished_at", DateTime(timezone=True)),
+    one_of("tenants", "relationship", Relationship),
 )
 
 tenant_matches = Table(
     "tenant_matches", metadata,
     Column("tenant_id", String(36), ForeignKey("tenants.tenant_id"), primary_key=True),
     Column("organization_id", Integer, ForeignKey("organizations.id")),
-    Column("status", String(16), nullable=False),  # matched | suggested | unmatched | ignored
-    Column("method", String(16)),  # exact | accepted | manual | created
+    Column("status", String(16), nullable=False),
+    Column("method", String(16)),
     Column("decided_by", String(255)),
     Column("decided_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    one_of("tenant_matches", "status", MatchStatus),
+    one_of("tenant_matches", "method", MatchMethod),
 )
 
 # Organization suggestions for tenants without a match, best first (replaced at every sync).
@@ -148,6 +184,7 @@ match_decisions = Table(
     Column("decided_by", String(255), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
     Column("note", Text),
+    one_of("match_decisions", "action", DecisionAction),
 )
 
 # The standing decision for a user: link it to a contact, or create it despite a duplicate risk.
@@ -155,10 +192,11 @@ contact_decisions = Table(
     "contact_decisions", metadata,
     Column("tenant_id", String(36), primary_key=True),
     Column("user_id", String(36), primary_key=True),
-    Column("action", String(16), nullable=False),  # link | create
+    Column("action", String(16), nullable=False),
     Column("contact_id", Integer, ForeignKey("contacts.id")),
     Column("decided_by", String(255), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
+    one_of("contact_decisions", "action", ContactDecisionAction),
 )
 
 # Users the last sync of their tenant did not write and why (ambiguous, likely duplicate, ...).
@@ -201,9 +239,10 @@ sync_runs = Table(
     Column("run_id", String(64), primary_key=True),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
-    Column("status", String(16), nullable=False),  # running | succeeded | failed
+    Column("status", String(16), nullable=False),
     Column("tenants_total", Integer, nullable=False, default=0),
     Column("tenants_failed", Integer, nullable=False, default=0),
+    one_of("sync_runs", "status", RunStatus),
 )
 
 # One row per tenant per run: what happened to it.
@@ -211,7 +250,7 @@ sync_results = Table(
     "sync_results", metadata,
     Column("run_id", String(64), primary_key=True),
     Column("tenant_id", String(36), primary_key=True),
-    Column("status", String(16), nullable=False),  # synced | held | failed
+    Column("status", String(16), nullable=False),
     Column("organization_id", Integer),
     Column("users", Integer, nullable=False, default=0),
     Column("created", Integer, nullable=False, default=0),
@@ -221,6 +260,7 @@ sync_results = Table(
     Column("skipped", Integer, nullable=False, default=0),
     Column("error", Text),
     Column("finished_at", DateTime(timezone=True), nullable=False),
+    one_of("sync_results", "status", TenantStatus),
 )
 
 # What a tenant's last successful sync was computed from: a fingerprint of its Microsoft data
@@ -230,7 +270,7 @@ tenant_sync_state = Table(
     "tenant_sync_state", metadata,
     Column("tenant_id", String(36), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
-    Column("status", String(16), nullable=False),  # synced | held
+    Column("status", String(16), nullable=False),
     Column("organization_id", Integer),
     Column("users", Integer, nullable=False),
     Column("contacts", Integer, nullable=False),  # users matched to a contact in that sync
@@ -238,6 +278,7 @@ tenant_sync_state = Table(
     Column("skipped", Integer, nullable=False),
     Column("run_id", String(64), nullable=False),
     Column("synced_at", DateTime(timezone=True), nullable=False),
+    one_of("tenant_sync_state", "status", SyncStateStatus),
 )
 
 sync_log = Table(
@@ -246,11 +287,13 @@ sync_log = Table(
     Column("run_id", String(64), nullable=False, index=True),
     Column("tenant_id", String(36), index=True),
     Column("at", DateTime(timezone=True), nullable=False),
-    Column("level", String(8), nullable=False),  # info | warning | error
+    Column("level", String(8), nullable=False),
     Column("action", String(32), nullable=False),
     Column("contact_id", Integer),
     Column("user_id", String(36)),
     Column("message", Text, nullable=False),
+    one_of("sync_log", "level", LogLevel),
+    one_of("sync_log", "action", LogAction),
 )
 
 Index("ix_contact_emails_value", contact_emails.c.value)

@@ -47,6 +47,7 @@ from glue_pipeline.store.schema import (
     tenant_sync_state,
     tenants,
 )
+from glue_pipeline.vocabulary import LogAction, LogLevel
 
 OVERLAY_COMPARED = [c.name for c in contact_microsoft.columns if c.name != "contact_id"]
 
@@ -57,8 +58,8 @@ def utcnow() -> datetime:
 
 @dataclass
 class LogEntry:
-    level: str
-    action: str
+    level: LogLevel
+    action: LogAction
     message: str
     contact_id: int | None = None
     user_id: str | None = None
