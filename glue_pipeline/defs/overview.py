@@ -20,8 +20,8 @@ from glue_pipeline.render import markdown_table
 OVERVIEW_GROUP = "overview"
 ORGANIZATION_MATCHES = "organization_matches"
 CONTACTS_NEEDING_REVIEW = "contacts_needing_review"
-MATCH_COLUMNS = ["tenant_name", "tenant_id", "status", "organization_id", "best_suggestion"]
-HELD_COLUMNS = ["tenant_name", "user_principal_name", "user_id", "reason"]
+OPEN_TENANT_COLUMNS = ["tenant_name", "tenant_id", "status", "organization_id", "best_suggestion"]
+HELD_USER_COLUMNS = ["tenant_name", "user_principal_name", "user_id", "reason"]
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,11 @@ class Check:
 
 NO_CONFLICTING_TENANTS = Check(
     "no_conflicting_tenants", ORGANIZATION_MATCHES, dg.AssetCheckSeverity.ERROR,
-    "tenants share an organization with another tenant without an analyst's decision", MATCH_COLUMNS,
+    "tenants share an organization with another tenant without an analyst's decision", OPEN_TENANT_COLUMNS,
     "No two tenants share an organization by rule (exact name): only an analyst's decision may put two on one.")
 ALL_TENANTS_MATCHED = Check(
     "all_tenants_matched", ORGANIZATION_MATCHES, dg.AssetCheckSeverity.WARN,
-    "tenants wait for a match decision (`glue-pipeline match list`)", MATCH_COLUMNS,
+    "tenants wait for a match decision (`glue-pipeline match list`)", OPEN_TENANT_COLUMNS,
     "Every tenant is matched or ignored.")
 REPORTS_NOT_CONCEALED = Check(
     "reports_not_concealed", ORGANIZATION_MATCHES, dg.AssetCheckSeverity.WARN,
@@ -61,10 +61,10 @@ REPORTS_NOT_CONCEALED = Check(
     "No tenant conceals user names in its reports.")
 NO_AMBIGUOUS_CONTACTS = Check(
     "no_ambiguous_contacts", CONTACTS_NEEDING_REVIEW, dg.AssetCheckSeverity.WARN,
-    "users match more than one contact, or share one: link each (`glue-pipeline match held`)", HELD_COLUMNS)
+    "users match more than one contact, or share one: link each (`glue-pipeline match held`)", HELD_USER_COLUMNS)
 NO_LIKELY_DUPLICATES_HELD = Check(
     "no_likely_duplicates_held", CONTACTS_NEEDING_REVIEW, dg.AssetCheckSeverity.WARN,
-    "users are held as likely duplicates: link them or approve the create", HELD_COLUMNS)
+    "users are held as likely duplicates: link them or approve the create", HELD_USER_COLUMNS)
 NO_DUPLICATE_EMAILS = Check(
     "no_duplicate_emails_in_an_organization", CONTACTS_NEEDING_REVIEW, dg.AssetCheckSeverity.ERROR,
     "emails belong to two contacts of one organization", ["organization_id", "email", "contacts"],

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple, get_args
 import pandas as pd
 
 from glue_pipeline import frames
+from glue_pipeline.columns import CLAIM_COLUMNS
 from glue_pipeline.vocabulary import MatchMethod, MatchStatus, OpenMatchStatus
 
 _SPACES = re.compile(r"\s+")
@@ -32,7 +33,6 @@ class OrgMatch:
 
 # Statuses of tenants without an organization that wait for an analyst's match.
 OPEN_STATUSES: tuple[OpenMatchStatus, ...] = get_args(OpenMatchStatus)
-CLAIM_COLUMNS = ["organization_id", "tenant_id", "tenant_name"]
 
 
 class _Claim(NamedTuple):
