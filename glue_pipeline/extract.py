@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
+import numpy as np
 import pandas as pd
 
 from glue_pipeline.cache import CachedTable, CacheState, TenantCache, utc_day
@@ -518,9 +519,10 @@ ISO_DATE = r"\d{4}-\d{2}-\d{2}"
 def _byte_counts(column: pd.Series) -> pd.Series:
     """Whole numbers from 0 to 2**53 (exact as floats, and far below the store's BigInteger
     limit); anything else is missing."""
-    numbers = pd.to_numeric(column, errors="coerce")
-    fits = (numbers >= 0) & (numbers <= 2**53) & (numbers == numbers.round())
-    return numbers.where(fits).astype("Float64").astype("Int64")
+    numbers = np.asarray(pd.to_numeric(column.to_numpy(object), errors="coerce"), dtype=np.float64)
+    fits = (numbers >= 0) & (numbers <= 2**53) & (numbers == np.round(numbers))
+    counts = pd.arrays.IntegerArray(np.where(fits, numbers, 0).astype(np.int64), ~fits)
+    return pd.Series(counts, index=column.index)
 
 
 def parse_mailbox_report(csv: str) -> pd.DataFrame:

@@ -574,14 +574,14 @@ class _Texts:
                                                           len(part)) for part in self.parts])
         return plain
 
-    def rows(self, where: Flags) -> pd.DataFrame:
-        """owner, text of the rows where `where` is True."""
+    def rows(self, where: Flags) -> list[tuple[int, str]]:
+        """(owner, text) of the rows where `where` is True."""
         if len(self.parts) == 1:  # an address, already without spaces around it
-            texts: Iterable[object] = self.parts[0][where]
+            texts: Iterable[str] = self.parts[0][where]
         else:
-            texts = [" ".join(" ".join(values).split())
-                     for values in zip(*(part[where] for part in self.parts), strict=True)]
-        return pd.DataFrame({"owner": self.owner[where], "text": _objects(texts)})
+            texts = (" ".join(" ".join(values).split())
+                     for values in zip(*(part[where] for part in self.parts), strict=True))
+        return list(zip(self.owner[where].tolist(), texts, strict=True))
 
 
 def _all_ascii(texts: Texts, chunk: int = 2048) -> bool:
@@ -615,50 +615,65 @@ def _name_lookalikes(data: _Prepared) -> pd.DataFrame:
 def _lookalikes(users: _Texts, contacts: _Texts) -> pd.DataFrame:
     """idx, c, user_text, contact_text: strings that differ with case ignored but share a
     skeleton, at least one of the two not ASCII."""
-    joined = _skeleton_join(users, contacts)
-    joined = joined[map_unique(_caseless, joined["text_x"])
-                    != map_unique(_caseless, joined["text_y"])]
-    return pd.DataFrame({"idx": joined["owner_x"].to_numpy(np.int64),
-                         "c": joined["owner_y"].to_numpy(np.int64),
-                         "user_text": _objects(joined["text_x"].to_numpy(object)),
-                         "contact_text": _objects(joined["text_y"].to_numpy(object))})
+    caseless: dict[str, str] = {}
+    pairs = [(user, user_text, contact, contact_text)
+             for user, user_text, contact, contact_text in _skeleton_pairs(users, contacts)
+             if _cached(caseless, _caseless, user_text) != _cached(caseless, _caseless, contact_text)]
+    idx, user_texts, c, contact_texts = zip(*pairs, strict=True) if pairs else ((), (), (), ())
+    return pd.DataFrame({"idx": np.array(idx, np.int64), "c": np.array(c, np.int64),
+                         "user_text": _objects(user_texts), "contact_text": _objects(contact_texts)})
 
 
-def _skeleton_join(users: _Texts, contacts: _Texts) -> pd.DataFrame:
-    """owner_x, text_x, owner_y, text_y: a user's and a contact's texts with the same skeleton,
-    at least one of them not ASCII. Joins run on integer codes of skeletons."""
+# (owner, text, skeleton)
+_Skeletoned: TypeAlias = list[tuple[int, str, str]]
+
+
+def _skeleton_pairs(users: _Texts, contacts: _Texts) -> list[tuple[int, str, int, str]]:
+    """(user, text, contact, text): a user's and a contact's texts with the same skeleton, at
+    least one of them not ASCII; users in order, then contacts in order (non-ASCII ones first).
+    Dictionaries, not DataFrame joins: one tenant's texts are few, and joins cost more to set up."""
     user_plain, contact_plain = users.ascii_rows(), contacts.ascii_rows()
     if user_plain.all() and contact_plain.all():
-        return pd.DataFrame(columns=["owner_x", "text_x", "owner_y", "text_y"])
-    fancy_users, fancy_contacts = _skeletoned([users.rows(~user_plain),
-                                               contacts.rows(~contact_plain)])
-    plain_users, plain_contacts = _skeletoned([
-        users.rows(user_plain & _ascii_like(fancy_contacts)),
-        contacts.rows(contact_plain & _ascii_like(fancy_users))])
-    # An ASCII text can only match a non-ASCII one: keep those with such a skeleton.
-    plain_users = plain_users[plain_users["skeleton"].isin(fancy_contacts["skeleton"])]
-    plain_contacts = plain_contacts[plain_contacts["skeleton"].isin(fancy_users["skeleton"])]
-    frames = (fancy_users, fancy_contacts, plain_users, plain_contacts)
-    codes, _ = _shared_codes([frame["skeleton"].to_numpy(object) for frame in frames])
-    fancy_users, fancy_contacts, plain_users, plain_contacts = (  # an empty skeleton (-1): none
-        frame[code >= 0].drop(columns="skeleton").assign(key=code[code >= 0])
-        for frame, code in zip(frames, codes, strict=True))
-    return pd.concat([fancy_users.merge(pd.concat([fancy_contacts, plain_contacts]), on="key"),
-                      plain_users.merge(fancy_contacts, on="key")], ignore_index=True)
+        return []
+    skeletons: dict[str, str] = {}
+    fancy_users, fancy_contacts = (_skeletoned(side.rows(~plain), skeletons)
+                                   for side, plain in ((users, user_plain), (contacts, contact_plain)))
+    # An ASCII text can only match a non-ASCII one, and only if that one's skeleton is made of
+    # the characters ASCII skeletons are made of.
+    plain_users = _skeletoned(users.rows(user_plain & _ascii_like(fancy_contacts)), skeletons)
+    plain_contacts = _skeletoned(contacts.rows(contact_plain & _ascii_like(fancy_users)), skeletons)
+    fancy_only, any_contact = _by_skeleton(fancy_contacts), _by_skeleton(fancy_contacts + plain_contacts)
+    return [(user, user_text, contact, contact_text)
+            for rows, candidates in ((fancy_users, any_contact), (plain_users, fancy_only))
+            for user, user_text, skeleton in rows
+            for contact, contact_text in candidates.get(skeleton, ())]
 
 
-def _skeletoned(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
-    """The frames with a skeleton column; each distinct text is skeletoned once."""
-    texts = np.concatenate([frame["text"].to_numpy(object) for frame in frames])
-    skeletons = np.split(map_unique(_skeleton, texts), np.cumsum([len(f) for f in frames])[:-1])
-    return [frame.assign(skeleton=_objects(part)) for frame, part in zip(frames, skeletons, strict=True)]
+def _skeletoned(rows: list[tuple[int, str]], skeletons: dict[str, str]) -> _Skeletoned:
+    """The rows with their texts' skeletons (each distinct text skeletoned once)."""
+    return [(owner, text, _cached(skeletons, _skeleton, text)) for owner, text in rows]
 
 
-def _ascii_like(frame: pd.DataFrame) -> bool:
-    """Whether a skeleton is made of the characters ASCII strings' skeletons are made of: only
-    then can an ASCII string look like the frame's texts."""
+def _by_skeleton(rows: _Skeletoned) -> dict[str, list[tuple[int, str]]]:
+    """(owner, text) by skeleton, in order; an empty skeleton matches nothing."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    for owner, text, skeleton in rows:
+        if skeleton:
+            found.setdefault(skeleton, []).append((owner, text))
+    return found
+
+
+def _cached(memo: dict[str, str], func: Callable[[str], str], text: str) -> str:
+    if text not in memo:
+        memo[text] = func(text)
+    return memo[text]
+
+
+def _ascii_like(rows: _Skeletoned) -> bool:
+    """Whether any skeleton is made of the characters ASCII strings' skeletons are made of: only
+    then can an ASCII string look like those texts."""
     chars = _ascii_skeleton_chars()
-    return any(chars.issuperset(skeleton) for skeleton in frame["skeleton"])
+    return any(chars.issuperset(skeleton) for _, _, skeleton in rows)
 
 
 @cache
