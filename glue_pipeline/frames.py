@@ -17,6 +17,13 @@ def rows(frame: pd.DataFrame, shape: type[Row]) -> Iterator[Row]:
     return cast("Iterator[Row]", frame.itertuples(index=False))
 
 
+def is_missing(value: object) -> bool:
+    """None, or a scalar pandas counts as missing (NaN, NA, NaT); a list or text never is."""
+    # pd.isna takes any scalar; the overloads of the stubs name only some types.
+    return value is None or (pd.api.types.is_scalar(value)
+                             and bool(pd.isna(value)))  # type: ignore[call-overload]  # any scalar
+
+
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """The frame's rows as to_dict("records") gives them: dicts by column name."""
     return cast("list[dict[str, Any]]", frame.to_dict("records"))

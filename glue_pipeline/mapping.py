@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
 
-import pandas as pd
-
 from glue_pipeline.addresses import aliases, smtp_addresses
+from glue_pipeline.frames import is_missing
 from glue_pipeline.options import FieldMapping
 from glue_pipeline.snapshot import UserRecord, user_column
 
@@ -37,14 +36,8 @@ class ContactFields:
                 "location": self.location}
 
 
-def _missing(value: object) -> bool:
-    # pd.isna takes any scalar; the overloads of the stubs name only some types.
-    return value is None or (not isinstance(value, (list, tuple, dict, str))
-                             and bool(pd.isna(value)))  # type: ignore[call-overload]  # any scalar
-
-
 def _text(value: object) -> str | None:
-    if _missing(value):
+    if is_missing(value):
         return None
     text = str(value).strip()
     return text or None
@@ -139,14 +132,14 @@ def overlay_fields(user: UserRecord, tenant_id: str, default_domain: str | None,
             "mailbox_warning_quota_bytes": _int(mailbox.get("issue_warning_quota_bytes")),
             "mailbox_quota_bytes": _int(mailbox.get("prohibit_send_receive_quota_bytes")),
             "mailbox_last_activity": _text(mailbox.get("last_activity_date")),
-            "mailbox_has_archive": None if _missing(mailbox.get("has_archive")) else bool(mailbox["has_archive"]),
+            "mailbox_has_archive": None if is_missing(mailbox.get("has_archive")) else bool(mailbox["has_archive"]),
             "mailbox_report_date": _text(mailbox.get("report_date")),
         })
     return row
 
 
 def _int(value: object) -> int | None:
-    if _missing(value):
+    if is_missing(value):
         return None
     try:
         number: int = int(value)  # type: ignore[call-overload]  # any value: what int() refuses is None

@@ -30,12 +30,9 @@ def _text(value: object) -> str:
     """The value's text; '' for None, NaN, NA and NaT."""
     if isinstance(value, str):
         return value
-    import pandas as pd  # here, not above: printing a line of text must not import pandas
+    from glue_pipeline.frames import is_missing  # here, not above: printing text must not import pandas
 
-    # pd.isna takes any scalar; the overloads of the stubs name only some types.
-    missing = value is None or (pd.api.types.is_scalar(value)
-                                and bool(pd.isna(value)))  # type: ignore[call-overload]  # any scalar
-    return "" if missing else str(value)
+    return "" if is_missing(value) else str(value)
 
 
 def markdown_cell(value: object) -> str:

@@ -13,7 +13,13 @@ import pytest
 from glue_pipeline.columns import USER_COLUMNS
 from glue_pipeline.extract import USER_FIELDS, discover_tenants, extract_tenant
 from glue_pipeline.graph.client import BatchCall, GraphClient
-from glue_pipeline.graph.errors import ConsentRevokedError, GraphError, IdentityError, PermissionDeniedError
+from glue_pipeline.graph.errors import (
+    ConsentRevokedError,
+    GraphError,
+    IdentityError,
+    PermissionDeniedError,
+    TransientGraphError,
+)
 from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
@@ -165,3 +171,23 @@ def test_missing_permission_is_reported_as_such(sandbox: Sandbox, small_world: W
     with pytest.raises(PermissionDeniedError) as caught:
         client.get_report_csv(tenant.id, "reports/getMailboxUsageDetail(period='D7')")
     assert caught.value.code == "Authorization_RequestDenied" and caught.value.status == 403
+
+
+def test_a_failing_report_download_is_retried_then_named(sandbox: Sandbox, small_world: World) -> None:
+    """The report's pre-authenticated download is a request like the others: a 503 there is
+    retried under the retry policy, and when retries run out the error names the tenant, the
+    download and the fix (a transient failure, so the batch's retry pass takes the tenant again)."""
+    tenant = next(t for t in small_world.tenants if t.consent == "granted" and not t.reports_concealed
+                  and any(u.mailbox for u in t.users))
+    client = GraphClient(settings_for(sandbox, small_world, max_retries=2, max_retry_wait_s=0.01),
+                         backoff_base_s=0.001)
+    sandbox.faults.failing_downloads[tenant.id] = 2  # two failures, then the download answers
+    csv = client.get_report_csv(tenant.id, "reports/getMailboxUsageDetail(period='D7')")
+    assert "User Principal Name" in csv and sandbox.faults.failing_downloads[tenant.id] == 0
+
+    sandbox.faults.failing_downloads[tenant.id] = 3  # one more than max_retries allows
+    with pytest.raises(TransientGraphError) as failed:
+        client.get_report_csv(tenant.id, "reports/getMailboxUsageDetail(period='D7')")
+    message = str(failed.value)
+    assert message.startswith(f"tenant {tenant.id}: ") and "/reports-download/" in message
+    assert "ServiceUnavailable" in message and "Fix: " in message

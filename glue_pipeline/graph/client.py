@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -268,17 +268,28 @@ class GraphClient:
         """A call with a bearer token; the retry policy says which failures are tried again and
         after how long; an expired token is refreshed once."""
         url = self._url(path_or_url)
+
+        def send() -> requests.Response:
+            sent = {**(headers or {}), "Authorization": f"Bearer {self.token(tenant_id, fresh=False)}"}
+            answer: requests.Response = self.session.request(method, url, params=params, headers=sent,
+                                                             allow_redirects=allow_redirects, json=json_body)
+            return answer
+
+        return self._retrying(tenant_id, url, send, with_token=True)
+
+    def _retrying(self, tenant_id: str, url: str, send: Callable[[], requests.Response],
+                  with_token: bool) -> requests.Response:
+        """`send()` until it answers below 400 or the retry policy gives up (then its error,
+        naming the tenant and the endpoint); with a token, an expired one is refreshed once."""
         endpoint = urlsplit(url).path
         retries = self.retry_policy.start()
         while True:
-            sent = {**(headers or {}), "Authorization": f"Bearer {self.token(tenant_id, fresh=False)}"}
             status: int | None = None  # none: no answer came
             answer_headers: Headers = None
             try:
                 with self._count_lock:
                     self.requests_made += 1
-                response = self.session.request(method, url, params=params, headers=sent,
-                                                allow_redirects=allow_redirects, json=json_body)
+                response = send()
             except (requests.ConnectionError, requests.Timeout) as exc:
                 self._raise_if_certificate(tenant_id, endpoint, exc)
                 failure: GraphError = TransientGraphError(
@@ -289,7 +300,7 @@ class GraphClient:
                     return response
                 status, answer_headers = response.status_code, response.headers
                 failure = graph_error(tenant_id, endpoint, status, _json_or_none(response))
-                if retries.refreshes(status):
+                if with_token and retries.refreshes(status):
                     self._refresh_token(tenant_id, retries)
                     continue
             wait = retries.next_wait([answer_headers]) if self.retry_policy.should_retry(status) else None
@@ -388,14 +399,13 @@ class GraphClient:
                 seen.add(url)
 
     def get_report_csv(self, tenant_id: str, path: str) -> str:
-        """A report: Graph answers 302 to a pre-authenticated download, fetched without the token."""
+        """A report: Graph answers 302 to a pre-authenticated download, fetched without the token
+        under the same retry policy."""
         response = self.request(tenant_id, path, allow_redirects=False)
         if response.is_redirect:
             location = response.headers["Location"]
-            download = self.session.get(location)
-            if download.status_code >= 400:
-                raise graph_error(tenant_id, urlsplit(location).path, download.status_code,
-                                  _json_or_none(download))
+            # The download is a request like any other: retried, and its failure named.
+            download = self._retrying(tenant_id, location, lambda: self.session.get(location), with_token=False)
             return download.content.decode("utf-8-sig")
         return response.content.decode("utf-8-sig")
 

@@ -51,7 +51,8 @@ class Faults:
     starts again with the last user of the page before, so a full read lists users twice),
     `report_csv` (tenant id -> "truncated" cut mid-row
     without a final newline, "malformed" rows with a wrong column count, a garbage line and a
-    non-number, "empty" header only, or "no_bom" without the UTF-8 BOM).
+    non-number, "empty" header only, or "no_bom" without the UTF-8 BOM), `failing_downloads`
+    (tenant id -> how many of its next report downloads answer 503 before one succeeds).
     """
 
     latency_ms: float = 0
@@ -71,6 +72,7 @@ class Faults:
     next_link_endless: set[str] = field(default_factory=set)
     repeated_users: set[str] = field(default_factory=set)
     report_csv: dict[str, str] = field(default_factory=dict)
+    failing_downloads: dict[str, int] = field(default_factory=dict)
     delta_token_lifetime_s: float = DELTA_TOKEN_LIFETIME_S
     seed: int = 0
     _rng: random.Random = field(init=False, repr=False)

@@ -140,6 +140,11 @@ class ReportRoutes:
                              "The report download link is unknown or has expired; request the report again.")
         filename = f"MailboxUsageDetail{REFERENCE_DATE:%m_%d_%Y}.csv"
         with self.state.lock:
+            failing = self.state.faults.failing_downloads
+            if failing.get(tenant.id, 0) > 0:
+                failing[tenant.id] -= 1
+                self.state.stats.server_errors += 1
+                raise GraphError(503, "ServiceUnavailable", "The report download is not available; retry later.")
             body = _mailbox_usage_csv(tenant, link.period_days)
         spoil = self.state.faults.report_csv.get(tenant.id)
         if spoil:
