@@ -142,13 +142,10 @@ def _duplicate_risk(extract: TenantSnapshot, user_ids: pd.Series, org_contacts: 
     if user_ids.empty or org_contacts.empty:
         return pd.DataFrame(columns=RISK_COLUMNS)
     ids = set(user_ids)
-    users = extract.users[extract.users["id"].isin(ids)]
-    records = [u for u in extract.user_records if u["id"] in ids]
-    new_users = pd.DataFrame({
-        "user_id": users["id"], "first_name": users["given_name"], "last_name": users["surname"],
-        "display_name": users["display_name"], "email": users["user_principal_name"],
-        "other_emails": [_other_emails(u) for u in records],
-        "phones": [_phones(u) for u in records]}, columns=NEW_USER_COLUMNS).reset_index(drop=True)
+    new_users = pd.DataFrame([
+        (u["id"], u["given_name"], u["surname"], u["display_name"], u["user_principal_name"],
+         _other_emails(u), _phones(u))
+        for u in extract.user_records if u["id"] in ids], columns=NEW_USER_COLUMNS)
     return duplicate_risk(new_users, org_contacts, extract.organization.verified_domains)[RISK_COLUMNS]
 
 
