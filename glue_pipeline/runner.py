@@ -1,22 +1,26 @@
 """Running the jobs through a real Dagster instance from the command line: discovery, then the
 sync of all tenants (one run over the partition range) or of chosen tenants (one run each).
 
-The runs execute in this process but are recorded in the instance under DAGSTER_HOME, so the
-UI shows them, their logs and the per-tenant partitions exactly as for scheduled runs. Each run
-takes its jobs from definitions built at the call, so its resources read the environment as it
-is then (defs/resources.py).
+The runs execute in this process but are runs of the code location (workspace.yaml): they are
+recorded in the instance under DAGSTER_HOME with the same origin as a run launched from the UI,
+so the UI lists them under their job and on the timeline, shows their logs and per-tenant
+partitions, and can re-execute them (from failure, or in full). Each run takes its jobs from
+definitions built at the call, so its resources read the environment as it is then
+(defs/resources.py).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
+from dagster._core.events import DagsterEventType
 from dagster_shared.error import SerializableErrorInfo
 from filelock import FileLock, Timeout
 
@@ -25,6 +29,10 @@ from glue_pipeline.defs.partitions import all_tenants_run_request, tenant_keys
 from glue_pipeline.defs.resources import glue_resources
 from glue_pipeline.settings import PROJECT_ROOT, ConfigError, default_var_dir, folder_problem
 from glue_pipeline.store.engine import shown_url
+
+if TYPE_CHECKING:
+    from dagster._core.origin import JobPythonOrigin
+    from dagster._core.remote_origin import RemoteJobOrigin
 
 POSTGRES_INSTANCE_VARS = ("DAGSTER_PG_URL",)
 
@@ -120,22 +128,65 @@ def _job(name: str, show_progress: bool = False) -> dg.JobDefinition:
     return build_defs(glue_resources(show_progress=show_progress)).resolve_job_def(name)
 
 
+LOCATION_NAME = "glue_pipeline"  # workspace.yaml's code location
+REPOSITORY_NAME = "__repository__"  # the one repository of a Definitions object
+
+
+def _origins(job_name: str) -> tuple[RemoteJobOrigin, JobPythonOrigin]:
+    """The job's origins as a launch from the UI records them: the code location of
+    workspace.yaml (re-execution finds it by name), and the module that defines the job."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+    locations = WorkspaceFileTarget(paths=[str(PROJECT_ROOT / "workspace.yaml")]).create_origins()
+    location = next(origin for origin in locations if origin.location_name == LOCATION_NAME)
+    repository = ReconstructableRepository.for_module("glue_pipeline.definitions", "defs",
+                                                      working_directory=str(PROJECT_ROOT))
+    return (RemoteJobOrigin(RemoteRepositoryOrigin(location, REPOSITORY_NAME), job_name),
+            repository.get_reconstructable_job(job_name).get_python_origin())
+
+
+def execute(instance: dg.DagsterInstance, job: dg.JobDefinition, tags: Mapping[str, str] | None = None,
+            partition_key: str | None = None) -> str:
+    """Run the job in this process as a run of the code location (what `execute_in_process` does,
+    with the origins a UI launch records); returns the run id."""
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.api import create_execution_plan, execute_run
+    from dagster._core.execution.execute_in_process import merge_run_tags
+
+    in_process = job.as_ephemeral_job(resource_defs={}, input_values={})
+    run_tags = merge_run_tags(job, partition_key, tags, None, instance, QUIET)
+    wrapped = InMemoryJob(in_process)
+    plan = create_execution_plan(wrapped, run_config=QUIET, instance_ref=instance.get_ref())
+    remote_origin, python_origin = _origins(job.name)
+    run = instance.create_run_for_job(job_def=in_process, execution_plan=plan, run_config=QUIET,
+                                      tags={**job.run_tags, **run_tags}, remote_job_origin=remote_origin,
+                                      job_code_origin=python_origin)
+    execute_run(wrapped, run, instance, raise_on_error=False)
+    return run.run_id
+
+
 def _run_job(instance: dg.DagsterInstance, name: str) -> RunOutcome:
     """A run of a job without partitions."""
-    result = _job(name).execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
-    return _outcome(result, [])
+    return _outcome(instance, execute(instance, _job(name)), [])
 
 
 def run_discovery(instance: dg.DagsterInstance) -> RunOutcome:
     return _run_job(instance, "discover_tenants")
 
 
-def _outcome(result: dg.ExecuteInProcessResult, tenant_ids: list[str]) -> RunOutcome:
-    failures = result.get_step_failure_events()
-    error = failures[0].step_failure_data.error if failures else None
-    return RunOutcome(result.run_id, result.success, tenant_ids, _run_error(error),
-                      error.to_string() if error else None,
-                      [e.partition for e in result.get_asset_materialization_events() if e.partition])
+def _outcome(instance: dg.DagsterInstance, run_id: str, tenant_ids: list[str]) -> RunOutcome:
+    """What the run did, read back from the instance."""
+    run = instance.get_run_by_id(run_id)
+    failures = [e.dagster_event for e in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE)]
+    error = next((f.step_failure_data.error for f in failures if f is not None), None)
+    materialized = [e.dagster_event.partition for e in
+                    instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+                    if e.dagster_event is not None and e.dagster_event.partition]
+    success = run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+    return RunOutcome(run_id, success, tenant_ids, _run_error(error), error.to_string() if error else None,
+                      materialized)
 
 
 def _run_error(error: SerializableErrorInfo | None) -> str | None:
@@ -157,9 +208,7 @@ def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
         request = all_tenants_run_request(instance)
         if isinstance(request, dg.SkipReason):
             return []
-        result = job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False,
-                                        run_config=QUIET)
-        return [_outcome(result, list(tenant_keys(instance)))]
+        return [_outcome(instance, execute(instance, job, tags=request.tags), list(tenant_keys(instance)))]
     known = set(tenant_keys(instance))
     unknown = [t for t in tenant_ids if t not in known]
     if unknown:
@@ -167,9 +216,7 @@ def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
                          "(`glue-pipeline sync` with no --tenant) or check the tenant id")
     outcomes = []
     for tenant_id in tenant_ids:
-        result = job.execute_in_process(instance=instance, partition_key=tenant_id, raise_on_error=False,
-                                        run_config=QUIET)
-        outcomes.append(_outcome(result, [tenant_id]))
+        outcomes.append(_outcome(instance, execute(instance, job, partition_key=tenant_id), [tenant_id]))
     return outcomes
 
 

@@ -186,6 +186,11 @@ def cache_dir_from_env(environ: dict[str, str] | None = None) -> Path:
     return Path(environ.get("GLUE_CACHE_DIR", "").strip() or default_var_dir() / "cache")
 
 
+def heartbeat_seconds_from_env(environ: dict[str, str] | None = None) -> int:
+    """GLUE_HEARTBEAT_SECONDS: how often a run's process records that it is alive (heartbeat.py)."""
+    return _positive_int("GLUE_HEARTBEAT_SECONDS", 30, dict(os.environ if environ is None else environ))
+
+
 def sync_processes_from_env(environ: dict[str, str] | None = None) -> int:
     """GLUE_SYNC_PROCESSES: the worker processes a large sync spreads its tenants over."""
     return _positive_int("GLUE_SYNC_PROCESSES", os.cpu_count() or 1, dict(os.environ if environ is None else environ))

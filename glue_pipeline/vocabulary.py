@@ -51,6 +51,13 @@ TenantStatus = Literal[SyncStateStatus, "failed"]
 # A sync run (sync_runs.status): running, or finished with or without a failed tenant.
 RunStatus = Literal["running", "succeeded", "failed"]
 
+# Why a tenant failed (sync_results.cause). The permanent causes stay until someone acts in the
+# customer tenant: consent revoked or the app missing from it, the tenant gone, a permission
+# missing. credentials (the app's secret) fails every tenant; transient causes outlasted every
+# retry; store: the store could not be reached or refused the writes; unexpected: anything else.
+PermanentCause = Literal["consent_revoked", "tenant_gone", "permission_missing"]
+FailureCause = Literal[PermanentCause, "credentials", "transient", "certificate", "store", "unexpected"]
+
 # How much a sync_log entry matters (sync_log.level).
 LogLevel = Literal["info", "warning", "error"]
 # What a sync_log entry records (sync_log.action): a contact's write or hold, a user's removal or

@@ -288,7 +288,8 @@ def test_the_vocabulary_columns_are_checked() -> None:
     assert {f"{table.name}.{column}" for table, column in checked_columns()} == {
         "contacts.created_by", "contact_microsoft.status", "tenants.relationship", "tenant_matches.status",
         "tenant_matches.method", "match_decisions.action", "contact_decisions.action", "sync_runs.status",
-        "sync_results.status", "tenant_sync_state.status", "sync_log.level", "sync_log.action"}
+        "sync_results.status", "sync_results.cause", "tenant_sync_state.status", "sync_log.level",
+        "sync_log.action"}
 
 
 def test_an_upgraded_old_store_has_exactly_the_tables_of_the_schema(engine: Engine) -> None:
@@ -332,7 +333,7 @@ def test_an_old_store_holding_an_unknown_word_is_refused_unchanged(store_url: st
     with pytest.raises(ConfigError) as refused:
         upgrade_store(engine)
     message = str(refused.value)
-    assert message.startswith("GLUE_STORE_URL=") and HEAD in message
+    assert message.startswith("GLUE_STORE_URL=") and "0002_vocabulary_checks" in message
     assert "tenant_matches.status holds 'pending' (1 row) (allowed: matched, suggested, conflict, unmatched, " \
            "ignored)" in message
     assert "sync_log.action holds 'tenant_exploded\\x1b[2J' (2 rows)" in message and "\x1b" not in message

@@ -1,12 +1,16 @@
 """What runs by itself (the Dagster daemon): the hourly discovery, the sync of every tenant after
-each discovery, and the overview after each sync."""
+each discovery, the overview after any run that syncs tenants, and the closing of sync runs whose
+Dagster run ended without finishing them (monitoring.py)."""
 
 import dagster as dg
 
 from glue_pipeline.defs.discovery import discover_job
+from glue_pipeline.defs.monitoring import close_ended_sync_runs
 from glue_pipeline.defs.overview import overview_job
 from glue_pipeline.defs.partitions import all_tenants_run_request
-from glue_pipeline.defs.tenants import sync_job
+from glue_pipeline.defs.tenants import TENANT_ASSET, sync_job
+
+TENANT_KEY = dg.AssetKey(TENANT_ASSET)
 
 hourly_schedule = dg.ScheduleDefinition(
     name="hourly_sync", job=discover_job, cron_schedule="0 * * * *",
@@ -21,15 +25,26 @@ def sync_after_discovery(context: dg.RunStatusSensorContext) -> dg.RunRequest | 
     return all_tenants_run_request(context.instance, run_key=context.dagster_run.run_id)
 
 
+def syncs_tenants(run: dg.DagsterRun) -> bool:
+    """Whether the run materializes tenant partitions: a sync_tenants run, or any run whose asset
+    selection holds tenant_contacts (a partition launched or re-executed from the asset's page, a
+    backfill)."""
+    return run.job_name == sync_job.name or TENANT_KEY in (run.asset_selection or set())
+
+
 def _overview_after(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
+    # Every job of the code location is watched: partition runs from the UI run as __ASSET_JOB.
     @dg.run_status_sensor(name=f"overview_after_sync_{status.value.lower()}", run_status=status,
-                          monitored_jobs=[sync_job], request_job=overview_job,
-                          default_status=dg.DefaultSensorStatus.RUNNING,
-                          description="After each sync, refresh the tables across all tenants.")
-    def _sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest:
+                          request_job=overview_job, default_status=dg.DefaultSensorStatus.RUNNING,
+                          description="After any run that syncs tenants (sync_tenants, a partition run or "
+                                      "re-execution from the UI, a backfill), refresh the tables across all "
+                                      "tenants.")
+    def _sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+        if not syncs_tenants(context.dagster_run):
+            return dg.SkipReason(f"run {context.dagster_run.run_id} of {context.dagster_run.job_name} syncs no tenant")
         return dg.RunRequest(run_key=context.dagster_run.run_id)
     return _sensor
 
 
 SENSORS = [sync_after_discovery, _overview_after(dg.DagsterRunStatus.SUCCESS),
-           _overview_after(dg.DagsterRunStatus.FAILURE)]
+           _overview_after(dg.DagsterRunStatus.FAILURE), close_ended_sync_runs]

@@ -23,6 +23,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from glue_pipeline.graph.client import GraphClient
+from glue_pipeline.heartbeat import Heartbeat
 from glue_pipeline.options import SyncOptions, config_path, load_options, read_config_file
 from glue_pipeline.settings import (
     MICROSOFT_AUTHORITY_HOST,
@@ -98,16 +99,23 @@ def _sync_processes(variables: Variables) -> int:
 
 
 class StoreResource(dg.ConfigurableResource["StoreResource"]):
-    """The documentation store: checked, and brought to the schema's head revision, once per run."""
+    """The documentation store: checked, and brought to the schema's head revision, once per run.
+    While a run uses it, the run's heartbeat beats in the store (heartbeat.py)."""
 
     url: str = Field(description="GLUE_STORE_URL: the store's SQLAlchemy URL (SQLite or PostgreSQL).")
 
     _engine: Engine | None = PrivateAttr(default=None)
+    _heartbeat: Heartbeat | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._engine = check_store(self.url)
+        run = context.dagster_run
+        if run is not None:
+            self._heartbeat = Heartbeat(self._engine, run.run_id, run.job_name).start()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         if self._engine is not None:
             self._engine.dispose()
 

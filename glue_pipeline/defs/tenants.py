@@ -20,6 +20,7 @@ from typing import Any
 
 import dagster as dg
 
+from glue_pipeline.defs.monitoring import reconcile_sync_runs
 from glue_pipeline.defs.partitions import TENANTS
 from glue_pipeline.defs.resources import GraphResource, StoreResource, SyncResource
 from glue_pipeline.render import terminal_text
@@ -38,6 +39,10 @@ TENANT_SPEC = dg.AssetSpec(
     "Graph; the organization and contact matches, duplicate risk and differences; the contacts "
     "written to the store with sync-log rows. Each materialization shows the tenant's tables "
     "(row counts, previews of the match tables, their Parquet files) and its counts.")
+
+# The concurrency pool of every run that syncs tenants, whatever launched it: the instance limits
+# how many such runs are in progress at once (dagster.yaml, concurrency > pools).
+SYNC_POOL = "microsoft_graph"
 
 PROGRESS_STEPS = 50  # progress lines in the run's log per pass (each is an event Dagster stores)
 
@@ -132,12 +137,13 @@ def _run_failure(failed: list[TenantOutcome], total: int) -> dg.Failure:
         metadata={"failed_tenants": dg.MetadataValue.json([o.tenant_id for o in failed])})
 
 
-@dg.multi_asset(specs=[TENANT_SPEC], backfill_policy=dg.BackfillPolicy.single_run(),
+@dg.multi_asset(specs=[TENANT_SPEC], backfill_policy=dg.BackfillPolicy.single_run(), pool=SYNC_POOL,
                 description="Extract, match and write each tenant of the run.")
 def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: StoreResource,
                 sync: SyncResource) -> Iterator[dg.AssetMaterialization]:
     tenant_ids = _listed_tenants(context, store.engine)
     spec = _sync_spec(context.run_id, graph, store, sync)
+    reconcile_sync_runs(store.engine, context.instance, current=context.run_id)
     start_run(store.engine, context.run_id, len(tenant_ids))
     progress = _report_progress(context, sync.show_progress)
     outcomes: list[TenantOutcome] = []

@@ -3,6 +3,7 @@ plain dict, never as a SQLAlchemy row."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Executable, Table, and_, insert, update
@@ -24,3 +25,8 @@ def update_or_insert(conn: Connection, table: Table, key: Row, values: Row) -> N
     where = and_(*(table.c[name] == value for name, value in key.items()))
     if not conn.execute(update(table).where(where).values(**values)).rowcount:
         conn.execute(insert(table).values(**key, **values))
+
+
+def as_utc(value: datetime) -> datetime:
+    """A time the store wrote (always UTC) as an aware datetime: SQLite hands it back without its zone."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

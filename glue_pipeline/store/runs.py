@@ -49,6 +49,22 @@ def finish_run(engine: Engine, run_id: str, tenants_total: int, tenants_failed: 
             finished_at=utcnow(), status=status, tenants_total=tenants_total, tenants_failed=tenants_failed))
 
 
+def running_runs(engine: Engine) -> list[str]:
+    """The runs whose row still says running."""
+    with engine.connect() as conn:
+        return list(conn.execute(select(sync_runs.c.run_id).where(sync_runs.c.status == "running")).scalars())
+
+
+def fail_run(engine: Engine, run_id: str, error: str) -> bool:
+    """Close a run that ended without closing its row (its process died, it was cancelled):
+    failed, with the cause. False when the row no longer says running."""
+    status: RunStatus = "failed"
+    with write_transaction(engine) as conn:
+        return bool(conn.execute(update(sync_runs).where(and_(sync_runs.c.run_id == run_id,
+                                                              sync_runs.c.status == "running"))
+                                 .values(status=status, finished_at=utcnow(), error=error)).rowcount)
+
+
 def write_result(conn: Connection, run_id: str, result: TenantResult, now: datetime) -> None:
     """The tenant's outcome in this run (a re-run of the same run id replaces it)."""
     conn.execute(delete(sync_results).where(and_(sync_results.c.run_id == run_id,

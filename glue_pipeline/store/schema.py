@@ -36,6 +36,7 @@ from glue_pipeline.vocabulary import (
     ContactDecisionAction,
     ContactOrigin,
     DecisionAction,
+    FailureCause,
     LogAction,
     LogLevel,
     MatchMethod,
@@ -145,6 +146,10 @@ tenants = Table(
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
     Column("last_seen_at", DateTime(timezone=True), nullable=False),
     Column("vanished_at", DateTime(timezone=True)),
+    # Paused by an operator (`glue-pipeline tenant pause`): not synced until resumed.
+    Column("paused_at", DateTime(timezone=True)),
+    Column("paused_by", String(255)),
+    Column("pause_reason", Text),
     one_of("tenants", "relationship", Relationship),
 )
 
@@ -242,6 +247,8 @@ sync_runs = Table(
     Column("status", String(16), nullable=False),
     Column("tenants_total", Integer, nullable=False, default=0),
     Column("tenants_failed", Integer, nullable=False, default=0),
+    # Why a run failed outside its tenants (its process died, it was cancelled), as Dagster recorded it.
+    Column("error", Text),
     one_of("sync_runs", "status", RunStatus),
 )
 
@@ -259,8 +266,10 @@ sync_results = Table(
     Column("held", Integer, nullable=False, default=0),
     Column("skipped", Integer, nullable=False, default=0),
     Column("error", Text),
+    Column("cause", String(32)),  # a failed tenant's cause (vocabulary.FailureCause)
     Column("finished_at", DateTime(timezone=True), nullable=False),
     one_of("sync_results", "status", TenantStatus),
+    one_of("sync_results", "cause", FailureCause),
 )
 
 # What a tenant's last successful sync was computed from: a fingerprint of its Microsoft data
@@ -279,6 +288,18 @@ tenant_sync_state = Table(
     Column("run_id", String(64), nullable=False),
     Column("synced_at", DateTime(timezone=True), nullable=False),
     one_of("tenant_sync_state", "status", SyncStateStatus),
+)
+
+# A row per live Dagster run of the code location, refreshed while the run's process lives and
+# deleted when it ends: run monitoring (launcher.py) fails a run whose beat stopped.
+run_heartbeats = Table(
+    "run_heartbeats", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("job_name", String(255), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("beat_at", DateTime(timezone=True), nullable=False),
 )
 
 sync_log = Table(
