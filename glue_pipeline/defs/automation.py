@@ -3,6 +3,7 @@ each discovery, the overview after any run that syncs tenants, and the closing o
 Dagster run ended without finishing them (monitoring.py)."""
 
 import dagster as dg
+from dagster._core.storage.tags import PARENT_RUN_ID_TAG
 
 from glue_pipeline.defs.discovery import discover_job
 from glue_pipeline.defs.monitoring import close_ended_sync_runs
@@ -11,6 +12,16 @@ from glue_pipeline.defs.partitions import all_tenants_run_request
 from glue_pipeline.defs.tenants import TENANT_ASSET, sync_job
 
 TENANT_KEY = dg.AssetKey(TENANT_ASSET)
+
+# Runs the command line starts carry this tag: the command runs discovery, the sync and the
+# overview itself, so the sensors do not chain them again (a re-execution from the UI is chained).
+COMMAND_TAG = "glue-pipeline/started_by"
+COMMAND = "command"
+
+
+def chained_by_the_command(run: dg.DagsterRun) -> bool:
+    return run.tags.get(COMMAND_TAG) == COMMAND and PARENT_RUN_ID_TAG not in run.tags
+
 
 hourly_schedule = dg.ScheduleDefinition(
     name="hourly_sync", job=discover_job, cron_schedule="0 * * * *",
@@ -22,6 +33,8 @@ hourly_schedule = dg.ScheduleDefinition(
                       request_job=sync_job, default_status=dg.DefaultSensorStatus.RUNNING,
                       description="After each discovery, sync every tenant in one run.")
 def sync_after_discovery(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    if chained_by_the_command(context.dagster_run):
+        return dg.SkipReason(f"run {context.dagster_run.run_id} was started by a command, which syncs itself")
     return all_tenants_run_request(context.instance, run_key=context.dagster_run.run_id)
 
 
@@ -42,6 +55,9 @@ def _overview_after(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
     def _sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
         if not syncs_tenants(context.dagster_run):
             return dg.SkipReason(f"run {context.dagster_run.run_id} of {context.dagster_run.job_name} syncs no tenant")
+        if chained_by_the_command(context.dagster_run):
+            return dg.SkipReason(f"run {context.dagster_run.run_id} was started by a command, which refreshes "
+                                 "the overview itself")
         return dg.RunRequest(run_key=context.dagster_run.run_id)
     return _sensor
 

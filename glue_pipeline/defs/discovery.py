@@ -3,7 +3,7 @@
 import dagster as dg
 
 from glue_pipeline.defs.metadata import table_metadata
-from glue_pipeline.defs.partitions import TENANT_PARTITIONS, tenant_keys
+from glue_pipeline.defs.partitions import TENANT_PARTITIONS, ensure_sync_pool, tenant_keys
 from glue_pipeline.defs.resources import GraphResource, StoreResource, SyncResource
 from glue_pipeline.extract import discover_tenants
 from glue_pipeline.render import terminal_text
@@ -18,6 +18,7 @@ def customer_tenants(context: dg.AssetExecutionContext, graph: GraphResource, st
     frame = discover_tenants(graph.client, graph.direct_logins, partner=graph.partner_connected)
     with write_transaction(store.engine) as conn:
         vanished = writer.record_discovered_tenants(conn, frame, writer.utcnow())
+    ensure_sync_pool(context.instance)
     known = set(tenant_keys(context.instance))
     new = [t for t in frame["tenant_id"] if t not in known]
     if new:
