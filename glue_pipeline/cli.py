@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO
@@ -266,11 +266,24 @@ def sync(tenant_ids: tuple[str, ...]) -> None:
     run_overview(instance)
     summary = summarize(engine, [r.run_id for r in runs])
     echo(format_summary(summary))
+    if not tenant_ids:
+        _echo_left_out(engine)
     for step in next_steps(engine):
         echo(f"next: {step}")
     _echo_run_errors(runs, summary)
     if not all(r.success for r in runs):
         sys.exit(1)
+
+
+def _echo_left_out(engine: Engine) -> None:
+    """The paused and parked tenants a sync of every tenant left out, and how to sync one."""
+    from glue_pipeline.store.parked import left_out_of_full_syncs
+
+    left_out = left_out_of_full_syncs(engine)
+    if left_out:
+        kinds = sorted({why.split(" ")[0] for why in left_out.values()})
+        echo(f"left out: {len(left_out)} {' or '.join(kinds)} tenants ({', '.join(sorted(left_out))}): "
+             "`glue-pipeline status` says why; sync one by name with `glue-pipeline sync --tenant ID`")
 
 
 @contextmanager
@@ -479,16 +492,191 @@ def doctor() -> None:
         sys.exit(1)
 
 
-@main.command(help="What the last sync did, and which tenants failed.")
-def status() -> None:
+@main.command(help="Every tenant's state (Paused, Syncing…, Error, Unmatched, Held, OK, New), organization, "
+              "last successful sync (UTC), users and the contacts its last sync created and updated; then "
+              "what the last sync run did. Exits 0 even when tenants are in Error (read --json to monitor).")
+@click.option("--failed", is_flag=True, help="Only tenants in Error.")
+@click.option("--tenant", "tenant_refs", multiple=True, help="A tenant id or display name (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of one object a tenant, without the run totals.")
+def status(failed: bool, tenant_refs: tuple[str, ...], as_json: bool) -> None:
+    import json
+
     from glue_pipeline.report import format_summary, last_run_id, summarize
+    from glue_pipeline.store.status import record, status_frame, tenant_statuses
+    from glue_pipeline.store.tenant_control import TenantRefError, find_tenant
 
     engine = _engine()
+    tenant_ids = None
+    if tenant_refs:
+        try:
+            with engine.connect() as conn:
+                tenant_ids = [find_tenant(conn, ref)["tenant_id"] for ref in tenant_refs]
+        except TenantRefError as exc:
+            _fail(str(exc))
+    rows = [r for r in tenant_statuses(engine, tenant_ids, _run_tenants) if not failed or r.status == "error"]
+    if as_json:
+        click.echo(json.dumps([record(r) for r in rows], indent=2))  # ASCII only: control characters escaped
+        return
     run_id = last_run_id(engine)
-    if run_id is None:
+    if run_id is None and not rows and not tenant_refs:
         _fail("no sync has run yet against this store: run `glue-pipeline sync` or `make demo`")
+    if rows:
+        echo(_status_table(status_frame(rows)))
+    else:
+        echo("no tenant is in Error" if failed else "no tenant is known yet")
+    echo("")
+    if run_id is None:
+        echo("no sync has run yet: run `glue-pipeline sync`")
+        return
     echo(f"last sync run {run_id}")
     echo(format_summary(summarize(engine, [run_id])))
+
+
+def _status_table(frame: pd.DataFrame) -> str:
+    """An aligned markdown table whose last column (the detail, an error can be long) is not
+    padded: each line is as long as its own detail."""
+    from glue_pipeline.render import markdown_cell
+
+    last = frame.columns[-1]
+    lines = _table(frame.drop(columns=[last])).split("\n")
+    cells = [markdown_cell(last), "---", *(markdown_cell(value) for value in frame[last])]
+    return "\n".join(f"{line} {cell} |" if i != 1 else f"{line}{cell}|" for i, (line, cell) in
+                     enumerate(zip(lines, cells, strict=True)))
+
+
+def _run_tenants(run_ids: Sequence[str]) -> dict[str, Collection[str] | None]:
+    """The tenants each of these sync runs covers, from the Dagster instance. The instance only
+    narrows which tenants a run covers: out of reach, every run covers every tenant."""
+    from glue_pipeline.defs.overview import run_tenants
+    from glue_pipeline.runner import get_instance
+
+    try:
+        instance = get_instance()
+    except Exception:
+        return {}
+    try:
+        return run_tenants(instance, run_ids)
+    finally:
+        instance.dispose()
+
+
+# --- tenants ---------------------------------------------------------------------------------
+@main.group(help="Pause a tenant (it is not synced until resumed) or resume it.")
+def tenant() -> None:
+    pass
+
+
+def _pause_or_resume(ref: str, paused: bool, by: str | None, reason: str | None = None) -> None:
+    from glue_pipeline.decisions import default_actor
+    from glue_pipeline.store.tenant_control import TenantRefError, set_paused
+
+    try:
+        change = set_paused(_engine(writes=True), ref, paused, by or default_actor(), reason)
+    except TenantRefError as exc:
+        _fail(str(exc))
+    echo(change.message())
+
+
+@tenant.command("pause", help="Pause TENANT (id, or a display name that names one tenant): no sync touches it "
+                "until `glue-pipeline tenant resume`; its contacts and results stay as they are.")
+@click.argument("tenant_ref", metavar="TENANT")
+@click.option("--reason", default=None, help="Why, shown by `glue-pipeline status`.")
+@click.option("--by", default=None, help="Who pauses it (default: the OS user).")
+def tenant_pause(tenant_ref: str, reason: str | None, by: str | None) -> None:
+    _pause_or_resume(tenant_ref, True, by, reason)
+
+
+@tenant.command("resume", help="Resume a paused TENANT: the next sync includes it again.")
+@click.argument("tenant_ref", metavar="TENANT")
+@click.option("--by", default=None, help="Who resumes it (default: the OS user).")
+def tenant_resume(tenant_ref: str, by: str | None) -> None:
+    _pause_or_resume(tenant_ref, False, by)
+
+
+@main.command(help="The sync log: what the sync did to each tenant, newest first. Filters combine. "
+              "Times are UTC.")
+@click.option("--tenant", "tenant_refs", multiple=True, metavar="TENANT",
+              help="A tenant id or display name (repeatable).")
+@click.option("--run", "run_ref", metavar="RUN_ID", help="A sync run id (or its start), or `last` for the newest run.")
+@click.option("--level", metavar="LEVEL", help="info, warning or error: entries of that level or worse.")
+@click.option("--action", "action_words", multiple=True, metavar="ACTION",
+              help="An action, e.g. contact_created, contact_held, tenant_failed (repeatable; README lists them).")
+@click.option("--since", metavar="WHEN", help="Entries from this long ago (90s, 30m, 2h, 7d) or from this "
+              "ISO-8601 time on (UTC unless it names a zone).")
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(min=1), metavar="N",
+              help="At most this many entries, the newest.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (JSON Lines).")
+@click.option("--follow", is_flag=True, help="Follow a running run (--run, or the newest running one): print "
+              "its entries, then new ones as they come, oldest first, until the run ends.")
+def logs(tenant_refs: tuple[str, ...], run_ref: str | None, level: str | None, action_words: tuple[str, ...],
+         since: str | None, limit: int, as_json: bool, follow: bool) -> None:
+    import dataclasses
+    import json
+    import time
+    from datetime import UTC, datetime
+
+    from glue_pipeline.store import logs as log_store
+
+    def show(entry: log_store.LoggedEntry) -> None:
+        if as_json:
+            fields = {**dataclasses.asdict(entry), "at": entry.at.isoformat()}
+            click.echo(json.dumps(fields))  # ASCII only: escapes every control character
+            return
+        who = "-" if entry.tenant_id is None else terminal_text(
+            f"{entry.tenant_name} ({entry.tenant_id[:8]})" if entry.tenant_name else entry.tenant_id)
+        ids = [f"contact {entry.contact_id}"] * (entry.contact_id is not None) \
+            + [f"user {terminal_text(entry.user_id)}"] * (entry.user_id is not None)
+        echo(f"{entry.at:%Y-%m-%d %H:%M:%S}  {entry.level:<7}  {who}  {terminal_text(entry.action)}  "
+             f"{terminal_text(entry.message)}" + (f"  [{', '.join(ids)}]" if ids else ""))
+
+    engine = _engine()
+    try:
+        filters = log_store.LogFilter(
+            tenant_ids=log_store.resolve_tenants(engine, tenant_refs),
+            run_id=log_store.resolve_run(engine, run_ref) if run_ref else None,
+            level=log_store.parse_level(level) if level else None,
+            actions=log_store.parse_actions(action_words),
+            since=log_store.parse_since(since, datetime.now(UTC)) if since is not None else None)
+        if follow and filters.run_id is None:
+            newest = log_store.newest_running_run(engine)
+            if newest is None:
+                raise log_store.LogQueryError(
+                    "no sync run is running, so there is nothing to follow: `glue-pipeline logs` shows the "
+                    "log of past runs (`--run last` the newest one); `glue-pipeline sync` starts a run")
+            filters = log_store.LogFilter(filters.tenant_ids, newest, filters.level, filters.actions,
+                                          filters.since)
+    except log_store.LogQueryError as exc:
+        _fail(str(exc))
+    page = log_store.read_log(engine, filters, limit)
+    if page.total > len(page.entries):
+        echo(f"showing {len(page.entries):,} of {page.total:,} entries: narrow with --since/--tenant/--run or "
+             "raise --limit", err=True)
+    elif not page.entries and not follow:
+        echo("no log entry matches", err=True)
+    if not follow:
+        for entry in page.entries:
+            show(entry)
+        return
+    assert filters.run_id is not None
+    try:
+        for entry in reversed(page.entries):
+            show(entry)
+        follower = log_store.LogFollower(engine, filters, page.entries)
+        followed = follower.running()
+        if followed:
+            echo(f"following run {filters.run_id} until it ends (Ctrl-C stops)", err=True)
+        while True:
+            running = follower.running()  # before the poll: an ended run's last poll sees all it wrote
+            for entry in follower.poll(last=not running):
+                show(entry)
+            if not running:
+                status = log_store.run_status(engine, filters.run_id) or "gone from the store"
+                echo(f"run {filters.run_id} ended: {status}" if followed
+                     else f"run {filters.run_id} is not running ({status}): nothing more to follow", err=True)
+                return
+            time.sleep(log_store.FOLLOW_INTERVAL_S)
+    except KeyboardInterrupt:
+        return
 
 
 @main.command(help="Run the demo: a full sync against the sandbox, then a summary.")

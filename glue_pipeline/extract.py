@@ -177,7 +177,7 @@ def _last_sign_in(activity: object) -> str | None:
 
 def user_fields(options: SyncOptions) -> list[str]:
     """The user properties to $select: the pipeline's own plus whatever the mapping names."""
-    mapped = [v for k, v in options.mapping.model_dump().items() if isinstance(v, str)]
+    mapped = options.mapping.properties().values()
     return USER_FIELDS + [p for p in dict.fromkeys(mapped) if p not in USER_FIELDS]
 
 
@@ -353,7 +353,7 @@ def _fresh(stamp: str | None, now: datetime, hours: int) -> bool:
 
 
 def _limits(options: SyncOptions) -> dict[str, int]:
-    return user_limits({k: v for k, v in options.mapping.model_dump().items() if not isinstance(v, bool)})
+    return user_limits(dict(options.mapping.properties()))
 
 
 def _clean_read(rows: list[JsonObject], options: SyncOptions, cleaner: Cleaner) -> list[JsonObject]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
+from urllib.parse import quote
 
 from glue_pipeline.addresses import aliases, smtp_addresses
 from glue_pipeline.frames import is_missing
@@ -15,7 +16,15 @@ from glue_pipeline.snapshot import UserRecord, user_column
 
 ENTRA_USER_URL = ("https://entra.microsoft.com/{domain}/#blade/Microsoft_AAD_IAM/"
                   "UserDetailsMenuBlade/Profile/userId/{user_id}")
+# admin.cloud.microsoft is the Microsoft 365 admin center's current address (Microsoft Learn,
+# "Unified cloud.microsoft domain for Microsoft 365 apps", learn.microsoft.com/microsoft-365/
+# enterprise/cloud-microsoft-domain).
+# A partner opens a customer through its delegated access with delegatedOrg (the customer's
+# initial domain). A direct-login tenant is no partner customer: its admin signs into that
+# tenant, and the admin center opens the tenant signed into. Microsoft documents no parameter
+# for that sign-in; tenantId names the tenant the way MSP tools' admin center links do.
 ADMIN_CENTER_URL = "https://admin.cloud.microsoft/?delegatedOrg={initial_domain}"
+DIRECT_ADMIN_CENTER_URL = "https://admin.cloud.microsoft/?tenantId={tenant_id}"
 # As the reference integration does, a last sign-in older than this is not shown.
 SIGN_IN_SHOWN_FOR = timedelta(days=30)
 
@@ -65,26 +74,47 @@ def _names(user: UserRecord, mapping: FieldMapping) -> tuple[str | None, str | N
     return parts[0], parts[1] if len(parts) > 1 else None
 
 
+def primary_email(user: UserRecord, mapping: FieldMapping) -> str:
+    """The UPN, or with `primary_email: mail` the user's mail address when it has one."""
+    mail = _text(user.get("mail")) if mapping.primary_email == "mail" else None
+    return mail if mail and "@" in mail else str(user["user_principal_name"])
+
+
 def contact_fields(user: UserRecord, mapping: FieldMapping | None = None) -> ContactFields:
     mapping = mapping or FieldMapping()
     first, last = _names(user, mapping)
     upn = str(user["user_principal_name"])
+    primary = primary_email(user, mapping)
     phones = [(label, value) for label, value in (("Work", _property(user, mapping.work_phone)),
                                                   ("Mobile", _property(user, mapping.mobile_phone)))
               if value]
-    # The UPN is the primary email: every other smtp address is an alias.
-    others = aliases(smtp_addresses(user.get("proxy_addresses")), upn) if mapping.aliases else []
+    # Every other address is another email: the UPN when it is not the primary one, and (with
+    # `aliases`) the smtp proxy addresses.
+    proxies = smtp_addresses(user.get("proxy_addresses")) if mapping.aliases else []
+    others = aliases([upn, *proxies], primary)
     return ContactFields(first_name=first, last_name=last, title=_property(user, mapping.title),
-                         location=_property(user, mapping.location), primary_email=upn,
+                         location=_property(user, mapping.location), primary_email=primary,
                          aliases=others, phones=phones)
 
 
-def entra_user_url(default_domain: str | None, user_id: str) -> str:
-    return ENTRA_USER_URL.format(domain=default_domain or "", user_id=user_id)
+def _path_segment(value: str) -> str:
+    """A tenant's domain or id as one URL path segment or query value: a domain sent by the tenant
+    cannot add a path, query or fragment to the link."""
+    return quote(value, safe="")
 
 
-def admin_center_url(initial_domain: str | None, tenant_id: str) -> str:
-    return ADMIN_CENTER_URL.format(initial_domain=initial_domain or tenant_id)
+def entra_user_url(default_domain: str | None, user_id: str, tenant_id: str = "") -> str:
+    """The user's page in the Entra admin center. The tenant in the path (a domain or its id)
+    opens that tenant whether the admin is a partner's (GDAP) or signed into it directly."""
+    return ENTRA_USER_URL.format(domain=_path_segment(default_domain or tenant_id), user_id=_path_segment(user_id))
+
+
+def admin_center_url(initial_domain: str | None, tenant_id: str, direct: bool = False) -> str:
+    """The tenant's Microsoft 365 admin center: for a partner's customer through the partner's
+    delegated access (delegatedOrg), for a direct-login tenant signed into it directly."""
+    if direct:
+        return DIRECT_ADMIN_CENTER_URL.format(tenant_id=_path_segment(tenant_id))
+    return ADMIN_CENTER_URL.format(initial_domain=_path_segment(initial_domain or tenant_id))
 
 
 def recent_sign_in(user: UserRecord, now: datetime) -> str | None:
@@ -106,10 +136,11 @@ Overlay: TypeAlias = dict[str, str | int | bool | None]
 
 def overlay_fields(user: UserRecord, tenant_id: str, default_domain: str | None,
                    license_names: dict[str, str], mailbox: UserRecord | None, mailbox_joined: bool,
-                   now: datetime) -> Overlay:
+                   now: datetime, entra: bool = True) -> Overlay:
     """The contact_microsoft row for a user (without contact_id). When the mailbox report could
-    not be joined (off, concealed, unreadable) the mailbox fields are left out, so the overlay
-    keeps what it had."""
+    not be joined (off, concealed, unreadable) the mailbox fields are left out, and without
+    `entra` the last sign-in and last password change, so the overlay keeps what it had. The
+    status stays: the user selection reads it anyway."""
     skus = user.get("sku_ids")
     names = sorted({license_names.get(str(sku), str(sku)) for sku in (skus if isinstance(skus, list) else [])})
     row: Overlay = {
@@ -122,8 +153,10 @@ def overlay_fields(user: UserRecord, tenant_id: str, default_domain: str | None,
         "created_in_microsoft": _text(user.get("created_date_time")),
         "last_password_change": _text(user.get("last_password_change_date_time")),
         "last_sign_in": recent_sign_in(user, now),
-        "manage_url": entra_user_url(default_domain, str(user["id"])),
+        "manage_url": entra_user_url(default_domain, str(user["id"]), tenant_id),
     }
+    if not entra:
+        del row["last_password_change"], row["last_sign_in"]
     if mailbox_joined:
         mailbox = mailbox or {}
         row.update({

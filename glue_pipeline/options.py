@@ -43,6 +43,10 @@ class UserSelection(_Strict):
         default=False, description="Sync shared and resource mailboxes (told apart by the mailbox report).")
 
 
+# The contact fields FieldMapping maps from a Graph user property.
+MAPPED_CONTACT_FIELDS = ("first_name", "last_name", "title", "location", "work_phone", "mobile_phone")
+
+
 class FieldMapping(_Strict):
     """Contact field <- Graph user property. null leaves the contact field alone."""
 
@@ -53,14 +57,23 @@ class FieldMapping(_Strict):
     work_phone: str | None = "businessPhones"
     mobile_phone: str | None = "mobilePhone"
     aliases: bool = Field(default=True, description="Add the smtp proxy addresses as alias emails.")
+    primary_email: Literal["upn", "mail"] = Field(
+        default="upn", description="The contact's primary email. upn: the user principal name; mail: the "
+                                   "user's mail address (the UPN stays as another email), or the UPN for a "
+                                   "user without one.")
 
-    @field_validator("first_name", "last_name", "title", "location", "work_phone", "mobile_phone")
+    @field_validator(*MAPPED_CONTACT_FIELDS)
     @classmethod
     def _known_property(cls, value: str | None) -> str | None:
         if value is not None and value not in MAPPABLE_USER_PROPERTIES:
             raise ValueError(f"'{value}' is not a Graph user property that can be mapped; use one of "
                              f"{', '.join(sorted(MAPPABLE_USER_PROPERTIES))} or null")
         return value
+
+    def properties(self) -> dict[str, str]:
+        """Contact field -> the Graph user property it is mapped from (fields left alone omitted)."""
+        mapped = {name: getattr(self, name) for name in MAPPED_CONTACT_FIELDS}
+        return {name: prop for name, prop in mapped.items() if prop is not None}
 
 
 class SyncOptions(_Strict):

@@ -186,7 +186,8 @@ def _writes(extract: TenantSnapshot, options: SyncOptions, matches: pd.DataFrame
     for row in frames.rows(matches[matches["action"].isin(["match", "create"])], MatchRow):
         user = users[row.user_id]
         overlay = overlay_fields(user, extract.tenant_id, extract.organization.default_domain, license_names,
-                                 mailboxes.get(str(user["user_principal_name"]).lower()), joined, now)
+                                 mailboxes.get(str(user["user_principal_name"]).lower()), joined, now,
+                                 options.entra)
         writes.append(ContactWrite(user_id=row.user_id,
                                    contact_id=None if row.action == "create" else int(row.contact_id),
                                    fields=contact_fields(user, options.mapping), overlay=overlay,

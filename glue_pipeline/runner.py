@@ -24,11 +24,12 @@ from dagster._core.events import DagsterEventType
 from dagster_shared.error import SerializableErrorInfo
 from filelock import FileLock, Timeout
 
+from glue_pipeline.defs.automation import COMMAND, COMMAND_TAG
 from glue_pipeline.defs.definitions import build_defs
-from glue_pipeline.defs.partitions import all_tenants_run_request, tenant_keys
+from glue_pipeline.defs.partitions import all_tenants_run_requests, range_keys, tenant_keys
 from glue_pipeline.defs.resources import glue_resources
-from glue_pipeline.settings import PROJECT_ROOT, ConfigError, default_var_dir, folder_problem
-from glue_pipeline.store.engine import shown_url
+from glue_pipeline.settings import PROJECT_ROOT, ConfigError, default_var_dir, folder_problem, store_url_from_env
+from glue_pipeline.store.engine import Engine, shown_url
 
 if TYPE_CHECKING:
     from dagster._core.origin import JobPythonOrigin
@@ -156,7 +157,7 @@ def execute(instance: dg.DagsterInstance, job: dg.JobDefinition, tags: Mapping[s
     from dagster._core.execution.execute_in_process import merge_run_tags
 
     in_process = job.as_ephemeral_job(resource_defs={}, input_values={})
-    run_tags = merge_run_tags(job, partition_key, tags, None, instance, QUIET)
+    run_tags = merge_run_tags(job, partition_key, {**(tags or {}), COMMAND_TAG: COMMAND}, None, instance, QUIET)
     wrapped = InMemoryJob(in_process)
     plan = create_execution_plan(wrapped, run_config=QUIET, instance_ref=instance.get_ref())
     remote_origin, python_origin = _origins(job.name)
@@ -169,14 +170,14 @@ def execute(instance: dg.DagsterInstance, job: dg.JobDefinition, tags: Mapping[s
 
 def _run_job(instance: dg.DagsterInstance, name: str) -> RunOutcome:
     """A run of a job without partitions."""
-    return _outcome(instance, execute(instance, _job(name)), [])
+    return outcome_of(instance, execute(instance, _job(name)), [])
 
 
 def run_discovery(instance: dg.DagsterInstance) -> RunOutcome:
     return _run_job(instance, "discover_tenants")
 
 
-def _outcome(instance: dg.DagsterInstance, run_id: str, tenant_ids: list[str]) -> RunOutcome:
+def outcome_of(instance: dg.DagsterInstance, run_id: str, tenant_ids: list[str]) -> RunOutcome:
     """What the run did, read back from the instance."""
     run = instance.get_run_by_id(run_id)
     failures = [e.dagster_event for e in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE)]
@@ -202,22 +203,52 @@ def _run_error(error: SerializableErrorInfo | None) -> str | None:
 
 def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
              show_progress: bool = False) -> list[RunOutcome]:
-    """Sync every known tenant in one run, or the given tenants in one run each."""
+    """Sync every known tenant but the paused and parked ones in one run (one per stretch between
+    those left out), or the given tenants in one run each."""
     job = _job("sync_tenants", show_progress)
     if tenant_ids is None:
-        request = all_tenants_run_request(instance)
-        if isinstance(request, dg.SkipReason):
+        from glue_pipeline.store.parked import left_out_of_full_syncs
+
+        with _store() as engine:
+            left_out = left_out_of_full_syncs(engine)
+        requests = all_tenants_run_requests(instance, left_out)
+        if isinstance(requests, dg.SkipReason):
             return []
-        return [_outcome(instance, execute(instance, job, tags=request.tags), list(tenant_keys(instance)))]
+        return [outcome_of(instance, execute(instance, job, tags=r.tags), range_keys(instance, r)) for r in requests]
     known = set(tenant_keys(instance))
     unknown = [t for t in tenant_ids if t not in known]
     if unknown:
         raise ValueError(f"unknown tenant(s) {', '.join(unknown)}: run discovery first "
                          "(`glue-pipeline sync` with no --tenant) or check the tenant id")
+    _refuse_paused(tenant_ids)
     outcomes = []
     for tenant_id in tenant_ids:
-        outcomes.append(_outcome(instance, execute(instance, job, partition_key=tenant_id), [tenant_id]))
+        outcomes.append(outcome_of(instance, execute(instance, job, partition_key=tenant_id), [tenant_id]))
     return outcomes
+
+
+@contextmanager
+def _store() -> Iterator[Engine]:
+    """The store of GLUE_STORE_URL, for a read before a run."""
+    from glue_pipeline.store.engine import make_engine
+
+    engine = make_engine(store_url_from_env())
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _refuse_paused(tenant_ids: list[str]) -> None:
+    """A paused tenant is not synced, even when named: the command says so and how to resume it."""
+    from glue_pipeline.store.tenant_control import pauses
+
+    with _store() as engine:
+        paused = pauses(engine, tenant_ids)
+    if paused:
+        raise ValueError("\n".join(
+            f"tenant {p.name or p.tenant_id} ({p.tenant_id}) is {p.described()}: it is not synced until "
+            f"`glue-pipeline tenant resume {p.tenant_id}`; resume it first, or leave it out" for p in paused))
 
 
 def run_overview(instance: dg.DagsterInstance) -> RunOutcome:

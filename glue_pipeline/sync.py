@@ -30,7 +30,7 @@ from glue_pipeline.cache import TenantCache
 from glue_pipeline.columns import DIFFERENCE_COLUMNS
 from glue_pipeline.extract import discover_tenants, extract_tenant
 from glue_pipeline.graph.client import GraphClient
-from glue_pipeline.graph.errors import GraphError, TransientGraphError
+from glue_pipeline.graph.errors import GraphError, failure_cause
 from glue_pipeline.mapping import admin_center_url
 from glue_pipeline.matching.organizations import OPEN_STATUSES, OrgMatch, normalize_name
 from glue_pipeline.matching.suggest import domain_evidence_index, domain_evidence_of, organization_table
@@ -58,19 +58,20 @@ from glue_pipeline.store.rows import Row
 from glue_pipeline.store.runs import TenantResult, start_run
 from glue_pipeline.store.writer import ContactCounts, LogEntry, utcnow
 from glue_pipeline.tables import Published, publish
-from glue_pipeline.vocabulary import HELD_LOG_ACTIONS, HeldAction, MatchStatus, TenantStatus
+from glue_pipeline.vocabulary import HELD_LOG_ACTIONS, FailureCause, HeldAction, MatchStatus, TenantStatus
 
 log = logging.getLogger(__name__)
 
 
 def tenant_result(tenant_id: str, status: TenantStatus, organization_id: int | None = None, users: int = 0,
-                  counts: ContactCounts | None = None, error: str | None = None) -> TenantResult:
+                  counts: ContactCounts | None = None, error: str | None = None,
+                  cause: FailureCause | None = None) -> TenantResult:
     """A tenant's result in a run: its sync_results row but for the run id and the time, and the
     counts of its outcome's summary."""
     c = counts or ContactCounts()
     return {"tenant_id": tenant_id, "status": status, "organization_id": organization_id, "users": users,
             "created": c.created, "updated": c.updated, "unchanged": c.unchanged, "held": c.held,
-            "skipped": c.skipped, "error": error}
+            "skipped": c.skipped, "error": error, "cause": cause}
 
 
 class TenantSummary(TenantResult):
@@ -91,12 +92,17 @@ class TenantOutcome:
     error: str | None = None
     # The tenant's tables as published (tables.publish): row counts, files, previews.
     report: dict[str, Published] = field(default_factory=dict)
-    transient: bool = False  # failed on throttling, server errors or the network: worth a retry
+    cause: FailureCause | None = None  # why a failed tenant failed (graph.errors.failure_cause)
     unchanged: bool = False  # nothing changed since its last sync, so nothing was planned or written
+
+    @property
+    def transient(self) -> bool:
+        """Failed on throttling, server errors or the network: worth a retry."""
+        return self.cause == "transient"
 
     def result(self) -> TenantResult:
         return tenant_result(self.tenant_id, self.status, self.match.organization_id if self.match else None,
-                             self.users, self.counts, self.error)
+                             self.users, self.counts, self.error, self.cause)
 
     def summary(self) -> TenantSummary:
         return {"tenant_id": self.tenant_id, "display_name": self.display_name, "status": self.status,
@@ -167,13 +173,18 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
         message = failure_message(exc, ctx.engine)
         if not isinstance(exc, GraphError) and store_error(exc, _url(ctx.engine)) is None:
             log.exception("unexpected failure for tenant %s", tenant_id)
-        record_failure(ctx.engine, ctx.run_id, tenant_id, message)
-        return TenantOutcome(tenant_id, name, "failed", error=message,
-                             transient=isinstance(exc, TransientGraphError))
+        cause = failure_cause(exc, store_failure=_store_failure(exc, ctx.engine))
+        record_failure(ctx.engine, ctx.run_id, tenant_id, message, cause)
+        return TenantOutcome(tenant_id, name, "failed", error=message, cause=cause)
 
 
 def _url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
+
+
+def _store_failure(exc: Exception, engine: Engine) -> bool:
+    """The store could not be reached, or refused the tenant's writes."""
+    return store_error(exc, _url(engine)) is not None or refusing_error(exc) is not None
 
 
 def failure_message(exc: Exception, engine: Engine) -> str:
@@ -350,7 +361,8 @@ def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantS
     writer.upsert_tenant(conn, {
         "tenant_id": tenant_id, **extract.head.details(), "relationship": known.get("relationship"),
         "data_source": known.get("data_source"),
-        "manage_url": admin_center_url(extract.organization.initial_domain, tenant_id)}, now)
+        "manage_url": admin_center_url(extract.organization.initial_domain, tenant_id,
+                                       direct=known.get("relationship") == "direct")}, now)
     writer.record_match(conn, org.match, draft.recorded, now)
     writer.replace_suggestions(conn, tenant_id, org.suggestions)
     writer.replace_licenses(conn, tenant_id, org.match.organization_id, extract.licenses)
@@ -454,10 +466,11 @@ def _tables(extract: TenantSnapshot, org: OrganizationPlan, plan: ContactPlan,
             "duplicate_risk": plan.risk, "differences": differences}
 
 
-def record_failure(engine: Engine, run_id: str, tenant_id: str, message: str) -> None:
-    """The tenant's failure in the store (its result and log); its fingerprint is forgotten."""
+def record_failure(engine: Engine, run_id: str, tenant_id: str, message: str, cause: FailureCause) -> None:
+    """The tenant's failure in the store (its result with its cause, and its log); its
+    fingerprint is forgotten."""
     try:
-        runs.record_failed_tenant(engine, run_id, tenant_result(tenant_id, "failed", error=message))
+        runs.record_failed_tenant(engine, run_id, tenant_result(tenant_id, "failed", error=message, cause=cause))
     except Exception as exc:  # the store itself may be the failure; the run still reports it
         gone = store_error(exc, _url(engine))
         if gone is None:

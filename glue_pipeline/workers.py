@@ -218,8 +218,8 @@ def process_pass(spec: SyncSpec, tenant_ids: list[str], processes: int, on_done:
     for tenant_id, why in lost.items():
         message = f"{why}; re-run this tenant"
         if store is not None:
-            record_failure(store, spec.run_id, tenant_id, message)
-        report(TenantOutcome(tenant_id, tenant_id, "failed", transient=True, error=message))
+            record_failure(store, spec.run_id, tenant_id, message, "transient")
+        report(TenantOutcome(tenant_id, tenant_id, "failed", error=message, cause="transient"))
     return [done[t] for t in tenant_ids]
 
 

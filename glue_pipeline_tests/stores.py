@@ -1,18 +1,23 @@
-"""Comparing stores across runs: a world whose every tenant is matched, and a store snapshot
-that two stores saying the same thing share even when their id sequences differ."""
+"""Comparing stores across runs: a world whose every tenant is matched, a store snapshot that two
+stores saying the same thing share even when their id sequences differ, and a sync of every
+partition."""
 
 from __future__ import annotations
 
+import dagster as dg
 from sqlalchemy import Engine, select
 
+from glue_pipeline.defs.definitions import build_defs
+from glue_pipeline.defs.partitions import tenant_keys
 from glue_pipeline.matching.organizations import normalize_name
+from glue_pipeline.runner import RunOutcome, execute, outcome_of
 from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.world import StoreOrganization, World
 from glue_pipeline.store import schema
 
 VOLATILE = {"created_at", "updated_at", "first_seen_at", "last_seen_at", "changed_at", "decided_at", "at",
             "finished_at", "started_at"}
-BOOKKEEPING = {"sync_log", "sync_runs", "sync_results", "tenant_sync_state"}
+BOOKKEEPING = {"sync_log", "sync_runs", "sync_results", "tenant_sync_state", "run_heartbeats"}
 
 
 def matched_world(seed: int, tenants: int, users: int, revoked: int = 0) -> World:
@@ -71,3 +76,11 @@ def canonical_store(engine: Engine) -> dict[str, list[tuple]]:
                 rows.append(tuple(sorted((k, str(v)) for k, v in values.items())))
             snapshot[table.name] = sorted(rows)
     return snapshot
+
+
+def sync_every_partition(instance: dg.DagsterInstance) -> RunOutcome:
+    """One sync run over every tenant partition, paused and parked tenants included, as a backfill
+    of every partition from the UI makes it (a sync of every tenant leaves those out)."""
+    keys = list(tenant_keys(instance))
+    tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+    return outcome_of(instance, execute(instance, build_defs().resolve_job_def("sync_tenants"), tags=tags), keys)

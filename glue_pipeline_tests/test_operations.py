@@ -26,6 +26,7 @@ from dagster._daemon.monitoring.run_monitoring import execute_run_monitoring_ite
 from sqlalchemy import select
 
 from glue_pipeline.defs.monitoring import close_ended_sync_runs
+from glue_pipeline.defs.partitions import TENANT_PARTITIONS, all_tenants_run_requests, range_keys
 from glue_pipeline.defs.resources import StoreResource
 from glue_pipeline.demo import sandbox_env
 from glue_pipeline.runner import get_instance, run_discovery, run_sync
@@ -304,3 +305,19 @@ def _syncing(engine: Any) -> str | None:
     except Exception:  # the store's tables are made by the command's first run
         return None
     return next(iter(beating & running), None)
+
+
+def test_a_sync_of_every_tenant_is_split_around_the_tenants_left_out(instance: dg.DagsterInstance) -> None:
+    """Paused and parked tenants are in no run: the runs cover the stretches between them."""
+    keys = ["t1", "t2", "t3", "t4", "t5", "t6"]
+    instance.add_dynamic_partitions(TENANT_PARTITIONS, keys)
+    requests = all_tenants_run_requests(instance, run_key="r")
+    assert isinstance(requests, list) and len(requests) == 1
+    whole = requests[0]
+    assert whole.run_key == "r" and range_keys(instance, whole) == keys
+    requests = all_tenants_run_requests(instance, {"t1", "t3", "t4"}, run_key="r")
+    assert isinstance(requests, list)
+    assert [range_keys(instance, r) for r in requests] == [["t2"], ["t5", "t6"]]
+    assert len({r.run_key for r in requests}) == 2, "each run of the split has its own run key"
+    skipped = all_tenants_run_requests(instance, set(keys))
+    assert isinstance(skipped, dg.SkipReason) and "paused or parked" in (skipped.skip_message or "")

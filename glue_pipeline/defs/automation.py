@@ -8,8 +8,11 @@ from dagster._core.storage.tags import PARENT_RUN_ID_TAG
 from glue_pipeline.defs.discovery import discover_job
 from glue_pipeline.defs.monitoring import close_ended_sync_runs
 from glue_pipeline.defs.overview import overview_job
-from glue_pipeline.defs.partitions import all_tenants_run_request
+from glue_pipeline.defs.partitions import all_tenants_run_requests
+from glue_pipeline.defs.resources import StoreResource
 from glue_pipeline.defs.tenants import TENANT_ASSET, sync_job
+from glue_pipeline.render import terminal_text
+from glue_pipeline.store.parked import left_out_of_full_syncs
 
 TENANT_KEY = dg.AssetKey(TENANT_ASSET)
 
@@ -31,11 +34,17 @@ hourly_schedule = dg.ScheduleDefinition(
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[discover_job],
                       request_job=sync_job, default_status=dg.DefaultSensorStatus.RUNNING,
-                      description="After each discovery, sync every tenant in one run.")
-def sync_after_discovery(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+                      description="After each discovery, sync every tenant in one run, but the paused "
+                                  "and parked ones (a run per stretch of tenants between them).")
+def sync_after_discovery(context: dg.RunStatusSensorContext,
+                         store: StoreResource) -> list[dg.RunRequest] | dg.SkipReason:
     if chained_by_the_command(context.dagster_run):
         return dg.SkipReason(f"run {context.dagster_run.run_id} was started by a command, which syncs itself")
-    return all_tenants_run_request(context.instance, run_key=context.dagster_run.run_id)
+    left_out = left_out_of_full_syncs(store.engine)
+    if left_out:
+        context.log.info(terminal_text(f"{len(left_out)} tenants left out: " + ", ".join(
+            f"{tenant_id} {why}" for tenant_id, why in sorted(left_out.items()))))
+    return all_tenants_run_requests(context.instance, left_out, run_key=context.dagster_run.run_id)
 
 
 def syncs_tenants(run: dg.DagsterRun) -> bool:

@@ -19,8 +19,15 @@ from glue_pipeline.defs.automation import SENSORS, hourly_schedule
 from glue_pipeline.defs.decisions import match_decision
 from glue_pipeline.defs.discovery import customer_tenants, discover_job
 from glue_pipeline.defs.doctor import doctor
-from glue_pipeline.defs.overview import contacts_needing_review, organization_matches, overview_job
+from glue_pipeline.defs.overview import (
+    contacts_needing_review,
+    no_parked_tenants,
+    organization_matches,
+    overview_job,
+    tenant_status,
+)
 from glue_pipeline.defs.resources import glue_resources
+from glue_pipeline.defs.tenant_control import tenant_pause
 from glue_pipeline.defs.tenants import sync_job, tenant_sync
 
 
@@ -28,8 +35,9 @@ def build_defs(resources: Mapping[str, Any] | None = None) -> dg.Definitions:
     """Every asset, job, schedule and sensor, with `resources` (default: built from the
     environment as it is now, see resources.py)."""
     return dg.Definitions(
-        assets=[customer_tenants, tenant_sync, organization_matches, contacts_needing_review],
-        jobs=[discover_job, sync_job, overview_job, match_decision, doctor],
+        assets=[customer_tenants, tenant_sync, organization_matches, contacts_needing_review, tenant_status],
+        asset_checks=[no_parked_tenants],
+        jobs=[discover_job, sync_job, overview_job, match_decision, doctor, tenant_pause],
         schedules=[hourly_schedule],
         sensors=SENSORS,
         resources=glue_resources() if resources is None else resources,

@@ -10,6 +10,7 @@ from dagster._core.events import DagsterEventType
 
 from glue_pipeline.defs.resources import StoreResource
 from glue_pipeline.render import terminal_text
+from glue_pipeline.store import heartbeats
 from glue_pipeline.store.engine import Engine
 from glue_pipeline.store.runs import fail_run, running_runs
 
@@ -40,6 +41,7 @@ def reconcile_sync_runs(engine: Engine, instance: dg.DagsterInstance, current: s
             continue
         if fail_run(engine, run_id, cause):
             failed.append(run_id)
+        heartbeats.end(engine, run_id)  # a dead process's last beat
     return failed
 
 

@@ -4,18 +4,22 @@ Each check is evaluated on the frame its asset materializes, in the same step: i
 exactly the rows the UI shows, and costs no read of the store of its own.
 """
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
 
 from glue_pipeline.defs.metadata import table_metadata
+from glue_pipeline.defs.partitions import tenant_keys
 from glue_pipeline.defs.resources import StoreResource
 from glue_pipeline.extract import CONCEALED_FIX
+from glue_pipeline.graph.errors import CAUSE_FIXES
 from glue_pipeline.matching.organizations import OPEN_STATUSES
 from glue_pipeline.overview import duplicate_emails, held_overview, organization_overview
-from glue_pipeline.render import markdown_table
+from glue_pipeline.render import markdown_cell, markdown_table
+from glue_pipeline.store.parked import parked_tenants
+from glue_pipeline.store.status import STATES, TenantState, status_frame, tenant_statuses
 
 OVERVIEW_GROUP = "overview"
 ORGANIZATION_MATCHES = "organization_matches"
@@ -100,5 +104,75 @@ def contacts_needing_review(store: StoreResource) -> MaterializationAndChecks:
     yield NO_DUPLICATE_EMAILS.result(duplicate_emails(store.engine))
 
 
+# The tenant_status preview lists what needs someone first.
+ATTENTION: list[TenantState] = ["error", "syncing", "unmatched", "held", "paused", "new", "ok"]
+assert sorted(ATTENTION) == sorted(STATES)
+PARTITION_TAG = "dagster/partition"
+RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+def run_tenants(instance: dg.DagsterInstance, run_ids: Sequence[str]) -> dict[str, Collection[str] | None]:
+    """The tenants each of these Dagster runs covers: its partition, or its partition range over
+    the tenants in discovery order (a run not in the instance, or without either tag, is left out)."""
+    covered: dict[str, Collection[str] | None] = {}
+    keys: list[str] | None = None
+    for run_id in run_ids:
+        run = instance.get_run_by_id(run_id)
+        if run is None:
+            continue
+        if PARTITION_TAG in run.tags:
+            covered[run_id] = {run.tags[PARTITION_TAG]}
+        elif all(tag in run.tags for tag in RANGE_TAGS):
+            keys = list(tenant_keys(instance)) if keys is None else keys
+            start, end = (run.tags[tag] for tag in RANGE_TAGS)
+            if start in keys and end in keys:
+                covered[run_id] = set(keys[keys.index(start):keys.index(end) + 1])
+    return covered
+
+
+@dg.asset(group_name=OVERVIEW_GROUP, deps=["tenant_contacts"],
+          description="Every tenant's state at a glance, as `glue-pipeline status` shows it: Error (its last sync "
+                      "failed; the detail gives the cause and the fix), Syncing… (a sync in progress has not "
+                      "finished it), Unmatched (its organization match waits for an analyst), Held (its users "
+                      "wait: ignored, or matched since its last sync), Paused (an operator paused it), New (not "
+                      "synced yet) or OK; with its organization, last successful sync (UTC), users, and the "
+                      "contacts its last sync created and updated. The preview lists tenants that need someone "
+                      "first; the metadata counts tenants per state.")
+def tenant_status(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult[None]:
+    rows = tenant_statuses(store.engine, run_tenants=lambda run_ids: run_tenants(context.instance, run_ids))
+    rows.sort(key=lambda r: ATTENTION.index(r.status))  # stable: by name within a state
+    frame = status_frame(rows)
+    counts = {state: sum(r.status == state for r in rows) for state in STATES}
+    return dg.MaterializeResult(metadata={**table_metadata(frame, preview_rows=50),
+                                          **{f"tenants {state}": n for state, n in counts.items()}})
+
+
 overview_job = dg.define_asset_job("refresh_overview", selection=dg.AssetSelection.groups(OVERVIEW_GROUP),
                                    description="Rebuild the tables across all tenants and run their checks.")
+
+
+# A check of its own (not of the asset's frame): it reads the tenants' last results from the store.
+PARKED_COLUMNS = ["tenant_name", "tenant_id", "cause", "fix", "since", "failed_runs"]
+PARKED_LISTED = 20  # tenants named in the check's description; its rows list up to 50
+
+
+@dg.asset_check(
+    asset=ORGANIZATION_MATCHES, name="no_parked_tenants",
+    description="No tenant's last sync failed for a permanent cause: consent revoked or the app missing from "
+                "the tenant, the tenant gone, or an application permission missing. Such a tenant stays failed "
+                "until someone acts in the customer tenant; after the run that first meets its cause, runs in "
+                "which it is the only failure succeed with a warning (it is parked), so this check is where it "
+                "stays visible: each tenant with its cause, the fix and since when, until it syncs again.")
+def no_parked_tenants(store: StoreResource) -> dg.AssetCheckResult:
+    parked = parked_tenants(store.engine)
+    frame = pd.DataFrame([{"tenant_name": p.display_name or p.tenant_id, "tenant_id": p.tenant_id, "cause": p.cause,
+                           "fix": CAUSE_FIXES[p.cause], "since": f"{p.since:%Y-%m-%d %H:%M} UTC",
+                           "failed_runs": p.failed_runs} for p in parked], columns=PARKED_COLUMNS)
+    listed = "; ".join(markdown_cell(f"{r.tenant_name} ({r.tenant_id}): {r.cause} since {r.since}. Fix: {r.fix}")
+                       for r in frame.head(PARKED_LISTED).itertuples(index=False))
+    more = f"; and {len(frame) - PARKED_LISTED} more" if len(frame) > PARKED_LISTED else ""
+    return dg.AssetCheckResult(
+        passed=frame.empty, severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(frame)} tenants fail for a permanent cause: {listed}{more}" if len(frame) else None,
+        metadata={"count": len(frame),
+                  "rows": dg.MetadataValue.md(markdown_table(frame, limit=50) if len(frame) else "(none)")})

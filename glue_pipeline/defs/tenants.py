@@ -6,9 +6,12 @@ and not a run start per tenant; a large run spreads its tenants over worker proc
 tables: Dagster writes an event per asset and partition when a run is planned and when it
 materializes, so one asset per table would multiply that bookkeeping by the number of tables.
 Inside the run each tenant succeeds or fails on its own: a succeeded tenant's partition is
-materialized as it finishes; a failed tenant's is not, and the run fails at the end, so Dagster
-shows exactly those partitions as failed, ready to re-run alone. A tenant unchanged since its
-last sync keeps its last materialization, except in a failing run (see tenant_sync).
+materialized as it finishes; a failed tenant's is not, its partition gets an observation naming
+the tenant, the cause and the fix, and the run fails at the end, so Dagster shows exactly those
+partitions as failed, ready to re-run alone. A tenant that fails again for the same permanent
+cause (consent revoked, tenant gone, permission missing) is parked: when only parked tenants
+failed, the run succeeds with a warning instead (see _parked). A tenant unchanged since its last
+sync keeps its last materialization, except in a failing run (see tenant_sync).
 """
 
 import queue
@@ -21,12 +24,14 @@ from typing import Any
 import dagster as dg
 
 from glue_pipeline.defs.monitoring import reconcile_sync_runs
-from glue_pipeline.defs.partitions import TENANTS
+from glue_pipeline.defs.partitions import SYNC_POOL, TENANTS
 from glue_pipeline.defs.resources import GraphResource, StoreResource, SyncResource
-from glue_pipeline.render import terminal_text
+from glue_pipeline.graph.errors import CAUSE_FIXES, CAUSE_TEXT
+from glue_pipeline.render import markdown_cell, terminal_text
 from glue_pipeline.sources import direct_credentials
 from glue_pipeline.store import writer
 from glue_pipeline.store.engine import Engine, store_error
+from glue_pipeline.store.parked import PERMANENT_CAUSES, previous_causes
 from glue_pipeline.store.runs import start_run
 from glue_pipeline.sync import OnDone, TenantOutcome, finish_run
 from glue_pipeline.workers import SyncSpec, sync_batch
@@ -39,10 +44,6 @@ TENANT_SPEC = dg.AssetSpec(
     "Graph; the organization and contact matches, duplicate risk and differences; the contacts "
     "written to the store with sync-log rows. Each materialization shows the tenant's tables "
     "(row counts, previews of the match tables, their Parquet files) and its counts.")
-
-# The concurrency pool of every run that syncs tenants, whatever launched it: the instance limits
-# how many such runs are in progress at once (dagster.yaml, concurrency > pools).
-SYNC_POOL = "microsoft_graph"
 
 PROGRESS_STEPS = 50  # progress lines in the run's log per pass (each is an event Dagster stores)
 
@@ -102,14 +103,19 @@ def _in_background(work: Callable[[OnDone], list[TenantOutcome]]) -> Iterator[Ev
 
 
 def _listed_tenants(context: dg.AssetExecutionContext, engine: Engine) -> list[str]:
-    """The run's tenants that the partner account still lists."""
+    """The run's tenants that the partner account still lists and that no operator paused."""
     requested = list(context.partition_keys)
     with engine.connect() as conn:
         vanished = writer.vanished_tenants(conn, requested)
+        paused = writer.paused_tenants(conn, requested)
     for tenant_id in vanished:
         context.log.warning(f"tenant {terminal_text(tenant_id)} is no longer listed by the partner account: "
                             "not synced")
-    return [t for t in requested if t not in vanished]
+    if paused:
+        named = ", ".join(f"{name or tenant_id} ({tenant_id})" for tenant_id, name in sorted(paused.items()))
+        context.log.info(terminal_text(f"{len(paused)} paused tenant(s) not synced: {named}; resume one with "
+                                       "`glue-pipeline tenant resume ID`"))
+    return [t for t in requested if t not in vanished and t not in paused]
 
 
 def _sync_spec(run_id: str, graph: GraphResource, store: StoreResource, sync: SyncResource) -> SyncSpec:
@@ -129,18 +135,66 @@ def _record_totals(context: dg.AssetExecutionContext, store: StoreResource, outc
         context.log.warning(terminal_text(f"the run's totals could not be recorded in the store: {gone}"))
 
 
-def _run_failure(failed: list[TenantOutcome], total: int) -> dg.Failure:
+def _parked(context: dg.AssetExecutionContext, store: StoreResource, failed: list[TenantOutcome]) -> set[str]:
+    """The failed tenants that are parked: failed for a permanent cause that their previous result
+    (in an earlier run) already recorded. Such a failure alone does not fail the run."""
+    permanent = [o for o in failed if o.cause in PERMANENT_CAUSES]
+    if not permanent:
+        return set()
+    try:
+        before = previous_causes(store.engine, context.run_id, [o.tenant_id for o in permanent])
+    except Exception as exc:  # a store gone mid-run: no failure counts as known, so the run fails
+        gone = store_error(exc, store.url)
+        if gone is None:
+            raise
+        context.log.warning(terminal_text(f"the tenants' earlier results could not be read: {gone}"))
+        return set()
+    return {o.tenant_id for o in permanent if before.get(o.tenant_id) == o.cause}
+
+
+def _failure_line(outcome: TenantOutcome, parked: bool) -> str:
+    """One failed tenant on one line: name, id, cause (parked or not), the error and the fix."""
+    cause = outcome.cause or "unexpected"
+    error = outcome.error or CAUSE_TEXT[cause]
+    fix = "" if "Fix: " in error else f" Fix: {CAUSE_FIXES[cause]}"
+    return terminal_text(f"- {outcome.display_name} ({outcome.tenant_id}): {cause}{', parked' if parked else ''}: "
+                         f"{error}{fix}")
+
+
+def _failure_observation(outcome: TenantOutcome, parked: bool) -> dg.AssetObservation:
+    """What the failed tenant's partition shows: its name, cause and fix, and whether it is parked.
+    Dagster marks the partition failed only in a run that fails; the observation is there either way."""
+    cause = outcome.cause or "unexpected"
+    return dg.AssetObservation(
+        asset_key=TENANT_ASSET, partition=outcome.tenant_id,
+        description=markdown_cell(f"{outcome.display_name}: {CAUSE_TEXT[cause]} ({cause}). "
+                                  f"Fix: {CAUSE_FIXES[cause]}"),
+        metadata={"tenant_id": outcome.tenant_id, "display_name": terminal_text(outcome.display_name),
+                  "status": outcome.status, "cause": cause, "fix": CAUSE_FIXES[cause], "parked": parked,
+                  "error": terminal_text(outcome.error)})
+
+
+def _run_failure(failed: list[TenantOutcome], total: int, parked: set[str]) -> dg.Failure:
+    known = f" ({len(parked)} of them parked: their cause was already known)" if parked else ""
     return dg.Failure(
-        description=f"{len(failed)} of {total} tenants failed; their partitions are marked "
+        description=f"{len(failed)} of {total} tenants failed{known}; their partitions are marked "
                     "failed and can be re-run alone:\n"
-                    + "\n".join(terminal_text(f"- {o.display_name} ({o.tenant_id}): {o.error}") for o in failed),
-        metadata={"failed_tenants": dg.MetadataValue.json([o.tenant_id for o in failed])})
+                    + "\n".join(_failure_line(o, o.tenant_id in parked) for o in failed),
+        metadata={"failed_tenants": dg.MetadataValue.json([o.tenant_id for o in failed]),
+                  "causes": dg.MetadataValue.json({o.tenant_id: o.cause for o in failed}),
+                  "parked_tenants": dg.MetadataValue.json(sorted(parked))})
+
+
+def _parked_warning(failed: list[TenantOutcome], total: int) -> str:
+    return (f"{len(failed)} of {total} tenants failed for a permanent cause an earlier run already recorded: "
+            "they are parked, so the run succeeds; check no_parked_tenants lists them until they sync again:\n"
+            + "\n".join(_failure_line(o, True) for o in failed))
 
 
 @dg.multi_asset(specs=[TENANT_SPEC], backfill_policy=dg.BackfillPolicy.single_run(), pool=SYNC_POOL,
                 description="Extract, match and write each tenant of the run.")
 def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: StoreResource,
-                sync: SyncResource) -> Iterator[dg.AssetMaterialization]:
+                sync: SyncResource) -> Iterator[dg.AssetMaterialization | dg.AssetObservation]:
     tenant_ids = _listed_tenants(context, store.engine)
     spec = _sync_spec(context.run_id, graph, store, sync)
     reconcile_sync_runs(store.engine, context.instance, current=context.run_id)
@@ -164,14 +218,19 @@ def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: 
             outcomes = event[1]
     _record_totals(context, store, outcomes)
     failed = [o for o in outcomes if o.status == "failed"]
-    if unchanged and not failed:
+    parked = _parked(context, store, failed)
+    yield from (_failure_observation(o, o.tenant_id in parked) for o in failed)
+    failing = len(parked) < len(failed)
+    if unchanged and not failing:
         context.log.info(f"{len(unchanged)} tenants unchanged since their last sync: not materialized "
                          "again, their last materialization still holds")
-    if failed:
+    if failing:
         # Dagster marks every partition a failed run planned and did not materialize as failed:
         # the unchanged tenants are materialized so that only the failed ones are.
         yield from (_materialization(o) for o in unchanged)
-        raise _run_failure(failed, len(outcomes))
+        raise _run_failure(failed, len(outcomes), parked)
+    if failed:
+        context.log.warning(_parked_warning(failed, len(outcomes)))
 
 
 sync_job = dg.define_asset_job("sync_tenants", selection=dg.AssetSelection.groups(TENANT_GROUP),

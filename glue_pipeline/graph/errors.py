@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from glue_pipeline.graph import JsonObject
+from glue_pipeline.vocabulary import FailureCause
 
 # Identity platform codes (AADSTS...) and what the operator should do about them.
 IDENTITY_FIXES = {
@@ -21,6 +22,12 @@ IDENTITY_FIXES = {
     "AADSTS90002": "the tenant does not exist or is no longer reachable: check the tenant id; the "
                    "customer may have left the partner relationship",
 }
+
+# The identity codes that say the app is not let into the tenant, that the tenant is gone, and
+# that the app's own secret was refused (for every tenant at once).
+CONSENT_CODES = ("AADSTS700016", "AADSTS7000229")
+TENANT_GONE_CODES = ("AADSTS90002",)
+CREDENTIAL_CODES = ("AADSTS7000215", "AADSTS7000222")
 
 # Graph error codes and the fix.
 GRAPH_FIXES = {
@@ -107,7 +114,7 @@ def identity_error(tenant_id: str, endpoint: str, result: JsonObject,
     message = message.removeprefix(f"{code}:").strip() or str(result.get("error"))
     fix = IDENTITY_FIXES.get(code, "check the app registration, its secret and its consent in this tenant")
     fix = fix.format(secret_variable=secret_variable)
-    cls = ConsentRevokedError if code in ("AADSTS700016", "AADSTS7000229") else IdentityError
+    cls = ConsentRevokedError if code in CONSENT_CODES else IdentityError
     return cls(tenant_id, endpoint, code, message, fix, status=None)
 
 
@@ -125,3 +132,50 @@ def graph_error(tenant_id: str, endpoint: str, status: int, body: object) -> Gra
                                    if status == 429 else "Graph is failing; re-run this tenant later",
                                    status)
     return GraphError(tenant_id, endpoint, code, message, fix, status)
+
+
+# Why a tenant failed (failure_cause), in words, and what the operator does about it.
+CAUSE_TEXT: dict[FailureCause, str] = {
+    "consent_revoked": "the partner app's consent was revoked, or the app is missing from the tenant",
+    "tenant_gone": "the tenant no longer exists or is no longer reachable",
+    "permission_missing": "the app lacks an application permission in the tenant",
+    "credentials": "the app's client secret was refused",
+    "transient": "Graph or the network kept failing after every retry",
+    "certificate": "a server's TLS certificate did not verify",
+    "store": "the store could not be used",
+    "unexpected": "an unexpected error",
+}
+CAUSE_FIXES: dict[FailureCause, str] = {
+    "consent_revoked": "have a Global Administrator of the customer tenant grant admin consent to the partner "
+                       "app (or re-establish the GDAP relationship); the next sync takes the tenant up again",
+    "tenant_gone": "check the tenant id; if the customer left the partner relationship, discovery stops "
+                   "listing it and it is no longer synced",
+    "permission_missing": "grant the app the application permissions README 'Permissions' lists and have the "
+                          "customer re-consent (`glue-pipeline doctor` shows what is missing)",
+    "credentials": "set the client secret the error names (GLUE_CLIENT_SECRET or a direct-login source's "
+                   "variable) to a valid secret's Value",
+    "transient": "re-run the tenant later",
+    "certificate": "set GLUE_CA_FILE, GLUE_AUTHORITY_HOST and GLUE_GRAPH_URL as the error says",
+    "store": "check the store (GLUE_STORE_URL) as the error says, then re-run the tenant",
+    "unexpected": "read the error (the run's log holds the traceback), then re-run the tenant",
+}
+
+
+def failure_cause(exc: BaseException, store_failure: bool = False) -> FailureCause:
+    """Why a tenant failed with `exc`. `store_failure`: the store could not be reached or refused
+    the tenant's writes (only the store layer can tell its own errors)."""
+    if store_failure:
+        return "store"
+    if isinstance(exc, TransientGraphError):
+        return "transient"
+    if isinstance(exc, CertificateError):
+        return "certificate"
+    if isinstance(exc, PermissionDeniedError):
+        return "permission_missing"
+    if isinstance(exc, ConsentRevokedError) or (isinstance(exc, IdentityError) and exc.code in CONSENT_CODES):
+        return "consent_revoked"
+    if isinstance(exc, IdentityError) and exc.code in TENANT_GONE_CODES:
+        return "tenant_gone"
+    if isinstance(exc, IdentityError) and exc.code in CREDENTIAL_CODES:
+        return "credentials"
+    return "unexpected"

@@ -53,6 +53,9 @@ class Faults:
     without a final newline, "malformed" rows with a wrong column count, a garbage line and a
     non-number, "empty" header only, or "no_bom" without the UTF-8 BOM), `failing_downloads`
     (tenant id -> how many of its next report downloads answer 503 before one succeeds).
+    `report_layout` (tenant id -> "no_recipient_type" without the Recipient Type column, or
+    "reordered" with the columns in another order) is no fault: the report stays well formed and
+    is not counted in report_faults.
     """
 
     latency_ms: float = 0
@@ -73,6 +76,7 @@ class Faults:
     repeated_users: set[str] = field(default_factory=set)
     report_csv: dict[str, str] = field(default_factory=dict)
     failing_downloads: dict[str, int] = field(default_factory=dict)
+    report_layout: dict[str, str] = field(default_factory=dict)
     delta_token_lifetime_s: float = DELTA_TOKEN_LIFETIME_S
     seed: int = 0
     _rng: random.Random = field(init=False, repr=False)
@@ -100,6 +104,7 @@ class Faults:
                            self.next_link_loop, self.next_link_endless, self.repeated_users):
             tenant_ids.clear()
         self.report_csv.clear()
+        self.report_layout.clear()
 
     def targets(self, tenant_id: str) -> bool:
         """Whether the per-request faults apply to a request for this tenant."""
@@ -143,6 +148,8 @@ class SandboxStats:
 
     requests: Counter[str] = field(default_factory=Counter)  # openid, token, graph, report-download, other
     graph: Counter[str] = field(default_factory=Counter)  # Graph requests by endpoint
+    # Properties named in a Graph request's $select, as "endpoint:property" (batched requests too).
+    selected: Counter[str] = field(default_factory=Counter)
     throttled: int = 0  # 429s sent
     server_errors: int = 0  # injected 5xx sent
     resets: int = 0  # connections dropped without a response
@@ -156,13 +163,21 @@ class SandboxStats:
     in_flight: int = 0
     peak_in_flight: int = 0  # most requests handled at the same time
 
+    def count_graph(self, endpoint: str, select: str | None) -> None:
+        """A Graph request for an endpoint, with the properties its $select names."""
+        self.graph[endpoint] += 1
+        for name in (select or "").split(","):
+            if name.strip():
+                self.selected[f"{endpoint}:{name.strip()}"] += 1
+
     @property
     def faults_injected(self) -> int:
         return (self.throttled + self.server_errors + self.resets + self.slowed + self.tokens_refused
                 + self.paging_faults + self.report_faults)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"requests": dict(self.requests), "graph": dict(self.graph), "throttled": self.throttled,
+        return {"requests": dict(self.requests), "graph": dict(self.graph), "selected": dict(self.selected),
+                "throttled": self.throttled,
                 "server_errors": self.server_errors, "resets": self.resets, "slowed": self.slowed,
                 "tokens_refused": self.tokens_refused, "paging_faults": self.paging_faults,
                 "report_faults": self.report_faults, "faults_injected": self.faults_injected,
@@ -172,6 +187,7 @@ class SandboxStats:
     def reset(self) -> None:
         self.requests.clear()
         self.graph.clear()
+        self.selected.clear()
         self.throttled = self.server_errors = self.tokens_issued = self.identity_errors = 0
         self.resets = self.slowed = self.tokens_refused = self.paging_faults = self.report_faults = 0
         self.delta_requests = 0

@@ -59,7 +59,7 @@ class GraphApi:
         if fault:
             raise fault
         route, match = self._route(request.method, request.path_params["path"])
-        self.state.stats.graph[route.name] += 1
+        self.state.stats.count_graph(route.name, request.query_params.get("$select"))
         roles = frozenset(claims.get("roles") or [])
         require_any(roles, route.roles)
         unknown = sorted(k for k in request.query_params if k.startswith("$") and k not in route.options)

@@ -23,6 +23,7 @@ from .world import Tenant
 REPORT_PERIODS = {"D7": 7, "D30": 30, "D90": 90, "D180": 180}
 REPORT_LINK_LIFETIME_S = 600
 REPORT_CSV_FAULTS = ("truncated", "malformed", "empty", "no_bom")
+REPORT_LAYOUTS = ("standard", "no_recipient_type", "reordered")
 MAILBOX_REPORT_HEADER = [
     "Report Refresh Date", "User Principal Name", "Display Name", "Is Deleted", "Deleted Date",
     "Created Date", "Last Activity Date", "Item Count", "Storage Used (Byte)",
@@ -43,11 +44,25 @@ def _concealed(value: str) -> str:
     return hashlib.md5(value.encode("utf-8")).hexdigest().upper()
 
 
-def _mailbox_usage_csv(tenant: Tenant, period_days: int) -> bytes:
+def report_header(layout: str) -> list[str]:
+    """The report's columns in a layout (see Faults.report_layout): "standard" as Graph sends them
+    today, "no_recipient_type" without Recipient Type, "reordered" in reverse order."""
+    if layout == "standard":
+        return list(MAILBOX_REPORT_HEADER)
+    if layout == "no_recipient_type":
+        return [c for c in MAILBOX_REPORT_HEADER if c != "Recipient Type"]
+    if layout == "reordered":
+        return list(reversed(MAILBOX_REPORT_HEADER))
+    raise ValueError(f"unknown report_layout {layout!r}: use one of {', '.join(REPORT_LAYOUTS)}")
+
+
+def _mailbox_usage_csv(tenant: Tenant, period_days: int, layout: str = "standard") -> bytes:
     refresh = (REFERENCE_DATE - timedelta(days=1)).date().isoformat()
+    header = report_header(layout)
+    positions = [MAILBOX_REPORT_HEADER.index(column) for column in header]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(MAILBOX_REPORT_HEADER)
+    writer.writerow(header)
     for user in tenant.users:
         box = user.mailbox
         if box is None:
@@ -56,12 +71,13 @@ def _mailbox_usage_csv(tenant: Tenant, period_days: int) -> bytes:
         if tenant.reports_concealed:
             upn = name = _concealed(user.userPrincipalName)
         created = box.created_date or (user.createdDateTime or "")[:10]
-        writer.writerow([
+        row = [
             refresh, upn, name, "False", "", created, box.last_activity_date or "", box.item_count,
             box.storage_used_bytes, box.issue_warning_quota_bytes, box.prohibit_send_quota_bytes,
             box.prohibit_send_receive_quota_bytes, box.deleted_item_count, box.deleted_item_size_bytes,
             box.deleted_item_quota_bytes, str(box.has_archive), box.recipient_type, period_days,
-        ])
+        ]
+        writer.writerow([row[i] for i in positions])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -145,7 +161,8 @@ class ReportRoutes:
                 failing[tenant.id] -= 1
                 self.state.stats.server_errors += 1
                 raise GraphError(503, "ServiceUnavailable", "The report download is not available; retry later.")
-            body = _mailbox_usage_csv(tenant, link.period_days)
+            body = _mailbox_usage_csv(tenant, link.period_days,
+                                      self.state.faults.report_layout.get(tenant.id, "standard"))
         spoil = self.state.faults.report_csv.get(tenant.id)
         if spoil:
             body = _spoil_report(body, spoil)

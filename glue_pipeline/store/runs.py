@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
 from glue_pipeline.store.engine import write_transaction
 from glue_pipeline.store.schema import sync_results, sync_runs
 from glue_pipeline.store.writer import LogEntry, forget_sync_state, utcnow, write_log
-from glue_pipeline.vocabulary import RunStatus, TenantStatus
+from glue_pipeline.vocabulary import FailureCause, RunStatus, TenantStatus
 
 
 class TenantResult(TypedDict):
@@ -27,6 +27,7 @@ class TenantResult(TypedDict):
     held: int
     skipped: int
     error: str | None  # a failed tenant's
+    cause: FailureCause | None  # a failed tenant's (graph.errors.failure_cause)
 
 
 def start_run(engine: Engine, run_id: str, tenants_total: int) -> None:
@@ -73,10 +74,11 @@ def write_result(conn: Connection, run_id: str, result: TenantResult, now: datet
 
 
 def record_failed_tenant(engine: Engine, run_id: str, result: TenantResult) -> None:
-    """A failed tenant's result and its error in the log, in one transaction; its sync state is
-    forgotten, so that its next sync plans and writes it in full."""
+    """A failed tenant's result (with its error and cause) and its error in the log, in one
+    transaction; its sync state is forgotten, so that its next sync plans and writes it in full."""
     error = result["error"]
     assert error is not None, "a failed tenant's result names its error"  # sync_log.message is NOT NULL
+    assert result["cause"] is not None, "a failed tenant's result names its cause"
     now = utcnow()
     with write_transaction(engine) as conn:
         forget_sync_state(conn, result["tenant_id"])

@@ -358,7 +358,7 @@ def _update_scalars(bulk: _BulkWrites, cid: int, current: Row, fields: ContactFi
 
 def _sync_emails(bulk: _BulkWrites, cid: int, current: list[Row],
                  fields: ContactFields) -> list[Difference]:
-    """Microsoft's addresses are added, the UPN becomes primary; no address is removed."""
+    """Microsoft's addresses are added, the mapped primary email becomes primary; no address is removed."""
     by_value = {row["value"].lower(): row for row in current}
     diffs: list[Difference] = []
     old_primary = next((row["value"] for row in current if row["is_primary"]), None)
@@ -475,6 +475,13 @@ def vanished_tenants(conn: Connection, tenant_ids: list[str]) -> set[str]:
     """Of these tenants, the ones the last discovery no longer found."""
     rows = conn.execute(select(tenants.c.tenant_id).where(tenants.c.vanished_at.is_not(None)))
     return {r.tenant_id for r in rows} & set(tenant_ids)
+
+
+def paused_tenants(conn: Connection, tenant_ids: list[str]) -> dict[str, str | None]:
+    """Of these tenants, the ones an operator paused (not synced until resumed): id -> display name."""
+    rows = conn.execute(select(tenants.c.tenant_id, tenants.c.display_name).where(tenants.c.paused_at.is_not(None)))
+    wanted = set(tenant_ids)
+    return {r.tenant_id: r.display_name for r in rows if r.tenant_id in wanted}
 
 
 def read_organization_domains(conn: Connection) -> pd.DataFrame:
