@@ -29,7 +29,7 @@ from dagster._core.definitions.reconstruct import ReconstructableJob
 from sqlalchemy import DateTime, select
 
 from glue_pipeline.defs.discovery import customer_tenants
-from glue_pipeline.defs.partitions import TENANTS, all_tenants_run_request
+from glue_pipeline.defs.partitions import TENANTS, all_tenants_run_requests
 from glue_pipeline.defs.resources import glue_resources
 from glue_pipeline.defs.tenants import TENANT_GROUP, tenant_sync
 from glue_pipeline.demo import sandbox_env
@@ -281,8 +281,9 @@ def test_celery_executor_writes_the_same_store_as_the_default_executor(
         config = celery_run_config(queue)
         discovery = execute_with_timeout(celery_discover_job, instance, config, None, worker)
         assert discovery.success, worker.log()[-3000:]
-        request = all_tenants_run_request(instance)
-        assert isinstance(request, dg.RunRequest)
+        requests = all_tenants_run_requests(instance)
+        assert isinstance(requests, list) and len(requests) == 1
+        request = requests[0]
         sync = execute_with_timeout(celery_sync_job, instance, config, request.tags, worker)
         assert sync.success, worker.log()[-3000:]
 

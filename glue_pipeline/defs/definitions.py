@@ -4,10 +4,11 @@
            |
     tenant_contacts   (per tenant partition: Graph extracts, match tables, contacts written)
            |
-    organization_matches, contacts_needing_review            (across tenants, with asset checks)
+    organization_matches, contacts_needing_review, tenant_status   (across tenants, with checks)
 
 Jobs: discover_tenants, sync_tenants, refresh_overview, match_decision (record an analyst's
-decision), doctor. The hourly schedule runs discovery; sensors chain the sync and the overview.
+decision), tenant_pause (pause or resume a tenant), doctor. The hourly schedule runs discovery;
+sensors chain the sync and the overview, and close sync runs whose Dagster run ended.
 """
 
 from collections.abc import Mapping
