@@ -148,6 +148,17 @@ def discover_into(engine: Engine, client: GraphClient) -> list[str]:
     return list(frame["tenant_id"])
 
 
+def planning_order(engine: Engine, tenant_ids: list[str]) -> list[str]:
+    """The tenants in the order a run plans them: first those an organization's name matches
+    (matched by rule), then the others. A tenant held for an analyst weighs the other tenants'
+    matches (a conflict, or a suggestion another tenant holds); planned after them, its first plan
+    already sees them, rather than the next sync finding them and planning it again."""
+    with engine.connect() as conn:
+        names = set(writer.read_organizations(conn)["name"].map(normalize_name))
+        tenant_names = writer.read_tenant_names(conn)
+    return sorted(tenant_ids, key=lambda t: normalize_name(tenant_names.get(t)) not in names)
+
+
 def tenant_row(engine: Engine, tenant_id: str) -> Row:
     """The tenant as discovery last saw it (name, relationship); a bare row if never discovered."""
     with read_transaction(engine) as conn:

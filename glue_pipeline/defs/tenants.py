@@ -33,7 +33,7 @@ from glue_pipeline.store import writer
 from glue_pipeline.store.engine import Engine, store_error
 from glue_pipeline.store.parked import PERMANENT_CAUSES, previous_causes
 from glue_pipeline.store.runs import start_run
-from glue_pipeline.sync import OnDone, TenantOutcome, finish_run
+from glue_pipeline.sync import OnDone, TenantOutcome, finish_run, planning_order
 from glue_pipeline.workers import SyncSpec, sync_batch
 
 TENANT_ASSET = "tenant_contacts"
@@ -203,8 +203,10 @@ def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: 
     outcomes: list[TenantOutcome] = []
     unchanged: list[TenantOutcome] = []
 
+    ordered = planning_order(store.engine, tenant_ids)
+
     def work(on_done: OnDone) -> list[TenantOutcome]:
-        return sync_batch(spec, tenant_ids, sync.settings.processes, on_done, store.engine)
+        return sync_batch(spec, ordered, sync.settings.processes, on_done, store.engine)
 
     for event in _in_background(work):
         if event[0] == "tenant":

@@ -106,6 +106,11 @@ TENANT_DETAILS = ("display_name", "default_domain", "initial_domain", "relations
                   "verified_domains", "reports_concealed")
 
 
+def read_tenant_names(conn: Connection) -> dict[str, str | None]:
+    """Every known tenant's display name, by tenant id."""
+    return {r.tenant_id: r.display_name for r in conn.execute(select(tenants.c.tenant_id, tenants.c.display_name))}
+
+
 def read_tenant(conn: Connection, tenant_id: str) -> Row | None:
     return first_row(conn, select(tenants).where(tenants.c.tenant_id == tenant_id))
 
