@@ -266,24 +266,11 @@ def sync(tenant_ids: tuple[str, ...]) -> None:
     run_overview(instance)
     summary = summarize(engine, [r.run_id for r in runs])
     echo(format_summary(summary))
-    if not tenant_ids:
-        _echo_left_out(engine)
     for step in next_steps(engine):
         echo(f"next: {step}")
     _echo_run_errors(runs, summary)
     if not all(r.success for r in runs):
         sys.exit(1)
-
-
-def _echo_left_out(engine: Engine) -> None:
-    """The paused and parked tenants a sync of every tenant left out, and how to sync one."""
-    from glue_pipeline.store.parked import left_out_of_full_syncs
-
-    left_out = left_out_of_full_syncs(engine)
-    if left_out:
-        kinds = sorted({why.split(" ")[0] for why in left_out.values()})
-        echo(f"left out: {len(left_out)} {' or '.join(kinds)} tenants ({', '.join(sorted(left_out))}): "
-             "`glue-pipeline status` says why; sync one by name with `glue-pipeline sync --tenant ID`")
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from glue_pipeline.matching.organizations import OPEN_STATUSES
 from glue_pipeline.render import terminal_text
 from glue_pipeline.store.engine import Engine
 from glue_pipeline.store.overview import contact_count, last_run_id, run_results, waiting_for_analysts
+from glue_pipeline.store.parked import left_out_of_full_syncs
 from glue_pipeline.vocabulary import TenantStatus
 
 # The names other code imports from here, wherever they are defined.
@@ -64,9 +65,15 @@ def format_summary(summary: SyncSummary) -> str:
 
 
 def next_steps(engine: Engine) -> list[str]:
-    """What an analyst can do now, with the commands."""
+    """What an analyst or an operator can do now, with the commands."""
     waiting = waiting_for_analysts(engine, OPEN_STATUSES)
     steps = []
+    left_out = left_out_of_full_syncs(engine)
+    if left_out:
+        kinds = " or ".join(sorted({why.split(" ")[0] for why in left_out.values()}))
+        steps.append(f"{len(left_out)} {kinds} tenants are left out of syncs of every tenant "
+                     f"({', '.join(sorted(left_out))}): glue-pipeline status says why; sync one by name "
+                     "with glue-pipeline sync --tenant ID")
     if waiting.tenants:
         steps.append(f"{waiting.tenants} tenants wait for an organization match: glue-pipeline match list --open")
     if waiting.users:

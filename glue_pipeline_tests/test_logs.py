@@ -57,6 +57,8 @@ def synced(small_world: World, sandbox_state: Path, tmp_path_factory: pytest.Tem
                          "tenants: 5 (5 matched, 0 unmatched, 0 failed)"):
             result = CliRunner().invoke(main, ["sync"])
             assert expected in result.output, result.output
+            assert "next: 1 parked tenants are left out of syncs of every tenant" in result.output, \
+                "the sync says the revoked tenant is parked, and how to sync it"
         yield engine
         engine.dispose()
 
