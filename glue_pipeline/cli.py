@@ -562,6 +562,14 @@ def _pause_or_resume(ref: str, paused: bool, by: str | None, reason: str | None 
     except TenantRefError as exc:
         _fail(str(exc))
     echo(change.message())
+    from glue_pipeline.defs.tenant_control import record_pause
+    from glue_pipeline.runner import get_instance
+
+    instance = get_instance()  # the partition's page shows it too
+    try:
+        record_pause(instance, change)
+    finally:
+        instance.dispose()
 
 
 @tenant.command("pause", help="Pause TENANT (id, or a display name that names one tenant): no sync touches it "

@@ -321,6 +321,14 @@ def test_failed_and_tenant_filters(synced: Synced) -> None:
 # --------------------------------------------------------------------------- pause and resume
 
 
+def _partition_observations(instance: dg.DagsterInstance, tenant_id: str) -> list[dg.AssetObservation]:
+    """The observations on the tenant's partition of tenant_contacts, oldest first."""
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("tenant_contacts"), asset_partitions=[tenant_id]), limit=50,
+        ascending=True).records
+    return [r.event_log_entry.asset_observation for r in records if r.event_log_entry.asset_observation]
+
+
 def test_a_paused_tenant_is_not_synced_until_resumed(synced: Synced) -> None:
     engine, sandbox = synced.engine, synced.sandbox
     adatum = synced.tenant("Adatum")
@@ -330,6 +338,9 @@ def test_a_paused_tenant_is_not_synced_until_resumed(synced: Synced) -> None:
     assert again.exit_code == 0 and "is already paused" in again.output and "migration" in again.output
     before = _linked_contacts(engine, adatum)
     assert before, "Adatum's users are linked to contacts"
+    shown = _partition_observations(synced.instance, adatum)[-1]  # the partition's page shows the pause
+    assert shown.metadata["paused"].value is True and shown.metadata["reason"].value == "migration"
+    assert (shown.description or "").startswith("Adatum: paused by ")
     changed = sandbox.change_users(adatum, fraction=1.0, seed=3, fields=("jobTitle",))
     assert changed
 
@@ -361,6 +372,7 @@ def test_a_paused_tenant_is_not_synced_until_resumed(synced: Synced) -> None:
     with engine.connect() as conn:
         row = conn.execute(select(schema.tenants).where(schema.tenants.c.tenant_id == adatum)).one()
     assert (row.paused_at, row.paused_by, row.pause_reason) == (None, None, None)
+    assert _partition_observations(synced.instance, adatum)[-1].metadata["paused"].value is False
     (again_run,) = run_sync(synced.instance, [adatum])
     assert again_run.success and _results_of(engine, again_run.run_id) == {adatum}
     after = _linked_contacts(engine, adatum)
@@ -397,8 +409,11 @@ def test_the_tenant_pause_job_pauses_and_resumes_from_the_ui(synced: Synced) -> 
     assert any(f"paused tenant Trey Research ({trey}): paused by dagster-ui" in m for m in messages)
     item = _json("--tenant", trey)[trey]
     assert (item["status"], item["paused_by"], item["pause_reason"]) == ("paused", "dagster-ui", "contract ended")
+    shown = _partition_observations(synced.instance, trey)[-1]
+    assert shown.metadata["paused"].value is True and shown.metadata["paused_by"].value == "dagster-ui"
     resumed = launch(tenant=trey, paused=False, by="ops-ben")
     assert resumed.success and _json("--tenant", trey)[trey]["status"] == "ok"
+    assert _partition_observations(synced.instance, trey)[-1].metadata["paused"].value is False
     unknown = launch(tenant="Nobody")
     assert not unknown.success
     failure = next(e for e in unknown.all_events if e.event_type_value == "STEP_FAILURE")

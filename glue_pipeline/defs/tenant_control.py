@@ -4,9 +4,32 @@
 import dagster as dg
 from pydantic import Field
 
+from glue_pipeline.defs.partitions import tenant_keys
 from glue_pipeline.defs.resources import StoreResource
-from glue_pipeline.render import terminal_text
-from glue_pipeline.store.tenant_control import TenantRefError, set_paused
+from glue_pipeline.defs.tenants import TENANT_ASSET
+from glue_pipeline.render import markdown_cell, terminal_text
+from glue_pipeline.store.tenant_control import PauseChange, TenantRefError, set_paused
+
+
+def pause_observation(change: PauseChange) -> dg.AssetObservation:
+    """What the tenant's partition page shows of a pause or a resume."""
+    name = markdown_cell(change.name or change.tenant_id)
+    pause = change.pause
+    metadata: dict[str, str | bool] = {"paused": change.paused, "tenant_id": change.tenant_id}
+    if change.paused and pause is not None:
+        description = (f"{name}: {markdown_cell(pause.described())}. Not synced until "
+                       f"`glue-pipeline tenant resume {change.tenant_id}`.")
+        metadata |= {"paused_by": pause.paused_by or "", "reason": pause.reason or ""}
+    else:
+        description = f"{name}: resumed; the next sync includes it again."
+    return dg.AssetObservation(asset_key=TENANT_ASSET, partition=change.tenant_id, description=description,
+                               metadata=metadata)
+
+
+def record_pause(instance: dg.DagsterInstance, change: PauseChange) -> None:
+    """Show a pause or resume made outside a run on the tenant's partition (a discovered tenant)."""
+    if change.changed and change.tenant_id in tenant_keys(instance):
+        instance.report_runless_asset_event(pause_observation(change))
 
 
 class TenantPauseConfig(dg.Config):
@@ -25,6 +48,8 @@ def set_tenant_paused(context: dg.OpExecutionContext, config: TenantPauseConfig,
     except TenantRefError as exc:
         raise dg.Failure(description=terminal_text(exc)) from None
     context.log.info(terminal_text(change.message(), multiline=True))
+    if change.changed and change.tenant_id in tenant_keys(context.instance):
+        context.log_event(pause_observation(change))
     if change.paused:
         context.log.info("from here: launch tenant_pause again with `paused: false` to resume it")
 
