@@ -4,6 +4,8 @@ partition."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 from sqlalchemy import Engine, select
 
@@ -12,7 +14,7 @@ from glue_pipeline.defs.partitions import tenant_keys
 from glue_pipeline.matching.organizations import normalize_name
 from glue_pipeline.runner import RunOutcome, execute, outcome_of
 from glue_pipeline.sandbox.generate import generate_world
-from glue_pipeline.sandbox.world import StoreOrganization, World
+from glue_pipeline.sandbox.world import StoreOrganization, Tenant, World
 from glue_pipeline.store import schema
 
 VOLATILE = {"created_at", "updated_at", "first_seen_at", "last_seen_at", "changed_at", "decided_at", "at",
@@ -84,3 +86,14 @@ def sync_every_partition(instance: dg.DagsterInstance) -> RunOutcome:
     keys = list(tenant_keys(instance))
     tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
     return outcome_of(instance, execute(instance, build_defs().resolve_job_def("sync_tenants"), tags=tags), keys)
+
+
+def table_rows(engine: Engine, table: Any, *where: Any) -> list[dict[str, Any]]:
+    """The rows of a store table (optionally filtered) as dicts."""
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(table).where(*where))]
+
+
+def granted_tenants(world: World) -> list[Tenant]:
+    """The world's tenants whose consent is granted."""
+    return [t for t in world.tenants if t.consent == "granted"]

@@ -17,6 +17,8 @@ from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
 from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
+from glue_pipeline_tests.stores import granted_tenants as _granted
+from glue_pipeline_tests.stores import table_rows as _rows
 
 
 @pytest.fixture
@@ -42,13 +44,6 @@ def sync_with(glue_env: dict, small_world: World, tmp_path: Path, monkeypatch: p
         instance.dispose()
 
 
-def _rows(engine: Engine, table, *where) -> list[dict]:  # type: ignore[no-untyped-def]
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(table).where(*where))]
-
-
-def _granted(world: World):  # type: ignore[no-untyped-def]
-    return [t for t in world.tenants if t.consent == "granted"]
 
 
 def test_concealed_reports_are_detected_and_not_joined(sync_with, small_world: World) -> None:
@@ -181,7 +176,7 @@ def test_the_license_table_mirrors_microsoft_in_a_few_statements(tmp_path) -> No
     """Rows are rewritten only when they differ, in bulk: a select, a delete and an insert, not a
     round trip per SKU."""
     import pandas as pd
-    from sqlalchemy import event, insert, select
+    from sqlalchemy import event, insert
 
     from glue_pipeline.extract import licenses_frame
     from glue_pipeline.store.engine import make_engine, write_transaction

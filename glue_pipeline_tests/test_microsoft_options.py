@@ -21,10 +21,12 @@ from glue_pipeline.options import FieldMapping
 from glue_pipeline.runner import get_instance, run_discovery, run_sync
 from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
-from glue_pipeline.sandbox.world import Tenant, World
+from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
 from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
+from glue_pipeline_tests.stores import granted_tenants as _granted
+from glue_pipeline_tests.stores import table_rows as _rows
 
 MAILBOX_FIELDS = ["mailbox_storage_used_bytes", "mailbox_item_count", "mailbox_warning_quota_bytes",
                   "mailbox_quota_bytes", "mailbox_last_activity", "mailbox_has_archive", "mailbox_report_date"]
@@ -66,13 +68,6 @@ def sync_with(glue_env: dict, small_world: World, tmp_path: Path, monkeypatch: p
         instance.dispose()
 
 
-def _rows(engine: Engine, table, *where) -> list[dict]:  # type: ignore[no-untyped-def]
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(table).where(*where))]
-
-
-def _granted(world: World) -> list[Tenant]:
-    return [t for t in world.tenants if t.consent == "granted"]
 
 
 def _latest_results(engine: Engine) -> list[dict]:
