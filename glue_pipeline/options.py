@@ -1,9 +1,10 @@
 """Sync options: which users, which data, how fields map, what to do with likely duplicates.
 
 One model serves the configuration file (`glue.yaml`, or the file GLUE_CONFIG names) and the
-Dagster resource config, so both are validated the same way and a bad value is refused before
-anything is written, naming the field and the fix. Secrets never live here: they come from
-environment variables (see settings.py).
+Dagster resource config (defs/resources.py derives its config form from these models), so both
+are validated the same way and a bad value is refused before anything is written, naming the
+field and the fix. Secrets never live here: they come from environment variables (see
+settings.py). Plain pydantic: planning and matching read the options without loading Dagster.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import dagster as dg
 import yaml
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from glue_pipeline.settings import PROJECT_ROOT, ConfigError, decode_utf8, describe_invalid
 
@@ -25,8 +25,8 @@ MAPPABLE_USER_PROPERTIES = {
 }
 
 
-class _Strict(dg.Config):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class UserSelection(_Strict):

@@ -68,6 +68,20 @@ def test_run_config_for_one_sync_field_keeps_the_others(deployment_env: dict[str
     assert build_defs(resources).resolve_job_def("sync_tenants").name == "sync_tenants"
 
 
+def test_run_config_options_are_checked_as_the_configuration_file_is(deployment_env: dict[str, str]) -> None:
+    """The Dagster form of the options has the file's fields; the options' own checks (here: a
+    mapped property Graph does not have) refuse a bad value before the run touches anything."""
+    resources = glue_resources()
+    bad = {"resources": {"sync": {"config": {"options": {"mapping": {"title": "favouriteColour"}}}}}}
+    result = build_defs(resources).resolve_job_def("sync_tenants").execute_in_process(
+        run_config=bad, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_failure)
+    message = str(failure.event_specific_data)
+    assert "run config resources.sync.config.options" in message and "mapping.title" in message
+    assert "'favouriteColour' is not a Graph user property" in message
+
+
 @pytest.mark.parametrize("name,value,message", [
     ("GLUE_PARTNER_TENANT_ID", "", "GLUE_PARTNER_TENANT_ID is not set"),
     ("GLUE_SECRET_CONTOSO", "", "source 'contoso': GLUE_SECRET_CONTOSO is not set"),

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import dagster as dg
-from pydantic import Field, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr, create_model
+from pydantic.fields import FieldInfo
 
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.heartbeat import Heartbeat
-from glue_pipeline.options import SyncOptions, config_path, load_options, read_config_file
+from glue_pipeline.options import SyncOptions, config_path, load_options, parse_options, read_config_file
 from glue_pipeline.settings import (
     MICROSOFT_AUTHORITY_HOST,
     MICROSOFT_GRAPH_URL,
@@ -181,6 +182,23 @@ class GraphResource(dg.ConfigurableResource["GraphResource"]):
         return _ready(self._partner, "graph")
 
 
+def dagster_config(model: type[BaseModel]) -> type[dg.Config]:
+    """`model` as a Dagster config class: the same fields, defaults and descriptions (nested models
+    converted too), so that the UI shows them and run config is checked against them. The model
+    itself stays free of Dagster; its validators run when the resource is set up."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = dagster_config(annotation)
+            info = FieldInfo.merge_field_infos(info, default_factory=annotation)
+        fields[name] = (annotation, info)
+    return create_model(model.__name__, __base__=dg.Config, __doc__=model.__doc__, **fields)
+
+
+SyncOptionsConfig = dagster_config(SyncOptions)
+
+
 @dataclass(frozen=True)
 class SyncSettings:
     options: SyncOptions
@@ -193,8 +211,9 @@ class SyncResource(dg.ConfigurableResource["SyncResource"]):
     """How tenants are synced: the sync options, the folders for analysts' tables and the Graph
     cache, worker processes, and progress on the terminal."""
 
-    options: SyncOptions | None = Field(default=None, description="Sync options (README 'Sync options'); "
-                                        "unset: the configuration file's `sync` section, else the defaults.")
+    options: SyncOptionsConfig | None = Field(  # type: ignore[valid-type]  # a class built at import
+        default=None, description="Sync options (README 'Sync options'); "
+        "unset: the configuration file's `sync` section, else the defaults.")
     config_file: str | None = Field(default=None, description="GLUE_CONFIG; unset: glue.yaml if present.")
     data_dir: str | None = Field(default=None, description="GLUE_DATA_DIR: the Parquet tables for analysts.")
     cache_dir: str | None = Field(default=None, description="GLUE_CACHE_DIR: users snapshots, mailbox reports "
@@ -209,7 +228,9 @@ class SyncResource(dg.ConfigurableResource["SyncResource"]):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         variables = _variables(self, SYNC_VARIABLES)
-        self._settings = SyncSettings(options=self.options or load_options(config_path(variables)),
+        options = (load_options(config_path(variables)) if self.options is None
+                   else parse_options(self.options.model_dump(), "run config resources.sync.config.options"))
+        self._settings = SyncSettings(options=options,
                                       processes=_sync_processes(variables), tables=data_dir_from_env(variables),
                                       cache=cache_dir_from_env(variables))
 
