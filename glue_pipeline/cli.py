@@ -332,14 +332,13 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 def _decide(action: str, **kwargs: object) -> None:
-    from glue_pipeline.decisions import DecisionError, apply_decision
+    from glue_pipeline.decisions import DecisionError, apply_decision, decision_text
 
     try:
         result = apply_decision(_engine(writes=True), action, **kwargs)  # type: ignore[arg-type]  # each command passes its own fields
     except DecisionError as exc:
         _fail(terminal_text(exc))  # one line, naming tenants and organizations
-    echo(f"recorded {action}: " + ", ".join(f"{k} {terminal_text(v)}" for k, v in result.items()))
-    echo("the next sync of the tenant applies it (`glue-pipeline sync --tenant ID`)")
+    echo(decision_text(action, result, then=f"run `glue-pipeline sync --tenant {result['tenant_id']}`"))
 
 
 @match.command("list", help="Every tenant's match, best suggestion and conflicts.")
@@ -542,7 +541,7 @@ def _run_tenants(run_ids: Sequence[str]) -> dict[str, Collection[str] | None]:
     except Exception:
         return {}
     try:
-        return run_tenants(instance, run_ids)
+        return run_tenants(instance, _engine(), run_ids)
     finally:
         instance.dispose()
 
@@ -557,8 +556,9 @@ def _pause_or_resume(ref: str, paused: bool, by: str | None, reason: str | None 
     from glue_pipeline.decisions import default_actor
     from glue_pipeline.store.tenant_control import TenantRefError, set_paused
 
+    engine = _engine(writes=True)
     try:
-        change = set_paused(_engine(writes=True), ref, paused, by or default_actor(), reason)
+        change = set_paused(engine, ref, paused, by or default_actor(), reason)
     except TenantRefError as exc:
         _fail(str(exc))
     echo(change.message())
@@ -567,7 +567,7 @@ def _pause_or_resume(ref: str, paused: bool, by: str | None, reason: str | None 
 
     instance = get_instance()  # the partition's page shows it too
     try:
-        record_pause(instance, change)
+        record_pause(instance, engine, change)
     finally:
         instance.dispose()
 

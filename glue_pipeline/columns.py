@@ -63,5 +63,6 @@ RISK_COLUMNS = ["user_id", "contact_id", "score", "level", "reasons"]
 SUGGESTION_COLUMNS = ["tenant_id", "rank", "organization_id", "organization_name", "score", "reasons"]
 # One tenant's suggestions (its plan's).
 TENANT_SUGGESTION_COLUMNS = [c for c in SUGGESTION_COLUMNS if c != "tenant_id"]
-# Fields where a contact and Microsoft differed.
-DIFFERENCE_COLUMNS = ["contact_id", "user_id", "field", "store_value", "microsoft_value"]
+# A tenant's open differences: documented values a sync replaced with Microsoft's (store/differences.py).
+DIFFERENCE_COLUMNS = ["contact_id", "contact_name", "user_id", "user_principal_name", "field", "store_value",
+                      "microsoft_value", "first_seen_at", "last_seen_at", "run_id"]

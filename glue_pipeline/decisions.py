@@ -1,19 +1,28 @@
 """Match decisions an analyst records: accept a suggestion, match a tenant to an organization,
 ignore or un-ignore a tenant, create an organization from a tenant, link a held user to a
 contact, approve creating a held user. Each is one transaction with an audit row in
-match_decisions; every later sync honours it."""
+match_decisions; every later sync honours it. Also what is open for a tenant (its review), what
+a recorded decision did in words, and the auto-accept policy the sync applies (the sync option
+accept_suggestions_at), recorded as a decision by `policy`."""
 
 from __future__ import annotations
 
 import getpass
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import NotRequired, TypedDict, TypeVar, get_args
 
+import pandas as pd
+from sqlalchemy import Connection
+
+from glue_pipeline.matching.organizations import OrgMatch
 from glue_pipeline.matching.suggest import strong_suggestion_threshold as STRONG_SUGGESTION
-from glue_pipeline.store.decisions import DecisionStore, recording_decision
+from glue_pipeline.render import terminal_text
+from glue_pipeline.store.decisions import DecisionReads, DecisionStore, reading_decisions, recording_decision
 from glue_pipeline.store.engine import Engine
 from glue_pipeline.store.rows import Row
-from glue_pipeline.vocabulary import DecisionAction
+from glue_pipeline.vocabulary import DecisionAction, MatchStatus
 
 T = TypeVar("T")
 
@@ -29,10 +38,15 @@ class Decided(TypedDict):
     user or contact the decision is about."""
 
     tenant: str | None  # None for a tenant discovery saw without a name
+    tenant_id: str
     organization_id: NotRequired[int]
     organization: NotRequired[str]
+    rank: NotRequired[int]  # an accepted suggestion's
+    score: NotRequired[int]
     user_id: NotRequired[str]
+    user: NotRequired[str | None]  # the user's principal name
     contact_id: NotRequired[int]
+    contact: NotRequired[str]  # the contact's name
 
 
 def default_actor() -> str:
@@ -42,7 +56,7 @@ def default_actor() -> str:
         return "unknown"
 
 
-def resolve_tenant(store: DecisionStore, ref: str) -> Row:
+def resolve_tenant(store: DecisionReads, ref: str) -> Row:
     """A tenant by id, or by display name (case and spaces ignored)."""
     tenant = store.tenant(ref)
     if tenant:
@@ -57,7 +71,7 @@ def resolve_tenant(store: DecisionStore, ref: str) -> Row:
                         "list` shows them (tenants appear after their first sync)")
 
 
-def resolve_organization(store: DecisionStore, ref: str | int) -> Row:
+def resolve_organization(store: DecisionReads, ref: str | int) -> Row:
     """An organization by id, or by name (case and spaces ignored)."""
     if isinstance(ref, int) or str(ref).isdigit():
         org = store.organization(int(ref))
@@ -77,6 +91,14 @@ def _recording(engine: Engine, by: str | None) -> AbstractContextManager[Decisio
     return recording_decision(engine, by or default_actor())
 
 
+def _named(tenant: Row) -> Decided:
+    return {"tenant": tenant["display_name"], "tenant_id": tenant["tenant_id"]}
+
+
+def _contact_name(contact: Row) -> str:
+    return " ".join(n for n in (contact["first_name"], contact["last_name"]) if n)
+
+
 def accept_suggestion(engine: Engine, tenant_ref: str, rank: int = 1, by: str | None = None) -> Decided:
     """Match the tenant to its suggestion of this rank (1 = best)."""
     with _recording(engine, by) as store:
@@ -88,8 +110,8 @@ def accept_suggestion(engine: Engine, tenant_ref: str, rank: int = 1, by: str | 
         store.set_match(tenant["tenant_id"], "matched", suggestion["organization_id"], "accepted")
         store.audit(tenant["tenant_id"], "accept", organization_id=suggestion["organization_id"],
                     note=f"suggestion {rank}: {suggestion['reasons']}")
-        return {"tenant": tenant["display_name"], "organization_id": suggestion["organization_id"],
-                "organization": suggestion["organization_name"]}
+        return {**_named(tenant), "organization_id": suggestion["organization_id"],
+                "organization": suggestion["organization_name"], "rank": rank, "score": suggestion["score"]}
 
 
 def match_tenant(engine: Engine, tenant_ref: str, organization_ref: str | int, by: str | None = None) -> Decided:
@@ -99,7 +121,7 @@ def match_tenant(engine: Engine, tenant_ref: str, organization_ref: str | int, b
         org = resolve_organization(store, organization_ref)
         store.set_match(tenant["tenant_id"], "matched", org["id"], "manual")
         store.audit(tenant["tenant_id"], "match", organization_id=org["id"])
-        return {"tenant": tenant["display_name"], "organization_id": org["id"], "organization": org["name"]}
+        return {**_named(tenant), "organization_id": org["id"], "organization": org["name"]}
 
 
 def ignore_tenant(engine: Engine, tenant_ref: str, by: str | None = None) -> Decided:
@@ -107,7 +129,7 @@ def ignore_tenant(engine: Engine, tenant_ref: str, by: str | None = None) -> Dec
         tenant = resolve_tenant(store, tenant_ref)
         store.set_match(tenant["tenant_id"], "ignored", None, "manual")
         store.audit(tenant["tenant_id"], "ignore")
-        return {"tenant": tenant["display_name"]}
+        return _named(tenant)
 
 
 def unignore_tenant(engine: Engine, tenant_ref: str, by: str | None = None) -> Decided:
@@ -116,7 +138,7 @@ def unignore_tenant(engine: Engine, tenant_ref: str, by: str | None = None) -> D
         tenant = resolve_tenant(store, tenant_ref)
         store.set_match(tenant["tenant_id"], "unmatched", None, None)
         store.audit(tenant["tenant_id"], "unignore")
-        return {"tenant": tenant["display_name"]}
+        return _named(tenant)
 
 
 def create_organization(engine: Engine, tenant_ref: str, by: str | None = None, force: bool = False) -> Decided:
@@ -131,10 +153,10 @@ def create_organization(engine: Engine, tenant_ref: str, by: str | None = None, 
         store.set_match(tenant["tenant_id"], "matched", org_id, "created")
         store.audit(tenant["tenant_id"], "create_organization", organization_id=org_id,
                     note="forced" if force else None)
-        return {"tenant": name, "organization_id": org_id, "organization": name}
+        return {**_named(tenant), "organization_id": org_id, "organization": name}
 
 
-def _refuse_duplicate_organization(store: DecisionStore, tenant: Row, name: str) -> None:
+def _refuse_duplicate_organization(store: DecisionReads, tenant: Row, name: str) -> None:
     same = store.organizations_named(name)
     if same:
         raise DecisionError(f"organization {same[0]['id']} '{same[0]['name']}' already has this name: match "
@@ -160,7 +182,8 @@ def link_user(engine: Engine, tenant_ref: str, user_id: str, contact_id: int, by
         _require_known_user(store, tenant["tenant_id"], user_id)
         store.set_contact_decision(tenant["tenant_id"], user_id, "link", contact_id)
         store.audit(tenant["tenant_id"], "link_user", user_id=user_id, contact_id=contact_id)
-        return {"tenant": tenant["display_name"], "user_id": user_id, "contact_id": contact_id}
+        return {**_named(tenant), "user_id": user_id, "user": store.user_principal_name(tenant["tenant_id"], user_id),
+                "contact_id": contact_id, "contact": _contact_name(contact)}
 
 
 def approve_create(engine: Engine, tenant_ref: str, user_id: str, by: str | None = None) -> Decided:
@@ -171,10 +194,10 @@ def approve_create(engine: Engine, tenant_ref: str, user_id: str, by: str | None
         _require_known_user(store, tenant["tenant_id"], user_id)
         store.set_contact_decision(tenant["tenant_id"], user_id, "create", None)
         store.audit(tenant["tenant_id"], "approve_create", user_id=user_id)
-        return {"tenant": tenant["display_name"], "user_id": user_id}
+        return {**_named(tenant), "user_id": user_id, "user": store.user_principal_name(tenant["tenant_id"], user_id)}
 
 
-def _matched_organization(store: DecisionStore, tenant: Row) -> int:
+def _matched_organization(store: DecisionReads, tenant: Row) -> int:
     match = store.match(tenant["tenant_id"])
     if match is None or match["status"] != "matched":
         raise DecisionError(f"tenant '{tenant['display_name']}' is not matched to an organization yet: "
@@ -182,7 +205,7 @@ def _matched_organization(store: DecisionStore, tenant: Row) -> int:
     return int(match["organization_id"])
 
 
-def _require_known_user(store: DecisionStore, tenant_id: str, user_id: str) -> None:
+def _require_known_user(store: DecisionReads, tenant_id: str, user_id: str) -> None:
     if not store.knows_user(tenant_id, user_id):
         raise DecisionError(f"user {user_id} is neither held nor linked in this tenant: see "
                             "`glue-pipeline match held` for the users waiting for a decision")
@@ -212,3 +235,155 @@ def apply_decision(engine: Engine, action: str, tenant: str, organization: str |
     if action == "approve_create":
         return approve_create(engine, tenant, str(need(user_id, "user_id")), by)
     raise DecisionError(f"unknown action '{action}': use one of {', '.join(ACTIONS)}")
+
+
+# ---------------------------------------------------------------------------- in words
+
+
+def decision_text(action: str, decided: Decided, then: str | None = None) -> str:
+    """What a recorded decision did and what the tenant's next sync does with it, in words, then
+    `then` (how that sync comes about) where a sync applies it: one line, names made safe."""
+    tenant = decided["tenant"] or decided["tenant_id"]
+    org = f"organization {decided.get('organization')} (id {decided.get('organization_id')})"
+    user = f"user {decided.get('user') or decided.get('user_id')} (id {decided.get('user_id')})"
+    done = {
+        "accept": f"matched to {org}, accepting suggestion {decided.get('rank')} (score {decided.get('score')})",
+        "match": f"matched to {org}",
+        "create_organization": f"{org} created, and the tenant matched to it",
+        "ignore": "ignored: no sync matches it or writes its users any more, until it is unignored",
+        "unignore": "no longer ignored",
+        "link_user": f"{user} linked to contact {decided.get('contact') or '(no name)'} "
+                     f"(id {decided.get('contact_id')})",
+        "approve_create": f"{user} approved for a new contact, although it looks like an existing one",
+    }[action]
+    effect = NEXT_SYNC.get(action)
+    text = f"{tenant}: {done}."
+    if effect:
+        text += f" The next sync of the tenant {effect}" + (f"; {then}." if then else ".")
+    return terminal_text(text)
+
+
+# What the tenant's next sync does with a decision; ignoring needs no sync.
+NEXT_SYNC = {
+    "accept": "writes its contacts into that organization",
+    "match": "writes its contacts into that organization",
+    "create_organization": "writes its contacts into that organization",
+    "unignore": "matches it by name or suggests organizations again",
+    "link_user": "writes the user into that contact",
+    "approve_create": "creates that contact",
+}
+
+
+# ---------------------------------------------------------------------------- a tenant's review
+
+
+@dataclass(frozen=True)
+class HeldUser:
+    """A user the tenant's last sync held for a decision, with its candidate contacts (id, name),
+    the likeliest first."""
+
+    user_id: str
+    user_principal_name: str
+    reason: str
+    candidates: list[tuple[int, str]]
+
+
+@dataclass(frozen=True)
+class TenantReview:
+    """What is open for a tenant: its match (None before its first sync) with the matched
+    organization's name, its suggestions best first, its held users."""
+
+    tenant_id: str
+    name: str  # the tenant's display name, else its id
+    match: Row | None
+    organization: str | None
+    suggestions: list[Row]
+    held: list[HeldUser]
+
+    @property
+    def status(self) -> MatchStatus | None:
+        return self.match["status"] if self.match else None
+
+
+def _candidate_ids(held: Row) -> list[int]:
+    return [int(c) for c in (held["candidate_contact_ids"] or "").split(",") if c.strip()]
+
+
+def _held_users(store: DecisionReads, tenant_id: str) -> list[HeldUser]:
+    rows = store.held_users(tenant_id)
+    names = store.contact_names({c for row in rows for c in _candidate_ids(row)})
+    return [HeldUser(row["user_id"], row["user_principal_name"], row["reason"],
+                     [(c, names.get(c, "")) for c in _candidate_ids(row)]) for row in rows]
+
+
+def _tenant_of(store: DecisionReads, key: str) -> str:
+    """The id of the tenant a `tenants` partition stands for."""
+    tenant_id = store.tenant_of_partition(key)
+    if tenant_id is None:
+        raise DecisionError(f"no tenant of the store has the partition '{key}': run discover_tenants, "
+                            "then pick the tenant's partition again")
+    return tenant_id
+
+
+def review_of_partition(engine: Engine, key: str) -> TenantReview:
+    """The review of the tenant a `tenants` partition stands for, read fresh from the store."""
+    with reading_decisions(engine) as store:
+        tenant = resolve_tenant(store, _tenant_of(store, key))
+        match = store.match(tenant["tenant_id"])
+        org = store.organization(match["organization_id"]) if match and match["organization_id"] else None
+        return TenantReview(tenant["tenant_id"], tenant["display_name"] or tenant["tenant_id"], match,
+                            org["name"] if org else None, store.suggestions(tenant["tenant_id"]),
+                            _held_users(store, tenant["tenant_id"]))
+
+
+def partition_tenant(engine: Engine, key: str) -> str:
+    """The id of the tenant a `tenants` partition stands for, read fresh from the store."""
+    with reading_decisions(engine) as store:
+        return _tenant_of(store, key)
+
+
+# ---------------------------------------------------------------------------- the auto-accept policy
+
+# Who the auto-accept policy records as deciding (tenant_matches and match_decisions.decided_by).
+POLICY_ACTOR = "policy"
+
+
+@dataclass(frozen=True)
+class PolicyAcceptance:
+    """A tenant's best suggestion, accepted by the policy because it scores at least `at`."""
+
+    organization_id: int
+    organization_name: str
+    score: int
+    reasons: str
+    at: int
+
+    def match(self, tenant: OrgMatch) -> OrgMatch:
+        """The tenant's match once the suggestion is accepted."""
+        return OrgMatch(tenant.tenant_id, tenant.tenant_name, "matched", self.organization_id, "accepted",
+                        f"suggestion 1 accepted by policy: {self.organization_name} (id {self.organization_id}, "
+                        f"score {self.score} >= accept_suggestions_at {self.at}: {self.reasons})")
+
+
+def policy_acceptance(match: OrgMatch, suggestions: pd.DataFrame, accept_at: int | None) -> PolicyAcceptance | None:
+    """The suggestion the policy accepts for a suggested tenant (`suggestions` best first): its
+    best, when it scores at least `accept_at` (the score as the store keeps it, rounded). A
+    conflict (the organization is another tenant's) always waits for an analyst."""
+    if accept_at is None or match.status != "suggested" or not len(suggestions):
+        return None
+    best = suggestions.iloc[0]
+    score = round(float(best["score"]))
+    if score < accept_at:
+        return None
+    return PolicyAcceptance(int(best["organization_id"]), str(best["organization_name"]), score,
+                            str(best["reasons"]), accept_at)
+
+
+def record_policy_acceptance(conn: Connection, tenant_id: str, acceptance: PolicyAcceptance, now: datetime) -> None:
+    """The policy's match, in the sync's transaction: the tenant's match and its audit row, as an
+    analyst's acceptance writes them, decided by `policy`."""
+    store = DecisionStore(conn, POLICY_ACTOR, now)
+    store.set_match(tenant_id, "matched", acceptance.organization_id, "accepted")
+    store.audit(tenant_id, "accept", organization_id=acceptance.organization_id,
+                note=f"suggestion 1 (score {acceptance.score}) by accept_suggestions_at {acceptance.at}: "
+                     f"{acceptance.reasons}")

@@ -74,10 +74,9 @@ USERS_CACHE = "users"
 DELTA_PAGE_SIZE = {"Prefer": "odata.maxpagesize=999"}  # delta pages default to 200 users
 MAILBOX_CACHE = "mailbox_usage"
 CONCEALED_NAME = re.compile(r"^[0-9A-F]{32}$")
-CONCEALED_FIX = ("report names are concealed in this tenant, so mailbox usage cannot be joined to "
-                 "users: in the Microsoft 365 admin center go to Settings > Org Settings > Services > "
-                 "Reports and clear 'Display concealed user, group, and site names' (or set the sync "
-                 "option fix_concealed_reports: true)")
+CONCEALED_FIX = ("to join mailbox usage to users, turn report name concealment off: in the Microsoft 365 admin "
+                 "center (Settings > Org Settings > Services > Reports) clear 'Display concealed user, group, "
+                 "and site names', or set the sync option fix_concealed_reports: true")
 # Report header -> our column. Parsed by name: column order, the BOM and extra columns don't matter.
 MAILBOX_COLUMNS = {
     "User Principal Name": "user_principal_name",

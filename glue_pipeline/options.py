@@ -85,6 +85,12 @@ class SyncOptions(_Strict):
     duplicate_policy: Literal["hold", "create"] = Field(
         default="hold", description="hold: users that probably exist already as a contact are not created "
                                     "until an analyst decides; create: create them anyway.")
+    accept_suggestions_at: int | None = Field(
+        default=None, ge=50, le=100,
+        description="Auto-accept: a tenant whose best organization suggestion scores at least this (50-100) is "
+                    "matched to it by the sync, recorded as a decision by `policy`, and its contacts are written "
+                    "in that sync. A conflict (the organization is another tenant's) still waits. Unset: every "
+                    "suggestion waits for an analyst.")
     users_delta: bool = Field(
         default=True, description="Read only the users changed since the last sync (Graph delta query).")
     full_read_hours: int = Field(

@@ -110,6 +110,9 @@ class ContactPlan:
     matches: pd.DataFrame  # MATCH_COLUMNS
     risk: pd.DataFrame  # RISK_COLUMNS
     writes: list[ContactWrite] = field(default_factory=list)
+    # The organization's contacts' names by id, as the store had them: the tables name the
+    # contacts they list.
+    contact_names: dict[int, str] = field(default_factory=dict)
 
 
 def held_plan(users: pd.DataFrame, skips: pd.Series, match: OrgMatch) -> ContactPlan:
@@ -135,7 +138,13 @@ def plan_contacts(extract: TenantSnapshot, options: SyncOptions, skips: pd.Serie
     risk = _duplicate_risk(extract, creating["user_id"], org_contacts)
     if options.duplicate_policy == "hold":
         _hold_likely_duplicates(matches, risk)
-    return ContactPlan(matches, risk, _writes(extract, options, matches, now))
+    return ContactPlan(matches, risk, _writes(extract, options, matches, now), _contact_names(org_contacts))
+
+
+def _contact_names(org_contacts: pd.DataFrame) -> dict[int, str]:
+    """Each contact's first and last name, for the contacts that have one."""
+    names = org_contacts["first_name"].fillna("") + " " + org_contacts["last_name"].fillna("")
+    return {int(c): name for c, name in zip(org_contacts["contact_id"], names.str.strip(), strict=True) if name}
 
 
 def _duplicate_risk(extract: TenantSnapshot, user_ids: pd.Series, org_contacts: pd.DataFrame) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from glue_pipeline.defs.partitions import all_tenants_run_requests, range_keys, 
 from glue_pipeline.defs.resources import glue_resources
 from glue_pipeline.settings import PROJECT_ROOT, ConfigError, default_var_dir, folder_problem, store_url_from_env
 from glue_pipeline.store.engine import Engine, shown_url
+from glue_pipeline.store.partition_keys import partitions_of, tenants_by_partition
 
 if TYPE_CHECKING:
     from dagster._core.origin import JobPythonOrigin
@@ -182,9 +183,10 @@ def outcome_of(instance: dg.DagsterInstance, run_id: str, tenant_ids: list[str])
     run = instance.get_run_by_id(run_id)
     failures = [e.dagster_event for e in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE)]
     error = next((f.step_failure_data.error for f in failures if f is not None), None)
-    materialized = [e.dagster_event.partition for e in
-                    instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
-                    if e.dagster_event is not None and e.dagster_event.partition]
+    partitions = [e.dagster_event.partition for e in
+                  instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+                  if e.dagster_event is not None and e.dagster_event.partition]
+    materialized = list(partition_tenants(partitions).values()) if partitions else []
     success = run is not None and run.status == dg.DagsterRunStatus.SUCCESS
     return RunOutcome(run_id, success, tenant_ids, _run_error(error), error.to_string() if error else None,
                       materialized)
@@ -210,21 +212,31 @@ def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
         from glue_pipeline.store.parked import left_out_of_full_syncs
 
         with _store() as engine:
-            left_out = left_out_of_full_syncs(engine)
-        requests = all_tenants_run_requests(instance, left_out)
+            left_out = partitions_of(engine, left_out_of_full_syncs(engine))
+        requests = all_tenants_run_requests(instance, set(left_out.values()))
         if isinstance(requests, dg.SkipReason):
             return []
-        return [outcome_of(instance, execute(instance, job, tags=r.tags), range_keys(instance, r)) for r in requests]
+        return [outcome_of(instance, execute(instance, job, tags=r.tags),
+                           list(partition_tenants(range_keys(instance, r)).values())) for r in requests]
+    with _store() as engine:
+        keys = partitions_of(engine, tenant_ids)
     known = set(tenant_keys(instance))
-    unknown = [t for t in tenant_ids if t not in known]
+    unknown = [t for t in tenant_ids if keys.get(t) not in known]
     if unknown:
         raise ValueError(f"unknown tenant(s) {', '.join(unknown)}: run discovery first "
                          "(`glue-pipeline sync` with no --tenant) or check the tenant id")
     _refuse_paused(tenant_ids)
     outcomes = []
     for tenant_id in tenant_ids:
-        outcomes.append(outcome_of(instance, execute(instance, job, partition_key=tenant_id), [tenant_id]))
+        outcomes.append(outcome_of(instance, execute(instance, job, partition_key=keys[tenant_id]), [tenant_id]))
     return outcomes
+
+
+def partition_tenants(keys: list[str]) -> dict[str, str]:
+    """Partition key -> tenant id, in the order of `keys`."""
+    with _store() as engine:
+        found = tenants_by_partition(engine, keys)
+    return {key: found[key] for key in keys if key in found}
 
 
 @contextmanager

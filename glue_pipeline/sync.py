@@ -27,7 +27,7 @@ from pandas.api.typing import NAType
 
 from glue_pipeline import frames
 from glue_pipeline.cache import TenantCache
-from glue_pipeline.columns import DIFFERENCE_COLUMNS
+from glue_pipeline.decisions import PolicyAcceptance, policy_acceptance, record_policy_acceptance
 from glue_pipeline.extract import discover_tenants, extract_tenant
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError, failure_cause
@@ -46,6 +46,7 @@ from glue_pipeline.plan import (
 )
 from glue_pipeline.snapshot import TenantHead, TenantRead, TenantSnapshot, UnchangedTenant
 from glue_pipeline.store import runs, writer
+from glue_pipeline.store.differences import read_open_differences
 from glue_pipeline.store.engine import (
     Connection,
     Engine,
@@ -94,6 +95,7 @@ class TenantOutcome:
     report: dict[str, Published] = field(default_factory=dict)
     cause: FailureCause | None = None  # why a failed tenant failed (graph.errors.failure_cause)
     unchanged: bool = False  # nothing changed since its last sync, so nothing was planned or written
+    reports_concealed: bool = False  # its mailbox usage report conceals user names
 
     @property
     def transient(self) -> bool:
@@ -255,7 +257,8 @@ class _Contacts:
 class _Draft:
     """A tenant's plan and what it was made from: the recorded match, and `inputs` (the version
     of the tenant's and `organization_id`'s store rows, and its sync state). The plan is its
-    match and suggestions, its users' skips and, for a matched tenant, its contacts."""
+    match and suggestions, its users' skips and, for a matched tenant, its contacts; `accepted`
+    is the suggestion the auto-accept policy matched it to, if it did."""
 
     recorded: Row | None
     organization_id: int | None
@@ -264,6 +267,7 @@ class _Draft:
     org: OrganizationPlan
     skips: pd.Series
     contacts: _Contacts | None
+    accepted: PolicyAcceptance | None = None
 
 
 def _inputs(conn: Connection, tenant_id: str, organization_id: int | None, state: Row | None) -> _Inputs:
@@ -291,6 +295,9 @@ def _draft(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, now: da
     claims = None if _kept(recorded, ctx.organizations) else writer.read_claims(conn, tenant_id)
     org = plan_organization(snapshot, ctx.organizations, ctx.organization_domains, recorded,
                             ctx.organization_names, claims)
+    accepted = policy_acceptance(org.match, org.suggestions, ctx.options.accept_suggestions_at)
+    if accepted is not None:  # matched now, so its contacts are planned and written in this sync
+        org = OrganizationPlan(accepted.match(org.match), org.suggestions.iloc[:0])
     organization_id = org.match.organization_id
     skips = skip_reasons(snapshot, ctx.options)
     inputs = _inputs(conn, tenant_id, organization_id, state)
@@ -300,7 +307,7 @@ def _draft(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, now: da
         contacts = _Contacts(organization_id, plan_contacts(
             snapshot, ctx.options, skips, index.emails, index.linked, writer.read_contact_decisions(conn, tenant_id),
             writer.read_org_contacts(conn, organization_id), now, index.foreign))
-    return _Draft(recorded, organization_id, inputs, state, org, skips, contacts)
+    return _Draft(recorded, organization_id, inputs, state, org, skips, contacts, accepted)
 
 
 def _kept(recorded: Row | None, organizations: pd.DataFrame) -> bool:
@@ -311,9 +318,10 @@ def _kept(recorded: Row | None, organizations: pd.DataFrame) -> bool:
 
 
 def _new_claim(draft: _Draft) -> int | None:
-    """The organization a draft matches the tenant to by rule for the first time, if any."""
+    """The organization a draft matches the tenant to by rule or by the auto-accept policy for
+    the first time, if any."""
     match, recorded = draft.org.match, draft.recorded or {}
-    if match.status != "matched" or match.method != "exact":
+    if match.status != "matched" or (match.method != "exact" and draft.accepted is None):
         return None
     if recorded.get("status") == "matched" and recorded.get("organization_id") == match.organization_id:
         return None
@@ -360,7 +368,8 @@ def _write_tenant(ctx: SyncContext, known: Row, read: TenantRead) -> tuple[Tenan
             if len(writer.read_claims(conn, tenant_id, claim)):
                 draft = _draft(conn, ctx, snapshot, now)
         outcome, plan = _write_plan(conn, ctx, known, snapshot, draft, digest, now)
-    return outcome, _tables(snapshot, draft.org, plan, outcome.counts)
+        differences = read_open_differences(conn, tenant_id)
+    return outcome, _tables(snapshot, draft.org, plan, differences, ctx.organizations)
 
 
 def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantSnapshot, draft: _Draft,
@@ -374,11 +383,14 @@ def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantS
         "data_source": known.get("data_source"),
         "manage_url": admin_center_url(extract.organization.initial_domain, tenant_id,
                                        direct=known.get("relationship") == "direct")}, now)
-    writer.record_match(conn, org.match, draft.recorded, now)
+    if draft.accepted is not None:
+        record_policy_acceptance(conn, tenant_id, draft.accepted, now)
+    else:
+        writer.record_match(conn, org.match, draft.recorded, now)
     writer.replace_suggestions(conn, tenant_id, org.suggestions)
     writer.replace_licenses(conn, tenant_id, org.match.organization_id, extract.licenses)
     if draft.contacts is not None:
-        counts = _write_contacts(conn, extract, draft.contacts.organization_id, draft.contacts.plan, now)
+        counts = _write_contacts(conn, ctx.run_id, extract, draft.contacts.organization_id, draft.contacts.plan, now)
         plan = _with_created(draft.contacts.plan, counts.created_ids)
         status: TenantStatus = "synced"
     else:
@@ -393,7 +405,8 @@ def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantS
     counts.log += _tenant_notes(extract, plan.matches)
     counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id) for c in extract.head.cleaned]
     writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
-    outcome = TenantOutcome(tenant_id, extract.display_name, status, org.match, len(extract.users), counts)
+    outcome = TenantOutcome(tenant_id, extract.display_name, status, org.match, len(extract.users), counts,
+                            reports_concealed=extract.head.mailbox_state == "concealed")
     runs.write_result(conn, ctx.run_id, outcome.result(), now)
     version = writer.read_store_version(conn, tenant_id, org.match.organization_id)
     writer.save_sync_state(conn, {
@@ -418,7 +431,7 @@ def _record_unchanged(conn: Connection, ctx: SyncContext, extract: TenantHead, u
     match = OrgMatch(extract.tenant_id, extract.display_name, recorded["status"],
                      recorded["organization_id"], recorded["method"], "as recorded")
     return TenantOutcome(extract.tenant_id, extract.display_name, state["status"], match, state["users"],
-                         counts, unchanged=True)
+                         counts, unchanged=True, reports_concealed=extract.mailbox_state == "concealed")
 
 
 class _Held(NamedTuple):
@@ -431,9 +444,9 @@ class _Held(NamedTuple):
     reason: str
 
 
-def _write_contacts(conn: Connection, extract: TenantSnapshot, organization_id: int, plan: ContactPlan,
-                    now: datetime) -> ContactCounts:
-    counts = writer.apply_contacts(conn, organization_id, plan.writes, now)
+def _write_contacts(conn: Connection, run_id: str, extract: TenantSnapshot, organization_id: int,
+                    plan: ContactPlan, now: datetime) -> ContactCounts:
+    counts = writer.apply_contacts(conn, organization_id, plan.writes, now, run_id)
     for row in frames.rows(plan.matches[plan.matches["action"].isin(["ambiguous", "held"])], _Held):
         counts.held += 1
         contact_id = None if pd.isna(row.contact_id) else int(row.contact_id)
@@ -461,20 +474,45 @@ def _tenant_notes(extract: TenantSnapshot, matches: pd.DataFrame) -> list[LogEnt
     return entries
 
 
-def _tables(extract: TenantSnapshot, org: OrganizationPlan, plan: ContactPlan,
-            counts: ContactCounts) -> dict[str, pd.DataFrame]:
+def _tables(extract: TenantSnapshot, org: OrganizationPlan, plan: ContactPlan, differences: pd.DataFrame,
+            organizations: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The tenant's tables (tables.TENANT_TABLES). Where a table names a user or a contact by its
+    id, the person's name (and a user's UPN) stands beside it."""
+    return {"users": extract.users, "licenses": extract.licenses, "mailbox_usage": extract.mailboxes,
+            "organization_match": _organization_table(org, organizations),
+            "contact_matches": _with_contact_name(plan.matches, plan),
+            "duplicate_risk": _with_users(_with_contact_name(plan.risk, plan), plan, USER_NAMES),
+            # The store's open differences name their contact and user (UPN) themselves.
+            "differences": _with_users(differences, plan, ["display_name"])}
+
+
+def _organization_table(org: OrganizationPlan, organizations: pd.DataFrame) -> pd.DataFrame:
+    """The tenant's organization match on one row, with the organization's name."""
     match = org.match
+    names = organizations.loc[organizations["id"] == match.organization_id, "name"]
     suggestions = "; ".join(f"{r.rank}. {r.organization_name} (id {r.organization_id}, {r.score:.0f}: "
                             f"{r.reasons})" for r in org.suggestions.itertuples(index=False))
     organization = pd.DataFrame([{"tenant_id": match.tenant_id, "tenant_name": match.tenant_name,
                                   "status": match.status, "organization_id": match.organization_id,
+                                  "organization_name": names.iloc[0] if len(names) else None,
                                   "method": match.method, "reason": match.reason,
                                   "suggestions": suggestions or None}])
     organization["organization_id"] = organization["organization_id"].astype("Int64")
-    differences = pd.DataFrame(counts.differences, columns=DIFFERENCE_COLUMNS)
-    return {"users": extract.users, "licenses": extract.licenses, "mailbox_usage": extract.mailboxes,
-            "organization_match": organization, "contact_matches": plan.matches,
-            "duplicate_risk": plan.risk, "differences": differences}
+    return organization
+
+
+def _with_contact_name(frame: pd.DataFrame, plan: ContactPlan) -> pd.DataFrame:
+    """`frame` with its contact's name beside its id (empty for a contact the sync created)."""
+    return frame.assign(contact_name=frame["contact_id"].map(plan.contact_names).astype("string"))
+
+
+USER_NAMES = ["display_name", "user_principal_name"]
+
+
+def _with_users(frame: pd.DataFrame, plan: ContactPlan, columns: list[str]) -> pd.DataFrame:
+    """`frame` with these columns of its user (USER_NAMES) beside the user's id, from the plan's matches."""
+    users = plan.matches.drop_duplicates("user_id").set_index("user_id")
+    return frame.assign(**{c: frame["user_id"].map(users[c]).astype("string") for c in columns})
 
 
 def record_failure(engine: Engine, run_id: str, tenant_id: str, message: str, cause: FailureCause) -> None:

@@ -7,18 +7,23 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
+from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 from sqlalchemy import Engine, select
 
 from glue_pipeline.defs.definitions import build_defs
-from glue_pipeline.defs.partitions import tenant_keys
+from glue_pipeline.defs.partitions import TENANT_ASSET, TENANTS, tenant_keys
 from glue_pipeline.matching.organizations import normalize_name
-from glue_pipeline.runner import RunOutcome, execute, outcome_of
+from glue_pipeline.runner import RunOutcome, execute, outcome_of, partition_tenants
 from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.world import StoreOrganization, Tenant, World
+from glue_pipeline.settings import store_url_from_env
 from glue_pipeline.store import schema
+from glue_pipeline.store.engine import make_engine
+from glue_pipeline.store.partition_keys import partitions_of
 
+# When a row was written, and by which run (open_differences.run_id): no two stores share them.
 VOLATILE = {"created_at", "updated_at", "first_seen_at", "last_seen_at", "changed_at", "decided_at", "at",
-            "finished_at", "started_at"}
+            "finished_at", "started_at", "run_id"}
 BOOKKEEPING = {"sync_log", "sync_runs", "sync_results", "tenant_sync_state", "run_heartbeats"}
 
 
@@ -85,7 +90,8 @@ def sync_every_partition(instance: dg.DagsterInstance) -> RunOutcome:
     of every partition from the UI makes it (a sync of every tenant leaves those out)."""
     keys = list(tenant_keys(instance))
     tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
-    return outcome_of(instance, execute(instance, build_defs().resolve_job_def("sync_tenants"), tags=tags), keys)
+    return outcome_of(instance, execute(instance, build_defs().resolve_job_def("sync_tenants"), tags=tags),
+                      list(partition_tenants(keys).values()))
 
 
 def table_rows(engine: Engine, table: Any, *where: Any) -> list[dict[str, Any]]:
@@ -97,3 +103,22 @@ def table_rows(engine: Engine, table: Any, *where: Any) -> list[dict[str, Any]]:
 def granted_tenants(world: World) -> list[Tenant]:
     """The world's tenants whose consent is granted."""
     return [t for t in world.tenants if t.consent == "granted"]
+
+
+def partition_of(tenant_id: str) -> str:
+    """The tenant's partition key, from the store of GLUE_STORE_URL."""
+    engine = make_engine(store_url_from_env())
+    try:
+        return partitions_of(engine, [tenant_id])[tenant_id]
+    finally:
+        engine.dispose()
+
+
+def partition_states(instance: dg.DagsterInstance) -> tuple[set[str], set[str]]:
+    """The tenants (ids) whose tenant_contacts partition Dagster's partition status (what the UI
+    reads) shows as materialized, and as failed."""
+    value = get_and_update_asset_status_cache_value(instance, dg.AssetKey(TENANT_ASSET), TENANTS)
+    assert value is not None
+    materialized = value.deserialize_materialized_partition_subsets(TENANTS).get_partition_keys()
+    failed = value.deserialize_failed_partition_subsets(TENANTS).get_partition_keys()
+    return set(partition_tenants(list(materialized)).values()), set(partition_tenants(list(failed)).values())

@@ -69,6 +69,9 @@ def test_suggestion_accept_then_sync_writes_the_tenant(synced) -> None:  # type:
 
     accepted = runner.invoke(main, ["match", "accept", tenant.display_name, "--by", "ana"])
     assert accepted.exit_code == 0, accepted.output
+    assert accepted.output.startswith(f"{tenant.display_name}: matched to organization {RENAMED} (id "), \
+        "the command says in words what was decided"
+    assert f"run `glue-pipeline sync --tenant {tenant.id}`" in accepted.output
     row = _match_row(engine, tenant.id)
     assert (row["status"], row["method"], row["decided_by"]) == ("matched", "accepted", "ana")
 

@@ -4,14 +4,14 @@ that syncs tenants; a sync whose process was killed is failed by run monitoring 
 closed, and the next run proceeds.
 
 The UI is `dagster dev` on the project's workspace.yaml and dagster.yaml (webserver and daemon),
-driven through the webserver's GraphQL API, with the sandbox standing in for Microsoft."""
+driven through the webserver's GraphQL API (glue_pipeline_tests/ui.py), with the sandbox standing
+in for Microsoft."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +20,6 @@ from typing import Any
 
 import dagster as dg
 import pytest
-import requests
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._daemon.monitoring.run_monitoring import execute_run_monitoring_iteration
 from sqlalchemy import select
@@ -28,110 +27,18 @@ from sqlalchemy import select
 from glue_pipeline.defs.monitoring import close_ended_sync_runs
 from glue_pipeline.defs.partitions import TENANT_PARTITIONS, all_tenants_run_requests, range_keys
 from glue_pipeline.defs.resources import StoreResource
-from glue_pipeline.demo import sandbox_env
 from glue_pipeline.runner import get_instance, run_discovery, run_sync
 from glue_pipeline.sandbox.server import Sandbox
 from glue_pipeline.sandbox.world import World
-from glue_pipeline.settings import PROJECT_ROOT
 from glue_pipeline.store import heartbeats, schema
 from glue_pipeline.store.engine import make_engine
-from glue_pipeline.store.seed import seed_store
-
-DEADLINE_S = 240  # generous: a loaded machine still gets there; no test measures time
-IN_PROGRESS = {"STARTING", "STARTED"}
-DONE = {"SUCCESS", "FAILURE", "CANCELED"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(what: str, check: Any, deadline_s: float = DEADLINE_S, every_s: float = 0.5) -> Any:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out waiting for {what}")
+from glue_pipeline_tests.stores import partition_of
+from glue_pipeline_tests.ui import DEADLINE_S, DONE, IN_PROGRESS, project_env, start_ui, stop_ui, wait
 
 
 @pytest.fixture
-def ops_env(sandbox: Sandbox, small_world: World, tmp_path: Path,
-            monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The pipeline's environment with a project instance (dagster.yaml) under tmp_path, a seeded
-    SQLite store, and heartbeats every second."""
-    config = tmp_path / "glue.yaml"
-    config.write_text("sync: {}\n")
-    env = {**sandbox_env(sandbox, small_world),
-           "GLUE_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}",
-           "GLUE_DATA_DIR": str(tmp_path / "tables"), "GLUE_VAR_DIR": str(tmp_path / "var"),
-           "GLUE_CACHE_DIR": str(tmp_path / "cache"), "GLUE_CONFIG": str(config),
-           "GLUE_HEARTBEAT_SECONDS": "1", "DAGSTER_HOME": str(tmp_path / "dagster_home")}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
-    seed_store(make_engine(env["GLUE_STORE_URL"]), small_world.store)
-    return env
-
-
-class UI:
-    """`dagster dev` on the project's workspace: the webserver's GraphQL API, and the daemon."""
-
-    def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
-        self.url = f"http://127.0.0.1:{port}/graphql"
-        self.process = process
-
-    def query(self, text: str, **variables: Any) -> dict[str, Any]:
-        response = requests.post(self.url, json={"query": text, "variables": variables}, timeout=60)
-        response.raise_for_status()
-        body = response.json()
-        assert "errors" not in body, body["errors"]
-        return dict(body["data"])
-
-    def loaded(self) -> bool:
-        try:
-            data = self.query("{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
-                              "locationOrLoadError { __typename } } } } }")
-        except requests.RequestException:
-            return False
-        entries = data["workspaceOrError"]["locationEntries"]
-        return any(e["name"] == "glue_pipeline" and e["loadStatus"] == "LOADED"
-                   and e["locationOrLoadError"]["__typename"] == "RepositoryLocation" for e in entries)
-
-    def run(self, run_id: str) -> dict[str, Any]:
-        data = self.query("query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { runId status "
-                          "jobName parentRunId tags { key value } } } }", id=run_id)
-        return dict(data["runOrError"])
-
-    def finished(self, run_id: str) -> dict[str, Any]:
-        return dict(_wait(f"run {run_id} to finish", lambda: (r := self.run(run_id))["status"] in DONE and r))
-
-    def launch(self, job: str, tags: dict[str, str], assets: list[str] | None = None) -> str:
-        selector: dict[str, Any] = {"repositoryLocationName": "glue_pipeline", "repositoryName": "__repository__",
-                                    "jobName": job}
-        if assets:
-            selector["assetSelection"] = [{"path": [a]} for a in assets]
-        data = self.query(
-            "mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename "
-            "... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }",
-            params={"selector": selector, "mode": "default",
-                    "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]}})
-        result = data["launchRun"]
-        assert result["__typename"] == "LaunchRunSuccess", result
-        return str(result["run"]["runId"])
-
-    def reexecute(self, parent_run_id: str, strategy: str) -> str:
-        data = self.query(
-            "mutation($parent: String!, $strategy: ReexecutionStrategy!) { launchRunReexecution("
-            "reexecutionParams: {parentRunId: $parent, strategy: $strategy}) { __typename "
-            "... on LaunchRunSuccess { run { runId } } ... on PythonError { message stack } } }",
-            parent=parent_run_id, strategy=strategy)
-        result = data["launchRunReexecution"]
-        assert result["__typename"] == "LaunchRunSuccess", result
-        return str(result["run"]["runId"])
+def ops_env(sandbox: Sandbox, small_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    return project_env(sandbox, small_world, tmp_path, monkeypatch)
 
 
 def _result(store_url: str, run_id: str, tenant_id: str) -> str | None:
@@ -156,7 +63,7 @@ def test_a_failed_command_run_is_listed_under_its_job_and_re_executed_from_the_u
     assert not failed.success and _result(ops_env["GLUE_STORE_URL"], failed.run_id, tenant) == "failed"
     sandbox.faults.revoked.clear()
 
-    server = _start_ui(ops_env)
+    server = start_ui(ops_env)
     try:
         runs = server.query(
             'query { runsOrError(filter: {pipelineName: "sync_tenants", tags: [{key: ".dagster/repository", '
@@ -168,36 +75,11 @@ def test_a_failed_command_run_is_listed_under_its_job_and_re_executed_from_the_u
             child = server.finished(server.reexecute(failed.run_id, strategy))
             assert child["status"] == "SUCCESS", (strategy, child)
             assert child["parentRunId"] == failed.run_id and child["jobName"] == "sync_tenants"
-            assert {"key": "dagster/partition", "value": tenant} in child["tags"]
+            assert {"key": "dagster/partition", "value": partition_of(tenant)} in child["tags"]
             assert _result(ops_env["GLUE_STORE_URL"], child["runId"], tenant) == "synced", strategy
     finally:
-        _stop_ui(server)
+        stop_ui(server)
     instance.dispose()
-
-
-def _start_ui(ops_env: dict[str, str]) -> UI:
-    port = _free_port()
-    log = open(Path(ops_env["GLUE_VAR_DIR"]).parent / "dagster-dev.log", "wb")  # noqa: SIM115 (the process keeps it)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-         "-p", str(port)], cwd=PROJECT_ROOT, env={**os.environ, **ops_env}, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True)
-    server = UI(port, process)
-    try:
-        _wait("the webserver to load the code location", server.loaded)
-    except BaseException:
-        _stop_ui(server)
-        raise
-    return server
-
-
-def _stop_ui(server: UI) -> None:
-    os.killpg(server.process.pid, signal.SIGTERM)
-    try:
-        server.process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait()
 
 
 def test_at_most_two_syncs_run_at_once_and_the_overview_follows_partition_runs(
@@ -209,11 +91,12 @@ def test_at_most_two_syncs_run_at_once_and_the_overview_follows_partition_runs(
     assert run_discovery(instance).success
     tenants = _granted(small_world)[:3]
     sandbox.faults.latency_ms = 400  # each tenant's sync takes seconds: the runs overlap
-    server = _start_ui(ops_env)
+    server = start_ui(ops_env)
     try:
-        run_ids = [server.launch("sync_tenants", {"dagster/partition": tenants[0]}),
-                   server.launch("sync_tenants", {"dagster/partition": tenants[1]}),
-                   server.launch("__ASSET_JOB", {"dagster/partition": tenants[2]}, assets=["tenant_contacts"])]
+        keys = [partition_of(t) for t in tenants]
+        run_ids = [server.launch("sync_tenants", {"dagster/partition": keys[0]}),
+                   server.launch("sync_tenants", {"dagster/partition": keys[1]}),
+                   server.launch("__ASSET_JOB", {"dagster/partition": keys[2]}, assets=["tenant_contacts"])]
         most, waited = 0, False
         end = time.monotonic() + DEADLINE_S
         while time.monotonic() < end:
@@ -229,13 +112,13 @@ def test_at_most_two_syncs_run_at_once_and_the_overview_follows_partition_runs(
         assert waited, "a third sync run waited in the queue while two ran"
 
         asset_run = run_ids[2]
-        refresh = _wait("the overview after the partition run", lambda: [
+        refresh = wait("the overview after the partition run", lambda: [
             r for r in instance.get_runs(dg.RunsFilter(job_name="refresh_overview"))
             if r.tags.get("dagster/run_key") == asset_run])
         assert server.finished(refresh[0].run_id)["status"] in {"SUCCESS", "FAILURE"}
     finally:
         sandbox.faults.latency_ms = 0
-        _stop_ui(server)
+        stop_ui(server)
     instance.dispose()
 
 
@@ -251,7 +134,7 @@ def test_a_killed_sync_is_failed_by_run_monitoring_and_the_next_run_proceeds(
     process = subprocess.Popen([str(cli), "sync"], env={**os.environ}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
-        run_id = _wait("a sync run that beats and has begun its tenants", lambda: _syncing(engine), every_s=0.1)
+        run_id = wait("a sync run that beats and has begun its tenants", lambda: _syncing(engine), every_s=0.1)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
     finally:

@@ -6,6 +6,7 @@ terminal or a log line."""
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -33,8 +34,9 @@ from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import StoreOrganization, World
 from glue_pipeline.store import schema
 from glue_pipeline.store.engine import make_engine
+from glue_pipeline.store.partition_keys import partitions_of
 from glue_pipeline.store.seed import seed_store
-from glue_pipeline.tables import preview
+from glue_pipeline.tables import CELL_LIMIT, CELL_LIMITS, cell_text, preview
 
 HOSTILE_VALUES = [
     "a|b", "a\\|b", "x\r|forged|row", "x\n| forged | row |", "![](https://evil.example/p.png)",
@@ -117,7 +119,9 @@ class _RenderedTable(HTMLParser):
 def _inert_table(markdown: str, rows: int, columns: int | None = None) -> list[list[str]]:
     """Checks a markdown table of `rows` rows and `columns` columns (default: its header's), raw
     and rendered by a CommonMark + GFM renderer (raw HTML allowed, as in GFM); returns the
-    rendered rows' cells."""
+    rendered rows' cells. A table cut short says so under it, after a blank line."""
+    markdown, _, footer = markdown.partition("\n\n")
+    assert not footer or re.fullmatch(rf"showing {rows} of \d+ rows", footer), footer
     lines = markdown.split("\n")
     columns = columns or len(_cells(lines[0]))
     assert len(lines) == 2 + rows, markdown
@@ -175,8 +179,9 @@ def test_a_table_of_hostile_values_has_one_row_each_raw_and_rendered() -> None:
 def test_a_table_keeps_its_limit_says_empty_and_aligns_the_same_cells() -> None:
     frame = pd.DataFrame({"name": HOSTILE_VALUES, "n": range(len(HOSTILE_VALUES))})
     limited = markdown_table(frame, limit=3)
-    assert [_unescaped_text(_cells(line)[0]) for line in limited.split("\n")[2:]] == \
+    assert [_unescaped_text(_cells(line)[0]) for line in limited.split("\n")[2:5]] == \
            [terminal_text(v) for v in HOSTILE_VALUES[:3]]
+    assert limited.endswith(f"|\n\nshowing 3 of {len(HOSTILE_VALUES)} rows")
     assert markdown_table(frame.head(0)) == "(empty)" and preview(frame.head(0)) == "(empty)"
     aligned = markdown_table(frame, aligned=True)
     assert len({len(line) for line in aligned.split("\n")}) == 1, "every line as wide as the others"
@@ -190,7 +195,8 @@ def test_the_dagster_previews_escape_every_cell() -> None:
     for markdown, rows in ((preview(frame), 10), (table_metadata(frame, preview_rows=25)["preview"].value,
                                                   len(HOSTILE_VALUES))):
         rendered = _inert_table(markdown, rows, 1)
-        assert [r[0].strip() for r in rendered] == [_shown(v) for v in HOSTILE_VALUES[:rows]]
+        assert [r[0].strip() for r in rendered] == \
+               [cell_text(v, CELL_LIMITS["tenant_name"]).strip() for v in HOSTILE_VALUES[:rows]]
 
 
 def test_terminal_text_removes_every_control_character() -> None:
@@ -328,19 +334,23 @@ def test_hostile_names_forge_nothing_in_the_cli_the_previews_and_the_checks(host
               for e in _events(instance, hostile.overview_run, "ASSET_CHECK_EVALUATION")}
     waiting = checks["all_tenants_matched"]
     assert not waiting.passed
-    rows = _inert_table(waiting.metadata["rows"].value, waiting.metadata["count"].value, 5)
+    listed = int(re.search(r": (\d+)\. Fix: ", waiting.description or "")[1])  # the count the text gives
+    rows = _inert_table(waiting.metadata["rows"].value, listed, 5)
     hostile_row = next(r for r in rows if r[1] == tenant.id)
     assert hostile_row[0].strip() == _shown(tenant_name) and hostile_row[4].strip() == _shown(HOSTILE_NAME)
 
     # The tenant's previews: its organization match (with the suggestion) and its users.
     materializations = [e.event_specific_data.materialization
                         for e in _events(instance, hostile.sync_run, "ASSET_MATERIALIZATION")]
-    (materialization,) = [m for m in materializations if m.partition == tenant.id]
+    key = partitions_of(engine, [tenant.id])[tenant.id]
+    assert not set(key) & (CONTROLS | set("|[]<>,/\\")) and key.endswith(f"({tenant.id[:8]})"), key
+    (materialization,) = [m for m in materializations if m.partition == key]
     metadata = materialization.metadata
-    (match_row,) = _inert_table(metadata["organization_match"].value, 1, 7)
-    assert match_row[1].strip() == _shown(tenant_name) and _shown(HOSTILE_NAME) in match_row[6]
-    users = metadata["contact_matches rows"].value
-    _inert_table(metadata["contact_matches"].value, min(users, 10))
+    (match_row,) = _inert_table(metadata["organization_match"].value, 1, 8)
+    assert match_row[0].strip() == cell_text(tenant_name, CELL_LIMITS["tenant_name"]).strip()
+    assert match_row[4].strip() == cell_text(f"1. {HOSTILE_NAME}", CELL_LIMIT), "the suggestion, cut"
+    users, held = metadata["contact_matches rows"].value, metadata["held"].value
+    _inert_table(metadata["contact_matches"].value, min(users, max(10, min(held, 25))))
 
 
 def test_hostile_names_forge_nothing_in_status_doctor_and_the_doctor_report(hostile: Synced) -> None:

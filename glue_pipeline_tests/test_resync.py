@@ -13,7 +13,7 @@ from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
 from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
-from glue_pipeline_tests.stores import sync_every_partition
+from glue_pipeline_tests.stores import partition_of, partition_states, sync_every_partition
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def _latest_metadata(instance, tenant_id: str) -> dict:  # type: ignore[no-untyp
     import dagster as dg
 
     records = instance.fetch_materializations(dg.AssetRecordsFilter(
-        asset_key=dg.AssetKey("tenant_contacts"), asset_partitions=[tenant_id]), limit=1).records
+        asset_key=dg.AssetKey("tenant_contacts"), asset_partitions=[partition_of(tenant_id)]), limit=1).records
     assert records, f"tenant {tenant_id} was never materialized"
     return records[0].asset_materialization.metadata
 
@@ -137,7 +137,7 @@ def _latest_storage_id(instance, tenant_id: str) -> int:  # type: ignore[no-unty
     import dagster as dg
 
     records = instance.fetch_materializations(dg.AssetRecordsFilter(
-        asset_key=dg.AssetKey("tenant_contacts"), asset_partitions=[tenant_id]), limit=1).records
+        asset_key=dg.AssetKey("tenant_contacts"), asset_partitions=[partition_of(tenant_id)]), limit=1).records
     return records[0].storage_id
 
 
@@ -147,7 +147,6 @@ def test_an_unchanged_tenant_is_recorded_without_being_planned_again(first_sync,
     parked) unchanged tenants are materialized again, marked unchanged, so that only the failed
     tenant's partition shows as failed."""
     from glue_pipeline_tests.stores import canonical_store
-    from glue_pipeline_tests.test_sync_e2e import partition_status
 
     engine, instance = first_sync
     matched = _matched_tenants(engine)
@@ -168,13 +167,12 @@ def test_an_unchanged_tenant_is_recorded_without_being_planned_again(first_sync,
     again = _latest_metadata(instance, next(iter(matched)))
     assert again["unchanged since last sync"].value is True, "materialized again in a failing run"
     assert again["unchanged"].value == first["created"].value + first["updated"].value + first["unchanged"].value
-    materialized, failed = partition_status(instance, "tenant_contacts")
+    materialized, failed = partition_states(instance)
     assert failed == {_revoked(small_world)} and matched <= materialized
 
 
 def test_in_a_succeeding_run_an_unchanged_tenant_keeps_its_last_materialization(
         first_sync, sandbox: Sandbox, small_world: World) -> None:
-    from glue_pipeline_tests.test_sync_e2e import partition_status
 
     engine, instance = first_sync
     matched = _matched_tenants(engine)
@@ -186,7 +184,7 @@ def test_in_a_succeeding_run_an_unchanged_tenant_keeps_its_last_materialization(
     assert _actions(engine, [runs[0].run_id], "tenant_unchanged") == matched
     assert {t: _latest_storage_id(instance, t) for t in matched} == before, "not materialized again"
     assert _latest_metadata(instance, revoked)["unchanged since last sync"].value is False
-    materialized, failed = partition_status(instance, "tenant_contacts")
+    materialized, failed = partition_states(instance)
     assert failed == set() and matched | {revoked} <= materialized
 
 

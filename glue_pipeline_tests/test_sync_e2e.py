@@ -7,17 +7,15 @@ from collections.abc import Iterator
 
 import dagster as dg
 import pytest
-from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 from sqlalchemy import Engine, select
 
-from glue_pipeline.defs.partitions import TENANTS
 from glue_pipeline.report import summarize
 from glue_pipeline.runner import get_instance, run_discovery, run_sync
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
 from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
-from glue_pipeline_tests.stores import BOOKKEEPING
+from glue_pipeline_tests.stores import BOOKKEEPING, partition_states
 
 # Tables and columns that describe the documentation itself (not when the sync last looked).
 VOLATILE_COLUMNS = {"last_seen_at", "first_seen_at", "updated_at", "created_at"}
@@ -38,14 +36,6 @@ def full_sync(instance: dg.DagsterInstance) -> list:
     result = run_discovery(instance)
     assert result.success, result.error
     return run_sync(instance)
-
-
-def partition_status(instance: dg.DagsterInstance, asset: str) -> tuple[set[str], set[str]]:
-    value = get_and_update_asset_status_cache_value(instance, dg.AssetKey(asset), TENANTS)
-    assert value is not None
-    materialized = set(value.deserialize_materialized_partition_subsets(TENANTS).get_partition_keys())
-    failed = set(value.deserialize_failed_partition_subsets(TENANTS).get_partition_keys())
-    return materialized, failed
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -106,7 +96,7 @@ def test_full_sync_writes_contacts_and_a_rerun_changes_nothing(
     assert revoked.isdisjoint(links), "nothing is written for the failed tenant"
     assert {t for t, s in matched.items() if s == "matched"} == set(links)
 
-    materialized, failed = partition_status(instance, "tenant_contacts")
+    materialized, failed = partition_states(instance)
     assert failed == revoked
     assert materialized == {t.id for t in small_world.tenants} - revoked
 
@@ -128,7 +118,7 @@ def test_one_tenant_rerun_alone(glue_env: dict, small_world: World, instance: dg
     assert [r.success for r in runs] == [True]
     summary = summarize(engine, [runs[0].run_id])
     assert summary.tenants == 1
-    materialized, failed = partition_status(instance, "tenant_contacts")
+    materialized, failed = partition_states(instance)
     assert materialized == {tenant.id} and not failed
 
 
@@ -163,5 +153,6 @@ def test_a_table_preview_is_a_markdown_table_of_the_first_rows_with_cells_escape
     frame = pd.DataFrame({"user": [f"user {i}" for i in range(25)], "reason": ["a | b\nc"] * 25})
     lines = preview(frame).splitlines()
     assert lines[:2] == ["| user | reason |", "|---|---|"]
-    assert len(lines) == 2 + 10 and lines[2] == "| user 0 | a \\| b c |"
+    assert len(lines) == 2 + 10 + 2 and lines[2] == "| user 0 | a \\| b c |"
+    assert lines[-2:] == ["", "showing 10 of 25 rows"]
     assert preview(frame.head(0)) == "(empty)"

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 import dagster as dg
 import pytest
 from click.testing import CliRunner, Result
-from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 from markdown_it import MarkdownIt
 from sqlalchemy import Engine, insert, select, update
 
@@ -23,7 +22,6 @@ from glue_pipeline.cli import main
 from glue_pipeline.decisions import apply_decision
 from glue_pipeline.defs.definitions import build_defs
 from glue_pipeline.defs.overview import run_tenants
-from glue_pipeline.defs.partitions import TENANTS
 from glue_pipeline.render import markdown_cell
 from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
 from glue_pipeline.sandbox.server import Sandbox
@@ -35,7 +33,7 @@ from glue_pipeline.store.rows import as_utc
 from glue_pipeline.store.runs import finish_run, start_run
 from glue_pipeline.store.status import RECENT_RUNS, STATES, live_sync_runs, tenant_statuses
 from glue_pipeline.store.writer import utcnow
-from glue_pipeline_tests.stores import sync_every_partition
+from glue_pipeline_tests.stores import partition_of, partition_states, sync_every_partition
 
 RENAMED = "Fabrikam Proprietary Limited"  # so the Fabrikam tenant is only suggested: Unmatched
 COLUMNS = ["tenant", "tenant_id", "organization", "status", "last_synced", "users", "created", "updated", "detail"]
@@ -270,7 +268,7 @@ def test_syncing_while_a_run_with_a_fresh_heartbeat_has_not_finished_the_tenant(
                      .values(run_id="moved-away"))  # as if it had not finished the tenant yet
     start_run(engine, one.run_id, 1)
     _beat(engine, one.run_id)
-    assert run_tenants(synced.instance, [one.run_id, synced.run_id, "not-a-run"]) == {
+    assert run_tenants(synced.instance, engine, [one.run_id, synced.run_id, "not-a-run"]) == {
         one.run_id: {trey}, synced.run_id: everyone}
     items = _json()
     assert {t for t, i in items.items() if i["status"] == "syncing"} == {trey}
@@ -324,8 +322,8 @@ def test_failed_and_tenant_filters(synced: Synced) -> None:
 def _partition_observations(instance: dg.DagsterInstance, tenant_id: str) -> list[dg.AssetObservation]:
     """The observations on the tenant's partition of tenant_contacts, oldest first."""
     records = instance.fetch_observations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("tenant_contacts"), asset_partitions=[tenant_id]), limit=50,
-        ascending=True).records
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("tenant_contacts"), asset_partitions=[partition_of(tenant_id)]),
+        limit=50, ascending=True).records
     return [r.event_log_entry.asset_observation for r in records if r.event_log_entry.asset_observation]
 
 
@@ -355,10 +353,8 @@ def test_a_paused_tenant_is_not_synced_until_resumed(synced: Synced) -> None:
     logs = [e.message for e in synced.instance.all_logs(every) if e.message]
     assert any(f"1 paused tenant(s) not synced: Adatum ({adatum})" in m for m in logs)
     assert _linked_contacts(engine, adatum) == before
-    status = get_and_update_asset_status_cache_value(synced.instance, dg.AssetKey("tenant_contacts"), TENANTS)
-    assert status is not None
-    assert adatum not in status.deserialize_failed_partition_subsets(TENANTS).get_partition_keys()
-    assert adatum in status.deserialize_materialized_partition_subsets(TENANTS).get_partition_keys()
+    materialized, failed = partition_states(synced.instance)
+    assert adatum in materialized and adatum not in failed
     refused = _invoke("sync", "--tenant", adatum)
     assert refused.exit_code != 0
     assert f"tenant Adatum ({adatum}) is paused by " in refused.output

@@ -8,11 +8,12 @@ from dagster._core.storage.tags import PARENT_RUN_ID_TAG
 from glue_pipeline.defs.discovery import discover_job
 from glue_pipeline.defs.monitoring import close_ended_sync_runs
 from glue_pipeline.defs.overview import overview_job
-from glue_pipeline.defs.partitions import all_tenants_run_requests
+from glue_pipeline.defs.partitions import TENANT_ASSET, all_tenants_run_requests
 from glue_pipeline.defs.resources import StoreResource
-from glue_pipeline.defs.tenants import TENANT_ASSET, sync_job
+from glue_pipeline.defs.tenants import sync_job
 from glue_pipeline.render import terminal_text
 from glue_pipeline.store.parked import left_out_of_full_syncs
+from glue_pipeline.store.partition_keys import partitions_of
 
 TENANT_KEY = dg.AssetKey(TENANT_ASSET)
 
@@ -44,7 +45,8 @@ def sync_after_discovery(context: dg.RunStatusSensorContext,
     if left_out:
         context.log.info(terminal_text(f"{len(left_out)} tenants left out: " + ", ".join(
             f"{tenant_id} {why}" for tenant_id, why in sorted(left_out.items()))))
-    return all_tenants_run_requests(context.instance, left_out, run_key=context.dagster_run.run_id)
+    return all_tenants_run_requests(context.instance, set(partitions_of(store.engine, left_out).values()),
+                                    run_key=context.dagster_run.run_id)
 
 
 def syncs_tenants(run: dg.DagsterRun) -> bool:

@@ -1,14 +1,14 @@
 """The match_decision job: an analyst's decision recorded from the Launchpad, as
-`glue-pipeline match ...` records it."""
+`glue-pipeline match ...` records it, said in words in the run's log. The review_matches job
+(review.py) records a tenant's decisions without typing its name or ids."""
 
 from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
-from glue_pipeline.decisions import apply_decision
+from glue_pipeline.decisions import apply_decision, decision_text
 from glue_pipeline.defs.resources import StoreResource
-from glue_pipeline.render import terminal_text
 
 
 class DecisionConfig(dg.Config):
@@ -30,7 +30,8 @@ def record_decision(context: dg.OpExecutionContext, config: DecisionConfig, stor
     result = apply_decision(store.engine, config.action, config.tenant,
                             config.organization, config.rank, config.user_id, config.contact_id,
                             config.force, config.decided_by)
-    context.log.info(terminal_text(f"recorded {config.action}: {result}"))
+    context.log.info(decision_text(config.action, result, f"launch sync_tenants for the tenant's partition, or run "
+                                                          f"`glue-pipeline sync --tenant {result['tenant_id']}`"))
 
 
 @dg.job(description="Record a match decision (launch it from the Launchpad with run config).")

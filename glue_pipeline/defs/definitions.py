@@ -28,6 +28,7 @@ from glue_pipeline.defs.overview import (
     tenant_status,
 )
 from glue_pipeline.defs.resources import glue_resources
+from glue_pipeline.defs.review import review_matches, sync_after_review
 from glue_pipeline.defs.tenant_control import tenant_pause
 from glue_pipeline.defs.tenants import sync_job, tenant_sync
 
@@ -38,8 +39,8 @@ def build_defs(resources: Mapping[str, Any] | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[customer_tenants, tenant_sync, organization_matches, contacts_needing_review, tenant_status],
         asset_checks=[no_parked_tenants],
-        jobs=[discover_job, sync_job, overview_job, match_decision, doctor, tenant_pause],
+        jobs=[discover_job, sync_job, overview_job, match_decision, review_matches, doctor, tenant_pause],
         schedules=[hourly_schedule],
-        sensors=SENSORS,
+        sensors=[*SENSORS, sync_after_review],
         resources=glue_resources() if resources is None else resources,
     )

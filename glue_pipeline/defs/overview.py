@@ -1,24 +1,31 @@
 """Tables across all tenants, with their asset checks, and the refresh_overview job.
 
 Each check is evaluated on the frame its asset materializes, in the same step: it describes
-exactly the rows the UI shows, and costs no read of the store of its own.
+exactly the rows the UI shows, and costs no read of the store of its own. reports_not_concealed
+is also a check of each tenant's partition of tenant_contacts, evaluated by the sync (tenants.py).
 """
 
-from collections.abc import Collection, Iterator, Sequence
+import warnings
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData as TargetMaterialization,
+)
 
 from glue_pipeline.defs.metadata import table_metadata
-from glue_pipeline.defs.partitions import tenant_keys
+from glue_pipeline.defs.partitions import TENANT_ASSET, TENANTS, tenant_keys
 from glue_pipeline.defs.resources import StoreResource
 from glue_pipeline.extract import CONCEALED_FIX
 from glue_pipeline.graph.errors import CAUSE_FIXES
 from glue_pipeline.matching.organizations import OPEN_STATUSES
 from glue_pipeline.overview import duplicate_emails, held_overview, organization_overview
 from glue_pipeline.render import markdown_cell, markdown_table
+from glue_pipeline.store.engine import Engine
 from glue_pipeline.store.parked import parked_tenants
+from glue_pipeline.store.partition_keys import tenants_by_partition
 from glue_pipeline.store.status import STATES, TenantState, status_frame, tenant_statuses
 
 OVERVIEW_GROUP = "overview"
@@ -30,50 +37,78 @@ HELD_USER_COLUMNS = ["tenant_name", "user_principal_name", "user_id", "reason"]
 
 @dataclass(frozen=True)
 class Check:
-    """An asset check that passes when no row is at fault; otherwise it lists those rows."""
+    """An asset check that passes when no row is at fault; otherwise its text gives the count of
+    those rows and the fix (the Dagster job and the command to run), and its metadata lists them."""
 
     name: str
     asset: str
     severity: dg.AssetCheckSeverity
-    at_fault: str  # what the failing rows are, after their count
+    holds: str  # what holds while it passes, as a sentence
+    at_fault: str  # what the failing rows are, before their count
+    fix: str  # what to do when it fails: the UI job and the command line
     columns: list[str]
-    description: str | None = None
+
+    @property
+    def description(self) -> str:
+        return f"{self.holds} If it fails: {self.fix}."
 
     @property
     def spec(self) -> dg.AssetCheckSpec:
         return dg.AssetCheckSpec(self.name, asset=self.asset, description=self.description)
 
-    def result(self, failing: pd.DataFrame) -> dg.AssetCheckResult:
+    def result(self, failing: pd.DataFrame, detail: str = "") -> dg.AssetCheckResult:
+        """Its result on the rows at fault; `detail` (markdown, made inert) follows the fix."""
         return dg.AssetCheckResult(
             check_name=self.name, asset_key=self.asset, passed=failing.empty, severity=self.severity,
-            description=f"{len(failing)} {self.at_fault}" if len(failing) else None,
-            metadata={"count": len(failing), "rows": dg.MetadataValue.md(
+            description=f"{self.at_fault}: {len(failing)}. Fix: {self.fix}.{detail}" if len(failing) else None,
+            metadata={"rows": dg.MetadataValue.md(
                 markdown_table(failing[self.columns], limit=50) if len(failing) else "(none)")})
 
 
+# Each fix names the Dagster job (launched from the Launchpad) and the command that do it.
+DECIDE_OPEN = ("decide each in the review_matches job (Launchpad), or list them with glue-pipeline match list "
+               "--open and decide with glue-pipeline match accept, set, create-org or ignore")
+DECIDE_HELD = ("link each user to its contact or approve a new contact: in the review_matches job (Launchpad), "
+               "or list them with glue-pipeline match held and decide with glue-pipeline match link TENANT "
+               "USER_ID CONTACT_ID or glue-pipeline match approve TENANT USER_ID")
+REVEAL_REPORTS = (f"{CONCEALED_FIX}; glue-pipeline doctor (or the doctor job) then shows whether names are still "
+                  "concealed, and the sync (the sync_tenants job, glue-pipeline sync) joins the next day's report")
+
 NO_CONFLICTING_TENANTS = Check(
     "no_conflicting_tenants", ORGANIZATION_MATCHES, dg.AssetCheckSeverity.ERROR,
-    "tenants share an organization with another tenant without an analyst's decision", OPEN_TENANT_COLUMNS,
-    "No two tenants share an organization by rule (exact name): only an analyst's decision may put two on one.")
+    "No two tenants are matched to one organization by rule (exact name): only an analyst's decision may put two "
+    "tenants on one organization.",
+    "Tenants matched by rule to an organization another tenant has",
+    "record a decision for each, keeping its organization (a customer with two tenants) or giving it another: the "
+    "match_decision job (Launchpad; action match or ignore) or glue-pipeline match set TENANT ORGANIZATION",
+    OPEN_TENANT_COLUMNS)
 ALL_TENANTS_MATCHED = Check(
     "all_tenants_matched", ORGANIZATION_MATCHES, dg.AssetCheckSeverity.WARN,
-    "tenants wait for a match decision (`glue-pipeline match list`)", OPEN_TENANT_COLUMNS,
-    "Every tenant is matched or ignored.")
+    "Every tenant is matched to an organization or ignored: the users of a suggested, conflicting or unmatched "
+    "tenant are not written.",
+    "Tenants waiting for a match decision", DECIDE_OPEN, OPEN_TENANT_COLUMNS)
 REPORTS_NOT_CONCEALED = Check(
     "reports_not_concealed", ORGANIZATION_MATCHES, dg.AssetCheckSeverity.WARN,
-    "tenants conceal report names, so mailbox usage is not joined: " + CONCEALED_FIX, ["tenant_name", "tenant_id"],
-    "No tenant conceals user names in its reports.")
+    "No tenant conceals user names in its Microsoft 365 reports: a concealed report's mailbox usage cannot be "
+    "joined to users.",
+    "Tenants concealing user names in their reports", REVEAL_REPORTS, ["tenant_name", "tenant_id"])
 NO_AMBIGUOUS_CONTACTS = Check(
     "no_ambiguous_contacts", CONTACTS_NEEDING_REVIEW, dg.AssetCheckSeverity.WARN,
-    "users match more than one contact, or share one: link each (`glue-pipeline match held`)", HELD_USER_COLUMNS)
+    "No user is held for matching several contacts, for sharing a contact with another user, or for matching a "
+    "contact linked to another tenant's user: such a user is written to no contact.",
+    "Users held as ambiguous", DECIDE_HELD, HELD_USER_COLUMNS)
 NO_LIKELY_DUPLICATES_HELD = Check(
     "no_likely_duplicates_held", CONTACTS_NEEDING_REVIEW, dg.AssetCheckSeverity.WARN,
-    "users are held as likely duplicates: link them or approve the create", HELD_USER_COLUMNS)
+    "No user is held as a likely duplicate of a contact (sync option duplicate_policy: hold): such a user is not "
+    "created.",
+    "Users held as likely duplicates", DECIDE_HELD, HELD_USER_COLUMNS)
 NO_DUPLICATE_EMAILS = Check(
     "no_duplicate_emails_in_an_organization", CONTACTS_NEEDING_REVIEW, dg.AssetCheckSeverity.ERROR,
-    "emails belong to two contacts of one organization", ["organization_id", "email", "contacts"],
-    "No email belongs to two contacts of one organization.")
-
+    "No email belongs to two contacts of one organization: a user with such an email matches both and is held.",
+    "Emails on two or more contacts of one organization",
+    "remove the email from all but one of the contacts in the documentation store; until then link the user who "
+    "has it in the review_matches job (Launchpad) or with glue-pipeline match link TENANT USER_ID CONTACT_ID",
+    ["organization_id", "email", "contacts"])
 MATCH_CHECKS = [NO_CONFLICTING_TENANTS, ALL_TENANTS_MATCHED, REPORTS_NOT_CONCEALED]
 HELD_CHECKS = [NO_AMBIGUOUS_CONTACTS, NO_LIKELY_DUPLICATES_HELD, NO_DUPLICATE_EMAILS]
 
@@ -104,6 +139,50 @@ def contacts_needing_review(store: StoreResource) -> MaterializationAndChecks:
     yield NO_DUPLICATE_EMAILS.result(duplicate_emails(store.engine))
 
 
+# The same check per tenant, on the tenant's own partition of tenant_contacts: each sync evaluates
+# it for the tenants it finished (defs/tenants.py). Checks on partitions are a preview feature of
+# Dagster 1.13 (pinned): its warning would reach every command's terminal.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.PreviewWarning)
+    TENANT_REPORTS_CHECK = dg.AssetCheckSpec(
+        REPORTS_NOT_CONCEALED.name, asset=TENANT_ASSET, partitions_def=TENANTS,
+        description="This tenant's Microsoft 365 reports show user names, so its mailbox usage is joined to its "
+                    f"users; each sync of the tenant evaluates it. If it fails: {REVEAL_REPORTS}.")
+
+
+def tenant_report_checks(context: dg.AssetExecutionContext,
+                         concealed: Mapping[str, bool]) -> Iterator[dg.AssetCheckEvaluation | dg.Output[None]]:
+    """TENANT_REPORTS_CHECK on each partition of `concealed` (partition key -> whether the tenant's
+    reports conceal user names). An AssetCheckResult has no partition of its own: Dagster gives it
+    the run's partition, and none in a run over a range of partitions, so the evaluations are built
+    here, each with its partition and the partition's latest materialization (the UI shows a
+    partition's result only while it refers to that one). Call it after the run's materializations."""
+    latest = _latest_materializations(context.instance, TENANT_REPORTS_CHECK.asset_key, list(concealed))
+    for partition, hidden in concealed.items():
+        yield dg.AssetCheckEvaluation(
+            asset_key=TENANT_REPORTS_CHECK.asset_key, check_name=TENANT_REPORTS_CHECK.name, passed=not hidden,
+            partition=partition, target_materialization_data=latest.get(partition),
+            severity=dg.AssetCheckSeverity.WARN, blocking=False,
+            description=f"This tenant conceals user names in its reports. Fix: {REVEAL_REPORTS}." if hidden else None)
+    # An evaluation yielded as such is not the check's output, which the step must still yield.
+    yield dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(TENANT_REPORTS_CHECK.key))
+
+
+def _latest_materializations(instance: dg.DagsterInstance, asset: dg.AssetKey,
+                             partitions: list[str]) -> dict[str, TargetMaterialization]:
+    """Each partition's latest materialization, in two reads of the event log."""
+    if not partitions:  # no partitions is all of them to the event log
+        return {}
+    storage_ids = instance.event_log_storage.get_latest_storage_id_by_partition(
+        asset, dg.DagsterEventType.ASSET_MATERIALIZATION, set(partitions))
+    if not storage_ids:
+        return {}
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=asset, storage_ids=list(storage_ids.values())), limit=len(storage_ids)).records
+    return {r.partition_key: TargetMaterialization(storage_id=r.storage_id, run_id=r.run_id, timestamp=r.timestamp)
+            for r in records if r.partition_key is not None}
+
+
 # The tenant_status preview lists what needs someone first.
 ATTENTION: list[TenantState] = ["error", "syncing", "unmatched", "held", "paused", "new", "ok"]
 assert sorted(ATTENTION) == sorted(STATES)
@@ -111,9 +190,18 @@ PARTITION_TAG = "dagster/partition"
 RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
-def run_tenants(instance: dg.DagsterInstance, run_ids: Sequence[str]) -> dict[str, Collection[str] | None]:
-    """The tenants each of these Dagster runs covers: its partition, or its partition range over
-    the tenants in discovery order (a run not in the instance, or without either tag, is left out)."""
+def run_tenants(instance: dg.DagsterInstance, engine: Engine,
+                run_ids: Sequence[str]) -> dict[str, Collection[str] | None]:
+    """The tenants (ids) each of these Dagster runs covers: its partition, or its partition range
+    over the tenants in discovery order (a run not in the instance, or without either tag, is left out)."""
+    covered = run_partitions(instance, run_ids)
+    tenant_of = tenants_by_partition(engine, {key for keys in covered.values() for key in keys or ()})
+    return {run_id: None if keys is None else {tenant_of[k] for k in keys if k in tenant_of}
+            for run_id, keys in covered.items()}
+
+
+def run_partitions(instance: dg.DagsterInstance, run_ids: Sequence[str]) -> dict[str, Collection[str] | None]:
+    """The partitions each of these Dagster runs covers (see run_tenants)."""
     covered: dict[str, Collection[str] | None] = {}
     keys: list[str] | None = None
     for run_id in run_ids:
@@ -139,7 +227,8 @@ def run_tenants(instance: dg.DagsterInstance, run_ids: Sequence[str]) -> dict[st
                       "contacts its last sync created and updated. The preview lists tenants that need someone "
                       "first; the metadata counts tenants per state.")
 def tenant_status(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult[None]:
-    rows = tenant_statuses(store.engine, run_tenants=lambda run_ids: run_tenants(context.instance, run_ids))
+    rows = tenant_statuses(store.engine,
+                           run_tenants=lambda run_ids: run_tenants(context.instance, store.engine, run_ids))
     rows.sort(key=lambda r: ATTENTION.index(r.status))  # stable: by name within a state
     frame = status_frame(rows)
     counts = {state: sum(r.status == state for r in rows) for state in STATES}
@@ -154,25 +243,24 @@ overview_job = dg.define_asset_job("refresh_overview", selection=dg.AssetSelecti
 # A check of its own (not of the asset's frame): it reads the tenants' last results from the store.
 PARKED_COLUMNS = ["tenant_name", "tenant_id", "cause", "fix", "since", "failed_runs"]
 PARKED_LISTED = 20  # tenants named in the check's description; its rows list up to 50
+NO_PARKED_TENANTS = Check(
+    "no_parked_tenants", ORGANIZATION_MATCHES, dg.AssetCheckSeverity.ERROR,
+    "No tenant's last sync failed for a permanent cause (consent revoked or the app missing from the tenant, the "
+    "tenant gone, an application permission missing). Such a tenant is parked: the hourly sync leaves it out, so "
+    "this check lists it, with its cause, fix and since when, until it syncs again.",
+    "Tenants failing for a permanent cause",
+    "fix each tenant's cause as listed, then sync it: the sync_tenants job on its partition (Launchpad) or "
+    "glue-pipeline sync --tenant ID; to stop syncing a tenant, pause it: the tenant_pause job or glue-pipeline "
+    "tenant pause TENANT", PARKED_COLUMNS)
 
 
-@dg.asset_check(
-    asset=ORGANIZATION_MATCHES, name="no_parked_tenants",
-    description="No tenant's last sync failed for a permanent cause: consent revoked or the app missing from "
-                "the tenant, the tenant gone, or an application permission missing. Such a tenant stays failed "
-                "until someone acts in the customer tenant; after the run that first meets its cause, runs in "
-                "which it is the only failure succeed with a warning (it is parked), so this check is where it "
-                "stays visible: each tenant with its cause, the fix and since when, until it syncs again.")
+@dg.asset_check(asset=ORGANIZATION_MATCHES, name=NO_PARKED_TENANTS.name, description=NO_PARKED_TENANTS.description)
 def no_parked_tenants(store: StoreResource) -> dg.AssetCheckResult:
     parked = parked_tenants(store.engine)
     frame = pd.DataFrame([{"tenant_name": p.display_name or p.tenant_id, "tenant_id": p.tenant_id, "cause": p.cause,
                            "fix": CAUSE_FIXES[p.cause], "since": f"{p.since:%Y-%m-%d %H:%M} UTC",
                            "failed_runs": p.failed_runs} for p in parked], columns=PARKED_COLUMNS)
-    listed = "; ".join(markdown_cell(f"{r.tenant_name} ({r.tenant_id}): {r.cause} since {r.since}. Fix: {r.fix}")
+    listed = "; ".join(markdown_cell(f"{r.tenant_name} ({r.tenant_id}): {r.cause} since {r.since}, fix: {r.fix}")
                        for r in frame.head(PARKED_LISTED).itertuples(index=False))
     more = f"; and {len(frame) - PARKED_LISTED} more" if len(frame) > PARKED_LISTED else ""
-    return dg.AssetCheckResult(
-        passed=frame.empty, severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{len(frame)} tenants fail for a permanent cause: {listed}{more}" if len(frame) else None,
-        metadata={"count": len(frame),
-                  "rows": dg.MetadataValue.md(markdown_table(frame, limit=50) if len(frame) else "(none)")})
+    return NO_PARKED_TENANTS.result(frame, detail=f" {listed}{more}.")

@@ -1,11 +1,16 @@
-"""The `tenants` dynamic partitions (one a customer tenant), one run over all of them, and the
-concurrency pool of the runs that sync them."""
+"""The `tenants` dynamic partitions (one a customer tenant, keyed by its name and a short id:
+store/partition_keys.py), one run over all of them, and the concurrency pool of the runs that
+sync them."""
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import dagster as dg
+from dagster._core.event_api import AssetRecordsFilter, EventLogRecord
+from dagster._core.events import AssetObservationData, StepMaterializationData
+from dagster._core.events.log import EventLogEntry
 
 TENANT_PARTITIONS = "tenants"
+TENANT_ASSET = "tenant_contacts"  # the asset partitioned by tenant (defs/tenants.py)
 TENANTS = dg.DynamicPartitionsDefinition(name=TENANT_PARTITIONS)
 
 # The concurrency pool of every run that syncs tenants, whatever launched it: the instance limits
@@ -59,3 +64,60 @@ def range_keys(instance: dg.DagsterInstance, request: dg.RunRequest) -> list[str
     keys = list(tenant_keys(instance))
     start = keys.index(request.tags["dagster/asset_partition_range_start"])
     return keys[start:keys.index(request.tags["dagster/asset_partition_range_end"]) + 1]
+
+
+def keep_partitions_in_step(instance: dg.DagsterInstance, keys: Mapping[str, str], listed: Sequence[str]) -> int:
+    """Add a partition for each tenant `listed` (in that order) that has none; a tenant whose
+    partition is still keyed by its tenant id (an instance from before partition keys) has it
+    moved to its key first, in the order the partitions had. Returns the partitions added."""
+    existing = list(tenant_keys(instance))
+    by_id = [tenant_id for tenant_id in existing if tenant_id in keys and keys[tenant_id] != tenant_id]
+    wanted = [keys[t] for t in by_id] + [keys[t] for t in listed if t in keys]
+    new = list(dict.fromkeys(k for k in wanted if k not in set(existing)))
+    if new:
+        instance.add_dynamic_partitions(TENANT_PARTITIONS, new)
+    for tenant_id in by_id:
+        move_partition_history(instance, tenant_id, keys[tenant_id])
+        instance.delete_dynamic_partition(TENANT_PARTITIONS, tenant_id)
+    return len(new) - len(by_id)
+
+
+HISTORY_PAGE = 1000
+
+
+def move_partition_history(instance: dg.DagsterInstance, old: str, new: str) -> int:
+    """Copy the materializations and observations of the tenants asset's partition `old` to
+    partition `new`, each with its run and time, so that the partition `new` shows the history
+    (its latest materialization, its tables). Returns the events copied."""
+    copied = 0
+    for fetch in (instance.fetch_materializations, instance.fetch_observations):
+        cursor = None
+        while True:
+            page = fetch(AssetRecordsFilter(asset_key=dg.AssetKey(TENANT_ASSET), asset_partitions=[old]),
+                         limit=HISTORY_PAGE, cursor=cursor, ascending=True)
+            for record in page.records:
+                instance.store_event(_repartitioned(record, new))
+                copied += 1
+            if not page.has_more:
+                break
+            cursor = page.cursor
+    return copied
+
+
+def _repartitioned(record: EventLogRecord, partition: str) -> EventLogEntry:
+    """The record's event (a materialization or an observation) on `partition` instead."""
+    entry = record.event_log_entry
+    event = entry.get_dagster_event()
+    data: StepMaterializationData | AssetObservationData
+    if event.is_step_materialization:
+        done = event.step_materialization_data
+        old = done.materialization
+        data = StepMaterializationData(dg.AssetMaterialization(
+            asset_key=old.asset_key, description=old.description, metadata=old.metadata, partition=partition,
+            tags=old.tags), done.asset_lineage)
+    else:
+        seen = event.asset_observation_data.asset_observation
+        data = AssetObservationData(dg.AssetObservation(
+            asset_key=seen.asset_key, description=seen.description, metadata=seen.metadata, partition=partition,
+            tags=seen.tags))
+    return entry._replace(dagster_event=event._replace(event_specific_data=data))

@@ -4,14 +4,15 @@
 import dagster as dg
 from pydantic import Field
 
-from glue_pipeline.defs.partitions import tenant_keys
+from glue_pipeline.defs.partitions import TENANT_ASSET, tenant_keys
 from glue_pipeline.defs.resources import StoreResource
-from glue_pipeline.defs.tenants import TENANT_ASSET
 from glue_pipeline.render import markdown_cell, terminal_text
+from glue_pipeline.store.engine import Engine
+from glue_pipeline.store.partition_keys import partitions_of
 from glue_pipeline.store.tenant_control import PauseChange, TenantRefError, set_paused
 
 
-def pause_observation(change: PauseChange) -> dg.AssetObservation:
+def pause_observation(change: PauseChange, partition: str) -> dg.AssetObservation:
     """What the tenant's partition page shows of a pause or a resume."""
     name = markdown_cell(change.name or change.tenant_id)
     pause = change.pause
@@ -22,14 +23,21 @@ def pause_observation(change: PauseChange) -> dg.AssetObservation:
         metadata |= {"paused_by": pause.paused_by or "", "reason": pause.reason or ""}
     else:
         description = f"{name}: resumed; the next sync includes it again."
-    return dg.AssetObservation(asset_key=TENANT_ASSET, partition=change.tenant_id, description=description,
+    return dg.AssetObservation(asset_key=TENANT_ASSET, partition=partition, description=description,
                                metadata=metadata)
 
 
-def record_pause(instance: dg.DagsterInstance, change: PauseChange) -> None:
+def _partition(instance: dg.DagsterInstance, engine: Engine, change: PauseChange) -> str | None:
+    """The partition that shows a pause or resume: the tenant's, once discovery added it."""
+    key = partitions_of(engine, [change.tenant_id]).get(change.tenant_id)
+    return key if change.changed and key in tenant_keys(instance) else None
+
+
+def record_pause(instance: dg.DagsterInstance, engine: Engine, change: PauseChange) -> None:
     """Show a pause or resume made outside a run on the tenant's partition (a discovered tenant)."""
-    if change.changed and change.tenant_id in tenant_keys(instance):
-        instance.report_runless_asset_event(pause_observation(change))
+    partition = _partition(instance, engine, change)
+    if partition is not None:
+        instance.report_runless_asset_event(pause_observation(change, partition))
 
 
 class TenantPauseConfig(dg.Config):
@@ -48,8 +56,9 @@ def set_tenant_paused(context: dg.OpExecutionContext, config: TenantPauseConfig,
     except TenantRefError as exc:
         raise dg.Failure(description=terminal_text(exc)) from None
     context.log.info(terminal_text(change.message(), multiline=True))
-    if change.changed and change.tenant_id in tenant_keys(context.instance):
-        context.log_event(pause_observation(change))
+    partition = _partition(context.instance, store.engine, change)
+    if partition is not None:
+        context.log_event(pause_observation(change, partition))
     if change.paused:
         context.log.info("from here: launch tenant_pause again with `paused: false` to resume it")
 

@@ -23,20 +23,21 @@ from typing import Any
 
 import dagster as dg
 
+from glue_pipeline.defs.metadata import table_schema
 from glue_pipeline.defs.monitoring import reconcile_sync_runs
-from glue_pipeline.defs.partitions import SYNC_POOL, TENANTS
+from glue_pipeline.defs.overview import TENANT_REPORTS_CHECK, tenant_report_checks
+from glue_pipeline.defs.partitions import SYNC_POOL, TENANT_ASSET, TENANTS
 from glue_pipeline.defs.resources import GraphResource, StoreResource, SyncResource
 from glue_pipeline.graph.errors import CAUSE_FIXES, CAUSE_TEXT
 from glue_pipeline.render import markdown_cell, terminal_text
 from glue_pipeline.sources import direct_credentials
-from glue_pipeline.store import writer
+from glue_pipeline.store import partition_keys, writer
 from glue_pipeline.store.engine import Engine, store_error
 from glue_pipeline.store.parked import PERMANENT_CAUSES, previous_causes
 from glue_pipeline.store.runs import start_run
 from glue_pipeline.sync import OnDone, TenantOutcome, finish_run, planning_order
 from glue_pipeline.workers import SyncSpec, sync_batch
 
-TENANT_ASSET = "tenant_contacts"
 TENANT_GROUP = "tenant_sync"
 TENANT_SPEC = dg.AssetSpec(
     TENANT_ASSET, deps=["customer_tenants"], group_name=TENANT_GROUP, partitions_def=TENANTS,
@@ -62,7 +63,7 @@ def _report_progress(context: dg.AssetExecutionContext, show: bool) -> OnDone:
     return on_done
 
 
-def _materialization(outcome: TenantOutcome) -> dg.AssetMaterialization:
+def _materialization(outcome: TenantOutcome, partition: str) -> dg.AssetMaterialization:
     """A tenant that finished: its counts, and its tables (row counts, previews, files). An
     unchanged tenant was not re-planned, so its tables are those of its last materialization.
     Each materialization is an event Dagster stores, so unchanged tenants are materialized only
@@ -71,11 +72,12 @@ def _materialization(outcome: TenantOutcome) -> dg.AssetMaterialization:
     metadata["unchanged since last sync"] = outcome.unchanged
     for table, described in outcome.report.items():
         metadata[f"{table} rows"] = described["rows"]
+        metadata[f"{table} columns"] = table_schema(described["columns"])  # dagster/column_schema: one per event
         if described["preview"]:
             metadata[table] = dg.MetadataValue.md(described["preview"])
         if described["path"]:
             metadata[f"{table} file"] = dg.MetadataValue.path(described["path"])
-    return dg.AssetMaterialization(asset_key=TENANT_ASSET, partition=outcome.tenant_id, metadata=metadata)
+    return dg.AssetMaterialization(asset_key=TENANT_ASSET, partition=partition, metadata=metadata)
 
 
 Event = tuple[Any, ...]  # ("tenant", outcome, done, total) or ("done", outcomes)
@@ -102,9 +104,22 @@ def _in_background(work: Callable[[OnDone], list[TenantOutcome]]) -> Iterator[Ev
             return
 
 
-def _listed_tenants(context: dg.AssetExecutionContext, engine: Engine) -> list[str]:
-    """The run's tenants that the partner account still lists and that no operator paused."""
-    requested = list(context.partition_keys)
+def _run_tenants(context: dg.AssetExecutionContext, engine: Engine) -> dict[str, str]:
+    """The run's tenants: tenant id -> partition key. A partition no tenant has in the store
+    (a store reset under an old instance) is named in the log and not synced."""
+    with engine.connect() as conn:
+        tenant_of = partition_keys.tenants_of(conn, context.partition_keys)
+    unknown = [key for key in context.partition_keys if key not in tenant_of]
+    if unknown:
+        context.log.warning(terminal_text(f"{len(unknown)} partitions name no tenant of the store and are not "
+                                          f"synced: {', '.join(unknown[:20])}; run discover_tenants first"))
+    return {tenant_of[key]: key for key in context.partition_keys if key in tenant_of}
+
+
+def _listed_tenants(context: dg.AssetExecutionContext, engine: Engine, keys: dict[str, str]) -> list[str]:
+    """The run's tenants (`keys`: tenant id -> partition key) that the partner account still lists
+    and that no operator paused."""
+    requested = list(keys)
     with engine.connect() as conn:
         vanished = writer.vanished_tenants(conn, requested)
         paused = writer.paused_tenants(conn, requested)
@@ -161,12 +176,12 @@ def _failure_line(outcome: TenantOutcome, parked: bool) -> str:
                          f"{error}{fix}")
 
 
-def _failure_observation(outcome: TenantOutcome, parked: bool) -> dg.AssetObservation:
+def _failure_observation(outcome: TenantOutcome, parked: bool, partition: str) -> dg.AssetObservation:
     """What the failed tenant's partition shows: its name, cause and fix, and whether it is parked.
     Dagster marks the partition failed only in a run that fails; the observation is there either way."""
     cause = outcome.cause or "unexpected"
     return dg.AssetObservation(
-        asset_key=TENANT_ASSET, partition=outcome.tenant_id,
+        asset_key=TENANT_ASSET, partition=partition,
         description=markdown_cell(f"{outcome.display_name}: {CAUSE_TEXT[cause]} ({cause}). "
                                   f"Fix: {CAUSE_FIXES[cause]}"),
         metadata={"tenant_id": outcome.tenant_id, "display_name": terminal_text(outcome.display_name),
@@ -191,11 +206,23 @@ def _parked_warning(failed: list[TenantOutcome], total: int) -> str:
             + "\n".join(_failure_line(o, True) for o in failed))
 
 
-@dg.multi_asset(specs=[TENANT_SPEC], backfill_policy=dg.BackfillPolicy.single_run(), pool=SYNC_POOL,
-                description="Extract, match and write each tenant of the run.")
+def _tenant_checks(context: dg.AssetExecutionContext, outcomes: list[TenantOutcome],
+                   keys: dict[str, str]) -> Iterator[dg.AssetCheckEvaluation | dg.Output[None]]:
+    """The checks of each tenant that finished, on its own partition (`keys`: tenant id -> partition
+    key): whether its reports conceal user names. Yielded after the run's materializations."""
+    return tenant_report_checks(context, {keys[o.tenant_id]: o.reports_concealed
+                                          for o in outcomes if o.status != "failed"})
+
+
+SyncEvents = Iterator[dg.AssetMaterialization | dg.AssetObservation | dg.AssetCheckEvaluation | dg.Output[None]]
+
+
+@dg.multi_asset(specs=[TENANT_SPEC], check_specs=[TENANT_REPORTS_CHECK], backfill_policy=dg.BackfillPolicy.single_run(),
+                pool=SYNC_POOL, description="Extract, match and write each tenant of the run.")
 def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: StoreResource,
-                sync: SyncResource) -> Iterator[dg.AssetMaterialization | dg.AssetObservation]:
-    tenant_ids = _listed_tenants(context, store.engine)
+                sync: SyncResource) -> SyncEvents:
+    keys = _run_tenants(context, store.engine)
+    tenant_ids = _listed_tenants(context, store.engine, keys)
     spec = _sync_spec(context.run_id, graph, store, sync)
     reconcile_sync_runs(store.engine, context.instance, current=context.run_id)
     start_run(store.engine, context.run_id, len(tenant_ids))
@@ -215,13 +242,13 @@ def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: 
             if outcome.unchanged:
                 unchanged.append(outcome)
             elif outcome.status != "failed":  # final: only failures are ever retried
-                yield _materialization(outcome)
+                yield _materialization(outcome, keys[outcome.tenant_id])
         else:
             outcomes = event[1]
     _record_totals(context, store, outcomes)
     failed = [o for o in outcomes if o.status == "failed"]
     parked = _parked(context, store, failed)
-    yield from (_failure_observation(o, o.tenant_id in parked) for o in failed)
+    yield from (_failure_observation(o, o.tenant_id in parked, keys[o.tenant_id]) for o in failed)
     failing = len(parked) < len(failed)
     if unchanged and not failing:
         context.log.info(f"{len(unchanged)} tenants unchanged since their last sync: not materialized "
@@ -229,7 +256,9 @@ def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: 
     if failing:
         # Dagster marks every partition a failed run planned and did not materialize as failed:
         # the unchanged tenants are materialized so that only the failed ones are.
-        yield from (_materialization(o) for o in unchanged)
+        yield from (_materialization(o, keys[o.tenant_id]) for o in unchanged)
+    yield from _tenant_checks(context, outcomes, keys)
+    if failing:
         raise _run_failure(failed, len(outcomes), parked)
     if failed:
         context.log.warning(_parked_warning(failed, len(outcomes)))

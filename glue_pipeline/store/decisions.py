@@ -1,19 +1,22 @@
 """The SQL of an analyst's match decisions: the tenants, organizations, suggestions, contacts and
 users a decision names, and what it records (the tenant's match, a user's contact decision, the
-audit row), inside one write transaction. Which decision is allowed is glue_pipeline/decisions.py's.
+audit row), inside one write transaction; and what is open for a tenant (its suggestions, its
+held users and their candidate contacts), read for a review. Which decision is allowed is
+glue_pipeline/decisions.py's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, exists, insert, select
 
 from glue_pipeline.matching.organizations import normalize_name
-from glue_pipeline.store.engine import write_transaction
+from glue_pipeline.store.engine import read_transaction, write_transaction
 from glue_pipeline.store.migrate import upgrade_store
+from glue_pipeline.store.partition_keys import tenants_of
 from glue_pipeline.store.rows import Row, all_rows, first_row, update_or_insert
 from glue_pipeline.store.schema import (
     contact_decisions,
@@ -40,11 +43,23 @@ def recording_decision(engine: Engine, by: str) -> Iterator[DecisionStore]:
         yield DecisionStore(conn, by, now)
 
 
-class DecisionStore:
-    """Reads and writes of one decision, in its transaction."""
+@contextmanager
+def reading_decisions(engine: Engine) -> Iterator[DecisionReads]:
+    """The store brought to the schema's head, then one transaction that only reads."""
+    upgrade_store(engine)
+    with read_transaction(engine) as conn:
+        yield DecisionReads(conn)
 
-    def __init__(self, conn: Connection, by: str, now: datetime) -> None:
-        self._conn, self._by, self._now = conn, by, now
+
+class DecisionReads:
+    """What a decision reads: tenants, organizations, suggestions, contacts and users."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def tenant_of_partition(self, key: str) -> str | None:
+        """The id of the tenant whose partition key is `key`."""
+        return tenants_of(self._conn, [key]).get(key)
 
     def tenant(self, tenant_id: str) -> Row | None:
         return first_row(self._conn, select(tenants).where(tenants.c.tenant_id == tenant_id))
@@ -72,11 +87,35 @@ class DecisionStore:
             (tenant_suggestions.c.tenant_id == tenant_id) & (tenant_suggestions.c.score >= min_score))
             .order_by(tenant_suggestions.c.rank))
 
+    def suggestions(self, tenant_id: str) -> list[Row]:
+        """The tenant's suggestions, best first."""
+        return all_rows(self._conn, select(tenant_suggestions).where(tenant_suggestions.c.tenant_id == tenant_id)
+                        .order_by(tenant_suggestions.c.rank))
+
     def match(self, tenant_id: str) -> Row | None:
         return first_row(self._conn, select(tenant_matches).where(tenant_matches.c.tenant_id == tenant_id))
 
     def contact(self, contact_id: int) -> Row | None:
         return first_row(self._conn, select(contacts).where(contacts.c.id == contact_id))
+
+    def contact_names(self, contact_ids: Iterable[int]) -> dict[int, str]:
+        """Each of these contacts' first and last name ('' for a contact without either)."""
+        rows = self._conn.execute(select(contacts.c.id, contacts.c.first_name, contacts.c.last_name)
+                                  .where(contacts.c.id.in_(list(contact_ids))))
+        return {r.id: " ".join(n for n in (r.first_name, r.last_name) if n) for r in rows}
+
+    def held_users(self, tenant_id: str) -> list[Row]:
+        """The users the tenant's last sync held for a decision, by user principal name."""
+        return all_rows(self._conn, select(held_users).where(held_users.c.tenant_id == tenant_id)
+                        .order_by(held_users.c.user_principal_name))
+
+    def user_principal_name(self, tenant_id: str, user_id: str) -> str | None:
+        """The UPN of a user held or linked in the tenant."""
+        held = select(held_users.c.user_principal_name).where(
+            (held_users.c.tenant_id == tenant_id) & (held_users.c.user_id == user_id))
+        linked = select(contact_microsoft.c.user_principal_name).where(
+            (contact_microsoft.c.tenant_id == tenant_id) & (contact_microsoft.c.user_id == user_id))
+        return self._conn.execute(held).scalar() or self._conn.execute(linked).scalar()
 
     def knows_user(self, tenant_id: str, user_id: str) -> bool:
         """Whether the user is held or linked to a contact in the tenant."""
@@ -84,6 +123,14 @@ class DecisionStore:
         linked = exists().where((contact_microsoft.c.tenant_id == tenant_id)
                                 & (contact_microsoft.c.user_id == user_id))
         return bool(self._conn.execute(select(held | linked)).scalar_one())
+
+
+class DecisionStore(DecisionReads):
+    """Reads and writes of one decision, in its transaction."""
+
+    def __init__(self, conn: Connection, by: str, now: datetime) -> None:
+        super().__init__(conn)
+        self._by, self._now = by, now
 
     def set_match(self, tenant_id: str, status: MatchStatus, organization_id: int | None,
                   method: MatchMethod | None) -> None:

@@ -150,6 +150,9 @@ tenants = Table(
     Column("paused_at", DateTime(timezone=True)),
     Column("paused_by", String(255)),
     Column("pause_reason", Text),
+    # The tenant's key in the Dagster UI (store/partition_keys.py): given once, never changed.
+    Column("partition_key", String(128)),
+    UniqueConstraint("partition_key", name="uq_tenants_partition_key"),
     one_of("tenants", "relationship", Relationship),
 )
 
@@ -288,6 +291,22 @@ tenant_sync_state = Table(
     Column("run_id", String(64), nullable=False),
     Column("synced_at", DateTime(timezone=True), nullable=False),
     one_of("tenant_sync_state", "status", SyncStateStatus),
+)
+
+# A documented value a sync replaced with Microsoft's, one row per tenant, contact and field,
+# open until the two agree again or the contact leaves the tenant (store/differences.py has the
+# rules). The primary key serves the reads by tenant; deleting a contact deletes its rows.
+open_differences = Table(
+    "open_differences", metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("contact_id", Integer, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("field", String(64), primary_key=True),
+    Column("user_id", String(36), nullable=False),
+    Column("store_value", Text, nullable=False),  # the documented value
+    Column("microsoft_value", Text, nullable=False),  # Microsoft's latest value
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("run_id", String(64), nullable=False),  # the run that last saw it
 )
 
 # A row per live Dagster run of the code location, refreshed while the run's process lives and

@@ -74,10 +74,11 @@ def _pause(row: Row) -> Pause | None:
 
 
 def find_tenant(conn: Connection, ref: str) -> Row:
-    """A tenant by id (case ignored), or by display name (case and spaces ignored) when that names
-    exactly one."""
+    """A tenant by id (case ignored) or partition key (as the Dagster UI lists it), or by display
+    name (case and spaces ignored) when that names exactly one."""
     wanted = ref.strip()
-    by_id = first_row(conn, select(*_COLUMNS).where(func.lower(tenants.c.tenant_id) == wanted.lower()))
+    by_id = first_row(conn, select(*_COLUMNS).where((func.lower(tenants.c.tenant_id) == wanted.lower())
+                                                    | (tenants.c.partition_key == wanted)))
     if by_id is not None:
         return by_id
     name = normalize_name(wanted)

@@ -31,6 +31,7 @@ from glue_pipeline.columns import (
 from glue_pipeline.mapping import ContactFields, Overlay
 from glue_pipeline.matching.organizations import OrgMatch
 from glue_pipeline.plan import ContactWrite
+from glue_pipeline.store.differences import close_differences, record_differences
 from glue_pipeline.store.rows import Row, first_row
 from glue_pipeline.store.schema import (
     contact_decisions,
@@ -207,7 +208,7 @@ def _rows_by_contact(conn: Connection, table: Table, contact_ids: list[int]) -> 
 
 
 def apply_contacts(conn: Connection, organization_id: int, writes: list[ContactWrite],
-                   now: datetime) -> ContactCounts:
+                   now: datetime, run_id: str) -> ContactCounts:
     """Create, link and update the plan's contacts; what was written (the writes are not
     changed: the ids of created contacts are in `created_ids`)."""
     counts = ContactCounts()
@@ -215,7 +216,7 @@ def apply_contacts(conn: Connection, organization_id: int, writes: list[ContactW
     existing = [w for w in writes if w.contact_id is not None]
     _create_contacts(conn, organization_id, create, now, counts)
     _release_moved_links(conn, [w for w in existing if w.decided], counts)
-    _update_contacts(conn, existing, now, counts)
+    _update_contacts(conn, existing, now, run_id, counts)
     return counts
 
 
@@ -292,7 +293,7 @@ class _BulkWrites:
             conn.execute(statement, rows)
 
 
-def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime,
+def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime, run_id: str,
                      counts: ContactCounts) -> None:
     if not writes:
         return
@@ -306,12 +307,14 @@ def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime
     overlays = {rows[0]["contact_id"]: rows[0]
                 for rows in _rows_by_contact(conn, contact_microsoft, ids).values()}
     bulk = _BulkWrites()
+    compared: list[tuple[int, ContactWrite]] = []
     for cid, write in existing:
         if _owned_by_another(overlays.get(cid), write):
             counts.held += 1
             counts.log.append(LogEntry("error", "contact_held", f"contact {cid} is linked to another "
                                        "Microsoft user; it was not changed", cid, write.user_id))
             continue
+        compared.append((cid, write))
         diffs = _update_scalars(bulk, cid, current[cid], write.fields)
         diffs += _sync_emails(bulk, cid, emails.get(cid, []), write.fields)
         diffs += _sync_phones(bulk, cid, phones.get(cid, []), write.fields)
@@ -326,6 +329,7 @@ def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime
         else:
             counts.unchanged += 1
     bulk.flush(conn)
+    record_differences(conn, run_id, compared, counts.differences, now)
 
 
 def _owned_by_another(overlay: Row | None, write: ContactWrite) -> bool:
@@ -424,6 +428,7 @@ def mark_removed_users(conn: Connection, tenant_id: str, present_user_ids: set[s
     if gone:
         conn.execute(update(contact_microsoft).where(contact_microsoft.c.contact_id.in_([r.contact_id for r in gone]))
                      .values(status="removed"))
+        close_differences(conn, tenant_id, [r.contact_id for r in gone])
     counts.removed += len(gone)
     counts.log += [LogEntry("warning", "user_removed", f"{row.user_principal_name} no longer exists in "
                             "Microsoft; the contact is kept", row.contact_id, row.user_id) for row in gone]
