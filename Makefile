@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The store, tables, cache and Dagster instance (DAGSTER_HOME) default to var/, or GLUE_VAR_DIR.
 
-.PHONY: install demo test lint ui clean
+.PHONY: install demo test lint ui screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: lint
 
 ui: $(STAMP)
 	$(BIN)/glue-pipeline ui
+
+# The README's pictures of the UI (docs/*.png) from the demo instance; needs Debian's chromium.
+screenshots: demo
+	$(BIN)/pip install --quiet -e '.[docs]'
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf var

@@ -10,11 +10,9 @@ from __future__ import annotations
 import getpass
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import NotRequired, TypedDict, TypeVar, get_args
 
 import pandas as pd
-from sqlalchemy import Connection
 
 from glue_pipeline.matching.organizations import OrgMatch
 from glue_pipeline.matching.suggest import strong_suggestion_threshold as STRONG_SUGGESTION
@@ -344,10 +342,6 @@ def partition_tenant(engine: Engine, key: str) -> str:
 
 # ---------------------------------------------------------------------------- the auto-accept policy
 
-# Who the auto-accept policy records as deciding (tenant_matches and match_decisions.decided_by).
-POLICY_ACTOR = "policy"
-
-
 @dataclass(frozen=True)
 class PolicyAcceptance:
     """A tenant's best suggestion, accepted by the policy because it scores at least `at`."""
@@ -364,6 +358,11 @@ class PolicyAcceptance:
                         f"suggestion 1 accepted by policy: {self.organization_name} (id {self.organization_id}, "
                         f"score {self.score} >= accept_suggestions_at {self.at}: {self.reasons})")
 
+    @property
+    def note(self) -> str:
+        """The audit row's note."""
+        return f"suggestion 1 (score {self.score}) by accept_suggestions_at {self.at}: {self.reasons}"
+
 
 def policy_acceptance(match: OrgMatch, suggestions: pd.DataFrame, accept_at: int | None) -> PolicyAcceptance | None:
     """The suggestion the policy accepts for a suggested tenant (`suggestions` best first): its
@@ -377,13 +376,3 @@ def policy_acceptance(match: OrgMatch, suggestions: pd.DataFrame, accept_at: int
         return None
     return PolicyAcceptance(int(best["organization_id"]), str(best["organization_name"]), score,
                             str(best["reasons"]), accept_at)
-
-
-def record_policy_acceptance(conn: Connection, tenant_id: str, acceptance: PolicyAcceptance, now: datetime) -> None:
-    """The policy's match, in the sync's transaction: the tenant's match and its audit row, as an
-    analyst's acceptance writes them, decided by `policy`."""
-    store = DecisionStore(conn, POLICY_ACTOR, now)
-    store.set_match(tenant_id, "matched", acceptance.organization_id, "accepted")
-    store.audit(tenant_id, "accept", organization_id=acceptance.organization_id,
-                note=f"suggestion 1 (score {acceptance.score}) by accept_suggestions_at {acceptance.at}: "
-                     f"{acceptance.reasons}")

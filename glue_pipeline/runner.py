@@ -178,15 +178,17 @@ def run_discovery(instance: dg.DagsterInstance) -> RunOutcome:
     return _run_job(instance, "discover_tenants")
 
 
-def outcome_of(instance: dg.DagsterInstance, run_id: str, tenant_ids: list[str]) -> RunOutcome:
-    """What the run did, read back from the instance."""
+def outcome_of(instance: dg.DagsterInstance, run_id: str, tenant_ids: list[str],
+               tenant_of: Mapping[str, str] | None = None) -> RunOutcome:
+    """What the run did, read back from the instance; `tenant_of` (partition key -> tenant id, read
+    before the run: the store may be gone after it) names the tenants it materialized."""
     run = instance.get_run_by_id(run_id)
     failures = [e.dagster_event for e in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE)]
     error = next((f.step_failure_data.error for f in failures if f is not None), None)
     partitions = [e.dagster_event.partition for e in
                   instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
                   if e.dagster_event is not None and e.dagster_event.partition]
-    materialized = list(partition_tenants(partitions).values()) if partitions else []
+    materialized = [(tenant_of or {}).get(key, key) for key in partitions]
     success = run is not None and run.status == dg.DagsterRunStatus.SUCCESS
     return RunOutcome(run_id, success, tenant_ids, _run_error(error), error.to_string() if error else None,
                       materialized)
@@ -212,12 +214,15 @@ def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
         from glue_pipeline.store.parked import left_out_of_full_syncs
 
         with _store() as engine:
-            left_out = partitions_of(engine, left_out_of_full_syncs(engine))
-        requests = all_tenants_run_requests(instance, set(left_out.values()))
+            keys = partitions_of(engine)
+            left_out = [keys[t] for t in left_out_of_full_syncs(engine) if t in keys]
+        tenant_of = {key: tenant_id for tenant_id, key in keys.items()}
+        requests = all_tenants_run_requests(instance, set(left_out))
         if isinstance(requests, dg.SkipReason):
             return []
         return [outcome_of(instance, execute(instance, job, tags=r.tags),
-                           list(partition_tenants(range_keys(instance, r)).values())) for r in requests]
+                           [tenant_of[k] for k in range_keys(instance, r) if k in tenant_of], tenant_of)
+                for r in requests]
     with _store() as engine:
         keys = partitions_of(engine, tenant_ids)
     known = set(tenant_keys(instance))
@@ -228,7 +233,8 @@ def run_sync(instance: dg.DagsterInstance, tenant_ids: list[str] | None = None,
     _refuse_paused(tenant_ids)
     outcomes = []
     for tenant_id in tenant_ids:
-        outcomes.append(outcome_of(instance, execute(instance, job, partition_key=keys[tenant_id]), [tenant_id]))
+        outcomes.append(outcome_of(instance, execute(instance, job, partition_key=keys[tenant_id]), [tenant_id],
+                                   {keys[tenant_id]: tenant_id}))
     return outcomes
 
 

@@ -27,7 +27,7 @@ from pandas.api.typing import NAType
 
 from glue_pipeline import frames
 from glue_pipeline.cache import TenantCache
-from glue_pipeline.decisions import PolicyAcceptance, policy_acceptance, record_policy_acceptance
+from glue_pipeline.decisions import PolicyAcceptance, policy_acceptance
 from glue_pipeline.extract import discover_tenants, extract_tenant
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError, failure_cause
@@ -46,6 +46,7 @@ from glue_pipeline.plan import (
 )
 from glue_pipeline.snapshot import TenantHead, TenantRead, TenantSnapshot, UnchangedTenant
 from glue_pipeline.store import runs, writer
+from glue_pipeline.store.decisions import record_policy_acceptance
 from glue_pipeline.store.differences import read_open_differences
 from glue_pipeline.store.engine import (
     Connection,
@@ -384,7 +385,7 @@ def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantS
         "manage_url": admin_center_url(extract.organization.initial_domain, tenant_id,
                                        direct=known.get("relationship") == "direct")}, now)
     if draft.accepted is not None:
-        record_policy_acceptance(conn, tenant_id, draft.accepted, now)
+        record_policy_acceptance(conn, tenant_id, draft.accepted.organization_id, draft.accepted.note, now)
     else:
         writer.record_match(conn, org.match, draft.recorded, now)
     writer.replace_suggestions(conn, tenant_id, org.suggestions)

@@ -21,9 +21,10 @@ from glue_pipeline.store import schema
 from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.partition_keys import partitions_of
 
-# When a row was written, and by which run (open_differences.run_id): no two stores share them.
+# When a row was written, and by which run (open_differences.run_id): no two stores share them;
+# nor tenants.partition_key, given by a discovery in Dagster only (a sync outside Dagster has none).
 VOLATILE = {"created_at", "updated_at", "first_seen_at", "last_seen_at", "changed_at", "decided_at", "at",
-            "finished_at", "started_at", "run_id"}
+            "finished_at", "started_at", "run_id", "partition_key"}
 BOOKKEEPING = {"sync_log", "sync_runs", "sync_results", "tenant_sync_state", "run_heartbeats"}
 
 
@@ -90,8 +91,9 @@ def sync_every_partition(instance: dg.DagsterInstance) -> RunOutcome:
     of every partition from the UI makes it (a sync of every tenant leaves those out)."""
     keys = list(tenant_keys(instance))
     tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+    tenant_of = partition_tenants(keys)
     return outcome_of(instance, execute(instance, build_defs().resolve_job_def("sync_tenants"), tags=tags),
-                      list(partition_tenants(keys).values()))
+                      list(tenant_of.values()), tenant_of)
 
 
 def table_rows(engine: Engine, table: Any, *where: Any) -> list[dict[str, Any]]:

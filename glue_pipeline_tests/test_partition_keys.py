@@ -8,9 +8,16 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 from sqlalchemy import Engine, update
 
-from glue_pipeline.defs.partitions import TENANT_ASSET, TENANT_PARTITIONS, keep_partitions_in_step, tenant_keys
+from glue_pipeline.defs.partitions import (
+    TENANT_ASSET,
+    TENANT_PARTITIONS,
+    TENANTS,
+    keep_partitions_in_step,
+    tenant_keys,
+)
 from glue_pipeline.runner import run_discovery, run_sync
 from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
@@ -105,6 +112,32 @@ def test_an_instance_keyed_by_tenant_id_is_moved_to_name_keys_with_its_history(
             for r in observed] == ["paused"]
     assert keep_partitions_in_step(instance, keys, [new_id, *ids]) == 0, "a second pass changes nothing"
     assert len(instance.fetch_materializations(dg.AssetKey(TENANT_ASSET), limit=100).records) == 12
+
+
+def test_a_failed_partition_stays_failed_on_its_new_key(instance: dg.DagsterInstance) -> None:
+    """Its last attempt, in a run that failed, moves with it: Dagster shows the new key failed."""
+    tenant_id, ok_id = "a0000000-0000-4000-8000-000000000000", "b0000000-0000-4000-8000-000000000000"
+    instance.add_dynamic_partitions(TENANT_PARTITIONS, [tenant_id, ok_id])
+
+    @dg.asset(name=TENANT_ASSET, partitions_def=TENANTS)
+    def tenant_contacts(context) -> None:  # type: ignore[no-untyped-def]  # Dagster reads the annotation
+        if context.partition_key == tenant_id:
+            raise RuntimeError("consent revoked")
+
+    failing = dg.materialize([tenant_contacts], partition_key=tenant_id, instance=instance, raise_on_error=False)
+    assert not failing.success
+    assert dg.materialize([tenant_contacts], partition_key=ok_id, instance=instance).success
+    keys = {tenant_id: "Failing (a0000000)", ok_id: "Fine (b0000000)"}
+    keep_partitions_in_step(instance, keys, [tenant_id, ok_id])
+    materialized, failed = _states(instance)
+    assert failed == {"Failing (a0000000)"} and materialized == {"Fine (b0000000)"}
+
+
+def _states(instance: dg.DagsterInstance) -> tuple[set[str], set[str]]:
+    value = get_and_update_asset_status_cache_value(instance, dg.AssetKey(TENANT_ASSET), TENANTS)
+    assert value is not None
+    return (set(value.deserialize_materialized_partition_subsets(TENANTS).get_partition_keys()),
+            set(value.deserialize_failed_partition_subsets(TENANTS).get_partition_keys()))
 
 
 def test_discovery_and_sync_use_name_keys(glue_env: dict[str, str], small_world: World,

@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 import dagster as dg
 from dagster._core.event_api import AssetRecordsFilter, EventLogRecord
-from dagster._core.events import AssetObservationData, StepMaterializationData
+from dagster._core.events import AssetMaterializationPlannedData, AssetObservationData, StepMaterializationData
 from dagster._core.events.log import EventLogEntry
 
 TENANT_PARTITIONS = "tenants"
@@ -76,10 +76,32 @@ def keep_partitions_in_step(instance: dg.DagsterInstance, keys: Mapping[str, str
     new = list(dict.fromkeys(k for k in wanted if k not in set(existing)))
     if new:
         instance.add_dynamic_partitions(TENANT_PARTITIONS, new)
+    _move_open_attempts(instance, {tenant_id: keys[tenant_id] for tenant_id in by_id})
     for tenant_id in by_id:
         move_partition_history(instance, tenant_id, keys[tenant_id])
         instance.delete_dynamic_partition(TENANT_PARTITIONS, tenant_id)
     return len(new) - len(by_id)
+
+
+def _move_open_attempts(instance: dg.DagsterInstance, moves: Mapping[str, str]) -> None:
+    """A partition whose last attempt did not materialize it (its run failed, or still runs)
+    keeps that state on its new key: the attempt's planned event is copied, with its run."""
+    asset = dg.AssetKey(TENANT_ASSET)
+    storage = instance.event_log_storage
+    attempts = {old: attempt for old, attempt in
+                storage.get_latest_asset_partition_materialization_attempts_without_materializations(asset).items()
+                if old in moves}
+    if not attempts:
+        return
+    ids = sorted({event_id for _run_id, event_id in attempts.values()})
+    records = instance.fetch_planned_materializations(AssetRecordsFilter(asset_key=asset, storage_ids=ids),
+                                                      limit=len(ids)).records
+    entries = {r.storage_id: r.event_log_entry for r in records}
+    for old, (_run_id, event_id) in attempts.items():
+        entry = entries[event_id]
+        event = entry.get_dagster_event()
+        planned = AssetMaterializationPlannedData(asset, partition=moves[old])
+        instance.store_event(entry._replace(dagster_event=event._replace(event_specific_data=planned)))
 
 
 HISTORY_PAGE = 1000

@@ -153,3 +153,16 @@ class DecisionStore(DecisionReads):
         self._conn.execute(insert(match_decisions).values(
             tenant_id=tenant_id, action=action, organization_id=organization_id, user_id=user_id,
             contact_id=contact_id, note=note, decided_by=self._by, decided_at=self._now))
+
+
+# Who the auto-accept policy records as deciding (tenant_matches and match_decisions.decided_by).
+POLICY_ACTOR = "policy"
+
+
+def record_policy_acceptance(conn: Connection, tenant_id: str, organization_id: int, note: str,
+                             now: datetime) -> None:
+    """A match the auto-accept policy decided, in the sync's transaction: the tenant's match and
+    its audit row, as an analyst's acceptance writes them, decided by `policy`."""
+    store = DecisionStore(conn, POLICY_ACTOR, now)
+    store.set_match(tenant_id, "matched", organization_id, "accepted")
+    store.audit(tenant_id, "accept", organization_id=organization_id, note=note)
