@@ -33,8 +33,9 @@ TENANT_TABLES = {
 # Tables small and telling enough to preview in the UI; the others show their row count and file.
 PREVIEWED = ("organization_match", "contact_matches", "duplicate_risk", "differences", "licenses")
 PREVIEW_ROWS = 10
-# A contact_matches preview shows every user waiting for an analyst, up to this many rows.
-WAITING_PREVIEW_ROWS = 25
+# A contact_matches preview shows every user waiting for an analyst, up to this many rows (a
+# tenant whose organization match is open holds all its users: its Parquet file lists them all).
+WAITING_PREVIEW_ROWS = 50
 
 # Per previewed table, the columns an analyst decides on, in the order shown; the table's ids
 # follow, then its other columns, each in the frame's order.

@@ -40,7 +40,15 @@ from glue_pipeline.sandbox.world import (
 )
 from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
-from glue_pipeline.tables import PREVIEWED, TENANT_TABLES, cell_text, preview, publish, table_preview
+from glue_pipeline.tables import (
+    PREVIEWED,
+    TENANT_TABLES,
+    WAITING_PREVIEW_ROWS,
+    cell_text,
+    preview,
+    publish,
+    table_preview,
+)
 
 # A name that would add rows, cells, an image, a link and HTML to markdown, move the cursor,
 # retitle a terminal and reverse text; 500 characters long.
@@ -230,10 +238,10 @@ def test_long_and_hostile_values_are_cut_inert_cells_and_whole_in_the_parquet_fi
 # --------------------------------------------------------------------------- held users first
 
 
-@pytest.mark.parametrize(("held", "rows"), [(0, 10), (3, 10), (15, 15), (30, 25)])
+@pytest.mark.parametrize(("held", "rows"), [(0, 10), (3, 10), (15, 15), (40, 40), (60, WAITING_PREVIEW_ROWS)])
 def test_held_and_ambiguous_users_lead_the_contact_matches_preview(held: int, rows: int) -> None:
     """62 users, the held ones (every fifth of them ambiguous) listed last: the preview shows them
-    first, then the creates, and as many rows as it takes to show every held user, up to 25."""
+    first, then the creates, and as many rows as it takes to show every held user, up to 50."""
     others = ["match", "skipped", "create"] * 21
     actions = others[:62 - held] + ["ambiguous" if i % 5 == 4 else "held" for i in range(held)]
     frame = pd.DataFrame({"user_id": [_guid(str(i)) for i in range(62)],
@@ -245,8 +253,8 @@ def test_held_and_ambiguous_users_lead_the_contact_matches_preview(held: int, ro
     assert table.footer == f"showing {rows} of 62 rows" and len(table.rows) == rows
     previewed = [dict(zip(table.header, row, strict=True)) for row in table.rows]
     waiting = [r for r in previewed if r["action"] in ("held", "ambiguous")]
-    assert len(waiting) == min(held, 25) and previewed[:len(waiting)] == waiting, "held users first"
-    assert [r["display_name"] for r in waiting] == [f"User {i}" for i in range(62 - held, 62)][:25], "in order"
+    assert len(waiting) == min(held, WAITING_PREVIEW_ROWS) and previewed[:len(waiting)] == waiting, "held first"
+    assert [r["display_name"] for r in waiting] == [f"User {i}" for i in range(62 - held, 62)][:WAITING_PREVIEW_ROWS]
     creates = [r["action"] for r in previewed[len(waiting):]]
     assert creates == ["create"] * len(creates), "then the users that become new contacts"
 

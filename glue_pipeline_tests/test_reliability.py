@@ -20,11 +20,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 from sqlalchemy import Engine, select
 
 from glue_pipeline.cache import TenantCache
-from glue_pipeline.defs.partitions import TENANTS
 from glue_pipeline.extract import CONCEALED_FIX
 from glue_pipeline.graph.client import MAX_STALLED_PAGES, GraphClient
 from glue_pipeline.matching.organizations import normalize_name
@@ -44,7 +42,7 @@ from glue_pipeline.sync import (
     recorded_run,
     sync_context,
 )
-from glue_pipeline_tests.stores import canonical_store, matched_world
+from glue_pipeline_tests.stores import canonical_store, matched_world, partition_states
 
 CLIENT_LOGGER = "glue_pipeline.graph.client"
 MAILBOX_COLUMNS = ["mailbox_storage_used_bytes", "mailbox_item_count", "mailbox_warning_quota_bytes",
@@ -525,13 +523,6 @@ def test_an_address_of_another_organizations_contact_never_moves_that_contact(
 # --------------------------------------------------------------------------- through Dagster
 
 
-def _partitions(instance: dg.DagsterInstance, asset: str) -> tuple[set[str], set[str]]:
-    value = get_and_update_asset_status_cache_value(instance, dg.AssetKey(asset), TENANTS)
-    assert value is not None
-    return (set(value.deserialize_materialized_partition_subsets(TENANTS).get_partition_keys()),
-            set(value.deserialize_failed_partition_subsets(TENANTS).get_partition_keys()))
-
-
 def test_dagster_run_fails_exactly_the_faulty_tenants_and_names_cause_and_fix(
         glue_env: dict, sandbox: Sandbox, small_world: World, instance: dg.DagsterInstance,
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -560,7 +551,7 @@ def test_dagster_run_fails_exactly_the_faulty_tenants_and_names_cause_and_fix(
     assert "NextLinkLoop" in loop_line and "Fix: " in loop_line
     revoked_line = next(line for line in lines if f"({revoked})" in line)
     assert "AADSTS700016" in revoked_line and "grant admin consent" in revoked_line
-    materialized, failed = _partitions(instance, "tenant_contacts")
+    materialized, failed = partition_states(instance)
     assert failed == {looping, revoked}
     assert materialized == {t.id for t in small_world.tenants} - failed
     with engine.connect() as conn:
@@ -571,7 +562,7 @@ def test_dagster_run_fails_exactly_the_faulty_tenants_and_names_cause_and_fix(
     sandbox.faults.next_link_loop.clear()
     [rerun] = run_sync(instance, [looping])
     assert rerun.success
-    materialized, failed = _partitions(instance, "tenant_contacts")
+    materialized, failed = partition_states(instance)
     assert looping in materialized and failed == {revoked}
 
 

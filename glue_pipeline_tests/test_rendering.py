@@ -36,7 +36,7 @@ from glue_pipeline.store import schema
 from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.partition_keys import partitions_of
 from glue_pipeline.store.seed import seed_store
-from glue_pipeline.tables import CELL_LIMIT, CELL_LIMITS, cell_text, preview
+from glue_pipeline.tables import CELL_LIMIT, CELL_LIMITS, WAITING_PREVIEW_ROWS, cell_text, preview
 
 HOSTILE_VALUES = [
     "a|b", "a\\|b", "x\r|forged|row", "x\n| forged | row |", "![](https://evil.example/p.png)",
@@ -350,7 +350,7 @@ def test_hostile_names_forge_nothing_in_the_cli_the_previews_and_the_checks(host
     assert match_row[0].strip() == cell_text(tenant_name, CELL_LIMITS["tenant_name"]).strip()
     assert match_row[4].strip() == cell_text(f"1. {HOSTILE_NAME}", CELL_LIMIT), "the suggestion, cut"
     users, held = metadata["contact_matches rows"].value, metadata["held"].value
-    _inert_table(metadata["contact_matches"].value, min(users, max(10, min(held, 25))))
+    _inert_table(metadata["contact_matches"].value, min(users, max(10, min(held, WAITING_PREVIEW_ROWS))))
 
 
 def test_hostile_names_forge_nothing_in_status_doctor_and_the_doctor_report(hostile: Synced) -> None:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TypedDict
 
 import pandas as pd
 from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
@@ -49,8 +49,16 @@ from glue_pipeline.plan import ContactWrite
 from glue_pipeline.store.rows import Row, as_utc
 from glue_pipeline.store.schema import contact_microsoft, contacts, open_differences
 
-if TYPE_CHECKING:
-    from glue_pipeline.store.writer import DifferenceRow
+
+class DifferenceRow(TypedDict):
+    """A field where a contact and Microsoft differed, as a sync found it."""
+
+    contact_id: int
+    user_id: str
+    field: str
+    store_value: str | None
+    microsoft_value: str | None
+
 
 _KEY = ("tenant_id", "contact_id", "field")
 _CHUNK = 500  # ids per IN list

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple, SupportsInt, TypedDict
+from typing import NamedTuple, SupportsInt
 
 import pandas as pd
 from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, delete, func, insert, select, update
@@ -31,7 +31,7 @@ from glue_pipeline.columns import (
 from glue_pipeline.mapping import ContactFields, Overlay
 from glue_pipeline.matching.organizations import OrgMatch
 from glue_pipeline.plan import ContactWrite
-from glue_pipeline.store.differences import close_differences, record_differences
+from glue_pipeline.store.differences import DifferenceRow, close_differences, record_differences
 from glue_pipeline.store.rows import Row, first_row
 from glue_pipeline.store.schema import (
     contact_decisions,
@@ -64,16 +64,6 @@ class LogEntry:
     message: str
     contact_id: int | None = None
     user_id: str | None = None
-
-
-class DifferenceRow(TypedDict):
-    """A field where a contact and Microsoft differed, as the differences table lists it."""
-
-    contact_id: int
-    user_id: str
-    field: str
-    store_value: str | None
-    microsoft_value: str | None
 
 
 @dataclass
