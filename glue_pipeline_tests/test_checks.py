@@ -206,13 +206,23 @@ def test_concealed_reports_fail_the_check_on_the_tenants_own_partition(synced: S
                for e in evaluations), "each refers to its partition's materialization"
     assert _status(instance) == {Resolved.FAILED: {concealed}, Resolved.SUCCEEDED: {shown}}
 
-    # The tenant synced alone (a run of its partition): the same result, on the same partition.
+    # The tenant synced alone, unchanged: not materialized, so not evaluated again (no event for
+    # it): its result refers to its last materialization, which still holds.
     (again,) = run_sync(instance, [synced.concealed])
-    assert again.success, again.error
-    (evaluation,) = [e for e in _evaluations(instance, again.run_id) if e.asset_check_key == TENANT_CHECK]
+    assert again.success and not again.materialized, again.error
+    assert not [e for e in _evaluations(instance, again.run_id) if e.asset_check_key == TENANT_CHECK]
+    assert _status(instance) == {Resolved.FAILED: {concealed}, Resolved.SUCCEEDED: {shown}}
+
+    # The check run on its own for the partition (as from the UI): the same result, from the store.
+    assets_job = build_defs().resolve_implicit_job_def_def_for_assets([TENANT_CHECK.asset_key])
+    assert assets_job is not None
+    alone = assets_job.get_subset(asset_selection=set(), asset_check_selection={TENANT_CHECK})
+    checked = alone.execute_in_process(partition_key=concealed, instance=instance)
+    assert checked.success
+    (evaluation,) = [e for e in _evaluations(instance, checked.run_id) if e.asset_check_key == TENANT_CHECK]
     assert (evaluation.partition, evaluation.passed) == (concealed, False)
-    assert not again.materialized and evaluation.target_materialization_data is not None
-    assert evaluation.target_materialization_data.run_id == synced.sync_run, "unchanged: its last one holds"
+    assert evaluation.target_materialization_data is not None
+    assert evaluation.target_materialization_data.run_id == synced.sync_run
     assert _status(instance) == {Resolved.FAILED: {concealed}, Resolved.SUCCEEDED: {shown}}
 
     # A run that fails (the other tenant throttled throughout) materializes the unchanged tenant at
@@ -226,7 +236,8 @@ def test_concealed_reports_fail_the_check_on_the_tenants_own_partition(synced: S
     assert (evaluation.partition, evaluation.passed) == (concealed, False)
     assert evaluation.target_materialization_data is not None
     assert evaluation.target_materialization_data.run_id == failing.run_id
-    assert _status(instance) == {Resolved.FAILED: {concealed}}, "the throttled tenant's did not run"
+    assert _status(instance) == {Resolved.FAILED: {concealed}, Resolved.SUCCEEDED: {shown}}, \
+        "the throttled tenant keeps its result: its last materialization still holds"
 
 
 def _status(instance: dg.DagsterInstance) -> dict[Resolved, set[str]]:

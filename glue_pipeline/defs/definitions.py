@@ -25,6 +25,7 @@ from glue_pipeline.defs.overview import (
     no_parked_tenants,
     organization_matches,
     overview_job,
+    tenant_reports_not_concealed,
     tenant_status,
 )
 from glue_pipeline.defs.resources import glue_resources
@@ -38,7 +39,7 @@ def build_defs(resources: Mapping[str, Any] | None = None) -> dg.Definitions:
     environment as it is now, see resources.py)."""
     return dg.Definitions(
         assets=[customer_tenants, tenant_sync, organization_matches, contacts_needing_review, tenant_status],
-        asset_checks=[no_parked_tenants],
+        asset_checks=[no_parked_tenants, tenant_reports_not_concealed],
         jobs=[discover_job, sync_job, overview_job, match_decision, review_matches, doctor, tenant_pause],
         schedules=[hourly_schedule],
         sensors=[*SENSORS, sync_after_review],

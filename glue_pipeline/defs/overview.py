@@ -25,7 +25,7 @@ from glue_pipeline.overview import duplicate_emails, held_overview, organization
 from glue_pipeline.render import markdown_cell, markdown_table
 from glue_pipeline.store.engine import Engine
 from glue_pipeline.store.parked import parked_tenants
-from glue_pipeline.store.partition_keys import tenants_by_partition
+from glue_pipeline.store.partition_keys import reports_concealed, tenants_by_partition
 from glue_pipeline.store.status import STATES, TenantState, status_frame, tenant_statuses
 
 OVERVIEW_GROUP = "overview"
@@ -140,32 +140,47 @@ def contacts_needing_review(store: StoreResource) -> MaterializationAndChecks:
 
 
 # The same check per tenant, on the tenant's own partition of tenant_contacts: each sync evaluates
-# it for the tenants it finished (defs/tenants.py). Checks on partitions are a preview feature of
-# Dagster 1.13 (pinned): its warning would reach every command's terminal.
+# it with each materialization it makes (defs/tenants.py), so a tenant's result always refers to
+# its latest materialization and costs nothing for the tenants a sync leaves unchanged; it also
+# runs on its own, from the UI. Checks on partitions are a preview feature of Dagster 1.13
+# (pinned): its warning would reach every command's terminal.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.PreviewWarning)
     TENANT_REPORTS_CHECK = dg.AssetCheckSpec(
         REPORTS_NOT_CONCEALED.name, asset=TENANT_ASSET, partitions_def=TENANTS,
         description="This tenant's Microsoft 365 reports show user names, so its mailbox usage is joined to its "
-                    f"users; each sync of the tenant evaluates it. If it fails: {REVEAL_REPORTS}.")
+                    "users; each sync that materializes the tenant evaluates it (as of the tenant's last read). "
+                    f"If it fails: {REVEAL_REPORTS}.")
 
 
-def tenant_report_checks(context: dg.AssetExecutionContext,
-                         concealed: Mapping[str, bool]) -> Iterator[dg.AssetCheckEvaluation | dg.Output[None]]:
+def tenant_report_evaluations(instance: dg.DagsterInstance,
+                              concealed: Mapping[str, bool]) -> Iterator[dg.AssetCheckEvaluation]:
     """TENANT_REPORTS_CHECK on each partition of `concealed` (partition key -> whether the tenant's
     reports conceal user names). An AssetCheckResult has no partition of its own: Dagster gives it
     the run's partition, and none in a run over a range of partitions, so the evaluations are built
     here, each with its partition and the partition's latest materialization (the UI shows a
-    partition's result only while it refers to that one). Call it after the run's materializations."""
-    latest = _latest_materializations(context.instance, TENANT_REPORTS_CHECK.asset_key, list(concealed))
+    partition's result only while it refers to that one). Call it after the partitions'
+    materializations."""
+    latest = _latest_materializations(instance, TENANT_REPORTS_CHECK.asset_key, list(concealed))
     for partition, hidden in concealed.items():
         yield dg.AssetCheckEvaluation(
             asset_key=TENANT_REPORTS_CHECK.asset_key, check_name=TENANT_REPORTS_CHECK.name, passed=not hidden,
             partition=partition, target_materialization_data=latest.get(partition),
             severity=dg.AssetCheckSeverity.WARN, blocking=False,
             description=f"This tenant conceals user names in its reports. Fix: {REVEAL_REPORTS}." if hidden else None)
+
+
+@dg.multi_asset_check(specs=[TENANT_REPORTS_CHECK], can_subset=False,
+                      description="Evaluate reports_not_concealed on the run's tenant partitions, from what their "
+                                  "last sync read (the store's tenants.reports_concealed).")
+def tenant_reports_not_concealed(context: dg.AssetCheckExecutionContext,
+                                 store: StoreResource) -> Iterator[dg.AssetCheckEvaluation | dg.Output[None]]:
+    keys = list(context.op_execution_context.partition_keys)
+    concealed = reports_concealed(store.engine, keys)
+    yield from tenant_report_evaluations(context.instance, {k: concealed[k] for k in keys if k in concealed})
     # An evaluation yielded as such is not the check's output, which the step must still yield.
-    yield dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(TENANT_REPORTS_CHECK.key))
+    yield dg.Output(None, output_name=context.op_execution_context.assets_def.get_output_name_for_asset_check_key(
+        TENANT_REPORTS_CHECK.key))
 
 
 def _latest_materializations(instance: dg.DagsterInstance, asset: dg.AssetKey,

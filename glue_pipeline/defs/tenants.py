@@ -25,7 +25,7 @@ import dagster as dg
 
 from glue_pipeline.defs.metadata import table_schema
 from glue_pipeline.defs.monitoring import reconcile_sync_runs
-from glue_pipeline.defs.overview import TENANT_REPORTS_CHECK, tenant_report_checks
+from glue_pipeline.defs.overview import tenant_report_evaluations
 from glue_pipeline.defs.partitions import SYNC_POOL, TENANT_ASSET, TENANTS
 from glue_pipeline.defs.resources import GraphResource, StoreResource, SyncResource
 from glue_pipeline.graph.errors import CAUSE_FIXES, CAUSE_TEXT
@@ -208,19 +208,19 @@ def _parked_warning(failed: list[TenantOutcome], total: int) -> str:
             + "\n".join(_failure_line(o, True) for o in failed))
 
 
-def _tenant_checks(context: dg.AssetExecutionContext, outcomes: list[TenantOutcome],
-                   keys: dict[str, str]) -> Iterator[dg.AssetCheckEvaluation | dg.Output[None]]:
-    """The checks of each tenant that finished, on its own partition (`keys`: tenant id -> partition
-    key): whether its reports conceal user names. Yielded after the run's materializations."""
-    return tenant_report_checks(context, {keys[o.tenant_id]: o.reports_concealed
-                                          for o in outcomes if o.status != "failed"})
+def _tenant_checks(context: dg.AssetExecutionContext, materialized: list[TenantOutcome],
+                   keys: dict[str, str]) -> Iterator[dg.AssetCheckEvaluation]:
+    """The checks of each tenant the run materialized, on its own partition (`keys`: tenant id ->
+    partition key): whether its reports conceal user names. Only those: a tenant's result refers to
+    its latest materialization, which an unchanged tenant keeps, with its result."""
+    return tenant_report_evaluations(context.instance, {keys[o.tenant_id]: o.reports_concealed for o in materialized})
 
 
-SyncEvents = Iterator[dg.AssetMaterialization | dg.AssetObservation | dg.AssetCheckEvaluation | dg.Output[None]]
+SyncEvents = Iterator[dg.AssetMaterialization | dg.AssetObservation | dg.AssetCheckEvaluation]
 
 
-@dg.multi_asset(specs=[TENANT_SPEC], check_specs=[TENANT_REPORTS_CHECK], backfill_policy=dg.BackfillPolicy.single_run(),
-                pool=SYNC_POOL, description="Extract, match and write each tenant of the run.")
+@dg.multi_asset(specs=[TENANT_SPEC], backfill_policy=dg.BackfillPolicy.single_run(), pool=SYNC_POOL,
+                description="Extract, match and write each tenant of the run.")
 def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: StoreResource,
                 sync: SyncResource) -> SyncEvents:
     keys = _run_tenants(context, store.engine)
@@ -231,6 +231,7 @@ def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: 
     progress = _report_progress(context, sync.show_progress)
     outcomes: list[TenantOutcome] = []
     unchanged: list[TenantOutcome] = []
+    materialized: list[TenantOutcome] = []
 
     ordered = planning_order(store.engine, tenant_ids)
 
@@ -244,6 +245,7 @@ def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: 
             if outcome.unchanged:
                 unchanged.append(outcome)
             elif outcome.status != "failed":  # final: only failures are ever retried
+                materialized.append(outcome)
                 yield _materialization(outcome, keys[outcome.tenant_id])
         else:
             outcomes = event[1]
@@ -259,13 +261,15 @@ def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: 
         # Dagster marks every partition a failed run planned and did not materialize as failed:
         # the unchanged tenants are materialized so that only the failed ones are.
         yield from (_materialization(o, keys[o.tenant_id]) for o in unchanged)
-    yield from _tenant_checks(context, outcomes, keys)
+        materialized += unchanged
+    yield from _tenant_checks(context, materialized, keys)
     if failing:
         raise _run_failure(failed, len(outcomes), parked)
     if failed:
         context.log.warning(_parked_warning(failed, len(outcomes)))
 
 
-sync_job = dg.define_asset_job("sync_tenants", selection=dg.AssetSelection.groups(TENANT_GROUP),
+# Without the tenants' reports check: the sync evaluates it with each materialization it makes.
+sync_job = dg.define_asset_job("sync_tenants", selection=dg.AssetSelection.groups(TENANT_GROUP).without_checks(),
                                partitions_def=TENANTS,
                                description="Sync tenants: one, a range, or all in one run.")

@@ -81,3 +81,11 @@ def tenants_by_partition(engine: Engine, keys: Iterable[str]) -> dict[str, str]:
     """tenants_of, in a connection of its own."""
     with engine.connect() as conn:
         return tenants_of(conn, keys)
+
+
+def reports_concealed(engine: Engine, keys: Iterable[str]) -> dict[str, bool]:
+    """Partition key -> whether the tenant's reports conceal user names, as its last sync read
+    them (a tenant not read yet counts as not concealing)."""
+    query = select(tenants.c.partition_key, tenants.c.reports_concealed).where(tenants.c.partition_key.in_(list(keys)))
+    with engine.connect() as conn:
+        return {r.partition_key: bool(r.reports_concealed) for r in conn.execute(query)}
