@@ -216,6 +216,8 @@ def _tenant_checks(context: dg.AssetExecutionContext, materialized: list[TenantO
     return tenant_report_evaluations(context.instance, {keys[o.tenant_id]: o.reports_concealed for o in materialized})
 
 
+# Tenants whose check is evaluated together (one read of their latest materializations).
+CHECK_BATCH = 50
 SyncEvents = Iterator[dg.AssetMaterialization | dg.AssetObservation | dg.AssetCheckEvaluation]
 
 
@@ -231,7 +233,7 @@ def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: 
     progress = _report_progress(context, sync.show_progress)
     outcomes: list[TenantOutcome] = []
     unchanged: list[TenantOutcome] = []
-    materialized: list[TenantOutcome] = []
+    checking: list[TenantOutcome] = []  # materialized, their check not yet evaluated
 
     ordered = planning_order(store.engine, tenant_ids)
 
@@ -245,8 +247,11 @@ def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: 
             if outcome.unchanged:
                 unchanged.append(outcome)
             elif outcome.status != "failed":  # final: only failures are ever retried
-                materialized.append(outcome)
+                checking.append(outcome)
                 yield _materialization(outcome, keys[outcome.tenant_id])
+                if len(checking) >= CHECK_BATCH:  # while the other tenants sync: not all at the end
+                    yield from _tenant_checks(context, checking, keys)
+                    checking = []
         else:
             outcomes = event[1]
     _record_totals(context, store, outcomes)
@@ -261,8 +266,8 @@ def tenant_sync(context: dg.AssetExecutionContext, graph: GraphResource, store: 
         # Dagster marks every partition a failed run planned and did not materialize as failed:
         # the unchanged tenants are materialized so that only the failed ones are.
         yield from (_materialization(o, keys[o.tenant_id]) for o in unchanged)
-        materialized += unchanged
-    yield from _tenant_checks(context, materialized, keys)
+        checking += unchanged
+    yield from _tenant_checks(context, checking, keys)
     if failing:
         raise _run_failure(failed, len(outcomes), parked)
     if failed:
