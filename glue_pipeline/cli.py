@@ -240,8 +240,9 @@ def store_status() -> None:
 
 # --- sync ----------------------------------------------------------------------------------
 @main.command(help="Discover tenants and sync them all in one run, or sync the given tenants.")
-@click.option("--tenant", "tenant_ids", multiple=True, help="Sync only this tenant id (repeatable).")
-def sync(tenant_ids: tuple[str, ...]) -> None:
+@click.option("--tenant", "tenant_refs", multiple=True,
+              help="Sync only this tenant: id, partition key or name (repeatable).")
+def sync(tenant_refs: tuple[str, ...]) -> None:
     from glue_pipeline.defs.resources import check_settings
     from glue_pipeline.report import format_summary, next_steps, summarize
     from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
@@ -249,6 +250,7 @@ def sync(tenant_ids: tuple[str, ...]) -> None:
 
     check_settings()  # as the runs will check them, before anything is written
     engine = _engine(writes=True)
+    tenant_ids = _tenant_ids(engine, tenant_refs)
     store_url = store_url_from_env()
     identity = store_identity(store_url)
     instance = get_instance()
@@ -271,6 +273,18 @@ def sync(tenant_ids: tuple[str, ...]) -> None:
     _echo_run_errors(runs, summary)
     if not all(r.success for r in runs):
         sys.exit(1)
+
+
+def _tenant_ids(engine: Engine, refs: tuple[str, ...]) -> list[str]:
+    """The tenant each reference names (id, partition key or name); the command fails on one
+    that names none or several."""
+    from glue_pipeline.store.tenant_refs import TenantRefError, find_tenant
+
+    try:
+        with engine.connect() as conn:
+            return list(dict.fromkeys(find_tenant(conn, ref)["tenant_id"] for ref in refs))
+    except TenantRefError as exc:
+        _fail(str(exc))
 
 
 @contextmanager
@@ -489,7 +503,7 @@ def status(failed: bool, tenant_refs: tuple[str, ...], as_json: bool) -> None:
 
     from glue_pipeline.report import format_summary, last_run_id, summarize
     from glue_pipeline.store.status import record, status_frame, tenant_statuses
-    from glue_pipeline.store.tenant_control import TenantRefError, find_tenant
+    from glue_pipeline.store.tenant_refs import TenantRefError, find_tenant
 
     engine = _engine()
     tenant_ids = None
@@ -554,7 +568,8 @@ def tenant() -> None:
 
 def _pause_or_resume(ref: str, paused: bool, by: str | None, reason: str | None = None) -> None:
     from glue_pipeline.decisions import default_actor
-    from glue_pipeline.store.tenant_control import TenantRefError, set_paused
+    from glue_pipeline.store.tenant_control import set_paused
+    from glue_pipeline.store.tenant_refs import TenantRefError
 
     engine = _engine(writes=True)
     try:

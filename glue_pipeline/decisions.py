@@ -20,6 +20,7 @@ from glue_pipeline.render import terminal_text
 from glue_pipeline.store.decisions import DecisionReads, DecisionStore, reading_decisions, recording_decision
 from glue_pipeline.store.engine import Engine
 from glue_pipeline.store.rows import Row
+from glue_pipeline.store.tenant_refs import TenantRefError
 from glue_pipeline.vocabulary import DecisionAction, MatchStatus
 
 T = TypeVar("T")
@@ -55,18 +56,11 @@ def default_actor() -> str:
 
 
 def resolve_tenant(store: DecisionReads, ref: str) -> Row:
-    """A tenant by id, or by display name (case and spaces ignored)."""
-    tenant = store.tenant(ref)
-    if tenant:
-        return tenant
-    found = store.tenants_named(ref)
-    if len(found) == 1:
-        return found[0]
-    if found:
-        ids = ", ".join(t["tenant_id"] for t in found)
-        raise DecisionError(f"{len(found)} tenants are named '{ref}' ({ids}): give the tenant id")
-    raise DecisionError(f"no tenant '{ref}' is known: give a tenant id or name as `glue-pipeline match "
-                        "list` shows them (tenants appear after their first sync)")
+    """A tenant by id, partition key, or display name (store/tenant_refs.py)."""
+    try:
+        return store.find_tenant(ref)
+    except TenantRefError as exc:
+        raise DecisionError(str(exc)) from None
 
 
 def resolve_organization(store: DecisionReads, ref: str | int) -> Row:

@@ -24,6 +24,7 @@ from glue_pipeline.store import schema
 from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.migrate import upgrade_store
 from glue_pipeline.store.partition_keys import assign_partition_keys, keys_of, partition_key
+from glue_pipeline.store.tenant_refs import TenantRefError, find_tenant
 from glue_pipeline.store.writer import utcnow
 
 ID_A = "3f2a9c1e-1111-4222-8333-444455556666"
@@ -156,3 +157,17 @@ def test_discovery_and_sync_use_name_keys(glue_env: dict[str, str], small_world:
     latest = instance.fetch_materializations(dg.AssetRecordsFilter(
         asset_key=dg.AssetKey(TENANT_ASSET), asset_partitions=[keys[tenant.id]]), limit=1).records
     assert latest, "the tenant's materialization is on its name key"
+
+
+def test_a_tenant_is_named_by_its_id_key_or_name_everywhere_one_resolver(tmp_path: Path) -> None:
+    engine = _store(tmp_path)
+    _add_tenant(engine, ID_A, "Contoso Ltd")
+    _add_tenant(engine, ID_B, "Contoso Ltd")
+    with engine.begin() as conn:
+        keys = assign_partition_keys(conn)
+        assert find_tenant(conn, keys[ID_B])["tenant_id"] == ID_B, "by partition key"
+        assert find_tenant(conn, ID_A.upper())["tenant_id"] == ID_A, "by id, case ignored"
+        with pytest.raises(TenantRefError, match=r"2 tenants are named 'contoso  ltd' .*give the tenant id"):
+            find_tenant(conn, "contoso  ltd")
+        with pytest.raises(TenantRefError, match="no tenant 'Contoso Ltd \\(ffffffff\\)' is known"):
+            find_tenant(conn, "Contoso Ltd (ffffffff)")

@@ -15,7 +15,7 @@ from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
 from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
-from glue_pipeline_tests.stores import BOOKKEEPING, partition_states
+from glue_pipeline_tests.stores import BOOKKEEPING, partition_of, partition_states
 
 # Tables and columns that describe the documentation itself (not when the sync last looked).
 VOLATILE_COLUMNS = {"last_seen_at", "first_seen_at", "updated_at", "created_at"}
@@ -142,7 +142,11 @@ def test_cli_sync_then_status_then_rerun_of_the_failed_tenant(
     # The same cause as in the first run: the tenant is parked, so its run succeeds (still failed).
     assert rerun.exit_code == 0 and "tenants: 1 (0 matched, 0 unmatched, 1 failed)" in rerun.output
     unknown = runner.invoke(main, ["sync", "--tenant", "not-a-tenant"])
-    assert unknown.exit_code != 0 and "unknown tenant(s) not-a-tenant" in unknown.output
+    assert unknown.exit_code != 0 and "no tenant 'not-a-tenant' is known" in unknown.output
+    by_name = runner.invoke(main, ["sync", "--tenant", revoked.display_name])
+    assert by_name.exit_code == 0 and "tenants: 1 (0 matched, 0 unmatched, 1 failed)" in by_name.output
+    key = partition_of(revoked.id)
+    assert runner.invoke(main, ["sync", "--tenant", key]).exit_code == 0, "the partition key names it too"
 
 
 def test_a_table_preview_is_a_markdown_table_of_the_first_rows_with_cells_escaped() -> None:

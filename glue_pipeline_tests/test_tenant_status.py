@@ -313,7 +313,8 @@ def test_failed_and_tenant_filters(synced: Synced) -> None:
     assert _invoke("status", "--tenant", "Adatum", "--failed").output.startswith("no tenant is in Error\n")
     unknown = _invoke("status", "--tenant", "Nobody Ltd")
     assert unknown.exit_code != 0
-    assert "no tenant 'Nobody Ltd' is known: give a tenant id or name as `glue-pipeline status` shows" in unknown.output
+    assert ("no tenant 'Nobody Ltd' is known: give a tenant id, partition key or name as `glue-pipeline status` "
+            "shows") in unknown.output
 
 
 # --------------------------------------------------------------------------- pause and resume

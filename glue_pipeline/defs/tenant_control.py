@@ -9,7 +9,8 @@ from glue_pipeline.defs.resources import StoreResource
 from glue_pipeline.render import markdown_cell, terminal_text
 from glue_pipeline.store.engine import Engine
 from glue_pipeline.store.partition_keys import partitions_of
-from glue_pipeline.store.tenant_control import PauseChange, TenantRefError, set_paused
+from glue_pipeline.store.tenant_control import PauseChange, set_paused
+from glue_pipeline.store.tenant_refs import TenantRefError
 
 
 def pause_observation(change: PauseChange, partition: str) -> dg.AssetObservation:

@@ -29,6 +29,7 @@ from glue_pipeline.store.schema import (
     tenant_suggestions,
     tenants,
 )
+from glue_pipeline.store.tenant_refs import find_tenant
 from glue_pipeline.store.writer import utcnow
 from glue_pipeline.vocabulary import ContactDecisionAction, DecisionAction, MatchMethod, MatchStatus
 
@@ -64,10 +65,9 @@ class DecisionReads:
     def tenant(self, tenant_id: str) -> Row | None:
         return first_row(self._conn, select(tenants).where(tenants.c.tenant_id == tenant_id))
 
-    def tenants_named(self, name: str) -> list[Row]:
-        """The tenants whose display name is `name`, case and spaces aside."""
-        wanted = normalize_name(name)
-        return [t for t in all_rows(self._conn, select(tenants)) if normalize_name(t["display_name"]) == wanted]
+    def find_tenant(self, ref: str) -> Row:
+        """The tenant `ref` names (store/tenant_refs.py): a TenantRefError for none or several."""
+        return find_tenant(self._conn, ref)
 
     def organization(self, organization_id: int) -> Row | None:
         return first_row(self._conn, select(organizations).where(organizations.c.id == organization_id))

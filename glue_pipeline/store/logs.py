@@ -16,11 +16,11 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Engine, Select, and_, func, select, true
 from sqlalchemy import Row as SqlRow
 
-from glue_pipeline.matching.organizations import normalize_name
 from glue_pipeline.render import terminal_text
 from glue_pipeline.store.overview import last_run_id
 from glue_pipeline.store.rows import as_utc
 from glue_pipeline.store.schema import sync_log, sync_runs, tenants
+from glue_pipeline.store.tenant_refs import matching_tenants
 from glue_pipeline.vocabulary import LogAction, LogLevel, RunStatus, values
 
 LEVELS: tuple[LogLevel, ...] = cast(tuple[LogLevel, ...], values(LogLevel))  # least to most severe
@@ -103,8 +103,8 @@ def parse_since(text: str, now: datetime) -> datetime:
 
 
 def resolve_tenants(engine: Engine, refs: tuple[str, ...]) -> tuple[str, ...]:
-    """The tenant id each reference names: a tenant id (case ignored), else a display name (case
-    and spaces ignored), else the start of one tenant's id (as the log's lines show it), else an
+    """The tenant id each reference names: a tenant id, partition key or display name
+    (store/tenant_refs.py), else the start of one tenant's id (as the log's lines show it), else an
     id the log holds for a tenant `tenants` does not know."""
     if not refs:
         return ()
@@ -115,8 +115,7 @@ def resolve_tenants(engine: Engine, refs: tuple[str, ...]) -> tuple[str, ...]:
         found: list[str] = []
         for ref in refs:
             wanted = ref.strip().lower()
-            matches = [(i, n) for i, n in known if i.lower() == wanted] \
-                or [(i, n) for i, n in known if normalize_name(n) == normalize_name(ref)] \
+            matches = [(t["tenant_id"], t["display_name"]) for t in matching_tenants(conn, ref)] \
                 or [(i, n) for i, n in known if wanted and i.lower().startswith(wanted)]
             if len(matches) > 1:
                 listed = "; ".join(f"{terminal_text(n)} ({i})" for i, n in matches)

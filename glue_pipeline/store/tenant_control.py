@@ -8,17 +8,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Engine, select, update
 
-from glue_pipeline.matching.organizations import normalize_name
 from glue_pipeline.store.engine import write_transaction
-from glue_pipeline.store.rows import Row, all_rows, as_utc, first_row
+from glue_pipeline.store.rows import Row, all_rows, as_utc
 from glue_pipeline.store.schema import tenants
+from glue_pipeline.store.tenant_refs import find_tenant
 from glue_pipeline.store.writer import utcnow
-
-
-class TenantRefError(ValueError):
-    """A tenant id or name that names no tenant, or several; the message says what to give instead."""
 
 
 @dataclass(frozen=True)
@@ -71,25 +67,6 @@ def _pause(row: Row) -> Pause | None:
         return None
     return Pause(row["tenant_id"], row["display_name"], as_utc(row["paused_at"]), row["paused_by"],
                  row["pause_reason"])
-
-
-def find_tenant(conn: Connection, ref: str) -> Row:
-    """A tenant by id (case ignored) or partition key (as the Dagster UI lists it), or by display
-    name (case and spaces ignored) when that names exactly one."""
-    wanted = ref.strip()
-    by_id = first_row(conn, select(*_COLUMNS).where((func.lower(tenants.c.tenant_id) == wanted.lower())
-                                                    | (tenants.c.partition_key == wanted)))
-    if by_id is not None:
-        return by_id
-    name = normalize_name(wanted)
-    found = [t for t in all_rows(conn, select(*_COLUMNS)) if name and normalize_name(t["display_name"]) == name]
-    if len(found) == 1:
-        return found[0]
-    if found:
-        ids = ", ".join(sorted(t["tenant_id"] for t in found))
-        raise TenantRefError(f"{len(found)} tenants are named '{ref}' ({ids}): give the tenant id")
-    raise TenantRefError(f"no tenant '{ref}' is known: give a tenant id or name as `glue-pipeline status` "
-                         "shows them (tenants appear once discovery has found them)")
 
 
 def set_paused(engine: Engine, ref: str, paused: bool, by: str, reason: str | None = None) -> PauseChange:
