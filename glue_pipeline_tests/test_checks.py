@@ -27,14 +27,12 @@ from glue_pipeline.cli import main
 from glue_pipeline.defs.definitions import build_defs
 from glue_pipeline.defs.overview import TENANT_REPORTS_CHECK
 from glue_pipeline.defs.partitions import TENANTS
-from glue_pipeline.demo import sandbox_env
 from glue_pipeline.extract import CONCEALED_FIX
-from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
-from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
+from glue_pipeline.runner import run_overview, run_sync
+from glue_pipeline.sandbox.server import Sandbox
 from glue_pipeline.sandbox.world import ContactEmail, World
 from glue_pipeline.store import schema
-from glue_pipeline.store.engine import make_engine
-from glue_pipeline.store.seed import seed_store
+from glue_pipeline_tests.served import served_world
 from glue_pipeline_tests.stores import matched_world, sync_every_partition
 
 # Markdown a name could forge: a row, a link, an image, HTML, code.
@@ -69,24 +67,11 @@ def synced(tmp_path: Path, sandbox_state: Path, monkeypatch: pytest.MonkeyPatch)
     first, second = next((a, b) for a in world.store.contacts for b in world.store.contacts
                          if a.id != b.id and a.organization_id == b.organization_id and a.emails)
     second.emails.append(ContactEmail(value=first.emails[0].value, label="Work", primary=False))
-    env = {"GLUE_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}", "GLUE_DATA_DIR": str(tmp_path / "tables"),
-           "GLUE_VAR_DIR": str(tmp_path / "var"), "GLUE_CACHE_DIR": str(tmp_path / "cache"),
-           "DAGSTER_HOME": str(tmp_path / "dagster_home")}
-    engine = make_engine(env["GLUE_STORE_URL"])
-    seed_store(engine, world.store)
-    with Sandbox(SandboxConfig(world=world), state_dir=sandbox_state) as sandbox:
-        for key, value in {**sandbox_env(sandbox, world), **env}.items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
-        instance = get_instance()
-        try:
-            assert run_discovery(instance).success
-            (run,) = run_sync(instance)
-            assert not run.success, "the revoked tenant fails the run"
-            yield Synced(world, engine, instance, sandbox, run.run_id, concealed.id, shown.id, revoked.id)
-        finally:
-            instance.dispose()
-            engine.dispose()
+    with served_world(world, tmp_path, sandbox_state, monkeypatch) as served:
+        (run,) = run_sync(served.instance)
+        assert not run.success, "the revoked tenant fails the run"
+        yield Synced(world, served.engine, served.instance, served.sandbox, run.run_id, concealed.id, shown.id,
+                     revoked.id)
 
 
 def _evaluations(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetCheckEvaluation]:

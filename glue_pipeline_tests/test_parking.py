@@ -22,7 +22,7 @@ import pytest
 from markdown_it import MarkdownIt
 from sqlalchemy import Engine, select, text, update
 
-from glue_pipeline.demo import sandbox_env, sandbox_settings
+from glue_pipeline.demo import sandbox_settings
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import (
     CAUSE_FIXES,
@@ -37,7 +37,7 @@ from glue_pipeline.graph.errors import (
 )
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.render import terminal_text
-from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
+from glue_pipeline.runner import run_overview, run_sync
 from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
@@ -49,6 +49,7 @@ from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import TenantOutcome, discover_into, sync_context, sync_tenant, tenant_result
 from glue_pipeline.vocabulary import FailureCause, TenantStatus, values
 from glue_pipeline.workers import TenantDone
+from glue_pipeline_tests.served import served_world
 from glue_pipeline_tests.stores import partition_of, partition_states, sync_every_partition
 
 TENANT = "11111111-2222-3333-4444-555555555555"
@@ -210,24 +211,10 @@ def bench(tmp_path: Path, sandbox_state: Path, monkeypatch: pytest.MonkeyPatch) 
     by the sandbox's faults (so it can be given back); a SQLite store; a Dagster instance."""
     world = generate_world(seed=31, tenants=4, users=80, revoked=0)
     world.tenants[1].display_name = HOSTILE_NAME
-    env = {"GLUE_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}", "GLUE_DATA_DIR": str(tmp_path / "tables"),
-           "GLUE_VAR_DIR": str(tmp_path / "var"), "GLUE_CACHE_DIR": str(tmp_path / "cache"),
-           "DAGSTER_HOME": str(tmp_path / "dagster_home"), "GLUE_GRAPH_TENANT_CONCURRENCY": "1"}
-    engine = make_engine(env["GLUE_STORE_URL"])
-    seed_store(engine, world.store)
-    with Sandbox(SandboxConfig(world=world), state_dir=sandbox_state) as sandbox:
-        for key, value in {**sandbox_env(sandbox, world), **env}.items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
-        instance = get_instance()
-        try:
-            assert run_discovery(instance).success
-            revoked, other = world.tenants[1].id, world.tenants[2].id
-            sandbox.faults.revoked.add(revoked)
-            yield Bench(world, sandbox, engine, instance, revoked, other)
-        finally:
-            instance.dispose()
-            engine.dispose()
+    with served_world(world, tmp_path, sandbox_state, monkeypatch, GLUE_GRAPH_TENANT_CONCURRENCY="1") as served:
+        revoked, other = world.tenants[1].id, world.tenants[2].id
+        served.sandbox.faults.revoked.add(revoked)
+        yield Bench(world, served.sandbox, served.engine, served.instance, revoked, other)
 
 
 def _failed_partitions(instance: dg.DagsterInstance) -> set[str]:

@@ -10,7 +10,6 @@ import pickle
 import re
 import uuid
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,10 +20,8 @@ import pytest
 from markdown_it import MarkdownIt
 
 from glue_pipeline.defs.metadata import table_schema
-from glue_pipeline.demo import sandbox_env
-from glue_pipeline.runner import get_instance, run_discovery, run_sync
+from glue_pipeline.runner import run_sync
 from glue_pipeline.sandbox.generate import generate_world
-from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import (
     AssignedLicense,
     ContactEmail,
@@ -38,8 +35,6 @@ from glue_pipeline.sandbox.world import (
     User,
     World,
 )
-from glue_pipeline.store.engine import make_engine
-from glue_pipeline.store.seed import seed_store
 from glue_pipeline.tables import (
     PREVIEWED,
     TENANT_TABLES,
@@ -49,6 +44,8 @@ from glue_pipeline.tables import (
     publish,
     table_preview,
 )
+from glue_pipeline_tests.rendered import RenderedTable
+from glue_pipeline_tests.served import served_world
 
 # A name that would add rows, cells, an image, a link and HTML to markdown, move the cursor,
 # retitle a terminal and reverse text; 500 characters long.
@@ -69,38 +66,11 @@ class Shown(NamedTuple):
     footer: str  # the text under the table ('' for none)
 
 
-class _Rendered(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: set[str] = set()
-        self.rows: list[list[str]] = []
-        self.cell: str | None = None
-        self.outside = ""  # text outside the table
-
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        self.tags.add(tag)
-        if tag == "tr":
-            self.rows.append([])
-        elif tag in ("td", "th"):
-            self.cell = ""
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self.cell is not None:
-            self.rows[-1].append(self.cell)
-            self.cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self.cell is not None:
-            self.cell += data
-        else:
-            self.outside += data
-
-
 def shown(markdown: str) -> Shown:
     """The preview rendered: one table (its header and rows, each as wide as the header) and at
     most a paragraph under it; no link, image or HTML; no control character in the text."""
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", markdown), repr(markdown)
-    parsed = _Rendered()
+    parsed = RenderedTable()
     parsed.feed(MARKDOWN.render(markdown))
     assert parsed.tags <= TABLE_TAGS | {"p"}, f"markup beyond the table: {parsed.tags - TABLE_TAGS}"
     header, *rows = parsed.rows
@@ -315,25 +285,14 @@ def previews_world() -> World:
 def synced(tmp_path: Path, sandbox_state: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """The tenant synced through Dagster into a SQLite store: its materialization's metadata."""
     world = previews_world()
-    env = {"GLUE_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}", "GLUE_DATA_DIR": str(tmp_path / "tables"),
-           "GLUE_VAR_DIR": str(tmp_path / "var"), "GLUE_CACHE_DIR": str(tmp_path / "cache"),
-           "DAGSTER_HOME": str(tmp_path / "dagster_home")}
-    engine = make_engine(env["GLUE_STORE_URL"])
-    seed_store(engine, world.store)
-    with Sandbox(SandboxConfig(world=world), state_dir=sandbox_state) as sandbox:
-        for key, value in {**sandbox_env(sandbox, world), **env}.items():
-            monkeypatch.setenv(key, value)
-        instance = get_instance()
-        assert run_discovery(instance).success
-        (run,) = run_sync(instance)
+    with served_world(world, tmp_path, sandbox_state, monkeypatch) as served:
+        (run,) = run_sync(served.instance)
         assert run.success, run.error
         (materialization,) = [
-            e.dagster_event.event_specific_data.materialization for e in instance.all_logs(run.run_id)
+            e.dagster_event.event_specific_data.materialization for e in served.instance.all_logs(run.run_id)
             if e.dagster_event and e.dagster_event.event_type_value == "ASSET_MATERIALIZATION"
             and e.dagster_event.asset_key == dg.AssetKey("tenant_contacts")]
         yield {key: entry.value for key, entry in materialization.metadata.items()}
-    instance.dispose()
-    engine.dispose()
 
 
 def test_a_synced_tenant_shows_its_people_by_name_its_held_user_first_and_each_schema(

@@ -10,7 +10,6 @@ import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,18 +24,16 @@ from sqlalchemy import Engine, func, insert, select, update
 from glue_pipeline.cli import main
 from glue_pipeline.defs.definitions import build_defs
 from glue_pipeline.defs.metadata import table_metadata
-from glue_pipeline.demo import sandbox_env
 from glue_pipeline.render import markdown_cell, markdown_table, terminal_text
 from glue_pipeline.report import SyncSummary, format_summary
-from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
+from glue_pipeline.runner import run_overview, run_sync
 from glue_pipeline.sandbox.generate import generate_world
-from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import StoreOrganization, World
 from glue_pipeline.store import schema
-from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.partition_keys import partitions_of
-from glue_pipeline.store.seed import seed_store
 from glue_pipeline.tables import CELL_LIMIT, CELL_LIMITS, WAITING_PREVIEW_ROWS, cell_text, preview
+from glue_pipeline_tests.rendered import RenderedTable
+from glue_pipeline_tests.served import served_world
 
 HOSTILE_VALUES = [
     "a|b", "a\\|b", "x\r|forged|row", "x\n| forged | row |", "![](https://evil.example/p.png)",
@@ -90,32 +87,6 @@ def _split_escapes(cell: str) -> list[str]:
     return parts
 
 
-class _RenderedTable(HTMLParser):
-    """The tags of rendered HTML and the text of each row's cells."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: set[str] = set()
-        self.rows: list[list[str]] = []
-        self.cell: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:  # type: ignore[type-arg]
-        self.tags.add(tag)
-        if tag == "tr":
-            self.rows.append([])
-        elif tag in ("td", "th"):
-            self.cell = ""
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self.cell is not None:
-            self.rows[-1].append(self.cell)
-            self.cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self.cell is not None:
-            self.cell += data
-
-
 def _inert_table(markdown: str, rows: int, columns: int | None = None) -> list[list[str]]:
     """Checks a markdown table of `rows` rows and `columns` columns (default: its header's), raw
     and rendered by a CommonMark + GFM renderer (raw HTML allowed, as in GFM); returns the
@@ -130,7 +101,7 @@ def _inert_table(markdown: str, rows: int, columns: int | None = None) -> list[l
         unescaped = "".join(part for part in _split_escapes(line) if not part.startswith("\\"))
         assert not set(unescaped) & set("[]<>&`\r"), line
     html = MARKDOWN.render(markdown)
-    parsed = _RenderedTable()
+    parsed = RenderedTable()
     parsed.feed(html)
     assert parsed.tags <= TABLE_TAGS, f"markup beyond the table: {parsed.tags - TABLE_TAGS}"
     assert "<img" not in html and "<a " not in html and "<https" not in html
@@ -266,23 +237,12 @@ def hostile(request: pytest.FixtureRequest, tmp_path: Path, sandbox_state: Path,
         StoreOrganization(id=max(o.id for o in world.store.organizations) + 1, name=HOSTILE_NAME))
     store_url = (request.getfixturevalue("pg_database") if request.param == "postgres"
                  else f"sqlite:///{tmp_path / 'store.db'}")
-    env = {"GLUE_STORE_URL": store_url, "GLUE_DATA_DIR": str(tmp_path / "tables"),
-           "GLUE_VAR_DIR": str(tmp_path / "var"), "GLUE_CACHE_DIR": str(tmp_path / "cache"),
-           "DAGSTER_HOME": str(tmp_path / "dagster_home")}
-    engine = make_engine(env["GLUE_STORE_URL"])
-    seed_store(engine, world.store)
-    with Sandbox(SandboxConfig(world=world), state_dir=sandbox_state) as sandbox:
-        for key, value in {**sandbox_env(sandbox, world), **env}.items():
-            monkeypatch.setenv(key, value)
-        instance = get_instance()
-        assert run_discovery(instance).success
-        runs = run_sync(instance)
+    with served_world(world, tmp_path, sandbox_state, monkeypatch, store_url) as served:
+        runs = run_sync(served.instance)
         assert len(runs) == 1 and not runs[0].success, "the revoked tenant fails the run"
-        overview = run_overview(instance)
+        overview = run_overview(served.instance)
         assert overview.success
-        yield Synced(world, engine, instance, runs[0].run_id, overview.run_id)
-    instance.dispose()
-    engine.dispose()
+        yield Synced(world, served.engine, served.instance, runs[0].run_id, overview.run_id)
 
 
 def _events(instance: dg.DagsterInstance, run_id: str, kind: str) -> list:  # type: ignore[type-arg]

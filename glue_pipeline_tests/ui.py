@@ -22,6 +22,7 @@ from glue_pipeline.sandbox.world import World
 from glue_pipeline.settings import PROJECT_ROOT
 from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
+from glue_pipeline_tests.served import pipeline_env
 
 DEADLINE_S = 240  # generous: a loaded machine still gets there; no test measures time
 IN_PROGRESS = {"STARTING", "STARTED"}
@@ -49,11 +50,8 @@ def project_env(sandbox: Sandbox, world: World, tmp_path: Path, monkeypatch: pyt
     SQLite store, and heartbeats every second."""
     config = tmp_path / "glue.yaml"
     config.write_text("sync: {}\n")
-    env = {**sandbox_env(sandbox, world),
-           "GLUE_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}",
-           "GLUE_DATA_DIR": str(tmp_path / "tables"), "GLUE_VAR_DIR": str(tmp_path / "var"),
-           "GLUE_CACHE_DIR": str(tmp_path / "cache"), "GLUE_CONFIG": str(config),
-           "GLUE_HEARTBEAT_SECONDS": "1", "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    env = {**sandbox_env(sandbox, world), **pipeline_env(tmp_path), "GLUE_CONFIG": str(config),
+           "GLUE_HEARTBEAT_SECONDS": "1"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
