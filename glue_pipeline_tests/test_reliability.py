@@ -16,6 +16,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -74,6 +75,11 @@ class Bench:
     def client(self, backoff_base_s: float = 0.001, **overrides: object) -> GraphClient:
         return GraphClient(settings_for(self.sandbox, self.world, **overrides), backoff_base_s=backoff_base_s)
 
+    def clock(self) -> datetime:
+        """The syncs' clock, at the world's reference date: a store compared with another sync's
+        shows the same last sign-ins, however far apart the two syncs ran."""
+        return self.world.reference_date
+
     def sync(self, client: GraphClient | None = None, tenant_ids: list[str] | None = None,
              options: SyncOptions | None = None, cache: TenantCache | None = None
              ) -> tuple[str, dict[str, TenantOutcome]]:
@@ -81,7 +87,8 @@ class Bench:
         Returns the run id and the outcome per tenant."""
         run_id = f"test-{uuid.uuid4().hex[:12]}"
         tenant_ids = list(tenant_ids or self.tenant_ids)
-        ctx = sync_context(client or self.client(), self.engine, run_id, options or SyncOptions(), cache)
+        ctx = sync_context(client or self.client(), self.engine, run_id, options or SyncOptions(), cache,
+                           clock=self.clock)
         return run_id, {o.tenant_id: o for o in recorded_run(ctx, tenant_ids, 4)}
 
     def log(self, run_id: str, tenant_id: str) -> list[tuple[str, str]]:

@@ -10,7 +10,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
@@ -18,7 +18,7 @@ import msal
 import pytest
 import requests
 
-from glue_pipeline.sandbox.generate import REFERENCE_DATE, generate_world
+from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import (
     ENTRA_PREMIUM_SKUS,
     MAILBOX_REPORT_HEADER,
@@ -31,6 +31,8 @@ from glue_pipeline.sandbox.world import Sku, Tenant, World
 
 GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
 USER_FIELDS = ["id", "displayName", "userPrincipalName"]
+# Where the cast's times count back from: neither today nor the date worlds used to count from.
+REFERENCE = datetime(2026, 6, 15, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,8 @@ class Cast:
 
 
 def _cast() -> Cast:
-    small = generate_world(seed=11, tenants=4, users=60, revoked=1)
-    big = generate_world(seed=16, tenants=1, users=1100, revoked=0).tenants[0]
+    small = generate_world(seed=11, tenants=4, users=60, revoked=1, reference_date=REFERENCE)
+    big = generate_world(seed=16, tenants=1, users=1100, revoked=0, reference_date=REFERENCE).tenants[0]
     if not any(s.skuPartNumber in ENTRA_PREMIUM_SKUS for s in big.skus):
         big.skus.append(Sku(skuId="078d2b04-f1bd-4111-bbd4-b4b1b354cef4", skuPartNumber="AAD_PREMIUM", enabled=5))
     big.reports_concealed = True
@@ -56,7 +58,8 @@ def _cast() -> Cast:
     limited = next(t for t in granted if t is not plain)
     limited.roles = ["Organization.Read.All"]
     revoked = next(t for t in small.tenants if t.consent == "revoked")
-    world = World(seed=11, partner=small.partner, app=small.app, tenants=[*small.tenants, big], store=small.store)
+    world = World(seed=11, reference_date=REFERENCE, partner=small.partner, app=small.app,
+                  tenants=[*small.tenants, big], store=small.store)
     return Cast(world, plain, limited, revoked, big)
 
 
@@ -112,9 +115,9 @@ def graph_error(response: requests.Response) -> dict:
 
 
 def test_generate_world_is_deterministic_and_sized() -> None:
-    world = generate_world(seed=7)
-    assert world.model_dump_json() == generate_world(seed=7).model_dump_json()
-    assert world.model_dump_json() != generate_world(seed=8).model_dump_json()
+    world = generate_world(seed=7, reference_date=REFERENCE)
+    assert world.model_dump_json() == generate_world(seed=7, reference_date=REFERENCE).model_dump_json()
+    assert world.model_dump_json() != generate_world(seed=8, reference_date=REFERENCE).model_dump_json()
     assert len(world.tenants) == 24 and world.user_count == 1500
     assert all(t.users for t in world.tenants)
     assert len({len(t.users) for t in world.tenants}) > 5  # a spread, not an even split
@@ -157,6 +160,45 @@ def test_generated_store_seed_matches_most_tenants() -> None:
     primary = [next(e.value for e in c.emails if e.primary).lower() for c in store.contacts]
     assert sum(p in upns for p in primary) > 0.6 * len(primary)
     assert any(p not in upns and not p.split("@")[0].endswith(".old") for p in primary)  # another format
+
+
+def _last_sign_ins(world: World) -> list[datetime]:
+    return [datetime.fromisoformat(u.signInActivity.lastSignInDateTime.replace("Z", "+00:00"))
+            for t in world.tenants for u in t.users if u.signInActivity and u.signInActivity.lastSignInDateTime]
+
+
+def test_a_world_generated_now_has_recent_and_old_sign_ins() -> None:
+    world = generate_world(seed=5, tenants=3, users=300, revoked=0)
+    reference = world.reference_date
+    assert reference == reference.replace(hour=0, minute=0, second=0, microsecond=0), "the start of a day"
+    assert timedelta(0) <= datetime.now(UTC) - reference < timedelta(days=1), "today's"
+    ages = [reference - moment for moment in _last_sign_ins(world)]
+    assert len(ages) > 250 and min(ages) >= timedelta(0), "nobody signs in after the reference date"
+    recent = sum(age <= timedelta(days=30) for age in ages)
+    assert recent > len(ages) / 2, "most users signed in within the last 30 days"
+    assert len(ages) - recent > len(ages) / 10, "and some long before"
+
+
+# A generated world's dates and times (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).
+_DATE_OR_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}:\d{2}Z)?")
+
+
+def _shifted(text: str, by: timedelta) -> str:
+    """text with every date and time in it moved by `by`."""
+    def shift(found: re.Match[str]) -> str:
+        value = found.group()
+        if "T" not in value:
+            return (datetime.fromisoformat(value) + by).date().isoformat()
+        return (datetime.fromisoformat(value.replace("Z", "+00:00")) + by).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _DATE_OR_TIME.sub(shift, text)
+
+
+def test_another_reference_date_moves_every_time_and_nothing_else() -> None:
+    first = generate_world(seed=5, tenants=3, users=120, revoked=0, reference_date=REFERENCE)
+    later = generate_world(seed=5, tenants=3, users=120, revoked=0, reference_date=REFERENCE + timedelta(days=10))
+    assert later.reference_date == datetime(2026, 6, 25, tzinfo=UTC)
+    assert first.model_dump_json() != later.model_dump_json()
+    assert _shifted(first.model_dump_json(), timedelta(days=10)) == later.model_dump_json()
 
 
 # --------------------------------------------------------------------------- TLS and identity
@@ -371,7 +413,8 @@ def test_mailbox_report_redirects_to_a_csv_with_bom(sandbox: Sandbox, cast: Cast
         assert rows[0] == MAILBOX_REPORT_HEADER
         assert {r[1] for r in rows[1:]} == {u.userPrincipalName for u in cast.plain.users if u.mailbox}
         assert {r[-1] for r in rows[1:]} == {"7"} and {r[15] for r in rows[1:]} <= {"True", "False"}
-        assert rows[1][0] == (REFERENCE_DATE - timedelta(days=1)).date().isoformat()
+        assert rows[1][0] == "2026-06-14", "refreshed the day before the world's reference date"
+        assert 'filename="MailboxUsageDetail06_15_2026.csv"' in download.headers["content-disposition"]
 
 
 def test_concealed_report_hashes_names(sandbox: Sandbox, cast: Cast) -> None:

@@ -19,7 +19,7 @@ import requests
 
 from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import MAILBOX_REPORT_HEADER, Sandbox, SandboxConfig
-from glue_pipeline.sandbox.world import Tenant, User, World
+from glue_pipeline.sandbox.world import FIRST_REFERENCE_DATE, Tenant, User, World
 
 SCOPES = ["https://graph.microsoft.com/.default"]
 DELTA_SELECT = "id,displayName,jobTitle,mobilePhone,accountEnabled"
@@ -278,16 +278,19 @@ def test_direct_apps_get_tokens_for_their_own_tenant_only(sandbox: Sandbox) -> N
      "b3320b607bdccc5cdb3fa4ea166be1dceb1282aeda84f7223774d377742b4cdd"),
 ])
 def test_default_worlds_stay_the_same(arguments: dict, digest: str) -> None:
-    # Digests of the worlds the generator made before direct apps, spreads and its speed-ups;
-    # saved demo worlds and stores seeded from them depend on a seed always giving the same world.
-    world = generate_world(**arguments).model_dump(exclude={"direct_apps"})
+    # Digests of the worlds the generator made before direct apps, spreads, its speed-ups and
+    # reference dates; saved demo worlds and stores seeded from them depend on a seed (and its
+    # reference date) always giving the same world.
+    world = generate_world(**arguments, reference_date=FIRST_REFERENCE_DATE).model_dump(
+        exclude={"direct_apps", "reference_date"})
     assert hashlib.sha256(json.dumps(world, sort_keys=True).encode()).hexdigest() == digest
 
 
 def test_generated_direct_apps_leave_the_default_world_alone() -> None:
-    plain, direct = generate_world(seed=7), generate_world(seed=7, direct=4)
+    plain = generate_world(seed=7, reference_date=FIRST_REFERENCE_DATE)
+    direct = generate_world(seed=7, direct=4, reference_date=FIRST_REFERENCE_DATE)
     assert plain.direct_apps == [] and len(direct.direct_apps) == 4
-    assert direct == generate_world(seed=7, direct=4)
+    assert direct == generate_world(seed=7, direct=4, reference_date=FIRST_REFERENCE_DATE)
     nones = [t.id for t in direct.tenants if t.relationship == "none"]
     assert len(nones) == 2 and set(nones) <= {a.tenant_id for a in direct.direct_apps}
     assert len({a.client_id for a in direct.direct_apps} | {direct.app.client_id}) == 5

@@ -40,7 +40,8 @@ def add_users(state: SandboxState, tenant_id: str, users: list[User] | int, seed
     with state.lock:
         log = state.log(tenant)
         if isinstance(users, int):
-            users = new_users(random.Random(f"{seed}:{tenant_id}:add:{log.version}"), tenant, users)
+            rng = random.Random(f"{seed}:{tenant_id}:add:{log.version}")
+            users = new_users(rng, tenant, state.config.world.reference_date, users)
         for user in users:
             log.add(user)
         _cover_licenses(tenant, users)

@@ -1,8 +1,9 @@
 """Generate a sandbox world from a seed: customer tenants with users, licenses and mailboxes,
 plus the documentation store's starting organizations and contacts.
 
-The same seed always yields the same world (dates count back from REFERENCE_DATE, never from
-today). The mess is deliberate: accented and hyphenated names, several UPN formats, alias
+The same seed and reference date always yield the same world: its times count back from the
+reference date (by default the day of generation, which the world records), never from the moment
+of each draw. The mess is deliberate: accented and hyphenated names, several UPN formats, alias
 domains, guests, disabled and unlicensed users, shared mailboxes, concealed reports, revoked
 consent, store organizations whose names differ in case and spacing, and contacts filed under
 another email format for the same person.
@@ -47,7 +48,6 @@ from .world import (
     World,
 )
 
-REFERENCE_DATE = datetime(2026, 11, 1, tzinfo=UTC)
 GENERATED_ROLES = [*DEFAULT_ROLES, "AuditLog.Read.All"]
 GIB = 1024**3
 
@@ -191,16 +191,21 @@ def _phone(rng: random.Random, place: Place) -> str:
     return f"{place.phone_prefix}{rng.randint(0, 9999):04d}"
 
 
+def generation_day() -> datetime:
+    """The default reference date: the start of today (UTC), so that a seed gives the same world
+    all day."""
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 # Moments are whole epoch seconds while users are built: the same values as the datetimes
-# (REFERENCE_DATE - timedelta(days=x)).replace(microsecond=0), several times cheaper.
-_REFERENCE_S = int(REFERENCE_DATE.timestamp())
+# (reference - timedelta(days=x)).replace(microsecond=0), several times cheaper.
 _EPOCH = datetime(1970, 1, 1)
 
 
-def _seconds_before(rng: random.Random, low: float, high: float, not_before: int | None = None) -> int:
-    """A moment between low and high days before REFERENCE_DATE, not before not_before."""
+def _seconds_before(rng: random.Random, reference: int, low: float, high: float, not_before: int | None = None) -> int:
+    """A moment between low and high days before reference, not before not_before."""
     back = timedelta(days=rng.uniform(low, high))
-    moment = _REFERENCE_S - back.days * 86400 - back.seconds - (1 if back.microseconds else 0)
+    moment = reference - back.days * 86400 - back.seconds - (1 if back.microseconds else 0)
     return moment if not_before is None else max(moment, not_before)
 
 
@@ -289,8 +294,10 @@ def _spread(rng: random.Random, total: int, parts: int, sigma: float = 1.2) -> l
 
 @dataclass
 class _TenantPlan:
-    """What users of one tenant are generated against."""
+    """What users of one tenant are generated against (`reference`: the world's reference date in
+    epoch seconds)."""
 
+    reference: int
     name: str
     default_domain: str
     initial_domain: str
@@ -328,12 +335,12 @@ def _build_skus(rng: random.Random, plan: _TenantPlan, users: list[User]) -> lis
     return skus
 
 
-def _tenant(rng: random.Random, name: str, slug: str, user_count: int) -> Tenant:
+def _tenant(rng: random.Random, name: str, slug: str, user_count: int, reference: int) -> Tenant:
     place = rng.choice(PLACES)
     tenant_id = _guid(rng)
     domains, alias = _domains(rng, slug, place)
     mains, addons = _plan_skus(rng, user_count)
-    plan = _TenantPlan(name, f"{slug}.com", f"{slug}.onmicrosoft.com", alias, place, mains, addons)
+    plan = _TenantPlan(reference, name, f"{slug}.com", f"{slug}.onmicrosoft.com", alias, place, mains, addons)
     users = [_user(rng, plan, first=(i == 0)) for i in range(user_count)]
     return Tenant(
         id=tenant_id,
@@ -383,13 +390,14 @@ def _display_name(rng: random.Random, first: str, last: str) -> str:
     return f"{first} {last}"
 
 
-def _sign_in(rng: random.Random, created: int, enabled: bool) -> SignInActivity:
+def _sign_in(rng: random.Random, reference: int, created: int, enabled: bool) -> SignInActivity:
     roll = rng.random()
     if roll < 0.05:
         return SignInActivity()  # never signed in
-    last = _seconds_before(rng, 15, 400, created) if not enabled or roll < 0.2 else _seconds_before(rng, 0, 14, created)
+    low, high = (0, 14) if enabled and roll >= 0.2 else (15, 400)
+    last = _seconds_before(rng, reference, low, high, created)
     later = timedelta(hours=rng.uniform(0, 48))
-    non_interactive = min(_REFERENCE_S, last + later.days * 86400 + later.seconds)
+    non_interactive = min(reference, last + later.days * 86400 + later.seconds)
     last_text = _iso_seconds(last)
     return SignInActivity(lastSignInDateTime=last_text,
                           lastNonInteractiveSignInDateTime=_iso_seconds(non_interactive),
@@ -403,7 +411,7 @@ def _licenses(rng: random.Random, plan: _TenantPlan) -> list[SkuSpec]:
     return chosen
 
 
-def _mailbox(rng: random.Random, created: int, enabled: bool, quota_gb: int,
+def _mailbox(rng: random.Random, reference: int, created: int, enabled: bool, quota_gb: int,
              recipient_type: str = "User") -> Mailbox:
     quota = quota_gb * GIB
     storage = int(quota * min(0.995, rng.lognormvariate(math.log(0.04), 1.1)))
@@ -412,7 +420,7 @@ def _mailbox(rng: random.Random, created: int, enabled: bool, quota_gb: int,
     if rng.random() < 0.03:
         last_activity = None
     else:
-        last_activity = _date_text(_seconds_before(rng, 0, 10 if enabled else 300, created) // 86400)
+        last_activity = _date_text(_seconds_before(rng, reference, 0, 10 if enabled else 300, created) // 86400)
     quotas = {}
     if quota_gb != 50:
         quotas = dict(issue_warning_quota_bytes=(quota_gb - 2) * GIB,
@@ -435,10 +443,11 @@ def _member(rng: random.Random, plan: _TenantPlan, enabled: bool, licensed: bool
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     local = _upn_local(rng, first, last, plan.taken, plan.default_domain)
     upn = f"{local}@{plan.default_domain}"
-    created = _seconds_before(rng, 30, 3650)
+    created = _seconds_before(rng, plan.reference, 30, 3650)
     skus = _licenses(rng, plan) if licensed else []
     exchange = [s for s in skus if s.exchange]
-    mailbox = _mailbox(rng, created, enabled, max(s.mailbox_gb for s in exchange)) if exchange else None
+    mailbox = _mailbox(rng, plan.reference, created, enabled, max(s.mailbox_gb for s in exchange)) \
+        if exchange else None
     if mailbox:
         on_alias = plan.alias_domain and rng.random() < 0.15
         mail = f"{local}@{plan.alias_domain}" if on_alias else upn
@@ -463,8 +472,8 @@ def _member(rng: random.Random, plan: _TenantPlan, enabled: bool, licensed: bool
         proxyAddresses=proxies,
         assignedLicenses=[AssignedLicense(skuId=s.sku_id) for s in skus],
         createdDateTime=_iso_seconds(created),
-        lastPasswordChangeDateTime=_iso_seconds(_seconds_before(rng, 0, 400, created)),
-        signInActivity=_sign_in(rng, created, enabled),
+        lastPasswordChangeDateTime=_iso_seconds(_seconds_before(rng, plan.reference, 0, 400, created)),
+        signInActivity=_sign_in(rng, plan.reference, created, enabled),
         mailbox=mailbox,
     )
 
@@ -474,7 +483,7 @@ def _guest(rng: random.Random, plan: _TenantPlan) -> User:
     domain = rng.choice(GUEST_DOMAINS)
     local = _unique(plan.taken, email_local(f"{first}.{last.replace(' ', '')}"), "{}_" + domain + "#EXT#")
     external = f"{local}@{domain}"
-    created = _seconds_before(rng, 5, 1500)
+    created = _seconds_before(rng, plan.reference, 5, 1500)
     named = rng.random() < 0.5
     return User(
         id=_guid(rng),
@@ -488,7 +497,7 @@ def _guest(rng: random.Random, plan: _TenantPlan) -> User:
         proxyAddresses=[f"SMTP:{external}"],
         createdDateTime=_iso_seconds(created),
         lastPasswordChangeDateTime=_iso_seconds(created),
-        signInActivity=_sign_in(rng, created, enabled=rng.random() < 0.5),
+        signInActivity=_sign_in(rng, plan.reference, created, enabled=rng.random() < 0.5),
     )
 
 
@@ -497,7 +506,7 @@ def _shared_mailbox(rng: random.Random, plan: _TenantPlan) -> User:
     name = rng.choice(SHARED_MAILBOXES)
     local = _unique(plan.taken, email_local(name.replace(" ", "")), "{}@" + plan.default_domain)
     upn = f"{local}@{plan.default_domain}"
-    created = _seconds_before(rng, 30, 3650)
+    created = _seconds_before(rng, plan.reference, 30, 3650)
     return User(
         id=_guid(rng),
         userPrincipalName=upn,
@@ -509,7 +518,7 @@ def _shared_mailbox(rng: random.Random, plan: _TenantPlan) -> User:
         createdDateTime=_iso_seconds(created),
         lastPasswordChangeDateTime=_iso_seconds(created),
         signInActivity=SignInActivity(),
-        mailbox=_mailbox(rng, created, True, 50, recipient_type="Shared"),
+        mailbox=_mailbox(rng, plan.reference, created, True, 50, recipient_type="Shared"),
     )
 
 
@@ -621,16 +630,18 @@ def _direct_apps(seed: int, built: list[Tenant], direct: int) -> list[DirectApp]
 
 
 def generate_world(seed: int = 7, tenants: int = 24, users: int = 1500, revoked: int = 1, direct: int = 0,
-                   spread: Spread = "lognormal", renamed: int = 0) -> World:
-    """A deterministic world of `tenants` customer tenants holding exactly `users` users.
+                   spread: Spread = "lognormal", renamed: int = 0, reference_date: datetime | None = None) -> World:
+    """A deterministic world of `tenants` customer tenants holding exactly `users` users, its times
+    counted back from `reference_date` (default: the start of today, UTC), which it records.
 
     `direct` tenants get an app registered in their own tenant (World.direct_apps); about half
     of them have relationship "none" (reached only by direct login), the others stay in the
     partner's lists too. `spread` shapes tenant sizes: "lognormal" (the default) or "longtail"
     (heavier tail, for 1,000-tenant worlds). `renamed` organizations of the store seed get
     another spelling of their tenant's legal form ("Ltd" / "Limited", "&" / "and"), so that
-    matching suggests them instead of matching them exactly. The defaults give the same world
-    as ever for a seed; the new options draw from their own random streams derived from the seed.
+    matching suggests them instead of matching them exactly. The defaults, with reference_date
+    world.FIRST_REFERENCE_DATE, give the same world as ever for a seed; the new options draw from
+    their own random streams derived from the seed.
     """
     if tenants < 1 or users < tenants:
         raise ValueError(f"need at least one tenant and one user per tenant; got tenants={tenants}, "
@@ -642,8 +653,11 @@ def generate_world(seed: int = 7, tenants: int = 24, users: int = 1500, revoked:
         raise ValueError(f"direct={direct} must be between 0 and tenants ({tenants})")
     if spread not in SPREAD_SIGMA:
         raise ValueError(f"spread={spread!r} is not one of {', '.join(SPREAD_SIGMA)}")
+    reference = (reference_date or generation_day()).replace(microsecond=0)  # times are whole seconds
+    if reference.tzinfo is None:
+        raise ValueError(f"reference_date={reference.isoformat()} needs a time zone, e.g. tzinfo=UTC")
     with _gc_paused():
-        world = _generate(seed, tenants, users, revoked, direct, spread)
+        world = _generate(seed, tenants, users, revoked, direct, spread, reference)
     _rename_organizations(seed, world, renamed)
     return world
 
@@ -675,7 +689,8 @@ def _rename_organizations(seed: int, world: World, renamed: int) -> None:
         organization.name = _legal_variant(tenant_name)
 
 
-def _generate(seed: int, tenants: int, users: int, revoked: int, direct: int, spread: Spread) -> World:
+def _generate(seed: int, tenants: int, users: int, revoked: int, direct: int, spread: Spread,
+              reference_date: datetime) -> World:
     rng = random.Random(seed)
     partner = Partner(tenant_id=_guid(rng), display_name="Sandbox Partner",
                       default_domain="sandboxpartner.onmicrosoft.com")
@@ -688,14 +703,16 @@ def _generate(seed: int, tenants: int, users: int, revoked: int, direct: int, sp
         sizes = _spread(rng, users, tenants)
     else:
         sizes = _spread(random.Random(f"{seed}:{spread}"), users, tenants, SPREAD_SIGMA[spread])
+    reference = int(reference_date.timestamp())
     for index, count in enumerate(sizes):
         name = _company_name(rng, index, bases, names_taken)
-        built.append(_tenant(rng, name, _slug(name, slugs_taken), count))
+        built.append(_tenant(rng, name, _slug(name, slugs_taken), count, reference))
     for tenant in rng.sample(built[1:], revoked):
         tenant.consent = "revoked"
     store = _store_seed(rng, built)
     direct_apps = _direct_apps(seed, built, direct) if direct else []
-    return World(seed=seed, partner=partner, app=app, tenants=built, store=store, direct_apps=direct_apps)
+    return World(seed=seed, reference_date=reference_date, partner=partner, app=app, tenants=built, store=store,
+                 direct_apps=direct_apps)
 
 
 # --------------------------------------------------------------------------- changes to a running world
@@ -707,7 +724,7 @@ CHANGEABLE_FIELDS: dict[str, int] = {"jobTitle": 4, "mobilePhone": 3, "businessP
 EXTRA_CHANGEABLE_FIELDS = ("surname",)
 
 
-def _plan_for(tenant: Tenant) -> _TenantPlan:
+def _plan_for(tenant: Tenant, reference_date: datetime) -> _TenantPlan:
     """The generation plan of an existing tenant, for users added to it later."""
     place = _place_of(tenant)
     alias = next((d.name for d in tenant.domains if not (d.is_initial or d.is_default)), None)
@@ -720,14 +737,16 @@ def _plan_for(tenant: Tenant) -> _TenantPlan:
         taken.add(upn)
         if "#ext#@" in upn:
             taken.add(upn.rsplit("@", 1)[0])
-    return _TenantPlan(tenant.display_name, tenant.default_domain, tenant.initial_domain, alias, place,
-                       [s for s in specs if s.tier != "free"], [s for s in specs if s.tier == "free"], taken)
+    return _TenantPlan(int(reference_date.timestamp()), tenant.display_name, tenant.default_domain,
+                       tenant.initial_domain, alias, place, [s for s in specs if s.tier != "free"],
+                       [s for s in specs if s.tier == "free"], taken)
 
 
-def new_users(rng: random.Random, tenant: Tenant, count: int = 1) -> list[User]:
+def new_users(rng: random.Random, tenant: Tenant, reference_date: datetime, count: int = 1) -> list[User]:
     """New enabled members of an existing tenant, licensed when it has a plan to license them
-    with, unique in it (the tenant itself is not changed)."""
-    plan = _plan_for(tenant)
+    with, unique in it (the tenant itself is not changed); their times count back from
+    reference_date, the world's."""
+    plan = _plan_for(tenant, reference_date)
     with _gc_paused():
         return [_member(rng, plan, enabled=True, licensed=bool(plan.main_skus)) for _ in range(count)]
 

@@ -10,12 +10,11 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from .generate import REFERENCE_DATE
 from .odata import GraphCall, GraphError
 from .state import SandboxState
 from .world import Tenant
@@ -56,8 +55,9 @@ def report_header(layout: str) -> list[str]:
     raise ValueError(f"unknown report_layout {layout!r}: use one of {', '.join(REPORT_LAYOUTS)}")
 
 
-def _mailbox_usage_csv(tenant: Tenant, period_days: int, layout: str = "standard") -> bytes:
-    refresh = (REFERENCE_DATE - timedelta(days=1)).date().isoformat()
+def _mailbox_usage_csv(tenant: Tenant, period_days: int, reference_date: datetime, layout: str = "standard") -> bytes:
+    """The report as Microsoft refreshed it the day before the world's reference date."""
+    refresh = (reference_date - timedelta(days=1)).date().isoformat()
     header = report_header(layout)
     positions = [MAILBOX_REPORT_HEADER.index(column) for column in header]
     out = io.StringIO()
@@ -154,14 +154,15 @@ class ReportRoutes:
         if tenant is None:
             raise GraphError(404, "Request_ResourceNotFound",
                              "The report download link is unknown or has expired; request the report again.")
-        filename = f"MailboxUsageDetail{REFERENCE_DATE:%m_%d_%Y}.csv"
+        reference_date = self.state.config.world.reference_date
+        filename = f"MailboxUsageDetail{reference_date:%m_%d_%Y}.csv"
         with self.state.lock:
             failing = self.state.faults.failing_downloads
             if failing.get(tenant.id, 0) > 0:
                 failing[tenant.id] -= 1
                 self.state.stats.server_errors += 1
                 raise GraphError(503, "ServiceUnavailable", "The report download is not available; retry later.")
-            body = _mailbox_usage_csv(tenant, link.period_days,
+            body = _mailbox_usage_csv(tenant, link.period_days, reference_date,
                                       self.state.faults.report_layout.get(tenant.id, "standard"))
         spoil = self.state.faults.report_csv.get(tenant.id)
         if spoil:

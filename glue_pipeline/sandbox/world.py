@@ -5,6 +5,9 @@ A world is a JSON document (schema in the README, section "World files"). Users 
 Graph's own field names so the sandbox serves them as they are. Loading validates the whole
 file and names the first bad field, so a broken world is refused before anything runs.
 
+Its times (sign-ins, creation dates, the mailbox report's date) count back from the world's
+`reference_date`, the moment it was generated at.
+
 Besides the partner's multi-tenant app (`app`), a world may hold `direct_apps`: app
 registrations made inside one customer's own tenant ("direct login"). Such an app gets tokens
 for that tenant only. A tenant reached only that way has `relationship: "none"`: it is absent
@@ -16,16 +19,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from glue_pipeline.settings import describe_invalid
 
 SCHEMA_VERSION = 1
+# The reference date of worlds written before worlds recorded theirs.
+FIRST_REFERENCE_DATE = datetime(2026, 11, 1, tzinfo=UTC)
 
 # Application permissions the pipeline asks for (see README "Permissions").
 DEFAULT_ROLES = [
@@ -255,6 +261,8 @@ class StoreSeed(_Model):
 class World(_Model):
     schema_version: Literal[1] = SCHEMA_VERSION
     seed: int | None = None
+    # The moment the world's times count back from: an ISO-8601 time with its offset.
+    reference_date: AwareDatetime = FIRST_REFERENCE_DATE
     partner: Partner
     app: App
     tenants: list[Tenant]
