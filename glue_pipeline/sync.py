@@ -33,7 +33,12 @@ from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError, failure_cause
 from glue_pipeline.mapping import admin_center_url
 from glue_pipeline.matching.organizations import OPEN_STATUSES, OrgMatch, normalize_name
-from glue_pipeline.matching.suggest import domain_evidence_index, domain_evidence_of, organization_table
+from glue_pipeline.matching.suggest import (
+    domain_evidence_index,
+    domain_evidence_of,
+    organization_table,
+    organizations_with_contact_domains,
+)
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.plan import (
     ContactPlan,
@@ -124,23 +129,37 @@ class SyncContext:
     tables_dir: Path | None = None  # where each tenant's tables are written as Parquet
     organization_names: pd.DataFrame | None = None  # name features for suggestions (once per batch)
     # What a tenant without a match is matched and suggested against: a digest of the
-    # organizations' names, and the domain evidence by domain (suggest.domain_evidence_index).
+    # organizations' names and of which of them have contacts on distinctive domains (a name-only
+    # suggestion loses points when those conflict with the tenant's), and the domain evidence by
+    # domain (suggest.domain_evidence_index).
     organizations_digest: str = ""
     domain_evidence: dict[str, list[list[int]]] = field(default_factory=dict)
+    # The time Microsoft's data is read and judged at (the cache's freshness, a last sign-in
+    # shown within mapping.SIGN_IN_SHOWN_FOR of it); the store's own timestamps are when it was
+    # written. Tests pin it.
+    clock: Callable[[], datetime] = utcnow
 
 
 def sync_context(client: GraphClient, engine: Engine, run_id: str, options: SyncOptions,
-                 cache: TenantCache | None = None, tables_dir: Path | None = None) -> SyncContext:
+                 cache: TenantCache | None = None, tables_dir: Path | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> SyncContext:
     """Read the store's organizations once for a batch of tenants."""
     with read_transaction(engine) as conn:
         organizations = writer.read_organizations(conn)
         domains = writer.read_organization_domains(conn)
     # Normalized names and name features once per batch, not once per tenant.
     organizations["key"] = organizations["name"].map(normalize_name)
-    names = hashlib.sha256(pd.util.hash_pandas_object(organizations[["id", "name"]], index=False)
-                           .to_numpy().tobytes()).hexdigest()
     return SyncContext(client, engine, run_id, organizations, domains, options, cache, tables_dir,
-                       organization_table(organizations), names, domain_evidence_index(domains))
+                       organization_table(organizations), organizations_digest(organizations, domains),
+                       domain_evidence_index(domains), clock)
+
+
+def organizations_digest(organizations: pd.DataFrame, domains: pd.DataFrame) -> str:
+    """What a tenant without a match is planned against besides the domains it meets: the
+    organizations' ids and names, and which of them have contacts on distinctive domains."""
+    names = pd.util.hash_pandas_object(organizations[["id", "name"]], index=False).to_numpy().tobytes()
+    with_domains = json.dumps(organizations_with_contact_domains(domains)).encode()
+    return hashlib.sha256(names + with_domains).hexdigest()
 
 
 def discover_into(engine: Engine, client: GraphClient) -> list[str]:
@@ -175,8 +194,9 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
     try:
         known = tenant_row(ctx.engine, tenant_id)
         name = known.get("display_name") or tenant_id
-        read = extract_tenant(ctx.client, tenant_id, ctx.options, ctx.cache)
-        outcome, tables = _write_tenant(ctx, known, read)
+        at = ctx.clock()
+        read = extract_tenant(ctx.client, tenant_id, ctx.options, ctx.cache, at)
+        outcome, tables = _write_tenant(ctx, known, read, at)
         if ctx.cache:  # only once the store has what the cache says was read
             for kind, entry in read.head.cache_updates.items():
                 ctx.cache.save(kind, tenant_id, entry)
@@ -286,9 +306,10 @@ def _unchanged(conn: Connection, ctx: SyncContext, head: TenantHead, digest: str
     return _Unchanged(recorded, state) if same else None
 
 
-def _draft(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, now: datetime) -> _Draft:
-    """Plan the tenant from the store as `conn` sees it; reads only. The version of the rows the
-    plan reads is taken before them, so a change made meanwhile shows as a newer version."""
+def _draft(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, at: datetime) -> _Draft:
+    """Plan the tenant from the store as `conn` sees it, Microsoft's data judged `at`; reads only.
+    The version of the rows the plan reads is taken before them, so a change made meanwhile shows
+    as a newer version."""
     tenant_id = snapshot.tenant_id
     recorded = writer.read_recorded_match(conn, tenant_id)
     state = writer.read_sync_state(conn, tenant_id)
@@ -307,7 +328,7 @@ def _draft(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, now: da
         index = writer.read_contact_index(conn, organization_id, tenant_id)
         contacts = _Contacts(organization_id, plan_contacts(
             snapshot, ctx.options, skips, index.emails, index.linked, writer.read_contact_decisions(conn, tenant_id),
-            writer.read_org_contacts(conn, organization_id), now, index.foreign))
+            writer.read_org_contacts(conn, organization_id), at, index.foreign))
     return _Draft(recorded, organization_id, inputs, state, org, skips, contacts, accepted)
 
 
@@ -335,9 +356,11 @@ def _still_holds(conn: Connection, draft: _Draft, tenant_id: str) -> bool:
         _inputs(conn, tenant_id, draft.organization_id, writer.read_sync_state(conn, tenant_id)) == draft.inputs
 
 
-def _write_tenant(ctx: SyncContext, known: Row, read: TenantRead) -> tuple[TenantOutcome, dict[str, pd.DataFrame]]:
+def _write_tenant(ctx: SyncContext, known: Row, read: TenantRead,
+                  at: datetime) -> tuple[TenantOutcome, dict[str, pd.DataFrame]]:
     """Match and write one tenant in one transaction, under the tenant's lock; the outcome and
-    its tables (none when the tenant was unchanged). A tenant whose users a delta query found
+    its tables (none when the tenant was unchanged). Microsoft's data is judged `at` (the sync's
+    clock). A tenant whose users a delta query found
     unchanged is first looked up: if its fingerprint is as in its last sync it is recorded as
     unchanged, else its snapshot is built (outside any transaction) and planned. The plan is made
     outside the write transaction (SQLite has one write lock for the whole store, so planning
@@ -356,18 +379,18 @@ def _write_tenant(ctx: SyncContext, known: Row, read: TenantRead) -> tuple[Tenan
     else:
         snapshot = read
     with read_transaction(ctx.engine) as conn:
-        draft = _draft(conn, ctx, snapshot, now)
+        draft = _draft(conn, ctx, snapshot, at)
     with write_transaction(ctx.engine) as conn:
         writer.lock_tenant(conn, tenant_id)
         if not _still_holds(conn, draft, tenant_id):  # the store moved on since the draft
-            draft = _draft(conn, ctx, snapshot, now)
+            draft = _draft(conn, ctx, snapshot, at)
         claim = _new_claim(draft)
         if claim is not None:
             # Two tenants named alike may claim one organization at once: the first to commit
             # has it, the other sees its claim once it holds the organization's lock.
             writer.lock_tenant(conn, f"organization:{claim}")
             if len(writer.read_claims(conn, tenant_id, claim)):
-                draft = _draft(conn, ctx, snapshot, now)
+                draft = _draft(conn, ctx, snapshot, at)
         outcome, plan = _write_plan(conn, ctx, known, snapshot, draft, digest, now)
         differences = read_open_differences(conn, tenant_id)
     return outcome, _tables(snapshot, draft.org, plan, differences, ctx.organizations)

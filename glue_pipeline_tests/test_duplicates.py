@@ -21,8 +21,12 @@ from glue_pipeline.matching.names import (
     canonical_first_names,
     email_local_patterns,
     is_nickname_pair,
+    nickname_pattern_names,
+    nickname_relatives,
     person_key,
     phonetic_key,
+    sound_keys,
+    spelled_out_key,
 )
 
 TENANT = ["contoso.com", "contoso.co.uk", "contoso.onmicrosoft.com"]
@@ -61,14 +65,43 @@ def test_person_key_folds_accents_punctuation_and_emoji() -> None:
     assert person_key(None) == ""
 
 
-def test_nicknames_are_groups() -> None:
-    assert canonical_first_names("Bob") == {"robert"}
-    assert canonical_first_names("Robert") == {"robert"}
+def test_nicknames_are_groups_of_the_nickname_dataset() -> None:
+    assert "robert" in canonical_first_names("Bob")
+    assert "robert" in canonical_first_names("Robert")
     assert {"christopher", "christine"} <= canonical_first_names("Chris")
     assert canonical_first_names("Xavier") == {"xavier"}
     assert is_nickname_pair("Ted", "Edward") and is_nickname_pair("Ted", "Theodore")
-    assert is_nickname_pair("Kate", "Catherine")
+    assert is_nickname_pair("Kate", "Katherine") and is_nickname_pair("Liz", "Elizabeth")
     assert not is_nickname_pair("Christine", "Christopher")
+    assert not is_nickname_pair("John", "Jane")
+    assert {"liz", "beth", "betty"} <= nickname_relatives("Elizabeth")
+    assert "elizabeth" in nickname_relatives("Liz") and "tony" in nickname_relatives("Anthony")
+    assert nickname_relatives("Zxq") == set()
+
+
+def test_nickname_patterns_hold_the_whole_nickname() -> None:
+    patterns = nickname_pattern_names("Elizabeth", "Jones")
+    assert patterns["liz.jones"] == ("first.last", "liz")
+    assert patterns["jones.betty"] == ("last.first", "betty")
+    assert "ljones" not in patterns  # an initial of a nickname stands for too many names
+    assert "elizabeth.jones" not in patterns  # the name's own pattern
+
+
+def test_spelled_out_keys_write_umlauts_out() -> None:
+    assert spelled_out_key("Jürgen") == "juergen" and person_key("Jürgen") == "jurgen"
+    assert spelled_out_key("Søren") == "soeren" and spelled_out_key("Weiß") == "weiss"
+    assert spelled_out_key("Åberg") == "aaberg" and spelled_out_key("Smith") == "smith"
+
+
+def test_sound_keys_hear_respellings_by_one_scheme_or_another() -> None:
+    def alike(a: str, b: str) -> bool:
+        return any(x == y != "" for x, y in zip(sound_keys(a), sound_keys(b), strict=True))
+
+    for a, b in (("jon", "john"), ("geoffrey", "jeffrey"), ("smyth", "smith"), ("brian", "bryan"),
+                 ("meier", "meyer"), ("teresa", "theresa"), ("fisher", "fischer")):
+        assert alike(a, b), (a, b)
+    assert not alike("smith", "jones")
+    assert sound_keys("") == ("", "", "") and sound_keys("ромашка") == ("", "", "")
 
 
 def test_email_local_patterns() -> None:

@@ -341,3 +341,43 @@ def test_a_plan_made_before_the_write_lock_is_made_again_when_its_store_rows_cha
                      .values(title="Edited by hand", updated_at=utcnow()))
     with engine.connect() as conn:
         assert not _still_holds(conn, draft, tenant_id)
+
+
+def test_an_organization_with_its_first_contact_domain_plans_unmatched_tenants_again(
+        glue_env: dict, small_world: World) -> None:
+    """A name-only suggestion loses points when the organization's contact domains conflict
+    with the tenant's, so the first distinctive contact domain of an organization changes what
+    a tenant without a match is planned against; more contacts on known domains do not."""
+    from sqlalchemy import insert
+
+    from glue_pipeline.store import writer
+    from glue_pipeline.sync import organizations_digest
+
+    now = writer.utcnow()
+    engine = make_engine(glue_env["GLUE_STORE_URL"])
+    seed_store(engine, small_world.store)
+
+    def digest() -> str:
+        with engine.connect() as conn:
+            return organizations_digest(writer.read_organizations(conn), writer.read_organization_domains(conn))
+
+    def add_contact(organization_id: int, email: str) -> None:
+        with engine.begin() as conn:
+            contact_id = conn.execute(insert(schema.contacts).values(
+                organization_id=organization_id, first_name="Pat", last_name="Lee", created_by="store",
+                created_at=now, updated_at=now).returning(schema.contacts.c.id)).scalar_one()
+            conn.execute(insert(schema.contact_emails).values(contact_id=contact_id, value=email,
+                                                              label="Work", is_primary=True))
+
+    with engine.begin() as conn:
+        org_id = conn.execute(insert(schema.organizations).values(name="Acme Consultants", created_at=now,
+                                                                  updated_at=now)
+                              .returning(schema.organizations.c.id)).scalar_one()
+    before = digest()
+    add_contact(org_id, "pat@gmail.com")  # free mail: no evidence either way
+    assert digest() == before
+    add_contact(org_id, "pat@acmeconsultants.com")
+    first_domain = digest()
+    assert first_domain != before
+    add_contact(org_id, "lee@acmeconsultants.com")
+    assert digest() == first_domain

@@ -104,10 +104,26 @@ def test_word_order_does_not_count() -> None:
     assert _suggest("Generale Societe", "Societe Generale")["score"].tolist() == [100.0]
 
 
-def test_generic_words_differing_is_below_strong() -> None:
-    result = _suggest("Contoso Group", "Contoso Services")
-    assert len(result) == 1 and result["score"][0] < strong_suggestion_threshold
-    assert "generic words" in result["reasons"][0]
+def test_a_replaced_generic_word_counts_once_and_two_added_fall_below_strong() -> None:
+    replaced = _suggest("Contoso Group", "Contoso Services")
+    assert replaced["score"].tolist() == [94.0]
+    assert "same name apart from generic words ('contoso group' vs 'contoso services')" in replaced["reasons"][0]
+    added = _suggest("Contoso", "Contoso Group Services")
+    assert len(added) == 1 and added["score"][0] < strong_suggestion_threshold
+
+
+def test_abbreviated_words_read_as_the_word() -> None:
+    for tenant, organization in (("Contoso Intl", "Contoso International"),
+                                 ("Contoso Int'l Tech", "Contoso International Technologies"),
+                                 ("Contoso Mfg", "Contoso Manufacturing")):
+        result = _suggest(tenant, organization)
+        assert result["score"].tolist() == [100.0], (tenant, result["reasons"].tolist())
+        assert "same name after normalisation" in result["reasons"][0]
+
+
+def test_a_lookalike_letter_in_a_tenant_name_reads_as_the_latin_letter() -> None:
+    result = _suggest("Kono Textiles In\u0441", "Kono Textiles Inc")  # a Cyrillic es for the c
+    assert result["score"].tolist() == [100.0]
 
 
 def test_subset_name_is_not_strong() -> None:
@@ -168,6 +184,47 @@ def test_name_and_domain_evidence_combine() -> None:
     assert result["score"][0] >= strong_suggestion_threshold
     reasons = result["reasons"][0]
     assert "generic words" in reasons and "1 contact uses domain contoso.com" in reasons
+
+
+def test_conflicting_domains_take_a_name_only_suggestion_below_strong() -> None:
+    tenants = _tenants(("t", "Acme", ["acme.onmicrosoft.com", "acme-foods.io"]))
+    domains = pd.DataFrame({"organization_id": [1, 1, 1], "domain": ["acmeconsultants.com"] * 2
+                            + ["gmail.com"]})
+    result = suggest_organizations(tenants, _orgs("Acme Consultants"), domains)
+    assert _suggest("Acme", "Acme Consultants")["score"].tolist() == [94.0]  # the name alone
+    assert result["score"].tolist() == [79.0]
+    assert result["reasons"][0] == (
+        "same name apart from generic words ('acme' vs 'acme consultants'); domains conflict: no "
+        "contact of the organization uses a verified domain of the tenant (acme-foods.io); its "
+        "contacts use acmeconsultants.com")
+
+
+@pytest.mark.parametrize(("tenant_domains", "contact_domains"), [
+    (["acme.onmicrosoft.com"], ["acmeconsultants.com"]),  # the tenant verifies no domain of its own
+    (["acme-foods.io"], ["gmail.com", "outlook.com"]),  # the contacts write from free mail only
+    (["acme-foods.io"], []),  # the organization has no contacts
+])
+def test_no_conflict_without_distinctive_domains_on_both_sides(tenant_domains: list[str],
+                                                               contact_domains: list[str]) -> None:
+    domains = pd.DataFrame({"organization_id": [1] * len(contact_domains), "domain": contact_domains})
+    result = suggest_organizations(_tenants(("t", "Acme", tenant_domains)), _orgs("Acme Consultants"),
+                                   domains.astype({"organization_id": "int64", "domain": "str"}))
+    assert result["score"].tolist() == [94.0] and "conflict" not in result["reasons"][0]
+
+
+def test_one_shared_domain_is_evidence_not_conflict() -> None:
+    tenants = _tenants(("t", "Acme", ["acme-foods.io", "acmeconsultants.com"]))
+    domains = pd.DataFrame({"organization_id": [1, 1], "domain": ["acmeconsultants.com", "other.org"]})
+    result = suggest_organizations(tenants, _orgs("Acme Consultants"), domains)
+    assert result["score"][0] > 94.0 and "conflict" not in result["reasons"][0]
+    assert "1 contact uses domain acmeconsultants.com" in result["reasons"][0]
+
+
+def test_many_conflicting_domains_are_listed_briefly() -> None:
+    tenants = _tenants(("t", "Acme", ["acme-foods.io"]))
+    domains = pd.DataFrame({"organization_id": [1] * 5, "domain": [f"d{i}.com" for i in range(5)]})
+    reasons = suggest_organizations(tenants, _orgs("Acme Consultants"), domains)["reasons"][0]
+    assert reasons.endswith("its contacts use d0.com, d1.com, d2.com and 2 more")
 
 
 # --- ranking and shape ---------------------------------------------------------------------

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import cache
 from itertools import chain
-from typing import TYPE_CHECKING, NamedTuple, TypeAlias, TypeVar
+from typing import NamedTuple, TypeAlias, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -50,18 +50,18 @@ from glue_pipeline.addresses import email_address
 from glue_pipeline.columns import RISK_COLUMNS
 from glue_pipeline.matching import Flags, Ints, Texts
 from glue_pipeline.matching.names import (
-    NICKNAME_GROUPS,
     WEAK_EMAIL_PATTERNS,
+    WHOLE_NAME_PATTERNS,
     canonical_first_names,
     email_local_pattern_names,
     map_unique,
+    nickname_names,
+    nickname_pattern_names,
     person_key,
-    phonetic_key,
+    sound_keys,
+    spelled_out_key,
+    spoof_checker,
 )
-
-if TYPE_CHECKING:
-    import icu
-
 
 HIGH_RISK = 80
 MEDIUM_RISK = 60
@@ -69,6 +69,7 @@ MIN_RISK_SCORE = 40
 
 JW_SAME = 0.92  # Splink's Jaro-Winkler levels
 JW_CLOSE = 0.88
+JW_RESPELLED = 0.80  # sounding alike and this alike: "Geoffrey"/"Jeffrey" (0.87), not "John"/"Jane"
 MIN_TYPO_LENGTH = 4  # a name shorter than this is not "one typo" from anything
 
 Similarities: TypeAlias = npt.NDArray[np.float32]  # Jaro-Winkler, 0 to 1
@@ -89,7 +90,10 @@ class Level:
 
 # The first level whose condition holds wins; the last, without one, takes the other pairs.
 NAME_LEVELS: tuple[Level, ...] = (
-    Level("same", 70, "same name ({p.contact})", lambda f: f.first_same & f.last_same),
+    Level("other_middle", 30, "same first and last name ({p.contact_given}) but different middle "
+          "names ({p.user_middle} vs {p.contact_middle})",
+          lambda f: f.first_same & f.last_same & f.middle_conflict),
+    Level("same", 70, "{p.same_name}", lambda f: f.first_same & f.last_same),
     Level("lookalike", 80, "{p.looks_like}", lambda f: f.lookalike),
     # One name the same, the other one typo away.
     Level("similar", 65, "similar names ({p.user} vs {p.contact})",
@@ -98,6 +102,9 @@ NAME_LEVELS: tuple[Level, ...] = (
           "({p.contact_last})", lambda f: f.last_same & f.nickname),
     Level("swapped", 60, "first and last names swapped ({p.user} vs {p.contact})",
           lambda f: f.swapped),
+    # Both names respelled at once, each the same, one typo away or sounding alike.
+    Level("respelled", 60, "both names spelt differently ({p.user} vs {p.contact})",
+          lambda f: f.first_alike & f.last_alike & ~f.middle_conflict),
     # Both alike; or one the same, or a nickname, and the other alike or sounding alike.
     Level("close", 50, "close names ({p.user} vs {p.contact})",
           lambda f: ((f.first_jw >= JW_SAME) & f.last_near)
@@ -125,6 +132,12 @@ EMAIL_LEVELS: tuple[Level, ...] = (
     Level("own_local_elsewhere", 30, "same mailbox name {p.local} as {p.detail}, on another "
           "domain ({p.domain})"),
     Level("lookalike", 80, "{p.looks_like}"),
+    # Found pair by pair (_nickname_pattern_evidence): a contact's address on a tenant domain
+    # that a nickname of the user's first name gives, or a mailbox of the user's that the
+    # contact's first name or one of its nicknames gives ("liz.jones@" for Elizabeth Jones).
+    Level("nickname_pattern", 55, "{p.detail}"),
+    # With the same name only: the contact's address is on a tenant domain.
+    Level("tenant_domain", 15, "the contact's address {p.contact_address} is on a tenant domain"),
 )
 SAME_PHONE_POINTS = 40
 
@@ -134,6 +147,7 @@ SHARED_PHONE_PEOPLE = 5  # a number on more people than this is a switchboard: n
 MAX_BLOCK_CONTACTS = 5000  # a blocking key on more contacts than this is too common to use
 
 _NAME_POINTS = np.array([level.points for level in NAME_LEVELS])
+_NAME_LEVEL_INDEX = {level.label: i for i, level in enumerate(NAME_LEVELS)}
 _EMAIL_LEVELS = {level.label: level for level in EMAIL_LEVELS}
 _EMAIL_POINTS = {level.label: level.points for level in EMAIL_LEVELS}
 _PATTERN_KINDS = ("tenant_pattern", "tenant_weak_pattern")
@@ -213,12 +227,15 @@ class _Prepared:
     user_upns: pd.Series  # as given (not converted: only look-alikes' are read)
     user_names: tuple[Texts, Texts]  # (first, last) as given or derived, for reasons
     contact_names: tuple[Texts, Texts]
-    user_first: Ints  # vocabulary codes of the name keys, -1 when empty
+    user_first: Ints  # vocabulary codes of the name keys (the given name), -1 when empty
     user_last: Ints
     contact_first: Ints
     contact_last: Ints
-    vocab: Texts  # name keys (person_key) by code
-    sound: Texts  # their sound-alike keys ('' when none)
+    spelled: _Spelled  # codes of the same names with umlauts and the like written out
+    user_middle: Texts  # the first middle name's key ('' when none)
+    contact_middle: Texts
+    vocab: Texts  # name keys (person_key, spelled_out_key) by code
+    sounds: tuple[Texts, ...]  # their sound-alike keys (names.sound_keys), '' when none
     user_emails: pd.DataFrame  # idx, address, on_tenant, local_id, address_id
     contact_emails: pd.DataFrame
     locals: pd.Index  # local parts by local_id
@@ -230,15 +247,28 @@ class _Prepared:
         return len(self.contact_ids)
 
 
+class _Spelled(NamedTuple):
+    """Vocabulary codes of names written out (spelled_out_key), equal to the plain codes for
+    names without umlauts, ø, å or ß."""
+
+    user_first: Ints
+    user_last: Ints
+    contact_first: Ints
+    contact_last: Ints
+
+
 def _prepare(new_users: pd.DataFrame, contacts: pd.DataFrame,
              alias_domains: list[str]) -> _Prepared:
     tenant_domains = frozenset(d.strip().lower().rstrip(".") for d in alias_domains if d)
     user_first_raw, user_last_raw = _user_names(new_users)
     contact_first_raw = _text(contacts["first_name"])
     contact_last_raw = _text(contacts["last_name"])
-    keys = [map_unique(person_key, column) for column in
-            (user_first_raw, user_last_raw, contact_first_raw, contact_last_raw)]
-    codes, vocab = _shared_codes(keys)
+    user_given, user_middle = _given_and_middle(user_first_raw, user_last_raw,
+                                                _text(new_users["display_name"]))
+    contact_given, contact_middle = _given_and_middle(contact_first_raw, contact_last_raw, None)
+    names = (user_given, user_last_raw, contact_given, contact_last_raw)
+    codes, vocab = _shared_codes([map_unique(key, column) for key in (person_key, spelled_out_key)
+                                  for column in names])
     user_emails = _email_table(*_explode(_user_addresses(new_users)), tenant_domains)
     contact_emails = _email_table(*_explode(contacts["emails"]), tenant_domains)
     local_codes, local_vocab = _shared_codes([user_emails.pop("local").to_numpy(),
@@ -255,8 +285,12 @@ def _prepare(new_users: pd.DataFrame, contacts: pd.DataFrame,
         user_names=(user_first_raw, user_last_raw),
         contact_names=(contact_first_raw, contact_last_raw),
         user_first=codes[0], user_last=codes[1], contact_first=codes[2], contact_last=codes[3],
+        spelled=_Spelled(*codes[4:]),
+        user_middle=user_middle, contact_middle=contact_middle,
         vocab=vocab,
-        sound=np.array([phonetic_key(name) for name in vocab], dtype=object),
+        sounds=tuple(np.array(keys, dtype=object) for keys in
+                     zip(*(sound_keys(name) for name in vocab), strict=True))
+        if len(vocab) else (np.empty(0, object),) * 3,
         user_emails=user_emails,
         contact_emails=contact_emails,
         locals=pd.Index(_objects(local_vocab)),
@@ -284,6 +318,26 @@ def _user_names(users: pd.DataFrame) -> tuple[Texts, Texts]:
         if not person_key(last[i]):
             last[i] = guess_last
     return first, last
+
+
+def _given_and_middle(first: Texts, last: Texts, display: Texts | None) -> tuple[Texts, Texts]:
+    """The given name (the first word of a first name of several words) and the first middle
+    name's key: from the first name ("John A." -> "John", "a"), else from a display name that
+    reads first, middle, last ("John A. Smith"). '' for no middle name."""
+    given = first.copy()
+    middle = np.full(len(first), "", dtype=object)
+    for i in np.flatnonzero(np.fromiter((" " in name.strip() for name in first), bool, len(first))):
+        words = [word for word in first[i].split() if person_key(word)]
+        if len(words) >= 2:
+            given[i], middle[i] = words[0], person_key(words[1])
+    if display is not None:
+        three_words = np.fromiter((name.strip().count(" ") >= 2 for name in display), bool, len(display))
+        for i in np.flatnonzero((middle == "") & three_words):
+            words = [word for word in display[i].split() if person_key(word)]
+            if len(words) >= 3 and person_key(words[0]) == person_key(given[i]) \
+                    and person_key(words[-1]) == person_key(last[i]):
+                middle[i] = person_key(words[1])
+    return given, middle
 
 
 def _split_name(display: str) -> tuple[str, str] | None:
@@ -376,16 +430,32 @@ def _phone_table(owners: Ints, numbers: list[object]) -> pd.DataFrame:
 # Blocking on names
 
 def _name_block_pairs(data: _Prepared) -> Ints:
-    """Pair codes (user * n_contacts + contact) sharing a name key."""
-    tokens = _name_tokens(data.vocab, data.sound)
-    user_keys = _name_keys(tokens, data.user_first, data.user_last, swapped=True)
-    contact_keys = _name_keys(tokens, data.contact_first, data.contact_last, swapped=False)
+    """Pair codes (user * n_contacts + contact) sharing a name key; names with letters written
+    out another way ("Müller", "Mueller") give their keys in both spellings."""
+    tokens = _name_tokens(data.vocab, data.sounds)
+    spelled = data.spelled
+    user_keys = pd.concat([
+        _name_keys(tokens, data.user_first, data.user_last, swapped=True),
+        _name_keys(tokens, *_written_out(data.user_first, data.user_last, spelled.user_first,
+                                         spelled.user_last), swapped=True)], ignore_index=True)
+    contact_keys = pd.concat([
+        _name_keys(tokens, data.contact_first, data.contact_last, swapped=False),
+        _name_keys(tokens, *_written_out(data.contact_first, data.contact_last,
+                                         spelled.contact_first, spelled.contact_last),
+                   swapped=False)], ignore_index=True)
     contact_keys = contact_keys[contact_keys["key"].isin(user_keys["key"])]
     block_sizes = contact_keys["key"].value_counts()
     too_common = block_sizes.index[block_sizes > MAX_BLOCK_CONTACTS]
     joined = user_keys.merge(contact_keys[~contact_keys["key"].isin(too_common)], on="key")
     pairs: Ints = joined["idx_x"].to_numpy(np.int64) * data.n_contacts + joined["idx_y"].to_numpy(np.int64)
     return pairs
+
+
+def _written_out(first: Ints, last: Ints, spelled_first: Ints, spelled_last: Ints
+                 ) -> tuple[Ints, Ints]:
+    """The written-out codes of the people whose names have another spelling, -1 for the rest."""
+    other = (spelled_first != first) | (spelled_last != last)
+    return np.where(other, spelled_first, -1), np.where(other, spelled_last, -1)
 
 
 @dataclass
@@ -409,23 +479,24 @@ class _Lists:
 
 @dataclass
 class _NameTokens:
-    """Per vocabulary code, in one token space: the name itself, its sound-alike key, the name
-    and its one-letter deletions, and the canonical names of its nickname groups."""
+    """Per vocabulary code, in one token space: the name itself, its sound-alike keys (one per
+    scheme of names.sound_keys), the name and its one-letter deletions, and the canonical names
+    of its nickname groups."""
     name: Ints
-    sound: Ints
+    sounds: tuple[Ints, ...]
     variants: _Lists
     nicknames: _Lists
 
 
-def _name_tokens(vocab: Texts, sounds: Texts) -> _NameTokens:
+def _name_tokens(vocab: Texts, sounds: tuple[Texts, ...]) -> _NameTokens:
     variants = [_deletions(name) for name in vocab]
-    nicknames = [sorted(canonical_first_names(name)) if name in _NICKNAME_NAMES else []
-                 for name in vocab]
+    known = nickname_names()
+    nicknames = [sorted(canonical_first_names(name)) if name in known else [] for name in vocab]
     flat = [np.array(list(chain.from_iterable(lists)), dtype=object)
             for lists in (variants, nicknames)]
-    codes, _ = _shared_codes([vocab, sounds, *flat])
-    return _NameTokens(codes[0], codes[1], _Lists.of(variants, codes[2]),
-                       _Lists.of(nicknames, codes[3]))
+    codes, _ = _shared_codes([vocab, *flat, *sounds])
+    return _NameTokens(codes[0], tuple(codes[3:]), _Lists.of(variants, codes[1]),
+                       _Lists.of(nicknames, codes[2]))
 
 
 def _deletions(name: str) -> list[str]:
@@ -436,16 +507,16 @@ def _deletions(name: str) -> list[str]:
     return [name, *{name[:i] + name[i + 1:] for i in range(len(name))}]
 
 
-_NICKNAME_NAMES = frozenset(chain(NICKNAME_GROUPS, chain.from_iterable(NICKNAME_GROUPS.values())))
-
 _KEY_LAST_FIRST, _KEY_FIRST_LAST, _KEY_LAST_NICKNAME, _KEY_FIRST_SOUND = 1, 2, 3, 4
+_KEY_SOUNDS = 5  # + the scheme's position: both names sounding alike by one scheme
 
 
 def _name_keys(tokens: _NameTokens, first: Ints, last: Ints,
                swapped: bool) -> pd.DataFrame:
     """idx, key. Keys: the last name with the first name or a deletion of it; the first name
     with the last name or a deletion of it; the last name with a nickname group of the first;
-    the first name with the sound of the last; on one side only, the names swapped."""
+    the first name with the sound of the last; the sounds of both names, by each scheme (both
+    names respelled: "Jon Smyth", "John Smith"); on one side only, the names swapped."""
     named = np.flatnonzero((first >= 0) & (last >= 0))
     first, last = first[named], last[named]
     parts = [
@@ -456,7 +527,9 @@ def _name_keys(tokens: _NameTokens, first: Ints, last: Ints,
         _key_rows(_KEY_LAST_NICKNAME, named, tokens.name[last], tokens.nicknames.expand(
             np.arange(len(named)), first)),
         _key_rows(_KEY_FIRST_SOUND, named, tokens.name[first],
-                  (np.arange(len(named)), tokens.sound[last])),
+                  (np.arange(len(named)), tokens.sounds[0][last])),
+        *(_key_rows(_KEY_SOUNDS + scheme, named, sounds[first], (np.arange(len(named)), sounds[last]))
+          for scheme, sounds in enumerate(tokens.sounds)),
     ]
     if swapped:  # the user's first name as the contact's last, and the other way round
         parts.append(_key_rows(_KEY_LAST_FIRST, named, tokens.name[first],
@@ -467,9 +540,9 @@ def _name_keys(tokens: _NameTokens, first: Ints, last: Ints,
 def _key_rows(kind: int, named: Ints, whole: Ints,
               parts: tuple[Ints, Ints]) -> pd.DataFrame:
     """Keys packing a kind, one name's token and a part token (row i of `parts` belongs to
-    named[owner]); parts without a token (-1: no sound-alike key) are left out."""
+    named[owner]); tokens of -1 (no sound-alike key) are left out."""
     owner, part = parts
-    ok = part >= 0
+    ok = (part >= 0) & (whole[owner] >= 0)
     owner, part = owner[ok], part[ok]
     key = ((np.int64(kind) << (2 * _KEY_BITS)) | (whole[owner].astype(np.int64) << _KEY_BITS)
            | part.astype(np.int64))
@@ -536,9 +609,15 @@ def _email_evidence(data: _Prepared) -> pd.DataFrame:
 
 
 def _user_patterns(data: _Prepared, wanted: set[str]) -> pd.DataFrame:
-    """idx, local_id, pattern: the local parts each user's name would give, among `wanted`."""
+    """idx, local_id, pattern: the local parts each user's name would give, in both spellings,
+    among `wanted`."""
     width = len(data.vocab) + 1
-    combos, uniques = pd.factorize((data.user_first + 1) * width + (data.user_last + 1))
+    everyone = np.arange(len(data.user_first), dtype=np.int64)
+    spelled = data.spelled
+    other = (spelled.user_first != data.user_first) | (spelled.user_last != data.user_last)
+    owners = np.r_[everyone, everyone[other]]
+    combos, uniques = pd.factorize((np.r_[data.user_first, spelled.user_first[other]] + 1) * width
+                                   + (np.r_[data.user_last, spelled.user_last[other]] + 1))
     rows = []
     for combo, (first, last) in enumerate(zip(uniques // width - 1, uniques % width - 1, strict=True)):
         names = email_local_pattern_names(data.vocab[first] if first >= 0 else "",
@@ -547,8 +626,92 @@ def _user_patterns(data: _Prepared, wanted: set[str]) -> pd.DataFrame:
     by_combo = pd.DataFrame({"combo": np.array([r[0] for r in rows], dtype=np.int64),
                              "local_id": data.locals.get_indexer(pd.Index(_objects([r[1] for r in rows]))),
                              "pattern": _objects([r[2] for r in rows])})
-    users = pd.DataFrame({"idx": np.arange(len(combos), dtype=np.int64), "combo": combos})
-    return users.merge(by_combo, on="combo")[["idx", "local_id", "pattern"]]
+    users = pd.DataFrame({"idx": owners, "combo": combos})
+    return users.merge(by_combo, on="combo")[["idx", "local_id", "pattern"]] \
+        .drop_duplicates(["idx", "local_id"])
+
+
+def _nickname_pattern_evidence(data: _Prepared, users: Ints, contacts: Ints,
+                               where: Flags) -> pd.DataFrame:
+    """kind, points, contact_address, detail, indexed by pair position, where a nickname pattern
+    joins the pair (EMAIL_LEVELS' nickname_pattern), in both directions: the user's first name's
+    nicknames against the contact's addresses on tenant domains, the contact's first name and
+    its nicknames against the user's. Only for the given pairs (same last name, first names
+    the same or nicknames of each other), so a Python loop."""
+    contact_addresses = _tenant_addresses(data.contact_emails)
+    user_addresses = _tenant_addresses(data.user_emails)
+    (user_first, user_last), (contact_first, contact_last) = data.user_names, data.contact_names
+    rows: dict[int, tuple[str, str]] = {}
+    for position in np.flatnonzero(where):
+        user, contact = users[position], contacts[position]
+        uf, ul = data.vocab[data.user_first[user]], data.vocab[data.user_last[user]]
+        cf, cl = data.vocab[data.contact_first[contact]], data.vocab[data.contact_last[contact]]
+        user_spellings = ((uf, ul), (data.vocab[data.spelled.user_first[user]],
+                                     data.vocab[data.spelled.user_last[user]]))
+        user_name = f"{user_first[user]} {user_last[user]}".strip()
+        contact_name = f"{contact_first[contact]} {contact_last[contact]}".strip()
+        found = _nickname_hit(contact_addresses.get(contact, ()), _nickname_patterns(uf, ul),
+                              f"{{address}} fits {user_name} by the nickname {{nickname}}")
+        if found is None:
+            found = _nickname_hit(user_addresses.get(user, ()), _contact_name_patterns(cf, cl, user_spellings),
+                                  f"the user's mailbox {{address}} fits the contact's name "
+                                  f"{contact_name} by {{nickname}}")
+        if found is not None:
+            rows[int(position)] = found
+    return pd.DataFrame({"kind": _objects(["nickname_pattern"] * len(rows)),
+                         "points": np.full(len(rows), _EMAIL_POINTS["nickname_pattern"], np.int64),
+                         "contact_address": _objects(address for address, _ in rows.values()),
+                         "detail": _objects(detail for _, detail in rows.values())},
+                        index=pd.Index(list(rows), dtype=np.int64))
+
+
+def _nickname_hit(addresses: Sequence[str], patterns: dict[str, tuple[str, str]],
+                  template: str) -> tuple[str, str] | None:
+    """(address, reason) of the first address whose local part is one of the patterns."""
+    for address in addresses:
+        hit = patterns.get(address.partition("@")[0])
+        if hit is not None:
+            pattern, nickname = hit
+            return address, template.format(address=address, nickname=nickname) + f" ({pattern})"
+    return None
+
+
+@cache
+def _nickname_patterns(first: str, last: str) -> dict[str, tuple[str, str]]:
+    return nickname_pattern_names(first, last)
+
+
+@cache
+def _contact_name_patterns(first: str, last: str, user_spellings: tuple[tuple[str, str], ...]
+                           ) -> dict[str, tuple[str, str]]:
+    """The whole-name patterns of the contact's name ("by the name {first}") and its nicknames,
+    leaving out those of the user's own name in any spelling (no evidence about the contact)."""
+    own = set().union(*(email_local_pattern_names(*names) for names in user_spellings))
+    patterns = {local: (pattern, f"the name {first}") for local, pattern
+                in email_local_pattern_names(first, last).items() if pattern in WHOLE_NAME_PATTERNS}
+    patterns |= {local: (pattern, f"the nickname {nickname}") for local, (pattern, nickname)
+                 in nickname_pattern_names(first, last).items()}
+    return {local: hit for local, hit in patterns.items() if local not in own}
+
+
+def _tenant_addresses(emails: pd.DataFrame) -> dict[int, list[str]]:
+    """Owner position -> its addresses on tenant domains, sorted."""
+    on_tenant = emails[emails["on_tenant"]].sort_values(["idx", "address"])
+    return cast("dict[int, list[str]]", on_tenant.groupby("idx")["address"].agg(list).to_dict())
+
+
+def _tenant_domain_evidence(data: _Prepared, contacts: Ints, where: Flags) -> pd.DataFrame:
+    """kind, points, contact_address (the first on a tenant domain), indexed by pair position,
+    where the contact has an address on a tenant domain."""
+    first_address = data.contact_emails[data.contact_emails["on_tenant"]].groupby("idx")["address"].min()
+    addresses = first_address.reindex(contacts[where]).to_numpy(object)
+    has = pd.notna(addresses)
+    positions = np.flatnonzero(where)[has]
+    return pd.DataFrame({"kind": _objects(["tenant_domain"] * len(positions)),
+                         "points": np.full(len(positions), _EMAIL_POINTS["tenant_domain"], np.int64),
+                         "contact_address": _objects(addresses[has]),
+                         "detail": _objects([None] * len(positions))},
+                        index=pd.Index(positions, dtype=np.int64))
 
 
 def _phone_evidence(data: _Prepared) -> pd.DataFrame:
@@ -677,18 +840,11 @@ def _ascii_like(rows: _Skeletoned) -> bool:
 
 
 @cache
-def _spoof_checker() -> icu.SpoofChecker:
-    import icu  # on first use: ICU adds some 10 MiB resident that all-ASCII data never needs
-
-    return icu.SpoofChecker()
-
-
-@cache
 def _ascii_skeletons() -> dict[int, str]:
     """ICU's skeleton of each ASCII character, as a str.translate table. TS #39 maps an NFD
     string code point by code point, so an ASCII string's skeleton is its characters' joined
     (the tests check this against ICU); contacts are mostly ASCII, and this is far faster."""
-    return {code: _spoof_checker().getSkeleton(0, chr(code)) for code in range(128)}
+    return {code: spoof_checker().getSkeleton(0, chr(code)) for code in range(128)}
 
 
 @cache
@@ -700,7 +856,7 @@ def _skeleton(text: str) -> str:
     """The skeleton of the casefolded text (skeletons keep case)."""
     if text.isascii():
         return text.lower().translate(_ascii_skeletons())
-    skeleton: str = _spoof_checker().getSkeleton(0, text.casefold())
+    skeleton: str = spoof_checker().getSkeleton(0, text.casefold())
     return skeleton
 
 
@@ -714,15 +870,21 @@ def _caseless(text: str) -> str:
 def _score(data: _Prepared, pairs: Ints, evidence: _Evidence) -> pd.DataFrame:
     """u, c, score, name level, email kind and details, phone for sorted unique pair codes."""
     users, contacts = np.divmod(pairs, data.n_contacts)
-    lookalike = _flagged(evidence.lookalike_name, pairs)
-    name_level, names_conflict = _name_levels(data, users, contacts, lookalike)
+    facts = _name_facts(data, users, contacts, _flagged(evidence.lookalike_name, pairs))
+    name_level = _name_levels(facts)
     name_points = _NAME_POINTS[name_level]
 
     email = _align(evidence.email, pairs)
     # A mailbox that fits the user's name is no evidence when the contact's own, different
     # name explains it: "lthomas@" is Lance Thomas's as much as Linda Thomas's.
-    explained = names_conflict & email["kind"].isin(_PATTERN_KINDS).to_numpy()
+    explained = facts.names_conflict() & email["kind"].isin(_PATTERN_KINDS).to_numpy()
     email.loc[explained, :] = np.nan
+    found = _nickname_pattern_evidence(data, users, contacts, (facts.nickname | facts.first_same)
+                                       & facts.last_same & (_points(email) < _EMAIL_POINTS["nickname_pattern"]))
+    email.loc[found.index, found.columns] = found
+    found = _tenant_domain_evidence(data, contacts, (_points(email) == 0)
+                                    & (name_level == _NAME_LEVEL_INDEX["same"]))
+    email.loc[found.index, found.columns] = found
     phone = _align(evidence.phone, pairs)
     email_points = email["points"].fillna(0).to_numpy(np.int64)
     phone_points = np.where(phone["phone"].notna(), SAME_PHONE_POINTS, 0)
@@ -732,6 +894,11 @@ def _score(data: _Prepared, pairs: Ints, evidence: _Evidence) -> pd.DataFrame:
                          "contact_address": _objects(email["contact_address"].to_numpy(object)),
                          "email_detail": _objects(email["detail"].to_numpy(object)),
                          "phone": phone["phone"].to_numpy(np.float64)})
+
+
+def _points(email: pd.DataFrame) -> Ints:
+    points: Ints = email["points"].fillna(0).to_numpy(np.int64)
+    return points
 
 
 def _align(evidence: pd.DataFrame, pairs: Ints) -> pd.DataFrame:
@@ -770,27 +937,39 @@ class _NameFacts:
     last_typo: Flags
     nickname: Flags  # first names of one nickname group (checked only where it can count)
     initial: Flags  # one first name an initial of the other (likewise)
-    sound_alike: Flags  # last names sounding alike
+    first_sound: Flags  # first names sounding alike by one of names.sound_keys' schemes
+    sound_alike: Flags  # last names likewise
     swapped: Flags  # first and last names swapped, both set
     lookalike: Flags  # full names look alike
+    middle_conflict: Flags  # middle names on both sides, neither the other or its initial
     first_known: Flags  # set on both sides
     last_known: Flags
 
+    @property
+    def first_alike(self) -> Flags:
+        """Respelled: the same, one typo apart, or sounding alike and alike by Jaro-Winkler."""
+        return self.first_same | self.first_typo | (self.first_sound & (self.first_jw >= JW_RESPELLED))
+
+    @property
+    def last_alike(self) -> Flags:
+        return self.last_same | self.last_typo | (self.sound_alike & (self.last_jw >= JW_RESPELLED))
+
     def names_conflict(self) -> Flags:
-        """A first or last name known on both sides disagrees (not the same, alike, a nickname
-        or an initial; names not swapped or look-alikes)."""
+        """A first, middle or last name known on both sides disagrees (not the same, alike, a
+        nickname or an initial; names not swapped or look-alikes)."""
         first = self.first_known & ~(self.first_same | (self.first_jw >= JW_CLOSE) | self.nickname
-                                     | self.initial)
-        last = self.last_known & ~(self.last_same | (self.last_jw >= JW_CLOSE) | self.sound_alike)
-        return (first | last) & ~self.swapped & ~self.lookalike
+                                     | self.initial | self.first_alike)
+        last = self.last_known & ~(self.last_same | (self.last_jw >= JW_CLOSE) | self.last_alike)
+        return ((first | last) & ~self.swapped & ~self.lookalike) | self.middle_conflict
 
 
 def _name_facts(data: _Prepared, users: Ints, contacts: Ints,
                 lookalike: Flags) -> _NameFacts:
-    vocab = data.vocab
+    vocab, spelled = data.vocab, data.spelled
     uf, ul = data.user_first[users], data.user_last[users]
     cf, cl = data.contact_first[contacts], data.contact_last[contacts]
-    first_same, last_same = (uf == cf) & (uf >= 0), (ul == cl) & (ul >= 0)
+    first_same = _same_in_a_spelling(uf, spelled.user_first[users], cf, spelled.contact_first[contacts])
+    last_same = _same_in_a_spelling(ul, spelled.user_last[users], cl, spelled.contact_last[contacts])
     first_jw, last_jw = _jaro_winkler(vocab, uf, cf), _jaro_winkler(vocab, ul, cl)
     # The per-name checks below run in Python, so only where they can change the outcome.
     last_near = last_jw >= JW_SAME
@@ -804,21 +983,35 @@ def _name_facts(data: _Prepared, users: Ints, contacts: Ints,
                                     ~last_same & (last_jw >= JW_CLOSE)),
         nickname=_by_distinct_pair(vocab, uf, cf, _nickname_pair, first_open),
         initial=_by_distinct_pair(vocab, uf, cf, _initial_pair, first_open),
-        sound_alike=_sound_alike(data.sound, ul, cl),
+        first_sound=_sound_alike(data.sounds, uf, cf),
+        sound_alike=_sound_alike(data.sounds, ul, cl),
         swapped=(uf == cl) & (ul == cf) & (uf >= 0) & (ul >= 0),
         lookalike=lookalike,
+        middle_conflict=_middles_conflict(data.user_middle[users], data.contact_middle[contacts]),
         first_known=(uf >= 0) & (cf >= 0), last_known=(ul >= 0) & (cl >= 0))
 
 
-def _name_levels(data: _Prepared, users: Ints, contacts: Ints,
-                 lookalike: Flags) -> tuple[Ints, Flags]:
-    """Index into NAME_LEVELS for each pair, and whether the names conflict
-    (_NameFacts.names_conflict)."""
-    facts = _name_facts(data, users, contacts, lookalike)
+def _same_in_a_spelling(a: Ints, a_spelled: Ints, b: Ints, b_spelled: Ints) -> Flags:
+    """Set and equal in either spelling: "Müller" is "Muller" and "Mueller"."""
+    same: Flags = (a >= 0) & ((a == b) | (a_spelled == b) | (a == b_spelled) | (a_spelled == b_spelled))
+    return same
+
+
+def _middles_conflict(user_middle: Texts, contact_middle: Texts) -> Flags:
+    """Both middle names known and neither the other or its initial ("A." and "Anne" agree)."""
+    both = (user_middle != "") & (contact_middle != "")
+    result = np.zeros(len(user_middle), bool)
+    result[both] = [not (u.startswith(c) if len(c) == 1 else c.startswith(u) if len(u) == 1 else u == c)
+                    for u, c in zip(user_middle[both], contact_middle[both], strict=True)]
+    return result
+
+
+def _name_levels(facts: _NameFacts) -> Ints:
+    """Index into NAME_LEVELS for each pair."""
     ruled = [(i, level.condition) for i, level in enumerate(NAME_LEVELS) if level.condition]
-    levels = np.select([condition(facts) for _, condition in ruled], [i for i, _ in ruled],
-                       len(NAME_LEVELS) - 1)
-    return levels, facts.names_conflict()
+    levels: Ints = np.select([condition(facts) for _, condition in ruled], [i for i, _ in ruled],
+                             len(NAME_LEVELS) - 1)
+    return levels
 
 
 def _by_distinct_pair(vocab: Texts, a: Ints, b: Ints, func: Callable[[Texts, Texts], npt.NDArray[Value]],
@@ -861,11 +1054,12 @@ def _nickname_pair(left: Texts, right: Texts) -> Flags:
                         for x, y in zip(left, right, strict=True)), bool, len(left))
 
 
-def _sound_alike(sound: Texts, a: Ints, b: Ints) -> Flags:
-    """Both codes set and the names' sound-alike keys equal."""
+def _sound_alike(sounds: tuple[Texts, ...], a: Ints, b: Ints) -> Flags:
+    """Both codes set and the names' sound-alike keys equal by one of the schemes."""
     ok = (a >= 0) & (b >= 0)
     result = np.zeros(len(a), bool)
-    result[ok] = (sound[a[ok]] == sound[b[ok]]) & (sound[a[ok]] != "")
+    for sound in sounds:
+        result[ok] |= (sound[a[ok]] == sound[b[ok]]) & (sound[a[ok]] != "")
     return result
 
 
@@ -912,12 +1106,13 @@ def _reasons(data: _Prepared, scored: pd.DataFrame) -> list[str]:
     users, contacts = scored["u"].to_numpy(np.int64), scored["c"].to_numpy(np.int64)
     (user_first, user_last), (contact_first, contact_last) = data.user_names, data.contact_names
     rows = zip(user_first[users], user_last[users], contact_first[contacts],
-               contact_last[contacts], scored["name_level"].to_numpy(),
+               contact_last[contacts], data.user_middle[users], data.contact_middle[contacts],
+               scored["name_level"].to_numpy(),
                scored["email_kind"].to_numpy(object), scored["contact_address"].to_numpy(object),
                scored["email_detail"].to_numpy(object), scored["phone"].to_numpy(), strict=True)
     reasons = []
-    for uf, ul, cf, cl, name_level, email_kind, contact_address, detail, phone in rows:
-        parts = [NAME_LEVELS[name_level].reason.format(p=_NamePair(uf, ul, cf, cl))]
+    for uf, ul, cf, cl, um, cm, name_level, email_kind, contact_address, detail, phone in rows:
+        parts = [NAME_LEVELS[name_level].reason.format(p=_NamePair(uf, ul, cf, cl, um, cm))]
         if isinstance(email_kind, str):
             parts.append(_EMAIL_LEVELS[email_kind].reason.format(
                 p=_EmailPair(contact_address, detail, f"{uf} {ul}".strip())))
@@ -934,6 +1129,8 @@ class _NamePair(NamedTuple):
     user_last: str
     contact_first: str
     contact_last: str
+    user_middle: str  # keys of the first middle names ('' when none)
+    contact_middle: str
 
     @property
     def user(self) -> str:
@@ -942,6 +1139,17 @@ class _NamePair(NamedTuple):
     @property
     def contact(self) -> str:
         return f"{self.contact_first} {self.contact_last}".strip()
+
+    @property
+    def contact_given(self) -> str:
+        given = self.contact_first.split()[:1]
+        return " ".join([*given, self.contact_last]).strip()
+
+    @property
+    def same_name(self) -> str:
+        if person_key(self.user) == person_key(self.contact):
+            return f"same name ({self.contact})"
+        return f"same name, written differently ({self.user} vs {self.contact})"
 
     @property
     def user_first_or_unknown(self) -> str:

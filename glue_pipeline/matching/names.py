@@ -10,17 +10,45 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Hashable, Iterable
-from functools import lru_cache
-from typing import TypeVar
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, TypeVar
 
+import jellyfish
 import numpy as np
 import pandas as pd
 
 from glue_pipeline.matching import Texts
 
+if TYPE_CHECKING:
+    import icu
+
 # Letters NFKD does not decompose into a base letter plus a combining mark.
 _FOLD = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th",
                        "ı": "i", "ħ": "h", "ŧ": "t"})  # noqa: RUF001 - the letters folded
+
+
+@cache
+def spoof_checker() -> icu.SpoofChecker:
+    import icu  # on first use: ICU adds some 10 MiB resident that all-ASCII data never needs
+
+    return icu.SpoofChecker()
+
+
+@lru_cache(maxsize=4096)
+def _latin_lookalike(ch: str) -> str:
+    """The ASCII letters a non-Latin letter looks like (Cyrillic 'es' as 'c'), else the letter."""
+    if ch.isascii() or not ch.isalpha() or unicodedata.name(ch, "").startswith("LATIN"):
+        return ch
+    skeleton: str = spoof_checker().getSkeleton(0, ch)
+    return skeleton if skeleton.isascii() and skeleton.isalpha() else ch
+
+
+def latin_lookalikes_folded(word: str) -> str:
+    """A word mixing ASCII letters with look-alike letters of another script ("Inc" written
+    with a Cyrillic 'es') read as the ASCII word; other words unchanged."""
+    if word.isascii() or not any(ch.isascii() and ch.isalpha() for ch in word):
+        return word
+    return "".join(_latin_lookalike(ch) for ch in word)
 
 
 def fold(text: str | None) -> str:
@@ -105,11 +133,20 @@ _LONGEST_FORM = max(len(tokens) for tokens in _LEGAL_BY_TOKENS)
 # Low-information words: kept in the core name, down-weighted when scoring.
 GENERIC_WORDS: frozenset[str] = frozenset([
     "the", "and", "of", "group", "groep", "gruppe", "holding", "holdings", "services", "service",
-    "solutions", "solution", "company", "international", "intl", "global", "worldwide",
+    "solutions", "solution", "company", "international", "global", "worldwide",
     "consulting", "consultants", "consultancy", "technologies", "technology", "tech", "systems",
     "enterprises", "enterprise", "industries", "partners", "associates", "management", "corporate",
     "trading", "ventures", "agency", "labs",
 ])
+
+# Abbreviations of words in company names, read as the word ("Intl", "Int'l": "international").
+WORD_ABBREVIATIONS: dict[str, str] = {
+    "intl": "international", "tech": "technology", "technologies": "technology",
+    "svcs": "services", "svc": "service", "mgmt": "management", "assoc": "associates",
+    "bros": "brothers", "mfg": "manufacturing", "natl": "national", "grp": "group",
+    "hldgs": "holdings", "ctr": "center", "centre": "center", "dept": "department",
+    "univ": "university", "assn": "association",
+}
 
 _APOSTROPHES = re.compile(r"['’`´]")  # noqa: RUF001 - the apostrophes names are written with
 _AMPERSAND = re.compile(r"\s*[&+]\s*")
@@ -158,13 +195,17 @@ def company_key(name: str | None) -> tuple[str, str | None]:
     """(core name, canonical legal form or None).
 
     "Contoso Limited" -> ("contoso", "ltd"); "Contoso (UK) Ltd" -> ("contoso uk", "ltd");
+    "Contoso Int'l Tech" -> ("contoso international technology", None);
     "Société Générale S.A." -> ("societe generale", "sa"); "Müller GmbH & Co. KG" ->
     ("muller", "gmbh co kg"); "Smith & Sons" -> ("smith and sons", None).
     """
     text = _APOSTROPHES.sub("", fold(name))
+    if not text.isascii():
+        text = " ".join(latin_lookalikes_folded(word) for word in text.split())
     text = _AMPERSAND.sub(" and ", text)
     tokens = _join_single_letters(_NON_WORD.sub(" ", text).split())
     core, forms = _strip_legal_forms(tokens)
+    core = [WORD_ABBREVIATIONS.get(token, token) for token in core]
     return " ".join(core), (" ".join(forms) or None)
 
 
@@ -199,110 +240,55 @@ def person_key(name: str | None) -> str:
     return "".join(ch for ch in folded if ch.isalpha())
 
 
+# Letters written out in ASCII the German and Scandinavian way ("Müller" as "Mueller", "Weiß" as
+# "Weiss", "Åberg" as "Aaberg"), besides fold's way of dropping the marks ("Muller").
+_SPELLED_OUT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ø": "oe", "æ": "ae", "å": "aa",
+                              "ß": "ss", "œ": "oe"})
+
+
+def spelled_out_key(name: str | None) -> str:
+    """person_key of the name with umlauts, ø, å and ß written out: 'Jürgen' -> 'juergen',
+    'Søren' -> 'soeren'; the same as person_key for a name without such letters."""
+    if not isinstance(name, str) or name.isascii():
+        return person_key(name)
+    return person_key(unicodedata.normalize("NFC", name).lower().translate(_SPELLED_OUT))
+
+
 def ascii_key(name: str | None) -> str:
     """person_key restricted to a-z, as found in email addresses."""
     return _NON_LETTER.sub("", person_key(name))
 
 
-# Canonical first name -> its nicknames and spelling variants. Weak evidence: a nickname may
-# belong to several groups ("chris", "ted", "al") and people pick names freely.
-NICKNAME_GROUPS: dict[str, tuple[str, ...]] = {
-    "robert": ("bob", "bobby", "rob", "robbie", "bert"),
-    "william": ("bill", "billy", "will", "willie", "liam"),
-    "elizabeth": ("liz", "lizzie", "beth", "betty", "bess", "eliza", "libby", "elisabeth"),
-    "james": ("jim", "jimmy", "jamie"),
-    "michael": ("mike", "mikey", "mick", "micky", "mikael"),
-    "katherine": ("kate", "katie", "kathy", "kat", "kathryn", "katharine", "catherine",
-                  "cathy", "cat", "kay"),
-    "thomas": ("tom", "tommy"),
-    "richard": ("dick", "rick", "ricky", "rich", "richie"),
-    "christopher": ("chris", "kit", "topher"),
-    "christine": ("chris", "chrissy", "christina", "tina"),
-    "christian": ("chris",),
-    "alexander": ("alex", "al", "sandy", "xander", "sasha", "alec"),
-    "alexandra": ("alex", "lexi", "sasha", "sandra"),
-    "david": ("dave", "davey"),
-    "daniel": ("dan", "danny"),
-    "joseph": ("joe", "joey"),
-    "samuel": ("sam", "sammy"),
-    "samantha": ("sam", "sammy"),
-    "anthony": ("tony", "antony"),
-    "stephen": ("steve", "stevie", "steven", "stefan"),
-    "matthew": ("matt", "matty"),
-    "nicholas": ("nick", "nicky", "nico", "nicolas"),
-    "andrew": ("andy", "drew"),
-    "benjamin": ("ben", "benny"),
-    "jennifer": ("jenny", "jen", "jenn"),
-    "margaret": ("peggy", "maggie", "meg", "marge", "margie", "greta"),
-    "susan": ("sue", "susie", "suzy", "suzanne"),
-    "edward": ("ed", "eddie", "ted", "teddy", "ned"),
-    "theodore": ("ted", "teddy", "theo"),
-    "john": ("jon", "jack", "johnny"),
-    "jonathan": ("jon", "jonny", "jonathon"),
-    "patrick": ("pat", "paddy"),
-    "patricia": ("pat", "patty", "trish", "tricia"),
-    "charles": ("charlie", "chuck", "chas"),
-    "henry": ("hank", "harry", "hal"),
-    "harold": ("harry", "hal"),
-    "frederick": ("fred", "freddie", "freddy", "frederic"),
-    "francis": ("frank", "fran"),
-    "frances": ("fran", "frankie"),
-    "gregory": ("greg",),
-    "geoffrey": ("geoff", "jeff", "jeffrey"),
-    "joshua": ("josh",),
-    "kenneth": ("ken", "kenny"),
-    "lawrence": ("larry", "laurence"),
-    "leonard": ("leo", "len", "lenny"),
-    "louis": ("lou", "louie", "lewis"),
-    "nathaniel": ("nate", "nathan", "nat"),
-    "peter": ("pete",),
-    "raymond": ("ray",),
-    "ronald": ("ron", "ronnie"),
-    "timothy": ("tim", "timmy"),
-    "walter": ("walt", "wally"),
-    "zachary": ("zach", "zack"),
-    "abigail": ("abby", "gail"),
-    "barbara": ("barb", "babs"),
-    "deborah": ("deb", "debbie", "debra"),
-    "dorothy": ("dot", "dottie", "dolly"),
-    "eleanor": ("ellie", "nell", "nora"),
-    "jessica": ("jess", "jessie"),
-    "rebecca": ("becky", "becca"),
-    "victoria": ("vicky", "vicki", "tori"),
-    "virginia": ("ginny",),
-    "gabriel": ("gabe",),
-    "vincent": ("vince", "vinny"),
-    "douglas": ("doug",),
-    "donald": ("don", "donnie"),
-    "gerald": ("gerry", "jerry"),
-    "albert": ("al", "bert"),
-    "philip": ("phil", "phillip"),
-    "stuart": ("stu", "stewart"),
-    "terence": ("terry", "terrence"),
-    "isabella": ("bella", "izzy", "isabel", "isobel"),
-    "josephine": ("jo", "josie"),
-    "joanne": ("jo", "joanna"),
-}
+# Nicknames and short forms come from the `nicknames` package (a maintained, hand-curated dataset
+# of English given names: "elizabeth has_nickname liz"). A name's groups are the canonical names
+# it belongs to: itself when it has nicknames, and every name that has it as a nickname. Weak
+# evidence: a nickname may belong to several groups ("chris", "ted", "al") and people pick names
+# freely.
+
+@lru_cache(maxsize=1)
+def _nickname_tables() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    from nicknames import NickNamer  # on first use: reading the dataset takes some 20 ms
+
+    namer = NickNamer()
+    return namer.nickname_lookup, namer.canonical_lookup
 
 
-def _nickname_index() -> dict[str, frozenset[str]]:
-    index: dict[str, set[str]] = {}
-    for canonical, variants in NICKNAME_GROUPS.items():
-        for name in (canonical, *variants):
-            index.setdefault(name, set()).add(canonical)
-    return {name: frozenset(canonicals) for name, canonicals in index.items()}
+def nickname_names() -> frozenset[str]:
+    """Every name the dataset knows, as a canonical name or as a nickname."""
+    nicknames, canonicals = _nickname_tables()
+    return frozenset(nicknames) | frozenset(canonicals)
 
 
-_NICKNAMES = _nickname_index()
-
-
+@lru_cache(maxsize=65536)
 def canonical_first_names(first: str | None) -> frozenset[str]:
-    """The canonical names a first name may stand for: 'bob' -> {'robert'},
-    'chris' -> {'christopher', 'christine', 'christian'}; an unknown name stands for itself."""
+    """The canonical names a first name may stand for: 'bob' -> {'bob', 'bert', 'bobby',
+    'robert'}, 'robert' -> {'robert'}; an unknown name stands for itself."""
     key = person_key(first)
     if not key:
         return frozenset()
-    return _NICKNAMES.get(key, frozenset({key}))
+    nicknames, canonicals = _nickname_tables()
+    groups = ({key} if key in nicknames else set()) | canonicals.get(key, set())
+    return frozenset(groups or {key})
 
 
 def is_nickname_pair(first_a: str | None, first_b: str | None) -> bool:
@@ -311,6 +297,19 @@ def is_nickname_pair(first_a: str | None, first_b: str | None) -> bool:
     if not key_a or not key_b or key_a == key_b:
         return False
     return bool(canonical_first_names(key_a) & canonical_first_names(key_b))
+
+
+@lru_cache(maxsize=65536)
+def nickname_relatives(first: str | None) -> frozenset[str]:
+    """The other names of the first name's nickname groups: 'elizabeth' -> {'liz', 'beth',
+    'betty', ...}, 'liz' -> {'elizabeth', ...}; empty for a name the dataset does not know."""
+    key = person_key(first)
+    nicknames, _ = _nickname_tables()
+    related = set()
+    for group in canonical_first_names(key):
+        related |= {group, *nicknames.get(group, ())}
+    related.discard(key)
+    return frozenset(related)
 
 
 # Soundex-like consonant classes; the first letter is coded too, so Catherine and Katherine agree.
@@ -333,9 +332,21 @@ def phonetic_key(name: str | None) -> str:
     return (head + collapsed)[:_PHONETIC_LENGTH]
 
 
+def sound_keys(name: str) -> tuple[str, str, str]:
+    """Three sound-alike keys of a name key: phonetic_key, and jellyfish's NYSIIS and Metaphone
+    (each hears other respellings: 'Geoffrey'/'Jeffrey' agree by the first, 'Smith'/'Smyth' by
+    the third); '' for each when the name has no ASCII letters."""
+    key = ascii_key(name)
+    if not key:
+        return "", "", ""
+    return phonetic_key(key), jellyfish.nysiis(key), jellyfish.metaphone(key)
+
+
 # Email local parts people get from their names, by pattern name. "first" and "last" alone are
 # weak: many people share them.
 WEAK_EMAIL_PATTERNS: frozenset[str] = frozenset({"first", "last"})
+WHOLE_NAME_PATTERNS: frozenset[str] = frozenset({"first.last", "firstlast", "last.first",
+                                                 "first_last", "first-last"})
 
 
 def email_local_pattern_names(first: str | None, last: str | None) -> dict[str, str]:
@@ -362,3 +373,17 @@ def email_local_patterns(first: str | None, last: str | None) -> set[str]:
     """first.last, firstlast, flast, f.last, firstl, first, last, last.first, first_last,
     first-last, lastf: ASCII-folded and lowercase."""
     return set(email_local_pattern_names(first, last))
+
+
+def nickname_pattern_names(first: str | None, last: str | None) -> dict[str, tuple[str, str]]:
+    """Local part -> (pattern, nickname) for the patterns holding a whole nickname of the first
+    name with the last name ('elizabeth', 'jones' -> 'liz.jones': ('first.last', 'liz')),
+    leaving out those the name itself gives. Initials are left out: 'ljones' would stand for
+    too many names."""
+    own = email_local_pattern_names(first, last)
+    found: dict[str, tuple[str, str]] = {}
+    for nickname in sorted(nickname_relatives(first)):
+        for local, pattern in email_local_pattern_names(nickname, last).items():
+            if pattern in WHOLE_NAME_PATTERNS and local not in own:
+                found.setdefault(local, (pattern, nickname))
+    return found

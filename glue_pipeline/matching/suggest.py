@@ -7,12 +7,18 @@ not count) with rapidfuzz's cdist over chunks of tenants, so memory stays bounde
 names of 4 characters or fewer must be equal ("ABC" is not "ABD").
 
   name score = ratio of the distinctive words (100 when equal)
-               - 6 per generic word on one side only (at most 18)
+               - 6 per generic word added, dropped or replaced ("Group" for "Consultants"
+                 counts once), at most 18
                - 10 when both legal forms are known and differ ("inc" vs "gmbh"; "pty ltd" and
                  "ltd" agree)
   domain score = 70 + 5 per contact of the organization on a verified domain of the tenant,
                  at most 90 (onmicrosoft.com and free-mail domains are no evidence)
-  score = 100 * (1 - (1 - name/100) * (1 - domain/100)); below 60 not suggested.
+  score = 100 * (1 - (1 - name/100) * (1 - domain/100))
+          - 15 when the name is the only evidence although both sides have domains: the tenant
+            verifies distinctive domains and the organization's contacts use others, none of
+            them the tenant's ("Acme" at acme-foods.io against "Acme Consultants", whose
+            contacts write from acmeconsultants.com)
+  Below 60 not suggested.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ MIN_SUGGESTION_SCORE = 60
 DOMAIN_BASE_SCORE = 70
 DOMAIN_SCORE_PER_CONTACT = 5
 DOMAIN_MAX_SCORE = 90  # four contacts on a tenant's domain make a strong suggestion on their own
+DOMAIN_CONFLICT_PENALTY = 15  # a strong name (94) falls below the strong threshold (90)
+DOMAINS_IN_REASONS = 3
 DEFAULT_CHUNK_CELLS = 1 << 25  # cdist cells per chunk: 32 MiB as uint8
 DENSE_ROW_CELLS = 256  # a row with more candidates than this is ranked with argpartition
 DENSE_BATCH_ROWS = 64
@@ -92,8 +100,8 @@ def suggest_organizations(tenants: pd.DataFrame, organizations: pd.DataFrame,
     orgs = organization_table(organizations) if prepared is None else prepared
     tens = _company_table(tenants["tenant_name"])
     names = _name_evidence(tens, orgs, k + FUZZY_SHORTLIST_EXTRA, chunk_cells)
-    domains = _domain_evidence(tenants, organization_domains, orgs)
-    pairs = _combine(names, domains)
+    verified, used = _distinctive_domains(tenants, organization_domains, orgs)
+    pairs = _combine(names, _domain_evidence(verified, used), verified, used)
     pairs = pairs[pairs["score"] >= MIN_SUGGESTION_SCORE]
     top = _top_k(pairs, k)
     return _suggestion_frame(top, tenants, tens, orgs)
@@ -217,8 +225,8 @@ def _score_names(pairs: pd.DataFrame, tens: pd.DataFrame, orgs: pd.DataFrame) ->
     similarity = process.cpdist(tens["distinct"].to_numpy()[t], orgs["distinct"].to_numpy()[o],
                                 scorer=fuzz.ratio, workers=-1) if len(pairs) else np.empty(0)
     t_generic, o_generic = tens["generic"].to_numpy()[t], orgs["generic"].to_numpy()[o]
-    generic_diff = np.fromiter((len(a ^ b) for a, b in zip(t_generic, o_generic, strict=True)), np.int64,
-                               len(pairs))
+    generic_diff = np.fromiter((max(len(a - b), len(b - a)) for a, b in zip(t_generic, o_generic, strict=True)),
+                               np.int64, len(pairs))
     forms_ok = np.fromiter((legal_forms_compatible(a, b) for a, b in
                             zip(tens["form"].to_numpy()[t], orgs["form"].to_numpy()[o], strict=True)), np.bool_,
                            len(pairs))
@@ -231,9 +239,10 @@ def _score_names(pairs: pd.DataFrame, tens: pd.DataFrame, orgs: pd.DataFrame) ->
 # ---------------------------------------------------------------------------------------------
 # Domain evidence
 
-def _domain_evidence(tenants: pd.DataFrame, organization_domains: pd.DataFrame,
-                     orgs: pd.DataFrame) -> pd.DataFrame:
-    """t, o, contacts (count), domain_score, domains: [(domain, contacts)] for the reasons."""
+def _distinctive_domains(tenants: pd.DataFrame, organization_domains: pd.DataFrame,
+                         orgs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(t, domain): the tenants' verified domains; (o, domain, contacts): the domains the
+    organizations' contacts use; both without onmicrosoft.com and free-mail domains."""
     verified = pd.DataFrame({"t": np.arange(len(tenants)), "domain": tenants["domains"].to_numpy()})
     verified = verified.explode("domain").dropna(subset=["domain"])
     verified["domain"] = _clean_domains(verified["domain"])
@@ -243,11 +252,15 @@ def _domain_evidence(tenants: pd.DataFrame, organization_domains: pd.DataFrame,
                          "domain": _clean_domains(organization_domains["domain"]).to_numpy(),
                          "contacts": (organization_domains["contacts"].to_numpy()
                                       if "contacts" in organization_domains else 1)})
+    used = used[_is_distinctive_domain(used["domain"])]
     used = used.groupby(["organization_id", "domain"], as_index=False)[["contacts"]].sum()
     positions = pd.DataFrame({"organization_id": orgs["organization_id"].to_numpy(),
                               "o": np.arange(len(orgs))})
-    used = used.merge(positions, on="organization_id")[["o", "domain", "contacts"]]
+    return verified, used.merge(positions, on="organization_id")[["o", "domain", "contacts"]]
 
+
+def _domain_evidence(verified: pd.DataFrame, used: pd.DataFrame) -> pd.DataFrame:
+    """t, o, contacts (count), domain_score, domains: [(domain, contacts)] for the reasons."""
     hits = verified.merge(used, on="domain").sort_values(["t", "o", "contacts", "domain"],
                                                          ascending=[True, True, False, True])
     if hits.empty:
@@ -287,6 +300,14 @@ def domain_evidence_of(index: dict[str, list[list[int]]],
     return [[domain, index.get(domain, [])] for domain in cleaned]
 
 
+def organizations_with_contact_domains(organization_domains: pd.DataFrame) -> list[int]:
+    """The ids of the organizations whose contacts use a distinctive domain (sorted): what a
+    domain conflict reads of the organizations beside the domains a tenant meets."""
+    domains = _clean_domains(organization_domains["domain"])
+    ids = organization_domains["organization_id"][_is_distinctive_domain(domains).to_numpy()]
+    return sorted({int(i) for i in ids})
+
+
 def _is_distinctive_domain(domains: pd.Series) -> pd.Series:
     """Not a tenant's default *.onmicrosoft.com domain, not a free-mail provider."""
     return ~(domains.str.endswith(TENANT_DEFAULT_DOMAIN_SUFFIX)
@@ -296,13 +317,33 @@ def _is_distinctive_domain(domains: pd.Series) -> pd.Series:
 # ---------------------------------------------------------------------------------------------
 # Combination and output
 
-def _combine(names: pd.DataFrame, domains: pd.DataFrame) -> pd.DataFrame:
-    """One row per (t, o); independent evidence combined as 1 - (1 - name)(1 - domain)."""
+def _combine(names: pd.DataFrame, domains: pd.DataFrame, verified: pd.DataFrame,
+             used: pd.DataFrame) -> pd.DataFrame:
+    """One row per (t, o); independent evidence combined as 1 - (1 - name)(1 - domain), less
+    DOMAIN_CONFLICT_PENALTY where the domains conflict (conflict: the tenant's and the
+    organization's domains for the reasons, else NaN)."""
     pairs = names.merge(domains, on=["t", "o"], how="outer")
     name = pairs["name_score"].fillna(0).to_numpy(float) / 100
     domain = pairs["domain_score"].fillna(0).to_numpy(float) / 100
-    pairs["score"] = np.round(100 * (1 - (1 - name) * (1 - domain)), 1)
+    pairs["conflict"] = _domain_conflicts(pairs, verified, used)
+    penalty = np.where(pairs["conflict"].notna(), DOMAIN_CONFLICT_PENALTY, 0)
+    pairs["score"] = np.round(np.maximum(100 * (1 - (1 - name) * (1 - domain)) - penalty, 0), 1)
     return pairs
+
+
+def _domain_conflicts(pairs: pd.DataFrame, verified: pd.DataFrame, used: pd.DataFrame) -> pd.Series:
+    """([tenant domains], [organization domains]) for the name-only pairs whose tenant verifies
+    distinctive domains and whose organization's contacts use distinctive domains (none of
+    them the tenant's, or the pair would have domain evidence); NaN for the others."""
+    tenant_domains = verified.groupby("t")["domain"].agg(sorted)
+    org_domains = used.sort_values(["o", "contacts", "domain"], ascending=[True, False, True]) \
+        .groupby("o")["domain"].agg(list)
+    name_only = pairs["domain_score"].isna().to_numpy()
+    theirs = tenant_domains.reindex(pairs["t"]).to_numpy(object)
+    ours = org_domains.reindex(pairs["o"]).to_numpy(object)
+    conflict = name_only & pd.notna(theirs) & pd.notna(ours)
+    return pd.Series([(t, o) if c else np.nan for t, o, c in zip(theirs, ours, conflict, strict=True)],
+                     index=pairs.index, dtype=object)
 
 
 def _top_k(pairs: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -338,6 +379,7 @@ class _Ranked(NamedTuple):
     name_score: float  # NaN without name evidence
     similarity: float
     domains: object  # [(domain, contacts)], NaN without domain evidence
+    conflict: object  # ([tenant domains], [organization domains]), NaN without a conflict
 
 
 class _Features(TypedDict):
@@ -360,7 +402,16 @@ def _reasons(row: _Ranked, tenant: _Features, org: _Features) -> str:
     if isinstance(row.domains, list):
         parts.append(", ".join(_domain_reason(domain, contacts)
                                for domain, contacts in row.domains))
+    if isinstance(row.conflict, tuple):
+        theirs, ours = row.conflict
+        parts.append(f"domains conflict: no contact of the organization uses a verified domain of "
+                     f"the tenant ({_listed(theirs)}); its contacts use {_listed(ours)}")
     return "; ".join(parts)
+
+
+def _listed(domains: list[str]) -> str:
+    shown = ", ".join(domains[:DOMAINS_IN_REASONS])
+    return f"{shown} and {len(domains) - DOMAINS_IN_REASONS} more" if len(domains) > DOMAINS_IN_REASONS else shown
 
 
 def _name_reasons(similarity: float, tenant: _Features, org: _Features) -> list[str]:
