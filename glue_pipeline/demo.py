@@ -11,9 +11,9 @@ from typing import Any
 from glue_pipeline.render import echo
 from glue_pipeline.report import contact_count, format_summary, next_steps, summarize
 from glue_pipeline.runner import get_instance, run_discovery, run_overview, run_sync
-from glue_pipeline.sandbox.generate import generate_world
+from glue_pipeline.sandbox.generate import generate_world, generation_day
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
-from glue_pipeline.sandbox.world import World, load_world, save_world
+from glue_pipeline.sandbox.world import World, load_world, redated, save_world
 from glue_pipeline.settings import GraphSettings, default_var_dir, graph_settings_from_env, store_url_from_env
 from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
@@ -38,12 +38,13 @@ def sandbox_settings(sandbox: Sandbox, world: World, **overrides: Any) -> GraphS
 
 
 def demo_world(var_dir: Path, seed: int, tenants: int, users: int) -> World:
-    """The demo's world file, generated once so that every demo run sees the same Microsoft."""
+    """The demo's world: its file, generated once so that every demo run sees the same Microsoft,
+    re-dated to today (the file is left as it is) so that its recent sign-ins stay recent."""
     path = var_dir / "demo" / "world.json"
     if not path.exists():
         # Three organizations spelled differently from their tenant show suggestions at work.
         save_world(generate_world(seed=seed, tenants=tenants, users=users, renamed=3), path)
-    return load_world(path)
+    return redated(load_world(path), generation_day())
 
 
 def run_demo(seed: int = 7, tenants: int = 24, users: int = 1500) -> int:

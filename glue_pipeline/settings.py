@@ -8,7 +8,10 @@ can be logged or put in an exception safely.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -194,6 +197,22 @@ def heartbeat_seconds_from_env(environ: dict[str, str] | None = None) -> int:
 def sync_processes_from_env(environ: dict[str, str] | None = None) -> int:
     """GLUE_SYNC_PROCESSES: the worker processes a large sync spreads its tenants over."""
     return _positive_int("GLUE_SYNC_PROCESSES", os.cpu_count() or 1, dict(os.environ if environ is None else environ))
+
+
+def clock_from_env(environ: dict[str, str] | None = None) -> Callable[[], datetime]:
+    """GLUE_CLOCK: the sync's clock, the time Microsoft's data is judged at (sync.SyncContext.clock),
+    pinned to one moment for tests and reproducible runs; unset: the current time."""
+    raw = dict(os.environ if environ is None else environ).get("GLUE_CLOCK", "").strip()
+    if not raw:
+        return partial(datetime.now, UTC)
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ConfigError(f"GLUE_CLOCK={raw!r} is not an ISO-8601 time with its offset: set it to e.g. "
+                          "2026-12-01T00:00:00+00:00, or unset it to judge Microsoft's data at the current time")
+    return lambda: moment
 
 
 def settings_from_env(environ: dict[str, str] | None = None) -> Settings:

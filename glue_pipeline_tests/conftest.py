@@ -16,6 +16,7 @@ from glue_pipeline.demo import sandbox_env
 from glue_pipeline.sandbox.generate import generate_world
 from glue_pipeline.sandbox.server import Sandbox, SandboxConfig
 from glue_pipeline.sandbox.world import World
+from glue_pipeline_tests.served import clock_env
 
 PG_ADMIN_DSN = os.environ.get("GLUE_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 
@@ -77,11 +78,13 @@ def sandbox(small_world: World, sandbox_state: Path) -> Iterator[Sandbox]:
 @pytest.fixture
 def glue_env(sandbox: Sandbox, small_world: World, tmp_path: Path,
              monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The pipeline's environment: the sandbox, a SQLite store and a data folder under tmp_path."""
+    """The pipeline's environment: the sandbox, a SQLite store and a data folder under tmp_path,
+    and the sync's clock at the world's reference date."""
     env = {**sandbox_env(sandbox, small_world),
            "GLUE_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}",
            "GLUE_DATA_DIR": str(tmp_path / "tables"),
-           "GLUE_VAR_DIR": str(tmp_path / "var")}
+           "GLUE_VAR_DIR": str(tmp_path / "var"),
+           **clock_env(small_world)}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env

@@ -22,11 +22,19 @@ from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
 
 
-def pipeline_env(tmp_path: Path, store_url: str | None = None) -> dict[str, str]:
-    """The pipeline's folders under tmp_path, and its store (default: SQLite there)."""
+def clock_env(world: World) -> dict[str, str]:
+    """The sync's clock at the world's reference date: the runs of one test show the same last
+    sign-ins, however far apart they run."""
+    return {"GLUE_CLOCK": world.reference_date.isoformat()}
+
+
+def pipeline_env(tmp_path: Path, world: World, store_url: str | None = None) -> dict[str, str]:
+    """The pipeline's folders under tmp_path, its store (default: SQLite there), and its clock at
+    the world's reference date."""
     return {"GLUE_STORE_URL": store_url or f"sqlite:///{tmp_path / 'store.db'}",
             "GLUE_DATA_DIR": str(tmp_path / "tables"), "GLUE_VAR_DIR": str(tmp_path / "var"),
-            "GLUE_CACHE_DIR": str(tmp_path / "cache"), "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+            "GLUE_CACHE_DIR": str(tmp_path / "cache"), "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+            **clock_env(world)}
 
 
 @dataclass
@@ -41,7 +49,7 @@ class Served:
 def served_world(world: World, tmp_path: Path, sandbox_state: Path, monkeypatch: pytest.MonkeyPatch,
                  store_url: str | None = None, **extra_env: str) -> Iterator[Served]:
     """`world` served and discovered (its store seeded), with `extra_env` set too."""
-    env = {**pipeline_env(tmp_path, store_url), **extra_env}
+    env = {**pipeline_env(tmp_path, world, store_url), **extra_env}
     engine = make_engine(env["GLUE_STORE_URL"])
     seed_store(engine, world.store)
     with Sandbox(SandboxConfig(world=world), state_dir=sandbox_state) as sandbox:

@@ -32,6 +32,7 @@ from glue_pipeline.store import schema
 from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
 from glue_pipeline.sync import discover_into, recorded_run, sync_context
+from glue_pipeline_tests.served import clock_env
 from glue_pipeline_tests.stores import canonical_store, matched_world
 
 KILL_DEADLINE_S = 240  # generous: a slow machine still gets there; the test never measures time
@@ -136,13 +137,15 @@ def kill_world() -> World:
 
 
 def _reference(world: World, sandbox: Sandbox, path: Path) -> dict:
-    """A clean, uninterrupted sync of the same world into a fresh store."""
+    """A clean, uninterrupted sync of the same world into a fresh store, its clock at the world's
+    reference date as the runs' (GLUE_CLOCK)."""
     engine = make_engine(f"sqlite:///{path}")
     seed_store(engine, world.store)
     client = GraphClient(sandbox_settings(sandbox, world))
     tenant_ids = discover_into(engine, client)
     run_id = f"reference-{uuid.uuid4().hex[:8]}"
-    outcomes = recorded_run(sync_context(client, engine, run_id, SyncOptions()), tenant_ids, 4)
+    ctx = sync_context(client, engine, run_id, SyncOptions(), clock=lambda: world.reference_date)
+    outcomes = recorded_run(ctx, tenant_ids, 4)
     assert {o.status for o in outcomes} == {"synced"}
     with engine.connect() as conn:
         created = conn.execute(select(func.count()).select_from(schema.contacts)
@@ -173,7 +176,7 @@ def test_sigkill_mid_write_leaves_tenants_all_or_nothing_and_the_next_run_conver
                **sandbox_env(sandbox, world), "GLUE_STORE_URL": store_url,
                "GLUE_DATA_DIR": str(tmp_path / "tables"), "GLUE_VAR_DIR": str(tmp_path / "var"),
                "GLUE_CONFIG": str(config), "GLUE_GRAPH_CONCURRENCY": "1",
-               "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+               "DAGSTER_HOME": str(tmp_path / "dagster_home"), **clock_env(world)}
         cli = Path(sys.executable).with_name("glue-pipeline")
         command = [str(cli), "sync"] if cli.exists() else [sys.executable, "-m", "glue_pipeline.cli", "sync"]
         proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

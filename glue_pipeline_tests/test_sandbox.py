@@ -18,7 +18,8 @@ import msal
 import pytest
 import requests
 
-from glue_pipeline.sandbox.generate import generate_world
+from glue_pipeline.demo import demo_world
+from glue_pipeline.sandbox.generate import generate_world, generation_day
 from glue_pipeline.sandbox.server import (
     ENTRA_PREMIUM_SKUS,
     MAILBOX_REPORT_HEADER,
@@ -27,7 +28,7 @@ from glue_pipeline.sandbox.server import (
     SandboxConfig,
 )
 from glue_pipeline.sandbox.tls import ensure_ca
-from glue_pipeline.sandbox.world import Sku, Tenant, World
+from glue_pipeline.sandbox.world import Sku, Tenant, World, redated, save_world
 
 GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
 USER_FIELDS = ["id", "displayName", "userPrincipalName"]
@@ -199,6 +200,29 @@ def test_another_reference_date_moves_every_time_and_nothing_else() -> None:
     assert later.reference_date == datetime(2026, 6, 25, tzinfo=UTC)
     assert first.model_dump_json() != later.model_dump_json()
     assert _shifted(first.model_dump_json(), timedelta(days=10)) == later.model_dump_json()
+
+
+def test_a_redated_world_is_the_world_generated_at_its_new_reference_date() -> None:
+    first = generate_world(seed=5, tenants=3, users=120, revoked=0, reference_date=REFERENCE)
+    kept = first.model_dump_json()
+    for moved_to in (datetime(2027, 1, 3, tzinfo=UTC), REFERENCE - timedelta(days=40)):  # over a year's end; back
+        assert redated(first, moved_to) == generate_world(seed=5, tenants=3, users=120, revoked=0,
+                                                          reference_date=moved_to)
+    assert first.model_dump_json() == kept, "the world itself is left as it was"
+    with pytest.raises(ValueError, match="is not a whole number of days"):
+        redated(first, REFERENCE + timedelta(days=1, hours=5))
+
+
+def test_the_demo_serves_its_saved_world_redated_to_today(tmp_path: Path) -> None:
+    path = tmp_path / "demo" / "world.json"
+    save_world(generate_world(seed=5, tenants=2, users=30, revoked=0, reference_date=REFERENCE), path)
+    saved = path.read_bytes()
+    today = generation_day()
+    served = demo_world(tmp_path, seed=5, tenants=2, users=30)
+    assert served.reference_date in {today, generation_day()}, "the start of today (UTC)"
+    assert served == generate_world(seed=5, tenants=2, users=30, revoked=0, reference_date=served.reference_date), \
+        "the saved world, every time moved to count back from today"
+    assert path.read_bytes() == saved, "the file is left as it was"
 
 
 # --------------------------------------------------------------------------- TLS and identity

@@ -50,7 +50,7 @@ def project_env(sandbox: Sandbox, world: World, tmp_path: Path, monkeypatch: pyt
     SQLite store, and heartbeats every second."""
     config = tmp_path / "glue.yaml"
     config.write_text("sync: {}\n")
-    env = {**sandbox_env(sandbox, world), **pipeline_env(tmp_path), "GLUE_CONFIG": str(config),
+    env = {**sandbox_env(sandbox, world), **pipeline_env(tmp_path, world), "GLUE_CONFIG": str(config),
            "GLUE_HEARTBEAT_SECONDS": "1"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)

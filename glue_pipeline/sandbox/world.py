@@ -6,7 +6,7 @@ Graph's own field names so the sandbox serves them as they are. Loading validate
 file and names the first bad field, so a broken world is refused before anything runs.
 
 Its times (sign-ins, creation dates, the mailbox report's date) count back from the world's
-`reference_date`, the moment it was generated at.
+`reference_date`, the moment it was generated at; `redated` moves them all to another one.
 
 Besides the partner's multi-tenant app (`app`), a world may hold `direct_apps`: app
 registrations made inside one customer's own tenant ("direct login"). Such an app gets tokens
@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from itertools import chain
 from pathlib import Path
 from typing import Annotated, Literal
@@ -82,6 +82,15 @@ def _repeats(what: str, why: str, entries: Iterable[tuple[str | int, Loc]]) -> I
             yield InitErrorDetails(type=PydanticCustomError("duplicate", message), loc=loc, input=value)
 
 
+class _Dated:
+    """Marks a field holding a date or a time of the world (ISO-8601, the date first), which
+    `redated` moves with the world's reference date."""
+
+
+# A date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM:SSZ) that counts back from the reference date.
+Dated = Annotated[str | None, _Dated()]
+
+
 class Domain(_Model):
     name: str
     is_default: bool = False
@@ -95,9 +104,9 @@ class AssignedLicense(_Model):
 
 
 class SignInActivity(_Model):
-    lastSignInDateTime: str | None = None
-    lastNonInteractiveSignInDateTime: str | None = None
-    lastSuccessfulSignInDateTime: str | None = None
+    lastSignInDateTime: Dated = None
+    lastNonInteractiveSignInDateTime: Dated = None
+    lastSuccessfulSignInDateTime: Dated = None
 
 
 class Mailbox(_Model):
@@ -105,7 +114,7 @@ class Mailbox(_Model):
 
     storage_used_bytes: int = 0
     item_count: int = 0
-    last_activity_date: str | None = None
+    last_activity_date: Dated = None
     issue_warning_quota_bytes: int = 52613349376
     prohibit_send_quota_bytes: int = 53687091200
     prohibit_send_receive_quota_bytes: int = 53687091200
@@ -113,7 +122,7 @@ class Mailbox(_Model):
     deleted_item_size_bytes: int = 0
     deleted_item_quota_bytes: int = 32212254720
     has_archive: bool = False
-    created_date: str | None = None
+    created_date: Dated = None
     recipient_type: str = "User"
 
 
@@ -135,8 +144,8 @@ class User(_Model):
     userType: Literal["Member", "Guest"] = "Member"
     proxyAddresses: list[str] = Field(default_factory=list)
     assignedLicenses: list[AssignedLicense] = Field(default_factory=list)
-    createdDateTime: str | None = None
-    lastPasswordChangeDateTime: str | None = None
+    createdDateTime: Dated = None
+    lastPasswordChangeDateTime: Dated = None
     signInActivity: SignInActivity | None = None
     mailbox: Mailbox | None = None
 
@@ -321,6 +330,29 @@ class World(_Model):
     @property
     def user_count(self) -> int:
         return sum(len(t.users) for t in self.tenants)
+
+
+def redated(world: World, reference_date: datetime) -> World:
+    """A copy of `world` whose reference date is `reference_date`, every date and time of it
+    moved by the same whole number of days (whole days keep the report's plain dates true)."""
+    shift = reference_date - world.reference_date
+    if shift % timedelta(days=1):
+        raise ValueError(f"reference_date={reference_date.isoformat()} is not a whole number of days from the "
+                         f"world's {world.reference_date.isoformat()}: move it by whole days")
+    moved = world.model_copy(deep=True, update={"reference_date": reference_date})
+    _move_dates(moved, shift.days)
+    return moved
+
+
+def _move_dates(model: BaseModel, days: int) -> None:
+    """Move every `Dated` field of `model` and of the models it holds by `days` days."""
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if value is not None and any(isinstance(m, _Dated) for m in info.metadata):
+            setattr(model, name, (date.fromisoformat(value[:10]) + timedelta(days=days)).isoformat() + value[10:])
+        for part in value if isinstance(value, list) else [value]:
+            if isinstance(part, BaseModel):
+                _move_dates(part, days)
 
 
 def load_world(path: str | Path) -> World:
