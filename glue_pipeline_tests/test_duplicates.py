@@ -426,3 +426,89 @@ def _agrees_with_all_pairs(users: pd.DataFrame, contacts: pd.DataFrame, min_scor
     pd.testing.assert_frame_equal(found.sort_values(key).reset_index(drop=True),
                                   reference.sort_values(key).reset_index(drop=True))
     return found
+
+
+# --- both names respelled, nicknames in mailboxes, spellings, middle names, tenant domains ----
+
+def test_both_names_respelled_are_a_candidate_and_medium() -> None:
+    user = _user("Jon", "Smyth", "jon.smyth@contoso.com")
+    contact = _contact(30, "John", "Smith", ["john.smith@contoso.com"])
+    assert candidate_pairs(pd.DataFrame([user]), pd.DataFrame([contact]), TENANT).shape[0] == 1
+    row = _one(user, contact)
+    assert row is not None and row["level"] == "medium"
+    assert row["reasons"] == "both names spelt differently (Jon Smyth vs John Smith)"
+    geoffrey = _one(_user("Geoffrey", "Meier", "gm@contoso.com"), _contact(31, "Jeffrey", "Meyer"))
+    assert geoffrey is not None and geoffrey["level"] == "medium"
+
+
+def test_both_names_respelled_are_high_with_a_phone_or_a_pattern_of_the_users_name() -> None:
+    by_phone = _one(_user("Jon", "Smyth", "jon.smyth@contoso.com", phones=["+44 7700 900123"]),
+                    _contact(30, "John", "Smith", ["john.smith@contoso.com"], ["07700 900123"]))
+    assert by_phone is not None and by_phone["level"] == "high"
+    assert "same phone number (ending 0123)" in by_phone["reasons"]
+    by_pattern = _one(_user("John", "Smith", "john.smith@contoso.com"),
+                      _contact(30, "Jon", "Smyth", ["jsmith@contoso.co.uk"]))
+    assert by_pattern is not None and by_pattern["level"] == "high"
+    assert "jsmith@contoso.co.uk matches the flast pattern of John Smith" in by_pattern["reasons"]
+
+
+def test_names_that_only_sound_alike_are_not_respelled() -> None:
+    # "John" and "Jane" share sound keys but are not alike; "Smith"/"Smyth" alone is not enough.
+    row = _one(_user("John", "Smith", "john.smith@contoso.com"), _contact(30, "Jane", "Smyth"))
+    assert row is None or row["score"] < MEDIUM_RISK
+
+
+@pytest.mark.parametrize(("user", "contact", "reason"), [
+    # The user goes by the nickname; the contact's mailbox is the formal name's.
+    (_user("Liz", "Jones", "liz.jones@contoso.com"), _contact(40, "Elizabeth", "Jones", ["elizabeth.jones@contoso.com"]),
+     "elizabeth.jones@contoso.com fits Liz Jones by the nickname elizabeth (first.last)"),
+    # The user is formal; the contact's mailbox is the nickname's.
+    (_user("Elizabeth", "Jones", "ejones@contoso.co.uk"), _contact(40, "Elizabeth", "Jones", ["liz.jones@contoso.com"]),
+     "liz.jones@contoso.com fits Elizabeth Jones by the nickname liz (first.last)"),
+    # The user's own mailbox fits the contact's name (documented under the nickname).
+    (_user("Anthony", "Ross", "tony.ross@contoso.com"), _contact(40, "Tony", "Ross"),
+     "the user's mailbox tony.ross@contoso.com fits the contact's name Tony Ross by the name tony (first.last)"),
+])
+def test_nickname_mailboxes_are_high_in_both_directions(user: dict, contact: dict, reason: str) -> None:
+    row = _one(user, contact)
+    assert row is not None and row["level"] == "high" and row["contact_id"] == 40
+    assert reason in row["reasons"]
+
+
+def test_a_nickname_mailbox_elsewhere_or_of_another_last_name_is_no_evidence() -> None:
+    elsewhere = _one(_user("Liz", "Jones", "liz.jones@contoso.com"),
+                     _contact(40, "Elizabeth", "Jones", ["elizabeth.jones@fabrikam.com"]))
+    assert elsewhere is not None and elsewhere["level"] == "medium" and "fits" not in elsewhere["reasons"]
+    other_last = _risk([_user("Liz", "Jones", "liz.jones@contoso.com")],
+                       [_contact(41, "Elizabeth", "Brown", ["elizabeth.jones@contoso.com"])])
+    assert other_last.empty or "nickname" not in other_last["reasons"][0]
+
+
+def test_same_name_with_an_address_on_a_tenant_domain_is_high() -> None:
+    row = _one(_user("John", "Smith", "john.smith@contoso.com"), _contact(50, "John", "Smith", ["jsmith4@contoso.co.uk"]))
+    assert row is not None and row["level"] == "high" and row["score"] == 85
+    assert row["reasons"] == ("same name (John Smith); the contact's address jsmith4@contoso.co.uk is on a "
+                              "tenant domain")
+    elsewhere = _one(_user("John", "Smith", "john.smith@contoso.com"), _contact(50, "John", "Smith", ["js@fabrikam.com"]))
+    assert elsewhere is not None and elsewhere["level"] == "medium"
+    similar = _one(_user("Jon", "Smith", "jon.smith@contoso.com"), _contact(50, "John", "Smith", ["js4@contoso.com"]))
+    assert similar is not None and similar["level"] == "medium", "the domain counts with the same name only"
+
+
+def test_umlauts_written_out_are_the_same_name_and_give_the_same_mailboxes() -> None:
+    medium = _one(_user("Jürgen", "Müller", "jm@contoso.com"), _contact(60, "Juergen", "Mueller"))
+    assert medium is not None and medium["level"] == "medium"
+    assert medium["reasons"] == "same name, written differently (Jürgen Müller vs Juergen Mueller)"
+    high = _one(_user("Søren", "Weiß", "sw@contoso.com"), _contact(60, "Soeren", "Weiss", ["sweiss@contoso.com"]))
+    assert high is not None and high["level"] == "high"
+    assert "sweiss@contoso.com matches the flast pattern of Søren Weiß" in high["reasons"]
+
+
+def test_different_middle_names_are_different_people() -> None:
+    rows = _risk([_user("John", "Smith", "john.smith@contoso.com", display="John A. Smith")],
+                 [_contact(70, "John B.", "Smith", ["jsmith@contoso.com"])], min_score=0)
+    assert rows["score"].tolist() == [30.0], "and jsmith@ fits both: no evidence"
+    assert rows["reasons"][0] == "same first and last name (John Smith) but different middle names (A vs B)"
+    initial = _one(_user("John", "Smith", "john.smith@contoso.com", display="John A. Smith"),
+                   _contact(70, "John Andrew", "Smith"))
+    assert initial is not None and initial["level"] == "medium", "an initial agrees with its name"

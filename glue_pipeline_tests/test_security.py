@@ -249,7 +249,9 @@ def test_sql_looking_names_are_stored_as_text(backend: str, sandbox_state: Path,
     domain = tenant.default_domain
     world.store.contacts.append(StoreContact(
         id=80_001, organization_id=org_id, first_name=HOSTILE["first"], last_name=HOSTILE["last"],
-        title=HOSTILE["title"], emails=[ContactEmail(value=f"o'brien.seeded@{domain}", primary=True)]))
+        # On another domain: the same name with an address on a tenant domain would hold the user as a
+        # likely duplicate of this contact.
+        title=HOSTILE["title"], emails=[ContactEmail(value="o'brien.seeded@partner.example", primary=True)]))
     sku = next(s for s in tenant.skus if s.appliesTo == "User" and s.capabilityStatus == "Enabled")
     sku.enabled += 2
     users = [User(id=str(uuid.uuid4()), userPrincipalName=f"o'brien@{domain}", displayName=HOSTILE["display"],

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import cache
 from itertools import chain
-from typing import NamedTuple, TypeAlias, TypeVar, cast
+from typing import NamedTuple, TypeAlias, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -91,7 +91,7 @@ class Level:
 # The first level whose condition holds wins; the last, without one, takes the other pairs.
 NAME_LEVELS: tuple[Level, ...] = (
     Level("other_middle", 30, "same first and last name ({p.contact_given}) but different middle "
-          "names ({p.user_middle} vs {p.contact_middle})",
+          "names ({p.user_middle_name} vs {p.contact_middle_name})",
           lambda f: f.first_same & f.last_same & f.middle_conflict),
     Level("same", 70, "{p.same_name}", lambda f: f.first_same & f.last_same),
     Level("lookalike", 80, "{p.looks_like}", lambda f: f.lookalike),
@@ -104,7 +104,7 @@ NAME_LEVELS: tuple[Level, ...] = (
           lambda f: f.swapped),
     # Both names respelled at once, each the same, one typo away or sounding alike.
     Level("respelled", 60, "both names spelt differently ({p.user} vs {p.contact})",
-          lambda f: f.first_alike & f.last_alike & ~f.middle_conflict),
+          lambda f: f.respelled & ~f.middle_conflict),
     # Both alike; or one the same, or a nickname, and the other alike or sounding alike.
     Level("close", 50, "close names ({p.user} vs {p.contact})",
           lambda f: ((f.first_jw >= JW_SAME) & f.last_near)
@@ -145,6 +145,9 @@ PHONE_DIGITS = 9
 MIN_PHONE_DIGITS = 7
 SHARED_PHONE_PEOPLE = 5  # a number on more people than this is a switchboard: no evidence
 MAX_BLOCK_CONTACTS = 5000  # a blocking key on more contacts than this is too common to use
+# Likewise for the sounds of both names, which are coarse: one organization's contacts rarely
+# share them, a million contacts often do.
+MAX_SOUND_BLOCK_CONTACTS = 200
 
 _NAME_POINTS = np.array([level.points for level in NAME_LEVELS])
 _NAME_LEVEL_INDEX = {level.label: i for i, level in enumerate(NAME_LEVELS)}
@@ -445,7 +448,9 @@ def _name_block_pairs(data: _Prepared) -> Ints:
                    swapped=False)], ignore_index=True)
     contact_keys = contact_keys[contact_keys["key"].isin(user_keys["key"])]
     block_sizes = contact_keys["key"].value_counts()
-    too_common = block_sizes.index[block_sizes > MAX_BLOCK_CONTACTS]
+    sounds_only = (block_sizes.index.to_numpy(np.int64) >> (2 * _KEY_BITS)) >= _KEY_SOUNDS
+    too_common = block_sizes.index[(block_sizes.to_numpy() > MAX_BLOCK_CONTACTS)
+                                   | (sounds_only & (block_sizes.to_numpy() > MAX_SOUND_BLOCK_CONTACTS))]
     joined = user_keys.merge(contact_keys[~contact_keys["key"].isin(too_common)], on="key")
     pairs: Ints = joined["idx_x"].to_numpy(np.int64) * data.n_contacts + joined["idx_y"].to_numpy(np.int64)
     return pairs
@@ -631,49 +636,60 @@ def _user_patterns(data: _Prepared, wanted: set[str]) -> pd.DataFrame:
         .drop_duplicates(["idx", "local_id"])
 
 
-def _nickname_pattern_evidence(data: _Prepared, users: Ints, contacts: Ints,
+def _nickname_pattern_evidence(data: _Prepared, users: Ints, contacts: Ints, facts: _NameFacts,
                                where: Flags) -> pd.DataFrame:
     """kind, points, contact_address, detail, indexed by pair position, where a nickname pattern
     joins the pair (EMAIL_LEVELS' nickname_pattern), in both directions: the user's first name's
-    nicknames against the contact's addresses on tenant domains, the contact's first name and
-    its nicknames against the user's. Only for the given pairs (same last name, first names
-    the same or nicknames of each other), so a Python loop."""
-    contact_addresses = _tenant_addresses(data.contact_emails)
-    user_addresses = _tenant_addresses(data.user_emails)
-    (user_first, user_last), (contact_first, contact_last) = data.user_names, data.contact_names
+    nicknames against the contact's addresses on tenant domains (first names the same or
+    nicknames of each other), the contact's first name and its nicknames against the user's
+    (first names nicknames of each other: with the same first name, the user's mailbox says
+    nothing about the contact). Only for the given pairs, so a Python loop."""
+    contact_addresses = _tenant_addresses(data.contact_emails, contacts[where])
+    user_addresses = _tenant_addresses(data.user_emails, users[where & facts.nickname])
+    where = where & (facts.first_same | facts.nickname) & (
+        np.isin(contacts, list(contact_addresses)) | np.isin(users, list(user_addresses)))
     rows: dict[int, tuple[str, str]] = {}
     for position in np.flatnonzero(where):
-        user, contact = users[position], contacts[position]
-        uf, ul = data.vocab[data.user_first[user]], data.vocab[data.user_last[user]]
-        cf, cl = data.vocab[data.contact_first[contact]], data.vocab[data.contact_last[contact]]
-        user_spellings = ((uf, ul), (data.vocab[data.spelled.user_first[user]],
-                                     data.vocab[data.spelled.user_last[user]]))
-        user_name = f"{user_first[user]} {user_last[user]}".strip()
-        contact_name = f"{contact_first[contact]} {contact_last[contact]}".strip()
-        found = _nickname_hit(contact_addresses.get(contact, ()), _nickname_patterns(uf, ul),
-                              f"{{address}} fits {user_name} by the nickname {{nickname}}")
-        if found is None:
-            found = _nickname_hit(user_addresses.get(user, ()), _contact_name_patterns(cf, cl, user_spellings),
-                                  f"the user's mailbox {{address}} fits the contact's name "
-                                  f"{contact_name} by {{nickname}}")
-        if found is not None:
-            rows[int(position)] = found
-    return pd.DataFrame({"kind": _objects(["nickname_pattern"] * len(rows)),
-                         "points": np.full(len(rows), _EMAIL_POINTS["nickname_pattern"], np.int64),
-                         "contact_address": _objects(address for address, _ in rows.values()),
-                         "detail": _objects(detail for _, detail in rows.values())},
-                        index=pd.Index(list(rows), dtype=np.int64))
+        user, contact = int(users[position]), int(contacts[position])
+        found = None
+        if contact in contact_addresses:
+            found = _nickname_hit(contact_addresses[contact], _nickname_patterns(*_user_spellings(data, user)[0]))
+            if found is not None:
+                address, pattern, nickname = found
+                rows[int(position)] = address, (f"{address} fits {_full_name(data.user_names, user)} by the "
+                                                f"nickname {nickname} ({pattern})")
+                continue
+        if facts.nickname[position] and user in user_addresses:
+            patterns = _contact_name_patterns(data.vocab[data.contact_first[contact]],
+                                              data.vocab[data.contact_last[contact]], _user_spellings(data, user))
+            found = _nickname_hit(user_addresses[user], patterns)
+            if found is not None:
+                address, pattern, by = found
+                rows[int(position)] = address, (f"the user's mailbox {address} fits the contact's name "
+                                                f"{_full_name(data.contact_names, contact)} by {by} ({pattern})")
+    return _found("nickname_pattern", np.array(list(rows), np.int64),
+                  [address for address, _ in rows.values()], [detail for _, detail in rows.values()])
 
 
-def _nickname_hit(addresses: Sequence[str], patterns: dict[str, tuple[str, str]],
-                  template: str) -> tuple[str, str] | None:
-    """(address, reason) of the first address whose local part is one of the patterns."""
+def _nickname_hit(addresses: Sequence[str], patterns: dict[str, tuple[str, str]]
+                  ) -> tuple[str, str, str] | None:
+    """(address, pattern, nickname) of the first address whose local part is one of the patterns."""
     for address in addresses:
         hit = patterns.get(address.partition("@")[0])
         if hit is not None:
-            pattern, nickname = hit
-            return address, template.format(address=address, nickname=nickname) + f" ({pattern})"
+            return address, *hit
     return None
+
+
+def _user_spellings(data: _Prepared, user: int) -> tuple[tuple[str, str], ...]:
+    """The user's (first, last) name keys, then the same written out."""
+    vocab, spelled = data.vocab, data.spelled
+    return ((vocab[data.user_first[user]], vocab[data.user_last[user]]),
+            (vocab[spelled.user_first[user]], vocab[spelled.user_last[user]]))
+
+
+def _full_name(names: tuple[Texts, Texts], owner: int) -> str:
+    return f"{names[0][owner]} {names[1][owner]}".strip()
 
 
 @cache
@@ -681,23 +697,35 @@ def _nickname_patterns(first: str, last: str) -> dict[str, tuple[str, str]]:
     return nickname_pattern_names(first, last)
 
 
-@cache
 def _contact_name_patterns(first: str, last: str, user_spellings: tuple[tuple[str, str], ...]
                            ) -> dict[str, tuple[str, str]]:
     """The whole-name patterns of the contact's name ("by the name {first}") and its nicknames,
     leaving out those of the user's own name in any spelling (no evidence about the contact)."""
-    own = set().union(*(email_local_pattern_names(*names) for names in user_spellings))
+    own = set().union(*(_own_patterns(*names) for names in user_spellings))
+    return {local: hit for local, hit in _name_and_nickname_patterns(first, last).items() if local not in own}
+
+
+@cache
+def _own_patterns(first: str, last: str) -> dict[str, str]:
+    return email_local_pattern_names(first, last)
+
+
+@cache
+def _name_and_nickname_patterns(first: str, last: str) -> dict[str, tuple[str, str]]:
     patterns = {local: (pattern, f"the name {first}") for local, pattern
                 in email_local_pattern_names(first, last).items() if pattern in WHOLE_NAME_PATTERNS}
-    patterns |= {local: (pattern, f"the nickname {nickname}") for local, (pattern, nickname)
-                 in nickname_pattern_names(first, last).items()}
-    return {local: hit for local, hit in patterns.items() if local not in own}
+    return patterns | {local: (pattern, f"the nickname {nickname}") for local, (pattern, nickname)
+                       in _nickname_patterns(first, last).items()}
 
 
-def _tenant_addresses(emails: pd.DataFrame) -> dict[int, list[str]]:
-    """Owner position -> its addresses on tenant domains, sorted."""
-    on_tenant = emails[emails["on_tenant"]].sort_values(["idx", "address"])
-    return cast("dict[int, list[str]]", on_tenant.groupby("idx")["address"].agg(list).to_dict())
+def _tenant_addresses(emails: pd.DataFrame, owners: Ints) -> dict[int, list[str]]:
+    """Owner position -> its addresses on tenant domains, sorted, for the given owners."""
+    on_tenant = emails[emails["on_tenant"].to_numpy(bool) & emails["idx"].isin(owners).to_numpy()]
+    on_tenant = on_tenant.sort_values(["idx", "address"])
+    found: dict[int, list[str]] = {}
+    for owner, address in zip(on_tenant["idx"].tolist(), on_tenant["address"].tolist(), strict=True):
+        found.setdefault(owner, []).append(address)
+    return found
 
 
 def _tenant_domain_evidence(data: _Prepared, contacts: Ints, where: Flags) -> pd.DataFrame:
@@ -707,10 +735,15 @@ def _tenant_domain_evidence(data: _Prepared, contacts: Ints, where: Flags) -> pd
     addresses = first_address.reindex(contacts[where]).to_numpy(object)
     has = pd.notna(addresses)
     positions = np.flatnonzero(where)[has]
-    return pd.DataFrame({"kind": _objects(["tenant_domain"] * len(positions)),
-                         "points": np.full(len(positions), _EMAIL_POINTS["tenant_domain"], np.int64),
-                         "contact_address": _objects(addresses[has]),
-                         "detail": _objects([None] * len(positions))},
+    return _found("tenant_domain", positions, list(addresses[has]), [None] * len(positions))
+
+
+def _found(kind: str, positions: Ints, addresses: list[str], details: list[str | None]) -> pd.DataFrame:
+    """Email evidence of one kind found pair by pair, indexed by pair position."""
+    return pd.DataFrame({"kind": np.array([kind] * len(positions), dtype=object),
+                         "points": np.full(len(positions), _EMAIL_POINTS[kind], np.int64),
+                         "contact_address": np.array(addresses, dtype=object),
+                         "detail": np.array(details, dtype=object)},
                         index=pd.Index(positions, dtype=np.int64))
 
 
@@ -879,12 +912,10 @@ def _score(data: _Prepared, pairs: Ints, evidence: _Evidence) -> pd.DataFrame:
     # name explains it: "lthomas@" is Lance Thomas's as much as Linda Thomas's.
     explained = facts.names_conflict() & email["kind"].isin(_PATTERN_KINDS).to_numpy()
     email.loc[explained, :] = np.nan
-    found = _nickname_pattern_evidence(data, users, contacts, (facts.nickname | facts.first_same)
-                                       & facts.last_same & (_points(email) < _EMAIL_POINTS["nickname_pattern"]))
-    email.loc[found.index, found.columns] = found
-    found = _tenant_domain_evidence(data, contacts, (_points(email) == 0)
-                                    & (name_level == _NAME_LEVEL_INDEX["same"]))
-    email.loc[found.index, found.columns] = found
+    email = _put(email, _nickname_pattern_evidence(
+        data, users, contacts, facts, facts.last_same & (_points(email) < _EMAIL_POINTS["nickname_pattern"])))
+    email = _put(email, _tenant_domain_evidence(data, contacts, (_points(email) == 0)
+                                                & (name_level == _NAME_LEVEL_INDEX["same"])))
     phone = _align(evidence.phone, pairs)
     email_points = email["points"].fillna(0).to_numpy(np.int64)
     phone_points = np.where(phone["phone"].notna(), SAME_PHONE_POINTS, 0)
@@ -894,6 +925,19 @@ def _score(data: _Prepared, pairs: Ints, evidence: _Evidence) -> pd.DataFrame:
                          "contact_address": _objects(email["contact_address"].to_numpy(object)),
                          "email_detail": _objects(email["detail"].to_numpy(object)),
                          "phone": phone["phone"].to_numpy(np.float64)})
+
+
+def _put(email: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
+    """The aligned email evidence with `found`'s rows (indexed by pair position) put in."""
+    if found.empty:
+        return email
+    positions = found.index.to_numpy(np.int64)
+    columns = {}
+    for column in found.columns:
+        values = email[column].to_numpy(dtype=np.float64 if column == "points" else object, copy=True)
+        values[positions] = found[column].to_numpy()
+        columns[column] = values
+    return email.assign(**columns)
 
 
 def _points(email: pd.DataFrame) -> Ints:
@@ -937,8 +981,8 @@ class _NameFacts:
     last_typo: Flags
     nickname: Flags  # first names of one nickname group (checked only where it can count)
     initial: Flags  # one first name an initial of the other (likewise)
-    first_sound: Flags  # first names sounding alike by one of names.sound_keys' schemes
-    sound_alike: Flags  # last names likewise
+    sound_alike: Flags  # last names sounding alike by one of names.sound_keys' schemes
+    both_sound: Flags  # first and last names sounding alike by one and the same scheme
     swapped: Flags  # first and last names swapped, both set
     lookalike: Flags  # full names look alike
     middle_conflict: Flags  # middle names on both sides, neither the other or its initial
@@ -946,20 +990,17 @@ class _NameFacts:
     last_known: Flags
 
     @property
-    def first_alike(self) -> Flags:
-        """Respelled: the same, one typo apart, or sounding alike and alike by Jaro-Winkler."""
-        return self.first_same | self.first_typo | (self.first_sound & (self.first_jw >= JW_RESPELLED))
-
-    @property
-    def last_alike(self) -> Flags:
-        return self.last_same | self.last_typo | (self.sound_alike & (self.last_jw >= JW_RESPELLED))
+    def respelled(self) -> Flags:
+        """Both names respelled: sounding alike by one scheme (so the pair shares a blocking key)
+        and alike by Jaro-Winkler."""
+        return self.both_sound & (self.first_jw >= JW_RESPELLED) & (self.last_jw >= JW_RESPELLED)
 
     def names_conflict(self) -> Flags:
         """A first, middle or last name known on both sides disagrees (not the same, alike, a
         nickname or an initial; names not swapped or look-alikes)."""
         first = self.first_known & ~(self.first_same | (self.first_jw >= JW_CLOSE) | self.nickname
-                                     | self.initial | self.first_alike)
-        last = self.last_known & ~(self.last_same | (self.last_jw >= JW_CLOSE) | self.last_alike)
+                                     | self.initial | self.respelled)
+        last = self.last_known & ~(self.last_same | (self.last_jw >= JW_CLOSE) | self.sound_alike)
         return ((first | last) & ~self.swapped & ~self.lookalike) | self.middle_conflict
 
 
@@ -983,8 +1024,8 @@ def _name_facts(data: _Prepared, users: Ints, contacts: Ints,
                                     ~last_same & (last_jw >= JW_CLOSE)),
         nickname=_by_distinct_pair(vocab, uf, cf, _nickname_pair, first_open),
         initial=_by_distinct_pair(vocab, uf, cf, _initial_pair, first_open),
-        first_sound=_sound_alike(data.sounds, uf, cf),
         sound_alike=_sound_alike(data.sounds, ul, cl),
+        both_sound=_both_sound_alike(data.sounds, uf, ul, cf, cl),
         swapped=(uf == cl) & (ul == cf) & (uf >= 0) & (ul >= 0),
         lookalike=lookalike,
         middle_conflict=_middles_conflict(data.user_middle[users], data.contact_middle[contacts]),
@@ -1060,6 +1101,18 @@ def _sound_alike(sounds: tuple[Texts, ...], a: Ints, b: Ints) -> Flags:
     result = np.zeros(len(a), bool)
     for sound in sounds:
         result[ok] |= (sound[a[ok]] == sound[b[ok]]) & (sound[a[ok]] != "")
+    return result
+
+
+def _both_sound_alike(sounds: tuple[Texts, ...], user_first: Ints, user_last: Ints,
+                      contact_first: Ints, contact_last: Ints) -> Flags:
+    """Both names set and sounding alike by one and the same scheme."""
+    ok = (user_first >= 0) & (user_last >= 0) & (contact_first >= 0) & (contact_last >= 0)
+    result = np.zeros(len(user_first), bool)
+    uf, ul, cf, cl = user_first[ok], user_last[ok], contact_first[ok], contact_last[ok]
+    for sound in sounds:
+        result[ok] |= ((sound[uf] == sound[cf]) & (sound[uf] != "")
+                       & (sound[ul] == sound[cl]) & (sound[ul] != ""))
     return result
 
 
@@ -1139,6 +1192,14 @@ class _NamePair(NamedTuple):
     @property
     def contact(self) -> str:
         return f"{self.contact_first} {self.contact_last}".strip()
+
+    @property
+    def user_middle_name(self) -> str:
+        return self.user_middle.title()
+
+    @property
+    def contact_middle_name(self) -> str:
+        return self.contact_middle.title()
 
     @property
     def contact_given(self) -> str:
