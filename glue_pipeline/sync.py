@@ -49,6 +49,7 @@ from glue_pipeline.plan import (
     plan_organization,
     skip_reasons,
 )
+from glue_pipeline.settings import clock_from_env
 from glue_pipeline.snapshot import TenantHead, TenantRead, TenantSnapshot, UnchangedTenant
 from glue_pipeline.store import runs, writer
 from glue_pipeline.store.decisions import record_policy_acceptance
@@ -142,8 +143,9 @@ class SyncContext:
 
 def sync_context(client: GraphClient, engine: Engine, run_id: str, options: SyncOptions,
                  cache: TenantCache | None = None, tables_dir: Path | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> SyncContext:
-    """Read the store's organizations once for a batch of tenants."""
+                 clock: Callable[[], datetime] | None = None) -> SyncContext:
+    """Read the store's organizations once for a batch of tenants. The clock defaults to GLUE_CLOCK's
+    (settings.clock_from_env: the current time when it is unset)."""
     with read_transaction(engine) as conn:
         organizations = writer.read_organizations(conn)
         domains = writer.read_organization_domains(conn)
@@ -151,7 +153,7 @@ def sync_context(client: GraphClient, engine: Engine, run_id: str, options: Sync
     organizations["key"] = organizations["name"].map(normalize_name)
     return SyncContext(client, engine, run_id, organizations, domains, options, cache, tables_dir,
                        organization_table(organizations), organizations_digest(organizations, domains),
-                       domain_evidence_index(domains), clock)
+                       domain_evidence_index(domains), clock or clock_from_env())
 
 
 def organizations_digest(organizations: pd.DataFrame, domains: pd.DataFrame) -> str:

@@ -31,7 +31,7 @@ from typing import assert_never
 from glue_pipeline.cache import TenantCache
 from glue_pipeline.graph.client import DiscoveryCache, GraphClient
 from glue_pipeline.options import SyncOptions
-from glue_pipeline.settings import GraphSettings, Secret, clock_from_env
+from glue_pipeline.settings import GraphSettings, Secret
 from glue_pipeline.store.engine import Engine, make_engine
 from glue_pipeline.sync import (
     OnDone,
@@ -111,7 +111,7 @@ class SyncSpec:
         client = GraphClient(graph, direct_credentials=self.direct_credentials, discovery_cache=discovery)
         cache = TenantCache(self.cache_dir) if self.cache_dir else None
         return sync_context(client, engine or make_engine(self.store_url), self.run_id, self.options,
-                            cache, self.tables_dir, clock_from_env())
+                            cache, self.tables_dir)
 
 
 def processes_for(tenants: int, processes: int, concurrency: int) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -55,6 +56,17 @@ def only_the_ca_we_pass() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as env:
         env.delenv("REQUESTS_CA_BUNDLE", raising=False)
         env.delenv("CURL_CA_BUNDLE", raising=False)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_clock_for_the_session() -> Iterator[None]:
+    """GLUE_CLOCK fixed at the session's start, unless a test sets its own: the syncs of one test
+    judge Microsoft's data at one moment, however far apart they run (a sign-in cannot cross the
+    30-day line between a reference sync and a later one). Runs in subprocesses inherit it."""
+    with pytest.MonkeyPatch.context() as env:
+        if not os.environ.get("GLUE_CLOCK"):
+            env.setenv("GLUE_CLOCK", datetime.now(UTC).replace(microsecond=0).isoformat())
         yield
 
 

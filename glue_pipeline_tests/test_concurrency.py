@@ -134,7 +134,8 @@ def test_two_processes_syncing_the_same_tenants_at_once_write_each_contact_once(
         discover(engine, client_for(sandbox, world))  # the tenants are known: the race is the sync
         base = {**{k: v for k, v in os.environ.items() if not k.startswith(("GLUE_", "DAGSTER_"))},
                 **sandbox_env(sandbox, world), "GLUE_STORE_URL": store_url, "GLUE_CONFIG": str(config),
-                "GLUE_VAR_DIR": str(tmp_path / "var"), "GLUE_GRAPH_CONCURRENCY": "2"}
+                "GLUE_VAR_DIR": str(tmp_path / "var"), "GLUE_GRAPH_CONCURRENCY": "2",
+                "GLUE_CLOCK": os.environ["GLUE_CLOCK"]}  # the session's, as the reference sync's
         procs = []
         for name in ("a", "b"):
             env = {**base, "DAGSTER_HOME": str(tmp_path / f"dagster_{name}"),

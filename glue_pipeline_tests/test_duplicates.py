@@ -460,7 +460,8 @@ def test_names_that_only_sound_alike_are_not_respelled() -> None:
 
 @pytest.mark.parametrize(("user", "contact", "reason"), [
     # The user goes by the nickname; the contact's mailbox is the formal name's.
-    (_user("Liz", "Jones", "liz.jones@contoso.com"), _contact(40, "Elizabeth", "Jones", ["elizabeth.jones@contoso.com"]),
+    (_user("Liz", "Jones", "liz.jones@contoso.com"),
+     _contact(40, "Elizabeth", "Jones", ["elizabeth.jones@contoso.com"]),
      "elizabeth.jones@contoso.com fits Liz Jones by the nickname elizabeth (first.last)"),
     # The user is formal; the contact's mailbox is the nickname's.
     (_user("Elizabeth", "Jones", "ejones@contoso.co.uk"), _contact(40, "Elizabeth", "Jones", ["liz.jones@contoso.com"]),
@@ -485,11 +486,12 @@ def test_a_nickname_mailbox_elsewhere_or_of_another_last_name_is_no_evidence() -
 
 
 def test_same_name_with_an_address_on_a_tenant_domain_is_high() -> None:
-    row = _one(_user("John", "Smith", "john.smith@contoso.com"), _contact(50, "John", "Smith", ["jsmith4@contoso.co.uk"]))
+    john = _user("John", "Smith", "john.smith@contoso.com")
+    row = _one(john, _contact(50, "John", "Smith", ["jsmith4@contoso.co.uk"]))
     assert row is not None and row["level"] == "high" and row["score"] == 85
     assert row["reasons"] == ("same name (John Smith); the contact's address jsmith4@contoso.co.uk is on a "
                               "tenant domain")
-    elsewhere = _one(_user("John", "Smith", "john.smith@contoso.com"), _contact(50, "John", "Smith", ["js@fabrikam.com"]))
+    elsewhere = _one(john, _contact(50, "John", "Smith", ["js@fabrikam.com"]))
     assert elsewhere is not None and elsewhere["level"] == "medium"
     similar = _one(_user("Jon", "Smith", "jon.smith@contoso.com"), _contact(50, "John", "Smith", ["js4@contoso.com"]))
     assert similar is not None and similar["level"] == "medium", "the domain counts with the same name only"
