@@ -387,11 +387,13 @@ def test_levels_follow_the_score() -> None:
 # --- blocking against all pairs ------------------------------------------------------------
 
 FIRST = ["John", "Jon", "Robert", "Bob", "Katherine", "Catherine", "Kate", "Michael", "Mike",
-         "Anna", "Lee", "Zoë", "Zoe", "Dana", "Peter", "J\u043ehn", "\u0410nna"]  # Cyrillic о, А
-LAST = ["Smith", "Smyth", "Smiht", "Jones", "Lee", "Anna", "Müller", "Muller", "Park", "Brown",
-        "Browne", "Schmidt", "Johnson", "Sm\u0456th"]  # Cyrillic і
+         "Anna", "Lee", "Zoë", "Zoe", "Dana", "Peter", "J\u043ehn", "\u0410nna",  # Cyrillic о, А
+         "Geoffrey", "Jeffrey", "Elizabeth", "Liz", "John A.", "John B.", "Søren", "Soeren"]
+LAST = ["Smith", "Smyth", "Smiht", "Jones", "Lee", "Anna", "Müller", "Muller", "Mueller", "Park",
+        "Brown", "Browne", "Schmidt", "Johnson", "Sm\u0456th", "Meier", "Meyer", "Weiß", "Weiss"]  # Cyrillic і
 LOCALS = ["jsmith", "john.smith", "rjones", "bob", "anna.lee", "lee", "kate", "dpark", "x1",
-          "j\u043ehn.smith", "\u0430nna.lee"]
+          "j\u043ehn.smith", "\u0430nna.lee", "liz.jones", "elizabeth.smith", "jeffrey.meyer",
+          "soeren.weiss", "jmueller", "jsmith4"]
 DOMAINS = ["contoso.com", "contoso.co.uk", "fabrikam.com", "gmail.com"]
 PHONES = ["0123456789", "0987654321", "555 0100"]
 
@@ -414,6 +416,22 @@ def test_blocking_finds_every_pair_that_all_pairs_scoring_rates_medium_or_high(
     key = ["user_id", "contact_id"]
     blocked = set(zip(*candidate_pairs(users, contacts, TENANT)[key].T.to_numpy()))
     assert set(zip(reference["user_id"], reference["contact_id"])) <= blocked
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.one_of(st.none(), st.text(max_size=30)), st.one_of(st.none(), st.text(max_size=30)),
+                          st.lists(st.text(max_size=40), max_size=2)), min_size=1, max_size=6),
+       st.lists(st.tuples(st.one_of(st.none(), st.text(max_size=30)), st.one_of(st.none(), st.text(max_size=30)),
+                          st.lists(st.text(max_size=40), max_size=2)), min_size=1, max_size=6))
+def test_hostile_names_and_addresses_never_fail_and_score_within_bounds(user_rows: list, contact_rows: list) -> None:
+    users = pd.DataFrame([_user(first, last, (mail or [""])[0], user_id=f"u{i}", others=mail[1:],
+                                display=f"{first} X {last}")
+                          for i, (first, last, mail) in enumerate(user_rows)])
+    contacts = pd.DataFrame([_contact(i, first, last, mail) for i, (first, last, mail) in enumerate(contact_rows)])
+    result = duplicate_risk(users, contacts, TENANT, max_candidates=len(contacts), min_score=0)
+    assert result["score"].between(0, 100).all()
+    assert set(result["level"]) <= {"high", "medium", "low"}
+    assert all(isinstance(reason, str) for reason in result["reasons"])
 
 
 def _agrees_with_all_pairs(users: pd.DataFrame, contacts: pd.DataFrame, min_score: float) -> pd.DataFrame:
