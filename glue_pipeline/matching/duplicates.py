@@ -4,17 +4,26 @@ Never all pairs: blocking keys are joined with pandas merges on integer codes, a
 pairs sharing a key are scored, in bulk with rapidfuzz. Name keys: the last name with the first
 name or any one-letter deletion of it, and the other way round (so one typo in either name
 still meets: "Jon"/"John", "Smiht"/"Smith"); the last name with the first name's nickname
-groups; the first name with a sound-alike key of the last name; the names swapped. Email local
-parts, the local parts a user's name would give and phone numbers are joined the same way and
-are evidence in themselves, and so are look-alikes (below), joined on codes of their skeletons.
-So every pair that can reach the medium level shares a key (unless the key is on more than
-MAX_BLOCK_CONTACTS contacts, a guard against degenerate data).
+groups (the `nicknames` dataset); the first name with a sound-alike key of the last name; the
+sound-alike keys of both names, by each of three schemes (both names respelled: "Jon Smyth",
+"John Smith"); the names swapped; and all of these again for names with umlauts, ø, å or ß
+written out ("Müller" as "Mueller"). Email local parts, the local parts a user's name would give
+and phone numbers are joined the same way and are evidence in themselves, and so are look-alikes
+(below), joined on codes of their skeletons. So every pair that can reach the medium level shares
+a key (unless the key is on more than MAX_BLOCK_CONTACTS contacts, or a sound key on more than
+MAX_SOUND_BLOCK_CONTACTS, a guard against degenerate data).
+
+A first name of several words is a given name and a middle name ("John A."); a user's middle
+name may also come from a display name that reads first, middle, last. Two different middle
+names make the same first and last names different people.
 
 Evidence of three kinds, the best one of each kind counting, points added and capped at 100:
 the names, by the first of NAME_LEVELS that applies; the emails, by the best of EMAIL_LEVELS;
 the same phone number (its last digits; numbers shared by many people ignored),
 SAME_PHONE_POINTS. Each level is declared once, as in splink's comparison level library: its
-label, points, reason and, for a name level, its condition.
+label, points, reason and, for a name level, its condition. Two email levels are found pair by
+pair after the joins: nickname mailboxes (both ways) and, with the same name only, a contact
+address on a tenant domain.
 
 Look-alikes: one of the user's addresses (UPN, mail, smtp proxies) and one of the contact's, or
 the two full names (first and last), that differ with case ignored but have the same Unicode TS
