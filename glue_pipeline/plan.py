@@ -131,13 +131,13 @@ def plan_contacts(extract: TenantSnapshot, options: SyncOptions, skips: pd.Serie
                   org_contacts: pd.DataFrame, now: datetime,
                   foreign: pd.DataFrame | None = None) -> ContactPlan:
     """Match users to the organization's contacts, score would-be new contacts for duplicate risk,
-    hold the likely duplicates (policy `hold`) and build the writes. `foreign`: the
-    organization's contacts linked to users of other tenants (matching never takes them)."""
+    hold the likely duplicates (policy `hold`; policy `create` creates them, saying so) and build
+    the writes. `foreign`: the organization's contacts linked to users of other tenants (matching
+    never takes them)."""
     matches = match_contacts(extract.users, contact_emails, linked, skips, decisions, foreign)
     creating = matches[(matches["action"] == "create") & (matches["matched_on"] != "decision")]
     risk = _duplicate_risk(extract, creating["user_id"], org_contacts)
-    if options.duplicate_policy == "hold":
-        _hold_likely_duplicates(matches, risk)
+    _mark_likely_duplicates(matches, risk, hold=options.duplicate_policy == "hold")
     return ContactPlan(matches, risk, _writes(extract, options, matches, now), _contact_names(org_contacts))
 
 
@@ -169,20 +169,30 @@ def _phones(user: UserRecord) -> list[str]:
     return [str(p) for p in [*(phones if isinstance(phones, list) else []), user.get("mobile_phone")] if p]
 
 
-def _hold_likely_duplicates(matches: pd.DataFrame, risk: pd.DataFrame) -> None:
-    """A would-be new contact with a high-risk candidate waits for an analyst."""
-    high = risk[risk["level"] == "high"].sort_values("score", ascending=False)
-    best = high.drop_duplicates("user_id").set_index("user_id")
+def _by_likelihood(risk: pd.DataFrame) -> pd.DataFrame:
+    """Risk rows likeliest first: score descending, then contact id, whatever their order before."""
+    return risk.sort_values(["score", "contact_id"], ascending=[False, True], kind="stable")
+
+
+def _mark_likely_duplicates(matches: pd.DataFrame, risk: pd.DataFrame, hold: bool) -> None:
+    """A would-be new contact with a high-risk candidate waits for an analyst (`hold`), or is
+    created with that candidate in its reason."""
+    best = _by_likelihood(risk[risk["level"] == "high"]).drop_duplicates("user_id").set_index("user_id")
     mask = (matches["action"] == "create") & (matches["matched_on"] != "decision") & \
         matches["user_id"].isin(best.index)
     for i in matches.index[mask]:
         top = cast("pd.Series[Any]", best.loc[cast(str, matches.at[i, "user_id"])])  # one row: best has each user once
+        contact_id = int(top["contact_id"])
+        evidence = f"(score {top['score']:.0f}: {top['reasons']})"
+        if not hold:
+            matches.at[i, "reason"] = (f"created by duplicate_policy create, although at high risk of "
+                                       f"duplicating contact {contact_id} {evidence}")
+            continue
         matches.at[i, "action"] = "held"
-        matches.at[i, "contact_id"] = int(top["contact_id"])
+        matches.at[i, "contact_id"] = contact_id
         matches.at[i, "matched_on"] = "duplicate_risk"
-        matches.at[i, "reason"] = (f"likely duplicate of contact {int(top['contact_id'])} (score "
-                                   f"{top['score']:.0f}: {top['reasons']}): link the user to it or "
-                                   "approve the create")
+        matches.at[i, "reason"] = (f"likely duplicate of contact {contact_id} {evidence}: link the user "
+                                   "to it or approve the create")
 
 
 def _writes(extract: TenantSnapshot, options: SyncOptions, matches: pd.DataFrame,
@@ -207,9 +217,10 @@ def _writes(extract: TenantSnapshot, options: SyncOptions, matches: pd.DataFrame
 def held_rows(plan: ContactPlan) -> list[dict[str, str | None]]:
     """The held_users rows: every user matched to no contact for a reason an analyst must see."""
     held = plan.matches[plan.matches["action"].isin(["ambiguous", "held"])]
+    risk = _by_likelihood(plan.risk)
     rows = []
     for row in frames.rows(held, MatchRow):
-        candidates = plan.risk.loc[plan.risk["user_id"] == row.user_id, "contact_id"]
+        candidates = risk.loc[risk["user_id"] == row.user_id, "contact_id"]
         rows.append({"user_id": row.user_id, "user_principal_name": row.user_principal_name,
                      "display_name": row.display_name, "reason": row.reason,
                      "candidate_contact_ids": ", ".join(str(int(c)) for c in candidates) or None})

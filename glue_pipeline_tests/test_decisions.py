@@ -1,11 +1,16 @@
 """Match decisions end to end: a renamed organization gets a suggestion; creating a duplicate is
 refused; accepting it lets the next sync write the tenant's contacts; the match survives a rename;
-held likely-duplicates are linked or approved; ignore and un-ignore; the overview's checks."""
+held likely-duplicates are linked or approved, or created by duplicate_policy create (their risk
+still reported, a link decision still followed); ignore and un-ignore; the overview's checks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
+import pandas as pd
 import pytest
+import yaml
 from click.testing import CliRunner
 from sqlalchemy import Engine, select, update
 
@@ -137,6 +142,41 @@ def test_held_duplicates_are_linked_or_approved(synced) -> None:  # type: ignore
     assert links[first.user_id] == candidate
     assert second.user_id in links and links[second.user_id] != int(second.candidate_contact_ids.split(",")[0])
     assert {first.user_id, second.user_id}.isdisjoint(still_held)
+
+
+def test_duplicate_policy_create_creates_held_duplicates_but_follows_a_link(  # type: ignore[no-untyped-def]
+        synced, glue_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine, instance, world = synced
+    with engine.connect() as conn:
+        held = conn.execute(select(schema.held_users).where(
+            schema.held_users.c.reason.like("likely duplicate%"))).all()
+    assert len(held) >= 2, "the generated store holds people under another email format"
+    linked, created = held[0], held[1:]
+    candidate = int(linked.candidate_contact_ids.split(",")[0])
+    apply_decision(engine, "link_user", linked.tenant_id, user_id=linked.user_id, contact_id=candidate)
+    config = tmp_path / "glue.yaml"
+    config.write_text(yaml.safe_dump({"sync": {"duplicate_policy": "create"}}))
+    monkeypatch.setenv("GLUE_CONFIG", str(config))
+    tenant_ids = sorted({h.tenant_id for h in held})
+    assert all(r.success for r in run_sync(instance, tenant_ids))
+
+    with engine.connect() as conn:
+        links = dict(conn.execute(select(schema.contact_microsoft.c.user_id,
+                                         schema.contact_microsoft.c.contact_id)).all())
+        made_by = dict(conn.execute(select(schema.contacts.c.id, schema.contacts.c.created_by)).all())
+        still_held = set(conn.execute(select(schema.held_users.c.user_id)).scalars())
+    assert links[linked.user_id] == candidate, "the analyst's link wins over the policy"
+    for user in created:
+        assert made_by.get(links.get(user.user_id)) == "microsoft", f"{user.user_principal_name} gets a new contact"
+    assert still_held.isdisjoint(h.user_id for h in held)
+
+    tables = Path(glue_env["GLUE_DATA_DIR"]) / "duplicate_risk"
+    risk = pd.concat([pd.read_parquet(tables / f"{t}.parquet") for t in tenant_ids])
+    high = set(zip(risk.loc[risk["level"] == "high", "user_id"], risk.loc[risk["level"] == "high", "contact_id"],
+                   strict=True))
+    assert {(u.user_id, int(u.candidate_contact_ids.split(",")[0])) for u in created} <= high, \
+        "each created user's likely duplicate is still reported"
+    assert linked.user_id not in set(risk["user_id"]), "a linked user is no longer scored"
 
 
 def test_overview_checks_report_what_needs_a_decision(synced) -> None:  # type: ignore[no-untyped-def]

@@ -1,10 +1,15 @@
 """User to contact, within the organization matched to the user's tenant.
 
-Order: an analyst's decision for the user; the Microsoft user id already linked to a contact;
-the UPN; `mail`; any smtp proxy address - each against every email of the organization's
-contacts, case ignored. One user matching several contacts, or several users one contact, is
-ambiguous and written to neither. Users the selection leaves out stay in the table with the
-reason.
+Order: an analyst's decision for the user (link: that contact; create: a new contact, whatever
+the user's addresses match); the Microsoft user id already linked to a contact; the UPN; `mail`;
+any smtp proxy address - each against every email of the organization's contacts, case ignored.
+One user matching several contacts, or several users one contact, is ambiguous and written to
+neither; so are users whose UPNs differ only in case and would each become a new contact, unless
+an analyst approved it. Users the selection leaves out stay in the table with the reason.
+
+Decisions win: a contact an analyst links to a user is matched by no other user's email, and a
+user linked to it until then is held, or skipped when the selection leaves it out (the contact
+moves to the decided user; the next sync plans the user without it).
 
 Isolation: a contact linked to a user of another tenant is never matched by email. A user that
 would match one is held with a reason naming that tenant; only an analyst's link decision
@@ -95,15 +100,21 @@ class _Foreign(NamedTuple):
 class _Index:
     """The organization's contacts, linked users and decisions, for one tenant."""
 
-    def __init__(self, contact_emails: pd.DataFrame, linked: pd.DataFrame,
+    def __init__(self, users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd.DataFrame,
                  decisions: pd.DataFrame, foreign: pd.DataFrame) -> None:
+        self.upns = dict(zip(users["id"], users["user_principal_name"], strict=True))
         self.linked_by_user = {row.user_id: row for row in frames.rows(linked, _Link)}
         self.contact_ids = {int(c) for c in contact_emails["contact_id"]}
         self.by_email: dict[str, set[int]] = {}
         for row in frames.rows(contact_emails.dropna(subset=["value"]), _Email):
             self.by_email.setdefault(str(row.value).lower(), set()).add(int(row.contact_id))
-        self.taken = {int(row.contact_id) for row in frames.rows(linked, _Link)}
         self.decisions = {row.user_id: row for row in frames.rows(decisions, _Decision)}
+        # Contacts of the organization that link decisions give to users: contact id -> users.
+        self.decided: dict[int, set[str]] = {}
+        for decision in self.decisions.values():
+            if decision.action == "link" and int(decision.contact_id) in self.contact_ids:
+                self.decided.setdefault(int(decision.contact_id), set()).add(decision.user_id)
+        self.taken = {int(row.contact_id) for row in frames.rows(linked, _Link)} | self.decided.keys()
         # Contacts linked to users of other tenants: contact id -> (tenant id, tenant name).
         self.foreign = {int(row.contact_id): (row.tenant_id, row.tenant_name)
                         for row in frames.rows(foreign, _Foreign)}
@@ -127,7 +138,7 @@ def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd
     """
     decisions = decisions if decisions is not None else pd.DataFrame(columns=DECISION_COLUMNS)
     foreign = foreign if foreign is not None else pd.DataFrame(columns=FOREIGN_COLUMNS)
-    index = _Index(contact_emails, linked, decisions, foreign)
+    index = _Index(users, contact_emails, linked, decisions, foreign)
     rows = []
     for position, user in enumerate(frames.records(users)):
         reason = None if skip_reasons is None else skip_reasons.iloc[position]
@@ -157,23 +168,29 @@ def _decide(user: UserRecord, skip: str | None, index: _Index) -> _Outcome:
                     "the analyst linked a contact that is not in the tenant's organization: record "
                     "a new link decision")
     link = index.linked_by_user.get(str(user["id"]))
-    if link is not None:
-        if not link.in_organization:
-            return _row("held", int(link.contact_id), "user_id",
-                        "linked to a contact of another organization than the tenant's match: "
-                        "move the contact or change the tenant's match")
+    if link is not None and not link.in_organization:
+        return _row("held", int(link.contact_id), "user_id",
+                    "linked to a contact of another organization than the tenant's match: "
+                    "move the contact or change the tenant's match")
+    # Another user's link decision takes the user's contact: the user is planned without it.
+    moved = link is not None and int(link.contact_id) in index.decided
+    if link is not None and not moved:
         return _row("match", int(link.contact_id), "user_id", "linked Microsoft user id")
     if skip:
         return _row("skipped", None, None, skip)
-    approved = decision is not None and decision.action == "create"
+    if link is not None:
+        # Held even when approved: a user has one link, and its old one moves only as this sync
+        # writes the contact, so a new contact waits for the next sync.
+        return _row("held", int(link.contact_id), "user_id", _moved_reason(int(link.contact_id), index))
+    if decision is not None and decision.action == "create":
+        return _row("create", None, "decision", "creation approved by an analyst")
     for matched_on, address in user_addresses(user):
         address = address.lower()
         candidates = index.by_email.get(address, set()) - index.taken
         owned = sorted(candidates & index.foreign.keys())
-        if owned and not approved:
+        if owned:
             return _row("held", owned[0], matched_on, _foreign_reason(matched_on, address, owned[0],
                                                                       *index.foreign[owned[0]]))
-        candidates -= set(owned)
         if len(candidates) == 1:
             return _row("match", next(iter(candidates)), matched_on,
                         f"contact email equals the user's {_LABELS[matched_on]}")
@@ -182,8 +199,6 @@ def _decide(user: UserRecord, skip: str | None, index: _Index) -> _Outcome:
             return _row("ambiguous", None, matched_on,
                         f"the {_LABELS[matched_on]} {address} is an email of {len(candidates)} "
                         f"contacts ({ids}): link the user to one of them")
-    if approved:
-        return _row("create", None, "decision", "creation approved by an analyst")
     return _row("create", None, None, "no contact has any of the user's addresses")
 
 
@@ -198,16 +213,23 @@ def _foreign_reason(matched_on: str, address: str, contact_id: int, tenant_id: s
             "approve creating a new contact")
 
 
+def _moved_reason(contact_id: int, index: _Index) -> str:
+    deciders = ", ".join(sorted(str(index.upns.get(u, u)) for u in index.decided[contact_id]))
+    return (f"an analyst's decision links contact {contact_id}, linked to this user until now, to "
+            f"{deciders}: link this user to another contact or approve creating a new one")
+
+
 def _row(action: ContactAction, contact_id: int | None, matched_on: MatchedOn | None, reason: str) -> _Outcome:
     return {"action": action, "contact_id": contact_id, "matched_on": matched_on, "reason": reason}
 
 
 def _flag_shared_creates(table: pd.DataFrame) -> pd.DataFrame:
     """Users whose UPNs differ only in case would become two contacts with one email: none is
-    created until an analyst decides."""
+    created until an analyst decides. An approved user is created (so are several, when each is
+    approved); each becomes its own contact, linked by its user id from then on."""
     creating = table["action"] == "create"
     upn = table["user_principal_name"].str.lower()
-    shared = creating & upn.map(upn[creating].value_counts()).gt(1)
+    shared = creating & (table["matched_on"] != "decision") & upn.map(upn[creating].value_counts()).gt(1)
     table.loc[shared, "reason"] = ("another user of the tenant has the same UPN but for case: link or "
                                    "approve each one")
     table.loc[shared, "action"] = "ambiguous"

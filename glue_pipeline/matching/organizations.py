@@ -58,7 +58,9 @@ def claimed_by(claims: pd.DataFrame | None, organization_id: int) -> pd.DataFram
 
 
 def describe_claims(claimed: pd.DataFrame) -> str:
-    return ", ".join(f"'{r.tenant_name or r.tenant_id}' ({r.tenant_id})" for r in frames.rows(claimed, _Claim))
+    """The tenants of claims, by name then id: the same text whatever order the store gave them in."""
+    named = sorted((r.tenant_name or r.tenant_id, r.tenant_id) for r in frames.rows(claimed, _Claim))
+    return ", ".join(f"'{name}' ({tenant_id})" for name, tenant_id in named)
 
 
 def conflict_reason(tenant_name: str, organization_id: int, organization_name: str,

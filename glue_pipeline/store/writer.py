@@ -185,6 +185,7 @@ def read_claims(conn: Connection, tenant_id: str, organization_id: int | None = 
              .where(tenant_matches.c.status == "matched", tenant_matches.c.tenant_id != tenant_id))
     if organization_id is not None:
         query = query.where(tenant_matches.c.organization_id == organization_id)
+    query = query.order_by(tenant_matches.c.organization_id, tenant_matches.c.tenant_id)
     return pd.DataFrame(conn.execute(query).all(), columns=CLAIM_COLUMNS)
 
 
