@@ -21,12 +21,12 @@ from glue_pipeline.matching.names import (
     canonical_first_names,
     email_local_patterns,
     is_nickname_pair,
-    nickname_pattern_names,
     nickname_relatives,
     person_key,
     phonetic_key,
     sound_keys,
     spelled_out_key,
+    whole_name_in_local,
 )
 
 TENANT = ["contoso.com", "contoso.co.uk", "contoso.onmicrosoft.com"]
@@ -79,12 +79,14 @@ def test_nicknames_are_groups_of_the_nickname_dataset() -> None:
     assert nickname_relatives("Zxq") == set()
 
 
-def test_nickname_patterns_hold_the_whole_nickname() -> None:
-    patterns = nickname_pattern_names("Elizabeth", "Jones")
-    assert patterns["liz.jones"] == ("first.last", "liz")
-    assert patterns["jones.betty"] == ("last.first", "betty")
-    assert "ljones" not in patterns  # an initial of a nickname stands for too many names
-    assert "elizabeth.jones" not in patterns  # the name's own pattern
+@pytest.mark.parametrize(("local", "found"), [
+    ("liz.jones", ("first.last", "liz")), ("lizjones", ("firstlast", "liz")),
+    ("jones.liz", ("last.first", "liz")), ("liz_jones", ("first_last", "liz")),
+    ("liz-jones", ("first-last", "liz")),
+    ("ljones", None),  # an initial stands for too many names
+    ("jones", None), ("liz.smith", None), ("l1z.jones", None)])
+def test_a_whole_first_name_is_read_from_a_mailbox_with_the_last_name(local: str, found: tuple | None) -> None:
+    assert whole_name_in_local(local, "Jones") == found
 
 
 def test_spelled_out_keys_write_umlauts_out() -> None:

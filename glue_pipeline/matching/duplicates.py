@@ -60,16 +60,17 @@ from glue_pipeline.columns import RISK_COLUMNS
 from glue_pipeline.matching import Flags, Ints, Texts
 from glue_pipeline.matching.names import (
     WEAK_EMAIL_PATTERNS,
-    WHOLE_NAME_PATTERNS,
+    ascii_key,
+    ascii_nickname_relatives,
     canonical_first_names,
     email_local_pattern_names,
     map_unique,
     nickname_names,
-    nickname_pattern_names,
     person_key,
     sound_keys,
     spelled_out_key,
     spoof_checker,
+    whole_name_in_local,
 )
 
 HIGH_RISK = 80
@@ -247,7 +248,7 @@ class _Prepared:
     user_middle: Texts  # the first middle name's key ('' when none)
     contact_middle: Texts
     vocab: Texts  # name keys (person_key, spelled_out_key) by code
-    sounds: tuple[Texts, ...]  # their sound-alike keys (names.sound_keys), '' when none
+    sounds: tuple[Ints, ...]  # their sound-alike keys (names.sound_keys) as codes, one per scheme; -1: none
     user_emails: pd.DataFrame  # idx, address, on_tenant, local_id, address_id
     contact_emails: pd.DataFrame
     locals: pd.Index  # local parts by local_id
@@ -300,15 +301,20 @@ def _prepare(new_users: pd.DataFrame, contacts: pd.DataFrame,
         spelled=_Spelled(*codes[4:]),
         user_middle=user_middle, contact_middle=contact_middle,
         vocab=vocab,
-        sounds=tuple(np.array(keys, dtype=object) for keys in
-                     zip(*(sound_keys(name) for name in vocab), strict=True))
-        if len(vocab) else (np.empty(0, object),) * 3,
+        sounds=_sound_codes(vocab),
         user_emails=user_emails,
         contact_emails=contact_emails,
         locals=pd.Index(_objects(local_vocab)),
         user_phones=_phone_table(*_explode(new_users["phones"])),
         contact_phones=_phone_table(*_explode(contacts["phones"])),
     )
+
+
+def _sound_codes(vocab: Texts) -> tuple[Ints, ...]:
+    """Per scheme of names.sound_keys, a code per vocabulary entry (-1: no sound): equal codes,
+    equal sounds."""
+    by_scheme = zip(*(sound_keys(name) for name in vocab), strict=True) if len(vocab) else ((), (), ())
+    return tuple(_shared_codes([np.array(keys, dtype=object)])[0][0] for keys in by_scheme)
 
 
 def _text(column: pd.Series) -> Texts:
@@ -462,7 +468,19 @@ def _name_block_pairs(data: _Prepared) -> Ints:
                                    | (sounds_only & (block_sizes.to_numpy() > MAX_SOUND_BLOCK_CONTACTS))]
     joined = user_keys.merge(contact_keys[~contact_keys["key"].isin(too_common)], on="key")
     pairs: Ints = joined["idx_x"].to_numpy(np.int64) * data.n_contacts + joined["idx_y"].to_numpy(np.int64)
-    return pairs
+    by_sound = (joined["key"].to_numpy(np.int64) >> (2 * _KEY_BITS)) >= _KEY_SOUNDS
+    return np.concatenate([pairs[~by_sound], _respelled_candidates(data, _sorted_unique(pairs[by_sound]))])
+
+
+def _respelled_candidates(data: _Prepared, pairs: Ints) -> Ints:
+    """The pairs met on the sounds of both names that can be respelled (NAME_LEVELS): both names
+    alike by Jaro-Winkler. The sounds are coarse, so most pairs they meet are not, and no other
+    name level needs them (the others have keys of their own)."""
+    users, contacts = np.divmod(pairs, data.n_contacts)
+    alike = ((_jaro_winkler(data.vocab, data.user_first[users], data.contact_first[contacts]) >= JW_RESPELLED)
+             & (_jaro_winkler(data.vocab, data.user_last[users], data.contact_last[contacts]) >= JW_RESPELLED))
+    kept: Ints = pairs[alike]
+    return kept
 
 
 def _written_out(first: Ints, last: Ints, spelled_first: Ints, spelled_last: Ints
@@ -502,15 +520,16 @@ class _NameTokens:
     nicknames: _Lists
 
 
-def _name_tokens(vocab: Texts, sounds: tuple[Texts, ...]) -> _NameTokens:
+def _name_tokens(vocab: Texts, sounds: tuple[Ints, ...]) -> _NameTokens:
     variants = [_deletions(name) for name in vocab]
     known = nickname_names()
     nicknames = [sorted(canonical_first_names(name)) if name in known else [] for name in vocab]
     flat = [np.array(list(chain.from_iterable(lists)), dtype=object)
             for lists in (variants, nicknames)]
-    codes, _ = _shared_codes([vocab, *flat, *sounds])
-    return _NameTokens(codes[0], tuple(codes[3:]), _Lists.of(variants, codes[1]),
-                       _Lists.of(nicknames, codes[2]))
+    codes, _ = _shared_codes([vocab, *flat])
+    # A sound key is packed with a name token or with another sound key of its scheme, under a
+    # kind of its own, so its codes need not share the names' token space.
+    return _NameTokens(codes[0], sounds, _Lists.of(variants, codes[1]), _Lists.of(nicknames, codes[2]))
 
 
 def _deletions(name: str) -> list[str]:
@@ -652,49 +671,61 @@ def _nickname_pattern_evidence(data: _Prepared, users: Ints, contacts: Ints, fac
     nicknames against the contact's addresses on tenant domains (first names the same or
     nicknames of each other), the contact's first name and its nicknames against the user's
     (first names nicknames of each other: with the same first name, the user's mailbox says
-    nothing about the contact). Only for the given pairs, so a Python loop."""
-    contact_addresses = _tenant_addresses(data.contact_emails, contacts[where])
+    nothing about the contact). Only for the given pairs, so a Python loop over cached patterns."""
+    contact_addresses = _tenant_addresses(data.contact_emails, contacts[where & (facts.first_same | facts.nickname)])
     user_addresses = _tenant_addresses(data.user_emails, users[where & facts.nickname])
-    where = where & (facts.first_same | facts.nickname) & (
-        np.isin(contacts, list(contact_addresses)) | np.isin(users, list(user_addresses)))
     rows: dict[int, tuple[str, str]] = {}
-    for position in np.flatnonzero(where):
+    for position in np.flatnonzero(where & (np.isin(contacts, list(contact_addresses))
+                                            | np.isin(users, list(user_addresses)))):
         user, contact = int(users[position]), int(contacts[position])
-        found = None
-        if contact in contact_addresses:
-            found = _nickname_hit(contact_addresses[contact], _nickname_patterns(*_user_spellings(data, user)[0]))
-            if found is not None:
-                address, pattern, nickname = found
-                rows[int(position)] = address, (f"{address} fits {_full_name(data.user_names, user)} by the "
-                                                f"nickname {nickname} ({pattern})")
-                continue
-        if facts.nickname[position] and user in user_addresses:
-            patterns = _contact_name_patterns(data.vocab[data.contact_first[contact]],
-                                              data.vocab[data.contact_last[contact]], _user_spellings(data, user))
-            found = _nickname_hit(user_addresses[user], patterns)
-            if found is not None:
-                address, pattern, by = found
-                rows[int(position)] = address, (f"the user's mailbox {address} fits the contact's name "
-                                                f"{_full_name(data.contact_names, contact)} by {by} ({pattern})")
+        found = _contact_fits_a_nickname(data, user, contact_addresses.get(contact, ()))
+        if found is None and facts.nickname[position]:
+            found = _mailbox_fits_the_contact(data, user, contact, user_addresses.get(user, ()))
+        if found is not None:
+            rows[int(position)] = found
     return _found("nickname_pattern", np.array(list(rows), np.int64),
                   [address for address, _ in rows.values()], [detail for _, detail in rows.values()])
 
 
-def _nickname_hit(addresses: Sequence[str], patterns: dict[str, tuple[str, str]]
-                  ) -> tuple[str, str, str] | None:
-    """(address, pattern, nickname) of the first address whose local part is one of the patterns."""
+def _contact_fits_a_nickname(data: _Prepared, user: int, addresses: Sequence[str]) -> tuple[str, str] | None:
+    """(address, reason) when one of the contact's addresses is a whole nickname of the user's
+    first name with the user's last name."""
+    first, last = data.vocab[data.user_first[user]], data.vocab[data.user_last[user]]
+    nicknames = ascii_nickname_relatives(first)
     for address in addresses:
-        hit = patterns.get(address.partition("@")[0])
-        if hit is not None:
-            return address, *hit
+        local = address.partition("@")[0]
+        hit = whole_name_in_local(local, last)
+        if hit is not None and hit[1] in nicknames and not _users_own_pattern(data, user, local):
+            return address, (f"{address} fits {_full_name(data.user_names, user)} by the nickname {hit[1]} "
+                             f"({hit[0]})")
     return None
 
 
-def _user_spellings(data: _Prepared, user: int) -> tuple[tuple[str, str], ...]:
-    """The user's (first, last) name keys, then the same written out."""
+def _mailbox_fits_the_contact(data: _Prepared, user: int, contact: int,
+                              addresses: Sequence[str]) -> tuple[str, str] | None:
+    """(address, reason) when one of the user's mailboxes is the contact's first name or one of
+    its nicknames with the contact's last name, and not a pattern of the user's own name in
+    either spelling (that says nothing about the contact)."""
+    first, last = data.vocab[data.contact_first[contact]], data.vocab[data.contact_last[contact]]
+    for address in addresses:
+        local = address.partition("@")[0]
+        hit = whole_name_in_local(local, last)
+        if hit is None or _users_own_pattern(data, user, local):
+            continue
+        pattern, named = hit
+        by = f"the name {named}" if named == ascii_key(first) else \
+            f"the nickname {named}" if named in ascii_nickname_relatives(first) else None
+        if by is not None:
+            return address, (f"the user's mailbox {address} fits the contact's name "
+                             f"{_full_name(data.contact_names, contact)} by {by} ({pattern})")
+    return None
+
+
+def _users_own_pattern(data: _Prepared, user: int, local: str) -> bool:
+    """Whether the local part is a pattern of the user's own name, in either spelling."""
     vocab, spelled = data.vocab, data.spelled
-    return ((vocab[data.user_first[user]], vocab[data.user_last[user]]),
-            (vocab[spelled.user_first[user]], vocab[spelled.user_last[user]]))
+    return (local in _own_patterns(vocab[data.user_first[user]], vocab[data.user_last[user]])
+            or local in _own_patterns(vocab[spelled.user_first[user]], vocab[spelled.user_last[user]]))
 
 
 def _full_name(names: tuple[Texts, Texts], owner: int) -> str:
@@ -702,29 +733,8 @@ def _full_name(names: tuple[Texts, Texts], owner: int) -> str:
 
 
 @cache
-def _nickname_patterns(first: str, last: str) -> dict[str, tuple[str, str]]:
-    return nickname_pattern_names(first, last)
-
-
-def _contact_name_patterns(first: str, last: str, user_spellings: tuple[tuple[str, str], ...]
-                           ) -> dict[str, tuple[str, str]]:
-    """The whole-name patterns of the contact's name ("by the name {first}") and its nicknames,
-    leaving out those of the user's own name in any spelling (no evidence about the contact)."""
-    own = set().union(*(_own_patterns(*names) for names in user_spellings))
-    return {local: hit for local, hit in _name_and_nickname_patterns(first, last).items() if local not in own}
-
-
-@cache
 def _own_patterns(first: str, last: str) -> dict[str, str]:
     return email_local_pattern_names(first, last)
-
-
-@cache
-def _name_and_nickname_patterns(first: str, last: str) -> dict[str, tuple[str, str]]:
-    patterns = {local: (pattern, f"the name {first}") for local, pattern
-                in email_local_pattern_names(first, last).items() if pattern in WHOLE_NAME_PATTERNS}
-    return patterns | {local: (pattern, f"the nickname {nickname}") for local, (pattern, nickname)
-                       in _nickname_patterns(first, last).items()}
 
 
 def _tenant_addresses(emails: pd.DataFrame, owners: Ints) -> dict[int, list[str]]:
@@ -740,7 +750,9 @@ def _tenant_addresses(emails: pd.DataFrame, owners: Ints) -> dict[int, list[str]
 def _tenant_domain_evidence(data: _Prepared, contacts: Ints, where: Flags) -> pd.DataFrame:
     """kind, points, contact_address (the first on a tenant domain), indexed by pair position,
     where the contact has an address on a tenant domain."""
-    first_address = data.contact_emails[data.contact_emails["on_tenant"]].groupby("idx")["address"].min()
+    emails = data.contact_emails
+    wanted = emails["on_tenant"].to_numpy(bool) & emails["idx"].isin(contacts[where]).to_numpy()
+    first_address = emails[wanted].groupby("idx")["address"].min()
     addresses = first_address.reindex(contacts[where]).to_numpy(object)
     has = pd.notna(addresses)
     positions = np.flatnonzero(where)[has]
@@ -916,42 +928,51 @@ def _score(data: _Prepared, pairs: Ints, evidence: _Evidence) -> pd.DataFrame:
     name_level = _name_levels(facts)
     name_points = _NAME_POINTS[name_level]
 
-    email = _align(evidence.email, pairs)
+    email = _EmailColumns.of(_align(evidence.email, pairs))
     # A mailbox that fits the user's name is no evidence when the contact's own, different
     # name explains it: "lthomas@" is Lance Thomas's as much as Linda Thomas's.
-    explained = facts.names_conflict() & email["kind"].isin(_PATTERN_KINDS).to_numpy()
-    email.loc[explained, :] = np.nan
-    email = _put(email, _nickname_pattern_evidence(
-        data, users, contacts, facts, facts.last_same & (_points(email) < _EMAIL_POINTS["nickname_pattern"])))
-    email = _put(email, _tenant_domain_evidence(data, contacts, (_points(email) == 0)
-                                                & (name_level == _NAME_LEVEL_INDEX["same"])))
+    email.drop(facts.names_conflict() & np.isin(email.kind, _PATTERN_KINDS))
+    email.put(_nickname_pattern_evidence(
+        data, users, contacts, facts, facts.last_same & (email.points < _EMAIL_POINTS["nickname_pattern"])))
+    email.put(_tenant_domain_evidence(data, contacts, (email.points == 0)
+                                      & (name_level == _NAME_LEVEL_INDEX["same"])))
     phone = _align(evidence.phone, pairs)
-    email_points = email["points"].fillna(0).to_numpy(np.int64)
     phone_points = np.where(phone["phone"].notna(), SAME_PHONE_POINTS, 0)
-    score = np.minimum(name_points + email_points + phone_points, 100).astype(np.float64)
+    score = np.minimum(name_points + email.points + phone_points, 100).astype(np.float64)
     return pd.DataFrame({"u": users, "c": contacts, "score": score, "name_level": name_level,
-                         "email_kind": _objects(email["kind"].to_numpy(object)),
-                         "contact_address": _objects(email["contact_address"].to_numpy(object)),
-                         "email_detail": _objects(email["detail"].to_numpy(object)),
-                         "phone": phone["phone"].to_numpy(np.float64)})
+                         "email_kind": _objects(email.kind), "contact_address": _objects(email.contact_address),
+                         "email_detail": _objects(email.detail), "phone": phone["phone"].to_numpy(np.float64)})
 
 
-def _put(email: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
-    """The aligned email evidence with `found`'s rows (indexed by pair position) put in."""
-    if found.empty:
-        return email
-    positions = found.index.to_numpy(np.int64)
-    columns = {}
-    for column in found.columns:
-        values = email[column].to_numpy(dtype=np.float64 if column == "points" else object, copy=True)
-        values[positions] = found[column].to_numpy()
-        columns[column] = values
-    return email.assign(**columns)
+@dataclass
+class _EmailColumns:
+    """The best email evidence of each scored pair, as arrays (None and 0 where there is none)."""
 
+    kind: Texts
+    points: Ints
+    contact_address: Texts
+    detail: Texts
 
-def _points(email: pd.DataFrame) -> Ints:
-    points: Ints = email["points"].fillna(0).to_numpy(np.int64)
-    return points
+    @classmethod
+    def of(cls, aligned: pd.DataFrame) -> _EmailColumns:
+        def texts(column: str) -> Texts:
+            values: Texts = aligned[column].to_numpy(object, copy=True)
+            values[pd.isna(values)] = None
+            return values
+        return cls(texts("kind"), aligned["points"].fillna(0).to_numpy(np.int64, copy=True),
+                   texts("contact_address"), texts("detail"))
+
+    def drop(self, where: Flags) -> None:
+        self.kind[where] = self.contact_address[where] = self.detail[where] = None
+        self.points[where] = 0
+
+    def put(self, found: pd.DataFrame) -> None:
+        """found's rows (indexed by pair position) in place of what was there."""
+        positions = found.index.to_numpy(np.int64)
+        self.kind[positions] = found["kind"].to_numpy(object)
+        self.points[positions] = found["points"].to_numpy(np.int64)
+        self.contact_address[positions] = found["contact_address"].to_numpy(object)
+        self.detail[positions] = found["detail"].to_numpy(object)
 
 
 def _align(evidence: pd.DataFrame, pairs: Ints) -> pd.DataFrame:
@@ -1104,24 +1125,23 @@ def _nickname_pair(left: Texts, right: Texts) -> Flags:
                         for x, y in zip(left, right, strict=True)), bool, len(left))
 
 
-def _sound_alike(sounds: tuple[Texts, ...], a: Ints, b: Ints) -> Flags:
+def _sound_alike(sounds: tuple[Ints, ...], a: Ints, b: Ints) -> Flags:
     """Both codes set and the names' sound-alike keys equal by one of the schemes."""
     ok = (a >= 0) & (b >= 0)
     result = np.zeros(len(a), bool)
     for sound in sounds:
-        result[ok] |= (sound[a[ok]] == sound[b[ok]]) & (sound[a[ok]] != "")
+        result[ok] |= (sound[a[ok]] == sound[b[ok]]) & (sound[a[ok]] >= 0)
     return result
 
 
-def _both_sound_alike(sounds: tuple[Texts, ...], user_first: Ints, user_last: Ints,
+def _both_sound_alike(sounds: tuple[Ints, ...], user_first: Ints, user_last: Ints,
                       contact_first: Ints, contact_last: Ints) -> Flags:
     """Both names set and sounding alike by one and the same scheme."""
     ok = (user_first >= 0) & (user_last >= 0) & (contact_first >= 0) & (contact_last >= 0)
     result = np.zeros(len(user_first), bool)
     uf, ul, cf, cl = user_first[ok], user_last[ok], contact_first[ok], contact_last[ok]
     for sound in sounds:
-        result[ok] |= ((sound[uf] == sound[cf]) & (sound[uf] != "")
-                       & (sound[ul] == sound[cl]) & (sound[ul] != ""))
+        result[ok] |= ((sound[uf] == sound[cf]) & (sound[uf] >= 0) & (sound[ul] == sound[cl]) & (sound[ul] >= 0))
     return result
 
 

@@ -345,8 +345,6 @@ def sound_keys(name: str) -> tuple[str, str, str]:
 # Email local parts people get from their names, by pattern name. "first" and "last" alone are
 # weak: many people share them.
 WEAK_EMAIL_PATTERNS: frozenset[str] = frozenset({"first", "last"})
-WHOLE_NAME_PATTERNS: frozenset[str] = frozenset({"first.last", "firstlast", "last.first",
-                                                 "first_last", "first-last"})
 
 
 def email_local_pattern_names(first: str | None, last: str | None) -> dict[str, str]:
@@ -375,15 +373,29 @@ def email_local_patterns(first: str | None, last: str | None) -> set[str]:
     return set(email_local_pattern_names(first, last))
 
 
-def nickname_pattern_names(first: str | None, last: str | None) -> dict[str, tuple[str, str]]:
-    """Local part -> (pattern, nickname) for the patterns holding a whole nickname of the first
-    name with the last name ('elizabeth', 'jones' -> 'liz.jones': ('first.last', 'liz')),
-    leaving out those the name itself gives. Initials are left out: 'ljones' would stand for
-    too many names."""
-    own = email_local_pattern_names(first, last)
-    found: dict[str, tuple[str, str]] = {}
-    for nickname in sorted(nickname_relatives(first)):
-        for local, pattern in email_local_pattern_names(nickname, last).items():
-            if pattern in WHOLE_NAME_PATTERNS and local not in own:
-                found.setdefault(local, (pattern, nickname))
-    return found
+def whole_name_in_local(local: str, last: str | None) -> tuple[str, str] | None:
+    """(pattern, first-name part) when an email local part is the last name with a whole first
+    name (first.last, first_last, first-last, last.first, firstlast): 'liz.jones', 'Jones' ->
+    ('first.last', 'liz'); None otherwise. Initials do not count: 'ljones' stands for too many
+    names."""
+    ln = ascii_key(last)
+    if not ln:
+        return None
+    for separator, pattern in ((".", "first.last"), ("_", "first_last"), ("-", "first-last")):
+        if local.endswith(separator + ln):
+            return _whole_first(pattern, local[:-len(ln) - 1])
+    if local.startswith(ln + "."):
+        return _whole_first("last.first", local[len(ln) + 1:])
+    if local.endswith(ln):
+        return _whole_first("firstlast", local[:-len(ln)])
+    return None
+
+
+def _whole_first(pattern: str, first: str) -> tuple[str, str] | None:
+    return (pattern, first) if len(first) >= 2 and first.isalpha() and first.isascii() else None
+
+
+@lru_cache(maxsize=65536)
+def ascii_nickname_relatives(first: str | None) -> frozenset[str]:
+    """nickname_relatives as they appear in email addresses (ascii_key)."""
+    return frozenset(filter(None, (ascii_key(name) for name in nickname_relatives(first))))
