@@ -273,8 +273,10 @@ def _nickname_tables() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     return namer.nickname_lookup, namer.canonical_lookup
 
 
+@lru_cache(maxsize=1)
 def nickname_names() -> frozenset[str]:
-    """Every name the dataset knows, as a canonical name or as a nickname."""
+    """Every name the dataset knows, as a canonical name or as a nickname (built once: every
+    duplicate-risk call asks)."""
     nicknames, canonicals = _nickname_tables()
     return frozenset(nicknames) | frozenset(canonicals)
 
