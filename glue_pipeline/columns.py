@@ -66,3 +66,45 @@ TENANT_SUGGESTION_COLUMNS = [c for c in SUGGESTION_COLUMNS if c != "tenant_id"]
 # A tenant's open differences: documented values a sync replaced with Microsoft's (store/differences.py).
 DIFFERENCE_COLUMNS = ["contact_id", "contact_name", "user_id", "user_principal_name", "field", "store_value",
                       "microsoft_value", "first_seen_at", "last_seen_at", "run_id"]
+
+# Devices (Intune managed devices and the store's configurations) ------------------------------
+
+# The devices table of the snapshot: one row per Intune managed device, Graph's properties in
+# snake_case (extract.DEVICE_FIELDS names the Graph property of each). Text is cleaned; empty is None.
+DEVICE_COLUMNS: dict[str, str] = {
+    "id": "the Intune managed device id (a GUID)",
+    "device_name": "the device's host name (DESKTOP-1A2B3C4, Jane's iPhone, ...)",
+    "serial_number": "as Intune reports it (may be a placeholder such as 'To be filled by O.E.M.')",
+    "manufacturer": "text",
+    "model": "text",
+    "operating_system": "Windows | macOS | iOS | iPadOS | Android | Linux | ...",
+    "os_version": "text",
+    "compliance_state": "compliant | noncompliant | inGracePeriod | unknown | ...",
+    "managed_device_owner_type": "company | personal | unknown",
+    "enrolled_date_time": "ISO-8601 text",
+    "last_sync_date_time": "ISO-8601 text (the last check-in)",
+    "user_id": "the primary user's object id (None: shared device without a primary user)",
+    "user_principal_name": "the primary user's UPN",
+    "azure_ad_device_id": "the Entra ID device object's deviceId",
+    "wi_fi_mac_address": "12 hex digits as Intune reports them",
+    "ethernet_mac_address": "as Intune reports it (Graph fills it only when a single device is read)",
+    "imei": "text",
+    "is_encrypted": "bool (None: not said)",
+    "total_storage_space_in_bytes": "whole number",
+    "free_storage_space_in_bytes": "whole number",
+}
+# An organization's configurations as device matching compares them (mac_addresses: a list of
+# normalised MACs, 12 lower-case hex digits; device_id: the Intune device linked in this tenant).
+CONFIGURATION_COLUMNS = ["configuration_id", "name", "serial_number", "mac_addresses", "primary_contact_id",
+                         "created_by"]
+# Configurations linked to this tenant's devices, and whether they are in the tenant's organization.
+LINKED_DEVICE_COLUMNS = ["configuration_id", "device_id", "in_organization"]
+# An organization's configurations linked to devices of other tenants.
+FOREIGN_DEVICE_COLUMNS = ["configuration_id", "tenant_id", "tenant_name"]
+# An analyst's standing decisions for a tenant's devices (action: link | create).
+DEVICE_DECISION_COLUMNS = ["device_id", "action", "configuration_id"]
+# One row per device and what becomes of it (action: match | create | ambiguous | held | skipped).
+DEVICE_MATCH_COLUMNS = ["device_id", "device_name", "serial_number", "action", "configuration_id", "matched_on",
+                        "reason"]
+# One row per (device, candidate configuration) scored for duplicate risk.
+DEVICE_RISK_COLUMNS = ["device_id", "configuration_id", "score", "level", "reasons"]

@@ -20,7 +20,7 @@ MatchMethod = Literal["exact", "accepted", "manual", "created"]
 
 # A match decision an analyst recorded (match_decisions.action), one per `glue-pipeline match` command.
 DecisionAction = Literal["accept", "match", "ignore", "unignore", "create_organization", "link_user",
-                         "approve_create"]
+                         "approve_create", "link_device", "approve_device"]
 # An analyst's standing decision for a user (contact_decisions.action): link to a contact, or create one.
 ContactDecisionAction = Literal["link", "create"]
 
@@ -33,6 +33,15 @@ AddressSource = Literal["upn", "mail", "proxy"]
 # What a user's contact match rests on (contact_matches.matched_on): a decision, the linked user id,
 # one of the user's addresses, or the duplicate risk that held it.
 MatchedOn = Literal["decision", "user_id", AddressSource, "duplicate_risk"]
+
+# What a device's configuration match rests on (device_matches.matched_on): a decision, the linked
+# Intune device id, the serial number, a MAC address, the device name, or the duplicate risk that held it.
+DeviceMatchedOn = Literal["decision", "device_id", "serial", "mac", "name", "duplicate_risk"]
+# A linked Intune device (configuration_microsoft.status); removed: gone from Intune.
+DeviceStatus = Literal["active", "removed"]
+# How a tenant's devices were read: read, switched off by the sync option `devices`, or not readable
+# (the app lacks DeviceManagementManagedDevices.Read.All, or the tenant has no Intune licence).
+DevicesState = Literal["read", "off", "no_permission", "no_intune"]
 
 # A linked Microsoft user's account (contact_microsoft.status); removed: gone from Microsoft.
 AccountStatus = Literal["enabled", "disabled", "removed"]
@@ -61,12 +70,15 @@ FailureCause = Literal[PermanentCause, "credentials", "transient", "certificate"
 # How much a sync_log entry matters (sync_log.level).
 LogLevel = Literal["info", "warning", "error"]
 # What a sync_log entry records (sync_log.action): a contact's write or hold, a user's removal or
-# skip, a cleaned value, and the tenant's note, hold, unchanged skip or failure.
+# skip, a configuration's write or a device's hold, removal or skip, a cleaned value, and the
+# tenant's note, hold, unchanged skip or failure.
 LogAction = Literal["contact_created", "contact_updated", "contact_ambiguous", "contact_held", "contact_unlinked",
                     "user_removed", "users_skipped", "value_cleaned", "tenant_note", "tenant_held",
-                    "tenant_unchanged", "tenant_failed"]
+                    "tenant_unchanged", "tenant_failed", "configuration_created", "configuration_updated",
+                    "device_ambiguous", "device_held", "device_removed", "devices_skipped"]
 # The log action of a user held for an analyst, by its contact action.
 HELD_LOG_ACTIONS: dict[HeldAction, LogAction] = {"ambiguous": "contact_ambiguous", "held": "contact_held"}
+HELD_DEVICE_LOG_ACTIONS: dict[HeldAction, LogAction] = {"ambiguous": "device_ambiguous", "held": "device_held"}
 
 # A doctor check's result (the doctor table's status column).
 FindingStatus = Literal["OK", "problem"]

@@ -289,7 +289,8 @@ def test_the_vocabulary_columns_are_checked() -> None:
         "contacts.created_by", "contact_microsoft.status", "tenants.relationship", "tenant_matches.status",
         "tenant_matches.method", "match_decisions.action", "contact_decisions.action", "sync_runs.status",
         "sync_results.status", "sync_results.cause", "tenant_sync_state.status", "sync_log.level",
-        "sync_log.action"}
+        "sync_log.action", "configurations.created_by", "configuration_microsoft.status",
+        "configuration_decisions.action"}
 
 
 def test_an_upgraded_old_store_has_exactly_the_tables_of_the_schema(engine: Engine) -> None:
@@ -305,13 +306,28 @@ def test_an_upgraded_old_store_has_exactly_the_tables_of_the_schema(engine: Engi
     assert upgraded == shape(engine)
 
 
+def add_a_device(engine: Engine) -> None:
+    """A configuration linked to an Intune device, with a decision: rows for the tables the old store lacked."""
+    with engine.begin() as conn:
+        organization_id = conn.execute(sa.select(sa.func.min(schema.organizations.c.id))).scalar_one()
+        configuration_id = conn.execute(insert(schema.configurations).values(
+            organization_id=organization_id, name="DESKTOP-1A2B3C4", created_by="microsoft", created_at=LATER,
+            updated_at=LATER)).inserted_primary_key[0]
+        conn.execute(insert(schema.configuration_microsoft).values(
+            configuration_id=configuration_id, tenant_id=T2, device_id="d1", status="active"))
+        conn.execute(insert(schema.configuration_decisions).values(
+            tenant_id=T2, device_id="d1", action="link", configuration_id=configuration_id, decided_by="ann",
+            decided_at=LATER))
+
+
 def test_an_upgraded_store_refuses_words_outside_its_vocabularies(engine: Engine) -> None:
     make_old_store(engine)
     upgrade_store(engine)
     row = {"run_id": "run-2", "tenant_id": T2, "organization_id": None, "finished_at": LATER}
     with pytest.raises(IntegrityError, match="ck_sync_results_status"), engine.begin() as conn:
         conn.execute(insert(schema.sync_results).values(**row, status="pending"))
-    for table, column in checked_columns():  # every checked column holds a row of the old store
+    add_a_device(engine)
+    for table, column in checked_columns():  # every checked column holds a row
         with pytest.raises(IntegrityError, match=f"ck_{table.name}_{column}"), engine.begin() as conn:
             conn.execute(table.update().values({column: "bogus"}))
     with engine.begin() as conn:  # the words of the vocabulary still go in

@@ -36,6 +36,7 @@ from glue_pipeline.vocabulary import (
     ContactDecisionAction,
     ContactOrigin,
     DecisionAction,
+    DeviceStatus,
     FailureCause,
     LogAction,
     LogLevel,
@@ -125,6 +126,53 @@ contact_microsoft = Table(
     one_of("contact_microsoft", "status", AccountStatus),
 )
 
+# The documentation side of devices: one row per documented device (the documentation platforms'
+# "configuration"). Never deleted by the sync.
+configurations = Table(
+    "configurations", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("name", String(255)),
+    # Laptop, Desktop, Mobile phone, Tablet, Server, Virtual machine or Other (matching/devices.py).
+    Column("configuration_type", String(32)),
+    Column("serial_number", String(128)),
+    Column("manufacturer", String(255)),
+    Column("model", String(255)),
+    Column("operating_system", String(64)),
+    Column("os_version", String(64)),
+    Column("primary_contact_id", Integer, ForeignKey("contacts.id")),
+    Column("created_by", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    one_of("configurations", "created_by", ContactOrigin),
+)
+
+# The Microsoft overlay of a configuration: one row per configuration linked to an Intune device.
+configuration_microsoft = Table(
+    "configuration_microsoft", metadata,
+    Column("configuration_id", Integer, ForeignKey("configurations.id"), primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("device_id", String(36), nullable=False),  # the Intune managed device id
+    Column("azure_ad_device_id", String(36)),
+    Column("user_id", String(36)),  # the primary user, if any
+    Column("user_principal_name", String(320)),
+    Column("status", String(16), nullable=False),
+    Column("compliance_state", String(32)),
+    Column("owner_type", String(16)),
+    Column("enrolled_at", String(32)),
+    Column("last_check_in", String(32)),
+    Column("is_encrypted", Boolean),
+    Column("total_storage_bytes", BigInteger),
+    Column("free_storage_bytes", BigInteger),
+    Column("wifi_mac_address", String(17)),
+    Column("ethernet_mac_address", String(17)),
+    Column("imei", String(32)),
+    Column("manage_url", Text),
+    # An Intune device is linked to at most one configuration: a re-run can never create a second.
+    UniqueConstraint("tenant_id", "device_id", name="uq_configuration_microsoft_device"),
+    one_of("configuration_microsoft", "status", DeviceStatus),
+)
+
 tenants = Table(
     "tenants", metadata,
     Column("tenant_id", String(36), primary_key=True),
@@ -192,6 +240,9 @@ match_decisions = Table(
     Column("decided_by", String(255), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
     Column("note", Text),
+    # A device decision's Intune device and configuration (link_device, approve_device).
+    Column("device_id", String(36)),
+    Column("configuration_id", Integer),
     one_of("match_decisions", "action", DecisionAction),
 )
 
@@ -216,6 +267,30 @@ held_users = Table(
     Column("display_name", String(255)),
     Column("reason", Text, nullable=False),
     Column("candidate_contact_ids", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The standing decision for a device: link it to a configuration, or create one despite a duplicate risk.
+configuration_decisions = Table(
+    "configuration_decisions", metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("device_id", String(36), primary_key=True),
+    Column("action", String(16), nullable=False),
+    Column("configuration_id", Integer, ForeignKey("configurations.id")),
+    Column("decided_by", String(255), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    one_of("configuration_decisions", "action", ContactDecisionAction),
+)
+
+# Devices the last sync of their tenant did not write and why (ambiguous, likely duplicate, ...).
+held_devices = Table(
+    "held_devices", metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("device_id", String(36), primary_key=True),
+    Column("device_name", String(255)),
+    Column("serial_number", String(128)),
+    Column("reason", Text, nullable=False),
+    Column("candidate_configuration_ids", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -331,6 +406,8 @@ sync_log = Table(
     Column("action", String(32), nullable=False),
     Column("contact_id", Integer),
     Column("user_id", String(36)),
+    Column("configuration_id", Integer),
+    Column("device_id", String(36)),
     Column("message", Text, nullable=False),
     one_of("sync_log", "level", LogLevel),
     one_of("sync_log", "action", LogAction),
