@@ -126,15 +126,17 @@ def sandbox() -> None:
 @click.option("--renamed", default=0, show_default=True,
               help="Organizations spelled differently from their tenant (suggestions).")
 @click.option("--spread", type=click.Choice(["lognormal", "longtail"]), default="lognormal", show_default=True)
+@click.option("--devices-per-user", default=1.0, show_default=True, help="Intune managed devices per user.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True)
 def sandbox_world(seed: int, tenants: int, users: int, revoked: int, direct: int, renamed: int, spread: str,
-                  out: str) -> None:
+                  devices_per_user: float, out: str) -> None:
     from glue_pipeline.sandbox.generate import generate_world
     from glue_pipeline.sandbox.world import save_world
 
     try:
         world = generate_world(seed=seed, tenants=tenants, users=users, revoked=revoked, direct=direct,
-                               renamed=renamed, spread=spread)  # type: ignore[arg-type]  # click.Choice limits it to Spread
+                               renamed=renamed, spread=spread,  # type: ignore[arg-type]  # click.Choice limits it to Spread
+                               devices_per_user=devices_per_user)
     except ValueError as exc:
         _fail(str(exc))
     save_world(world, out)
@@ -369,12 +371,15 @@ def match_list(only_open: bool) -> None:
     echo(_table(frame[columns]) if len(frame) else "no tenants yet")
 
 
-@match.command("held", help="Users held for a decision (ambiguous, likely duplicates).")
+@match.command("held", help="Users and devices held for a decision (ambiguous, likely duplicates).")
 def match_held() -> None:
-    from glue_pipeline.overview import held_overview
+    from glue_pipeline.overview import held_devices_overview, held_overview
 
-    frame = held_overview(_engine())
-    echo(_table(frame) if len(frame) else "no user is held")
+    engine = _engine()
+    users, devices = held_overview(engine), held_devices_overview(engine)
+    echo(_table(users) if len(users) else "no user is held")
+    echo("")
+    echo(_table(devices) if len(devices) else "no device is held")
 
 
 @match.command("accept", help="Match TENANT to its suggestion (best first).")
@@ -431,6 +436,23 @@ def match_link(tenant: str, user_id: str, contact_id: int, by: str | None) -> No
 @click.option("--by", default=None)
 def match_approve(tenant: str, user_id: str, by: str | None) -> None:
     _decide("approve_create", tenant=tenant, user_id=user_id, by=by)
+
+
+@match.command("link-device", help="Link held device DEVICE_ID of TENANT to configuration CONFIGURATION_ID.")
+@click.argument("tenant")
+@click.argument("device_id")
+@click.argument("configuration_id", type=int)
+@click.option("--by", default=None)
+def match_link_device(tenant: str, device_id: str, configuration_id: int, by: str | None) -> None:
+    _decide("link_device", tenant=tenant, device_id=device_id, configuration_id=configuration_id, by=by)
+
+
+@match.command("approve-device", help="Create a configuration for held device DEVICE_ID of TENANT anyway.")
+@click.argument("tenant")
+@click.argument("device_id")
+@click.option("--by", default=None)
+def match_approve_device(tenant: str, device_id: str, by: str | None) -> None:
+    _decide("approve_device", tenant=tenant, device_id=device_id, by=by)
 
 
 # --- data sources and diagnostics ------------------------------------------------------------

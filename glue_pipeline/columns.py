@@ -96,7 +96,7 @@ DEVICE_COLUMNS: dict[str, str] = {
 # An organization's configurations as device matching compares them (mac_addresses: a list of
 # normalised MACs, 12 lower-case hex digits; device_id: the Intune device linked in this tenant).
 CONFIGURATION_COLUMNS = ["configuration_id", "name", "serial_number", "mac_addresses", "primary_contact_id",
-                         "created_by"]
+                         "created_by", "model"]
 # Configurations linked to this tenant's devices, and whether they are in the tenant's organization.
 LINKED_DEVICE_COLUMNS = ["configuration_id", "device_id", "in_organization"]
 # An organization's configurations linked to devices of other tenants.

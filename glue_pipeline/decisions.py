@@ -1,7 +1,8 @@
 """Match decisions an analyst records: accept a suggestion, match a tenant to an organization,
 ignore or un-ignore a tenant, create an organization from a tenant, link a held user to a
-contact, approve creating a held user. Each is one transaction with an audit row in
-match_decisions; every later sync honours it. Also what is open for a tenant (its review), what
+contact, approve creating a held user, link a held device to a configuration, approve creating
+a held device. Each is one transaction with an audit row in match_decisions; every later sync
+honours it. Also what is open for a tenant (its review), what
 a recorded decision did in words, and the auto-accept policy the sync applies (the sync option
 accept_suggestions_at), recorded as a decision by `policy`."""
 
@@ -46,6 +47,10 @@ class Decided(TypedDict):
     user: NotRequired[str | None]  # the user's principal name
     contact_id: NotRequired[int]
     contact: NotRequired[str]  # the contact's name
+    device_id: NotRequired[str]
+    device: NotRequired[str | None]  # the device's name
+    configuration_id: NotRequired[int]
+    configuration: NotRequired[str | None]  # the configuration's name
 
 
 def default_actor() -> str:
@@ -189,6 +194,43 @@ def approve_create(engine: Engine, tenant_ref: str, user_id: str, by: str | None
         return {**_named(tenant), "user_id": user_id, "user": store.user_principal_name(tenant["tenant_id"], user_id)}
 
 
+def link_device(engine: Engine, tenant_ref: str, device_id: str, configuration_id: int,
+                by: str | None = None) -> Decided:
+    """Link an Intune device to an existing configuration of the tenant's organization."""
+    with _recording(engine, by) as store:
+        tenant = resolve_tenant(store, tenant_ref)
+        org_id = _matched_organization(store, tenant)
+        configuration = store.configuration(configuration_id)
+        if configuration is None or configuration["organization_id"] != org_id:
+            raise DecisionError(f"configuration {configuration_id} is not a configuration of organization {org_id}, "
+                                "the tenant's match: pick one of its configurations")
+        device_id = _require_known_device(store, tenant["tenant_id"], device_id)
+        store.set_device_decision(tenant["tenant_id"], device_id, "link", configuration_id)
+        store.audit(tenant["tenant_id"], "link_device", device_id=device_id, configuration_id=configuration_id)
+        return {**_named(tenant), "device_id": device_id, "device": store.device_name(tenant["tenant_id"], device_id),
+                "configuration_id": configuration_id, "configuration": configuration["name"]}
+
+
+def approve_device(engine: Engine, tenant_ref: str, device_id: str, by: str | None = None) -> Decided:
+    """Create a configuration for a held device even though it looks like an existing one."""
+    with _recording(engine, by) as store:
+        tenant = resolve_tenant(store, tenant_ref)
+        _matched_organization(store, tenant)
+        device_id = _require_known_device(store, tenant["tenant_id"], device_id)
+        store.set_device_decision(tenant["tenant_id"], device_id, "create", None)
+        store.audit(tenant["tenant_id"], "approve_device", device_id=device_id)
+        return {**_named(tenant), "device_id": device_id, "device": store.device_name(tenant["tenant_id"], device_id)}
+
+
+def _require_known_device(store: DecisionReads, tenant_id: str, device_id: str) -> str:
+    """The device's id as the store keeps it (lower case), when it is held or linked in the tenant."""
+    key = device_id.strip().lower()
+    if not store.knows_device(tenant_id, key):
+        raise DecisionError(f"device {terminal_text(device_id)[:40]} is neither held nor linked in this tenant: see "
+                            "`glue-pipeline match held` for the devices waiting for a decision")
+    return key
+
+
 def _matched_organization(store: DecisionReads, tenant: Row) -> int:
     match = store.match(tenant["tenant_id"])
     if match is None or match["status"] != "matched":
@@ -205,7 +247,8 @@ def _require_known_user(store: DecisionReads, tenant_id: str, user_id: str) -> N
 
 def apply_decision(engine: Engine, action: str, tenant: str, organization: str | None = None,
                    rank: int = 1, user_id: str | None = None, contact_id: int | None = None,
-                   force: bool = False, by: str | None = None) -> Decided:
+                   force: bool = False, by: str | None = None, device_id: str | None = None,
+                   configuration_id: int | None = None) -> Decided:
     """One entry point for every decision (the Dagster job and scripts use it)."""
     def need(value: T | None, name: str) -> T:
         if value in (None, ""):
@@ -226,6 +269,11 @@ def apply_decision(engine: Engine, action: str, tenant: str, organization: str |
         return link_user(engine, tenant, str(need(user_id, "user_id")), int(need(contact_id, "contact_id")), by)
     if action == "approve_create":
         return approve_create(engine, tenant, str(need(user_id, "user_id")), by)
+    if action == "link_device":
+        return link_device(engine, tenant, str(need(device_id, "device_id")),
+                           int(need(configuration_id, "configuration_id")), by)
+    if action == "approve_device":
+        return approve_device(engine, tenant, str(need(device_id, "device_id")), by)
     raise DecisionError(f"unknown action '{action}': use one of {', '.join(ACTIONS)}")
 
 
@@ -238,6 +286,7 @@ def decision_text(action: str, decided: Decided, then: str | None = None) -> str
     tenant = decided["tenant"] or decided["tenant_id"]
     org = f"organization {decided.get('organization')} (id {decided.get('organization_id')})"
     user = f"user {decided.get('user') or decided.get('user_id')} (id {decided.get('user_id')})"
+    device = f"device {decided.get('device') or decided.get('device_id')} (id {decided.get('device_id')})"
     done = {
         "accept": f"matched to {org}, accepting suggestion {decided.get('rank')} (score {decided.get('score')})",
         "match": f"matched to {org}",
@@ -247,6 +296,9 @@ def decision_text(action: str, decided: Decided, then: str | None = None) -> str
         "link_user": f"{user} linked to contact {decided.get('contact') or '(no name)'} "
                      f"(id {decided.get('contact_id')})",
         "approve_create": f"{user} approved for a new contact, although it looks like an existing one",
+        "link_device": f"{device} linked to configuration {decided.get('configuration') or '(no name)'} "
+                       f"(id {decided.get('configuration_id')})",
+        "approve_device": f"{device} approved for a new configuration, although it looks like an existing one",
     }[action]
     effect = NEXT_SYNC.get(action)
     text = f"{tenant}: {done}."
@@ -263,6 +315,8 @@ NEXT_SYNC = {
     "unignore": "matches it by name or suggests organizations again",
     "link_user": "writes the user into that contact",
     "approve_create": "creates that contact",
+    "link_device": "writes the device into that configuration",
+    "approve_device": "creates that configuration",
 }
 
 

@@ -1,6 +1,7 @@
 """`glue-pipeline doctor`: before anyone waits an hour, check per data source and per tenant
 that a token can be had, which application permissions it lacks (and why each is needed),
-whether reports conceal names, and whether each endpoint the sync reads can be read."""
+whether reports conceal names, whether each endpoint the sync reads can be read, and whether the
+tenant's Intune devices can be read (sync option devices)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from glue_pipeline.extract import (
 )
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError
+from glue_pipeline.intune import NO_INTUNE_NOTE, NO_PERMISSION_NOTE, devices_call, unreadable_state
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.vocabulary import FindingStatus
 
@@ -36,6 +38,7 @@ TENANT_ROLES = {
     "Reports.Read.All": "read mailbox usage (getMailboxUsageDetail)",
 }
 ENTRA_ROLE = ("AuditLog.Read.All", "read last sign-in (signInActivity); sync option entra")
+DEVICES_ROLE = ("DeviceManagementManagedDevices.Read.All", "read Intune managed devices; sync option devices")
 REPORT_SETTINGS_ROLE = ("ReportSettings.ReadWrite.All", "switch off report name concealment; sync option "
                                                         "fix_concealed_reports")
 Params = dict[str, str | int]  # a Graph request's query parameters
@@ -75,6 +78,8 @@ def required_roles(options: SyncOptions) -> dict[str, str]:
         roles[ENTRA_ROLE[0]] = ENTRA_ROLE[1]
     if options.fix_concealed_reports:
         roles[REPORT_SETTINGS_ROLE[0]] = REPORT_SETTINGS_ROLE[1]
+    if options.devices.enabled:
+        roles[DEVICES_ROLE[0]] = DEVICES_ROLE[1]
     return roles
 
 
@@ -103,7 +108,22 @@ def check_tenant(client: GraphClient, source: str, tenant_id: str, name: str,
     for path, params in ENDPOINTS:
         findings.append(_endpoint(finding, client, tenant_id, path, params))
     findings.append(_reports(finding, client, tenant_id))
+    if DEVICES_ROLE[0] in roles_needed:
+        findings.append(_devices(finding, client, tenant_id))
     return findings
+
+
+def _devices(finding: _MakeFinding, client: GraphClient, tenant_id: str) -> Finding:
+    """Whether the managed devices can be read: the permission, and an Intune licence in the tenant."""
+    call = devices_call(SyncOptions().devices)
+    check = "read deviceManagement/managedDevices"
+    try:
+        client.request(tenant_id, call.path, {**(call.params or {}), "$top": 1})
+        return finding(check, True)
+    except GraphError as exc:
+        state = unreadable_state(exc)
+        fix = {"no_permission": NO_PERMISSION_NOTE, "no_intune": NO_INTUNE_NOTE}.get(state or "", exc.fix)
+        return finding(check, False, f"{exc.code}: {exc.message}", fix.removeprefix("devices were not read: "))
 
 
 def _endpoint(finding: _MakeFinding, client: GraphClient, tenant_id: str, path: str, params: Params) -> Finding:

@@ -1,5 +1,5 @@
 """Reading Microsoft Graph into tables: the partner's customer tenants, and per tenant its
-organization, domains, users, subscribed SKUs and mailbox usage."""
+organization, domains, users, subscribed SKUs, mailbox usage and Intune managed devices."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from glue_pipeline.columns import LICENSE_COLUMNS
 from glue_pipeline.graph import JsonObject
 from glue_pipeline.graph.client import BatchCall, GraphClient
 from glue_pipeline.graph.errors import GraphError, PermissionDeniedError
+from glue_pipeline.intune import device_table, devices_call, no_devices, state_note, unreadable_state
 from glue_pipeline.licenses import friendly_name
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.snapshot import (
@@ -48,6 +49,7 @@ from glue_pipeline.untrusted import (
     unique_users,
     user_limits,
 )
+from glue_pipeline.vocabulary import DevicesState
 
 log = logging.getLogger(__name__)
 
@@ -193,17 +195,24 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
     cleaner = Cleaner()
     snapshot = delta_snapshot(client, cache, tenant_id, options, now)
     if snapshot is not None:
-        organization, skus, delta = first_reads_batched(client, tenant_id, options, snapshot)
+        organization, skus, delta, first_devices = first_reads_batched(client, tenant_id, options, snapshot)
         users, users_entry, users_changed = users_from_delta(client, tenant_id, options, notes, snapshot,
                                                              delta, now, cleaner)
+        device_rows, devices_state = read_devices(client, tenant_id, options, first_devices)
     else:
-        organization, (users, users_entry, users_changed), skus = side_by_side(
+        organization, (users, users_entry, users_changed), skus, (device_rows, devices_state) = side_by_side(
             client.settings.tenant_concurrency,
             lambda: client.get_json(tenant_id, ORGANIZATION_READ.path, ORGANIZATION_READ.params)["value"][0],
             lambda: read_all_users(client, tenant_id, options, notes, cache is not None and options.users_delta,
                                    now, cleaner),
             lambda: _all_items(client, tenant_id, client.get_json(tenant_id, SKUS_READ.path, SKUS_READ.params))
-            if options.licenses else [])
+            if options.licenses else [],
+            lambda: read_devices(client, tenant_id, options))
+    devices = device_table(device_rows, options.devices, cleaner) if devices_state == "read" \
+        else no_devices(options.devices)
+    note = state_note(devices_state)
+    if note:
+        notes.append(note)
     organization = clean_organization(organization, cleaner)
     licenses = licenses_frame(clean_skus(skus, cleaner))
     updates = {USERS_CACHE: users_entry} if users_entry else {}
@@ -215,7 +224,7 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
     else:
         mailboxes, state = parse_mailbox_report(""), "off"
     head = TenantHead(tenant_id, organization_of(tenant_id, organization), licenses, state, tuple(notes),
-                      updates, tuple(cleaner.found))
+                      updates, tuple(cleaner.found), devices, devices_state)
 
     def load() -> TenantSnapshot:
         return TenantSnapshot(head, user_table(_built(users)), _built(mailboxes))
@@ -276,18 +285,41 @@ def delta_snapshot(client: GraphClient, cache: TenantCache | None, tenant_id: st
     return snapshot if usable else None
 
 
-def first_reads_batched(client: GraphClient, tenant_id: str, options: SyncOptions,
-                        snapshot: CachedTable) -> tuple[JsonObject, list[JsonObject], JsonObject | GraphError]:
-    """The organization, the subscribed SKUs and the users delta's first page (or its error,
-    which the caller judges) in one batch: one request instead of three."""
+FirstAnswer: TypeAlias = JsonObject | GraphError  # a batch call's answer, or its error
+
+
+def first_reads_batched(client: GraphClient, tenant_id: str, options: SyncOptions, snapshot: CachedTable
+                        ) -> tuple[JsonObject, list[JsonObject], FirstAnswer, FirstAnswer | None]:
+    """The organization, the subscribed SKUs, the users delta's first page and the devices' first
+    page (or their errors, which the caller judges; None when devices are off) in one batch: one
+    request instead of four."""
     calls = {"organization": ORGANIZATION_READ,
              "users": BatchCall(_relative(client, snapshot.state["delta_link"]), headers=DELTA_PAGE_SIZE)}
     if options.licenses:
         calls["licenses"] = SKUS_READ
+    if options.devices.enabled:
+        calls["devices"] = devices_call(options.devices)
     answers = client.batch(tenant_id, calls)
     organization = _answered(answers["organization"])["value"][0]
     skus = _all_items(client, tenant_id, _answered(answers["licenses"])) if options.licenses else []
-    return organization, skus, answers["users"]
+    return organization, skus, answers["users"], answers.get("devices")
+
+
+def read_devices(client: GraphClient, tenant_id: str, options: SyncOptions,
+                 first: FirstAnswer | None = None) -> tuple[list[JsonObject], DevicesState]:
+    """Every managed device as Graph sent it, and how they were read (intune.py). `first`: the
+    first page's answer when a batch asked for it already."""
+    if not options.devices.enabled:
+        return [], "off"
+    call = devices_call(options.devices)
+    try:
+        page = _answered(first) if first is not None else client.get_json(tenant_id, call.path, call.params)
+    except GraphError as exc:
+        state = unreadable_state(exc)
+        if state is None:
+            raise
+        return [], state
+    return _all_items(client, tenant_id, page), "read"
 
 
 def _answered(answer: JsonObject | GraphError) -> JsonObject:

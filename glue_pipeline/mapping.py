@@ -1,6 +1,7 @@
-"""Field mapping from a Microsoft user to a contact and its Microsoft overlay, and the admin
-portal links. Microsoft wins for mapped fields; a field Microsoft leaves empty keeps the store's
-value, and fields not mapped are never touched."""
+"""Field mapping from a Microsoft user to a contact and its Microsoft overlay, from an Intune
+device to a configuration and its overlay, and the admin portal links. Microsoft wins for mapped
+fields; a field Microsoft leaves empty keeps the store's value, and fields not mapped are never
+touched."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from urllib.parse import quote
 
 from glue_pipeline.addresses import aliases, smtp_addresses
 from glue_pipeline.frames import is_missing
-from glue_pipeline.options import FieldMapping
-from glue_pipeline.snapshot import UserRecord, user_column
+from glue_pipeline.matching.devices import normalized_mac
+from glue_pipeline.options import DeviceFieldMapping, FieldMapping
+from glue_pipeline.snapshot import UserRecord, device_column, user_column
 
 ENTRA_USER_URL = ("https://entra.microsoft.com/{domain}/#blade/Microsoft_AAD_IAM/"
                   "UserDetailsMenuBlade/Profile/userId/{user_id}")
@@ -25,6 +27,10 @@ ENTRA_USER_URL = ("https://entra.microsoft.com/{domain}/#blade/Microsoft_AAD_IAM
 # for that sign-in; tenantId names the tenant the way MSP tools' admin center links do.
 ADMIN_CENTER_URL = "https://admin.cloud.microsoft/?delegatedOrg={initial_domain}"
 DIRECT_ADMIN_CENTER_URL = "https://admin.cloud.microsoft/?tenantId={tenant_id}"
+# The device's page in the Intune admin center; the tenant in the path (its initial domain, or its
+# id) opens that tenant for a partner's admin (GDAP) and for one signed into it directly.
+INTUNE_DEVICE_URL = ("https://intune.microsoft.com/{tenant}/#view/Microsoft_Intune_Devices/"
+                     "DeviceSettingsMenuBlade/~/overview/mdmDeviceId/{device_id}")
 # As the reference integration does, a last sign-in older than this is not shown.
 SIGN_IN_SHOWN_FOR = timedelta(days=30)
 
@@ -179,3 +185,46 @@ def _int(value: object) -> int | None:
     except (TypeError, ValueError):
         return None
     return number
+
+
+# A configuration's mapped fields, or a configuration_microsoft row (without configuration_id).
+ConfigurationFields: TypeAlias = dict[str, str | None]
+
+
+def intune_device_url(initial_domain: str | None, tenant_id: str, device_id: str) -> str:
+    return INTUNE_DEVICE_URL.format(tenant=_path_segment(initial_domain or tenant_id),
+                                    device_id=_path_segment(device_id))
+
+
+def configuration_fields(device: UserRecord, mapping: DeviceFieldMapping) -> ConfigurationFields:
+    """The configuration fields the mapping takes from the device (fields mapped to null left out)."""
+    return {name: _text(device.get(device_column(prop))) for name, prop in mapping.properties().items()}
+
+
+def device_overlay(device: UserRecord, tenant_id: str, initial_domain: str | None) -> Overlay:
+    """The configuration_microsoft row for a device (without configuration_id)."""
+    return {
+        "tenant_id": tenant_id,
+        "device_id": str(device["id"]),
+        "azure_ad_device_id": _text(device.get("azure_ad_device_id")),
+        "user_id": _text(device.get("user_id")),
+        "user_principal_name": _text(device.get("user_principal_name")),
+        "status": "active",
+        "compliance_state": _text(device.get("compliance_state")),
+        "owner_type": _text(device.get("managed_device_owner_type")),
+        "enrolled_at": _text(device.get("enrolled_date_time")),
+        "last_check_in": _text(device.get("last_sync_date_time")),
+        "is_encrypted": None if is_missing(device.get("is_encrypted")) else bool(device["is_encrypted"]),
+        "total_storage_bytes": _int(device.get("total_storage_space_in_bytes")),
+        "free_storage_bytes": _int(device.get("free_storage_space_in_bytes")),
+        "wifi_mac_address": _mac(device.get("wi_fi_mac_address")),
+        "ethernet_mac_address": _mac(device.get("ethernet_mac_address")),
+        "imei": _text(device.get("imei")),
+        "manage_url": intune_device_url(initial_domain, tenant_id, str(device["id"])),
+    }
+
+
+def _mac(value: object) -> str | None:
+    """A MAC written as aa:bb:cc:dd:ee:ff (Intune sends 12 hex digits); anything else as sent."""
+    mac = normalized_mac(value)
+    return ":".join(mac[i:i + 2] for i in range(0, 12, 2)) if mac else _text(value)

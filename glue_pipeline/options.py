@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from glue_pipeline.settings import PROJECT_ROOT, ConfigError, decode_utf8, describe_invalid
 
@@ -76,6 +76,57 @@ class FieldMapping(_Strict):
         return {name: prop for name, prop in mapped.items() if prop is not None}
 
 
+# Graph managedDevice properties a configuration field can be mapped from (all are $select-ed).
+MAPPABLE_DEVICE_PROPERTIES = {
+    "deviceName", "managedDeviceName", "serialNumber", "manufacturer", "model", "operatingSystem", "osVersion",
+    "imei", "meid", "phoneNumber", "wiFiMacAddress", "azureADDeviceId", "deviceCategoryDisplayName",
+}
+# The configuration fields DeviceFieldMapping maps from a Graph managedDevice property.
+MAPPED_CONFIGURATION_FIELDS = ("name", "serial_number", "manufacturer", "model", "operating_system", "os_version")
+
+
+class DeviceFieldMapping(_Strict):
+    """Configuration field <- Graph managedDevice property. null leaves the configuration field alone."""
+
+    name: str | None = "deviceName"
+    serial_number: str | None = "serialNumber"
+    manufacturer: str | None = "manufacturer"
+    model: str | None = "model"
+    operating_system: str | None = "operatingSystem"
+    os_version: str | None = "osVersion"
+
+    @field_validator(*MAPPED_CONFIGURATION_FIELDS)
+    @classmethod
+    def _known_property(cls, value: str | None) -> str | None:
+        if value is not None and value not in MAPPABLE_DEVICE_PROPERTIES:
+            raise ValueError(f"'{value}' is not a Graph managedDevice property that can be mapped; use one of "
+                             f"{', '.join(sorted(MAPPABLE_DEVICE_PROPERTIES))} or null")
+        return value
+
+    def properties(self) -> dict[str, str]:
+        """Configuration field -> the Graph property it is mapped from (fields left alone omitted)."""
+        mapped = {name: getattr(self, name) for name in MAPPED_CONFIGURATION_FIELDS}
+        return {name: prop for name, prop in mapped.items() if prop is not None}
+
+
+class DeviceOptions(_Strict):
+    """Intune managed devices as configurations. `devices: false` (or true) stands for
+    `devices: {enabled: false}`."""
+
+    enabled: bool = Field(default=True, description="Read each tenant's Intune managed devices into configurations "
+                                                    "(needs DeviceManagementManagedDevices.Read.All).")
+    include_personal: bool = Field(default=False, description="Also sync personally owned (BYOD) devices.")
+    operating_systems: list[str] = Field(
+        default_factory=list, description="Only devices whose operating system starts with one of these (case "
+                                          "ignored: Windows, macOS, iOS, iPadOS, Android, Linux). Empty: every one.")
+    mapping: DeviceFieldMapping = Field(default_factory=DeviceFieldMapping)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switch(cls, value: object) -> object:
+        return {"enabled": value} if isinstance(value, bool) else value
+
+
 class SyncOptions(_Strict):
     users: UserSelection = Field(default_factory=UserSelection)
     licenses: bool = Field(default=True, description="Read subscribed SKUs and each user's licenses.")
@@ -99,6 +150,7 @@ class SyncOptions(_Strict):
         default=False, description="Switch report name concealment off in a tenant that has it on "
                                    "(needs ReportSettings.ReadWrite.All).")
     mapping: FieldMapping = Field(default_factory=FieldMapping)
+    devices: DeviceOptions = Field(default_factory=DeviceOptions)
 
 
 def parse_options(raw: object, source: str = "sync options") -> SyncOptions:

@@ -1,17 +1,17 @@
 """Tables across all tenants, read from the store: every tenant's organization match with its
-best suggestion and conflicts, the users held for an analyst, contact emails that appear twice
-in one organization."""
+best suggestion and conflicts, the users and devices held for an analyst, contact emails that
+appear twice in one organization."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from glue_pipeline.store.engine import Engine
-from glue_pipeline.store.overview import duplicate_emails, held_overview, tenant_matches_frame
+from glue_pipeline.store.overview import duplicate_emails, held_devices_overview, held_overview, tenant_matches_frame
 from glue_pipeline.vocabulary import MatchMethod, MatchStatus
 
 # The names other code imports from here, wherever they are defined.
-__all__ = ["OVERVIEW_COLUMNS", "duplicate_emails", "held_overview", "organization_overview"]
+__all__ = ["OVERVIEW_COLUMNS", "duplicate_emails", "held_devices_overview", "held_overview", "organization_overview"]
 
 OVERVIEW_COLUMNS = ["tenant_id", "tenant_name", "status", "method", "organization_id", "organization_name",
                     "best_suggestion", "suggestion_score", "conflict", "reports_concealed", "vanished"]

@@ -23,6 +23,7 @@ import pandas as pd
 from glue_pipeline import frames
 from glue_pipeline.cache import CachedTable
 from glue_pipeline.options import SyncOptions
+from glue_pipeline.vocabulary import DevicesState
 
 # A row of the users table, or of the mailbox report, as a mapping of column to value.
 UserRecord: TypeAlias = Mapping[str, object]
@@ -35,6 +36,24 @@ MailboxState = Literal["joined", "off", "concealed", "unreadable"]
 def user_column(graph_property: str) -> str:
     """The users-table column of a Graph user property: userPrincipalName -> user_principal_name."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", graph_property).lower()
+
+
+# Graph managedDevice property -> the devices table's column (columns.DEVICE_COLUMNS).
+DEVICE_FIELDS = {
+    "id": "id", "deviceName": "device_name", "serialNumber": "serial_number", "manufacturer": "manufacturer",
+    "model": "model", "operatingSystem": "operating_system", "osVersion": "os_version",
+    "complianceState": "compliance_state", "managedDeviceOwnerType": "managed_device_owner_type",
+    "enrolledDateTime": "enrolled_date_time", "lastSyncDateTime": "last_sync_date_time", "userId": "user_id",
+    "userPrincipalName": "user_principal_name", "azureADDeviceId": "azure_ad_device_id",
+    "wiFiMacAddress": "wi_fi_mac_address", "ethernetMacAddress": "ethernet_mac_address", "imei": "imei",
+    "isEncrypted": "is_encrypted", "totalStorageSpaceInBytes": "total_storage_space_in_bytes",
+    "freeStorageSpaceInBytes": "free_storage_space_in_bytes",
+}
+
+
+def device_column(graph_property: str) -> str:
+    """The devices-table column of a managedDevice property (a property the mapping adds: as for users)."""
+    return DEVICE_FIELDS.get(graph_property) or user_column(graph_property)
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,12 @@ class Organization:
         return [d.name for d in self.domains]
 
 
+# Device columns that change at every check-in: left out of the fingerprint, so that a tenant
+# whose devices only checked in is not planned again for it (they are written whenever the tenant
+# is planned, and at least at every full read of its users).
+VOLATILE_DEVICE_COLUMNS = ["last_sync_date_time", "free_storage_space_in_bytes"]
+
+
 @dataclass(frozen=True)
 class TenantHead:
     """What is read of a tenant besides its users and mailbox report: enough to tell whether
@@ -102,6 +127,9 @@ class TenantHead:
     cache_updates: dict[str, CachedTable] = field(default_factory=dict)
     # What cleaning changed in the values read (untrusted.py), for the sync log.
     cleaned: tuple[Cleaned, ...] = ()
+    # The Intune managed devices (columns.DEVICE_COLUMNS), read whole at every sync, and how.
+    devices: pd.DataFrame = field(default_factory=pd.DataFrame)
+    devices_state: DevicesState = "off"
 
     @property
     def display_name(self) -> str:
@@ -122,8 +150,10 @@ class TenantHead:
         from a delta's), not what it is."""
         digest = hashlib.sha256()
         for part in (self.details(), self.licenses.to_dict("records"),
-                     self.mailbox_state, options.model_dump(mode="json")):
+                     self.mailbox_state, options.model_dump(mode="json"), self.devices_state):
             digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+        lasting = self.devices.drop(columns=VOLATILE_DEVICE_COLUMNS, errors="ignore").sort_index(axis=1)
+        digest.update(pd.util.hash_pandas_object(lasting.astype(str), index=False).to_numpy().tobytes())
         return digest.hexdigest()
 
 
@@ -156,6 +186,10 @@ class TenantSnapshot:
     @property
     def licenses(self) -> pd.DataFrame:
         return self.head.licenses
+
+    @property
+    def devices(self) -> pd.DataFrame:
+        return self.head.devices
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from pandas.api.typing import NAType
 from glue_pipeline import frames
 from glue_pipeline.cache import TenantCache
 from glue_pipeline.decisions import PolicyAcceptance, policy_acceptance
+from glue_pipeline.device_plan import DevicePlan, device_skips, held_device_plan, held_device_rows, plan_devices
 from glue_pipeline.extract import discover_tenants, extract_tenant
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError, failure_cause
@@ -51,7 +52,7 @@ from glue_pipeline.plan import (
 )
 from glue_pipeline.settings import clock_from_env
 from glue_pipeline.snapshot import TenantHead, TenantRead, TenantSnapshot, UnchangedTenant
-from glue_pipeline.store import runs, writer
+from glue_pipeline.store import configurations, runs, writer
 from glue_pipeline.store.decisions import record_policy_acceptance
 from glue_pipeline.store.differences import read_open_differences
 from glue_pipeline.store.engine import (
@@ -66,7 +67,14 @@ from glue_pipeline.store.rows import Row
 from glue_pipeline.store.runs import TenantResult, start_run
 from glue_pipeline.store.writer import ContactCounts, LogEntry, utcnow
 from glue_pipeline.tables import Published, publish
-from glue_pipeline.vocabulary import HELD_LOG_ACTIONS, FailureCause, HeldAction, MatchStatus, TenantStatus
+from glue_pipeline.vocabulary import (
+    HELD_DEVICE_LOG_ACTIONS,
+    HELD_LOG_ACTIONS,
+    FailureCause,
+    HeldAction,
+    MatchStatus,
+    TenantStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -291,10 +299,17 @@ class _Draft:
     skips: pd.Series
     contacts: _Contacts | None
     accepted: PolicyAcceptance | None = None
+    devices: DevicePlan | None = None  # a matched tenant's device plan, when its devices were read
 
 
 def _inputs(conn: Connection, tenant_id: str, organization_id: int | None, state: Row | None) -> _Inputs:
-    return writer.read_store_version(conn, tenant_id, organization_id), state["fingerprint"] if state else None
+    return _store_version(conn, tenant_id, organization_id), state["fingerprint"] if state else None
+
+
+def _store_version(conn: Connection, tenant_id: str, organization_id: int | None) -> list[list[str]]:
+    """The version of what a tenant's plan reads from the store: its contacts' side and its devices'."""
+    return writer.read_store_version(conn, tenant_id, organization_id) + \
+        configurations.configuration_version(conn, tenant_id, organization_id)
 
 
 def _unchanged(conn: Connection, ctx: SyncContext, head: TenantHead, digest: str) -> _Unchanged | None:
@@ -325,13 +340,28 @@ def _draft(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, at: dat
     organization_id = org.match.organization_id
     skips = skip_reasons(snapshot, ctx.options)
     inputs = _inputs(conn, tenant_id, organization_id, state)
-    contacts = None
+    contacts = devices = None
     if org.match.status == "matched" and organization_id is not None:
         index = writer.read_contact_index(conn, organization_id, tenant_id)
         contacts = _Contacts(organization_id, plan_contacts(
             snapshot, ctx.options, skips, index.emails, index.linked, writer.read_contact_decisions(conn, tenant_id),
             writer.read_org_contacts(conn, organization_id), at, index.foreign))
-    return _Draft(recorded, organization_id, inputs, state, org, skips, contacts, accepted)
+        if snapshot.head.devices_state == "read":
+            devices = _plan_devices(conn, ctx, snapshot, organization_id, contacts.plan)
+    return _Draft(recorded, organization_id, inputs, state, org, skips, contacts, accepted, devices)
+
+
+def _plan_devices(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, organization_id: int,
+                  contacts: ContactPlan) -> DevicePlan:
+    """The device plan of a matched tenant: its primary users are the users its contact plan writes."""
+    index = configurations.read_configuration_index(conn, organization_id, snapshot.tenant_id)
+    written = contacts.matches[contacts.matches["action"].isin(["match", "create"])]
+    synced = dict(zip(written["user_id"], written["user_principal_name"], strict=True))
+    matched = written[written["action"] == "match"]
+    linked_users = {str(u): int(c) for u, c in zip(matched["user_id"], matched["contact_id"], strict=True)}
+    return plan_devices(snapshot, ctx.options, device_skips(snapshot, ctx.options), index.configurations,
+                        index.linked, configurations.read_device_decisions(conn, snapshot.tenant_id), index.foreign,
+                        synced, linked_users)
 
 
 def _kept(recorded: Row | None, organizations: pd.DataFrame) -> bool:
@@ -393,16 +423,16 @@ def _write_tenant(ctx: SyncContext, known: Row, read: TenantRead,
             writer.lock_tenant(conn, f"organization:{claim}")
             if len(writer.read_claims(conn, tenant_id, claim)):
                 draft = _draft(conn, ctx, snapshot, at)
-        outcome, plan = _write_plan(conn, ctx, known, snapshot, draft, digest, now)
+        outcome, plan, device_plan = _write_plan(conn, ctx, known, snapshot, draft, digest, now)
         differences = read_open_differences(conn, tenant_id)
-    return outcome, _tables(snapshot, draft.org, plan, differences, ctx.organizations)
+    return outcome, _tables(snapshot, draft.org, plan, differences, ctx.organizations, device_plan)
 
 
 def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantSnapshot, draft: _Draft,
-                digest: str, now: datetime) -> tuple[TenantOutcome, ContactPlan]:
-    """Write a tenant's plan: the tenant, its match, contacts (or its users held back), log,
-    result and sync state; its outcome and contact plan as written (with the ids of the
-    contacts created)."""
+                digest: str, now: datetime) -> tuple[TenantOutcome, ContactPlan, DevicePlan | None]:
+    """Write a tenant's plan: the tenant, its match, contacts and configurations (or its users
+    and devices held back), log, result and sync state; its outcome, and its contact and device
+    plans as written (with the ids of the contacts and configurations created)."""
     tenant_id, org = extract.tenant_id, draft.org
     writer.upsert_tenant(conn, {
         "tenant_id": tenant_id, **extract.head.details(), "relationship": known.get("relationship"),
@@ -415,9 +445,12 @@ def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantS
         writer.record_match(conn, org.match, draft.recorded, now)
     writer.replace_suggestions(conn, tenant_id, org.suggestions)
     writer.replace_licenses(conn, tenant_id, org.match.organization_id, extract.licenses)
+    device_plan = draft.devices
     if draft.contacts is not None:
         counts = _write_contacts(conn, ctx.run_id, extract, draft.contacts.organization_id, draft.contacts.plan, now)
         plan = _with_created(draft.contacts.plan, counts.created_ids)
+        if device_plan is not None:
+            device_plan = _write_devices(conn, extract, draft.contacts.organization_id, device_plan, counts.log, now)
         status: TenantStatus = "synced"
     else:
         plan = held_plan(extract.users, draft.skips, org.match)
@@ -425,8 +458,13 @@ def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantS
         counts.log.append(LogEntry("warning", "tenant_held",
                                    f"{counts.held} users held back: {org.match.reason}"))
         status = "held"
+        if extract.head.devices_state == "read":
+            device_plan = held_device_plan(extract.devices, device_skips(extract, ctx.options), org.match)
     # An unmatched tenant is one decision, not one per user: its users are not listed.
     writer.replace_held_users(conn, tenant_id, held_rows(plan) if status == "synced" else [], now)
+    if device_plan is not None:
+        configurations.replace_held_devices(conn, tenant_id, held_device_rows(device_plan)
+                                            if status == "synced" else [], now)
     counts.skipped = int((plan.matches["action"] == "skipped").sum())
     counts.log += _tenant_notes(extract, plan.matches)
     counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id) for c in extract.head.cleaned]
@@ -434,14 +472,14 @@ def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantS
     outcome = TenantOutcome(tenant_id, extract.display_name, status, org.match, len(extract.users), counts,
                             reports_concealed=extract.head.mailbox_state == "concealed")
     runs.write_result(conn, ctx.run_id, outcome.result(), now)
-    version = writer.read_store_version(conn, tenant_id, org.match.organization_id)
+    version = _store_version(conn, tenant_id, org.match.organization_id)
     writer.save_sync_state(conn, {
         "tenant_id": tenant_id, "fingerprint": _fingerprint(ctx, extract.head, digest, version, org.match.status),
         "status": status,
         "organization_id": org.match.organization_id, "users": len(extract.users),
         "contacts": counts.created + counts.updated + counts.unchanged, "held": counts.held,
         "skipped": counts.skipped, "run_id": ctx.run_id, "synced_at": now})
-    return outcome, plan
+    return outcome, plan, device_plan
 
 
 def _record_unchanged(conn: Connection, ctx: SyncContext, extract: TenantHead, unchanged: _Unchanged,
@@ -482,6 +520,38 @@ def _write_contacts(conn: Connection, run_id: str, extract: TenantSnapshot, orga
     return counts
 
 
+class _HeldDevice(NamedTuple):
+    """A row of a device plan's matches held back for an analyst (DEVICE_MATCH_COLUMNS)."""
+
+    device_id: str
+    device_name: str | None
+    action: HeldAction
+    configuration_id: float | NAType | None
+    reason: str
+
+
+def _write_devices(conn: Connection, extract: TenantSnapshot, organization_id: int, plan: DevicePlan,
+                   log_entries: list[LogEntry], now: datetime) -> DevicePlan:
+    """Write the device plan after the contacts (its primary contacts are theirs), log it, and
+    mark the devices gone from Intune; the plan with the ids of the configurations created."""
+    counts = configurations.apply_configurations(conn, extract.tenant_id, organization_id, plan.writes, now)
+    for row in frames.rows(plan.matches[plan.matches["action"].isin(["ambiguous", "held"])], _HeldDevice):
+        configuration_id = None if pd.isna(row.configuration_id) else int(row.configuration_id)
+        counts.log.append(LogEntry("warning", HELD_DEVICE_LOG_ACTIONS[row.action],
+                                   f"{row.device_name or row.device_id}: {row.reason}",
+                                   configuration_id=configuration_id, device_id=row.device_id))
+    configurations.mark_removed_devices(conn, extract.tenant_id, set(extract.devices["id"]), counts)
+    skipped = plan.matches[plan.matches["action"] == "skipped"]
+    if len(skipped):
+        reasons = skipped["reason"].value_counts()
+        counts.log.append(LogEntry("info", "devices_skipped", f"{len(skipped)} devices not synced: "
+                                   + ", ".join(f"{n} {r}" for r, n in reasons.items())))
+    log_entries += counts.log
+    matches = plan.matches.assign(configuration_id=plan.matches["device_id"].map(counts.created_ids)
+                                  .fillna(plan.matches["configuration_id"]).astype("Int64"))
+    return replace(plan, matches=matches)
+
+
 def _with_created(plan: ContactPlan, created: dict[str, int]) -> ContactPlan:
     """The plan with the ids of the contacts created for its users, known only once written."""
     matches = plan.matches.assign(contact_id=plan.matches["user_id"].map(created)
@@ -501,15 +571,31 @@ def _tenant_notes(extract: TenantSnapshot, matches: pd.DataFrame) -> list[LogEnt
 
 
 def _tables(extract: TenantSnapshot, org: OrganizationPlan, plan: ContactPlan, differences: pd.DataFrame,
-            organizations: pd.DataFrame) -> dict[str, pd.DataFrame]:
+            organizations: pd.DataFrame, devices: DevicePlan | None = None) -> dict[str, pd.DataFrame]:
     """The tenant's tables (tables.TENANT_TABLES). Where a table names a user or a contact by its
-    id, the person's name (and a user's UPN) stands beside it."""
+    id, the person's name (and a user's UPN) stands beside it; a configuration's name stands
+    beside its id, and a device's name and serial beside the device's id."""
+    devices = devices or held_device_plan(extract.devices.iloc[:0], pd.Series(dtype=object), org.match)
     return {"users": extract.users, "licenses": extract.licenses, "mailbox_usage": extract.mailboxes,
             "organization_match": _organization_table(org, organizations),
             "contact_matches": _with_contact_name(plan.matches, plan),
             "duplicate_risk": _with_users(_with_contact_name(plan.risk, plan), plan, USER_NAMES),
             # The store's open differences name their contact and user (UPN) themselves.
-            "differences": _with_users(differences, plan, ["display_name"])}
+            "differences": _with_users(differences, plan, ["display_name"]),
+            "devices": extract.devices,
+            "device_matches": _with_configuration_name(devices.matches, devices),
+            "device_risk": _with_device(_with_configuration_name(devices.risk, devices), extract.devices)}
+
+
+def _with_configuration_name(frame: pd.DataFrame, plan: DevicePlan) -> pd.DataFrame:
+    return frame.assign(configuration_name=frame["configuration_id"].map(plan.configuration_names).astype("string"))
+
+
+def _with_device(frame: pd.DataFrame, devices: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its device's name and serial beside the device's id."""
+    by_id = devices.drop_duplicates("id").set_index("id")
+    return frame.assign(**{c: frame["device_id"].map(by_id[c]).astype("string") for c in ("device_name",
+                                                                                         "serial_number")})
 
 
 def _organization_table(org: OrganizationPlan, organizations: pd.DataFrame) -> pd.DataFrame:

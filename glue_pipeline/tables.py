@@ -29,9 +29,14 @@ TENANT_TABLES = {
                       "level and reasons.",
     "differences": "Open differences: documented values a sync replaced with Microsoft's, first and last seen "
                    "(the store's open_differences).",
+    "devices": "Intune managed devices as Graph returns them (empty when devices are off or cannot be read).",
+    "device_matches": "Each device's configuration: match, create, held, skipped, ambiguous, with the reason.",
+    "device_risk": "Would-be new configurations that look like an existing configuration: candidate, score, "
+                   "level and reasons.",
 }
 # Tables small and telling enough to preview in the UI; the others show their row count and file.
-PREVIEWED = ("organization_match", "contact_matches", "duplicate_risk", "differences", "licenses")
+PREVIEWED = ("organization_match", "contact_matches", "duplicate_risk", "differences", "licenses",
+             "device_matches", "device_risk")
 PREVIEW_ROWS = 10
 # A contact_matches preview shows every user waiting for an analyst, up to this many rows (a
 # tenant whose organization match is open holds all its users: its Parquet file lists them all).
@@ -47,6 +52,8 @@ LEADING_COLUMNS = {
                     "microsoft_value"],
     "licenses": ["product_name", "part_number", "capability_status", "consumed", "enabled", "unused",
                  "suspended", "warning"],
+    "device_matches": ["device_name", "serial_number", "action", "reason", "configuration_name"],
+    "device_risk": ["device_name", "serial_number", "configuration_name", "score", "level", "reasons"],
 }
 # How many characters of a column a preview cell shows. A preview of more than 1,000 characters
 # opens in a dialog whose table is 1,240 px wide at 1600 px (14 px monospace: 8.4 px a character,
@@ -55,9 +62,10 @@ LEADING_COLUMNS = {
 # to 28, so that a differences row with two addresses still fits. Names wrap; free text (reasons,
 # suggestions, a status detail) is cut at CELL_LIMIT, as is any other column.
 CELL_LIMITS = {
-    **dict.fromkeys(["tenant_id", "user_id", "sku_id", "run_id"], 9),
+    **dict.fromkeys(["tenant_id", "user_id", "sku_id", "run_id", "device_id"], 9),
     **dict.fromkeys(["user_principal_name", "store_value", "microsoft_value"], 28),
-    **dict.fromkeys(["display_name", "contact_name", "tenant_name", "organization_name", "product_name"], 30),
+    **dict.fromkeys(["display_name", "contact_name", "tenant_name", "organization_name", "product_name",
+                     "device_name", "configuration_name", "serial_number"], 30),
 }
 CELL_LIMIT = 60
 ELLIPSIS = "…"
@@ -102,7 +110,7 @@ def _column_order(table: str, columns: pd.Index) -> list[str]:
 
 
 def _waiting_first(matches: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """contact_matches with held and ambiguous users first, then creates, then the rest; and
+    """contact_matches (or device_matches) with held and ambiguous users first, then creates, then the rest; and
     how many rows to preview: every waiting user, from PREVIEW_ROWS up to WAITING_PREVIEW_ROWS."""
     rank = matches["action"].map(ACTION_ORDER).fillna(len(ACTION_ORDER)).to_numpy()
     waiting = int((rank == 0).sum())
@@ -113,7 +121,7 @@ def table_preview(table: str, frame: pd.DataFrame) -> str:
     """The preview of one of a tenant's tables (PREVIEWED), its columns and rows in the order
     an analyst reads them."""
     ordered = frame[_column_order(table, frame.columns)]
-    if table == "contact_matches":
+    if table in ("contact_matches", "device_matches"):
         ordered, rows = _waiting_first(ordered)
         return preview(ordered, rows)
     return preview(ordered)

@@ -305,3 +305,66 @@ def clean_skus(skus: Sequence[object], cleaner: Cleaner) -> list[SubscribedSku]:
     if len(out) < sum(isinstance(s, dict) and is_guid(s.get("skuId")) for s in skus):
         cleaner.note(None, "subscribedSkus", ["a SKU listed more than once was kept once"])
     return list(out.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Intune managed devices
+
+DEVICE_ID_FIELDS = frozenset({"userId", "azureADDeviceId"})  # GUIDs; anything else is left empty
+DEVICE_FLAG_FIELDS = frozenset({"isEncrypted"})
+DEVICE_BYTE_FIELDS = frozenset({"totalStorageSpaceInBytes", "freeStorageSpaceInBytes"})
+MAX_BYTES = 2**53  # exact as a float, far below BigInteger's limit
+
+
+def device_limits(mapped: dict[str, str]) -> dict[str, int]:
+    """Per Graph managedDevice property, the width of the narrowest store column it is written to.
+    `mapped`: configuration field -> the property the device mapping takes it from."""
+    overlay = {"complianceState": "compliance_state", "managedDeviceOwnerType": "owner_type",
+               "enrolledDateTime": "enrolled_at", "lastSyncDateTime": "last_check_in",
+               "userPrincipalName": "user_principal_name", "wiFiMacAddress": "wifi_mac_address",
+               "ethernetMacAddress": "ethernet_mac_address", "imei": "imei"}
+    limits = {prop: column_width("configuration_microsoft", column) for prop, column in overlay.items()}
+    # Matching reads these whatever the mapping: they keep the configuration column's width.
+    limits |= {"deviceName": column_width("configurations", "name"),
+               "serialNumber": column_width("configurations", "serial_number")}
+    for configuration_field, prop in mapped.items():
+        limits[prop] = min(limits.get(prop, TEXT_LIMIT), column_width("configurations", configuration_field))
+    return limits
+
+
+def clean_devices(rows: Sequence[object], limits: dict[str, int], cleaner: Cleaner) -> list[JsonObject]:
+    """Managed devices as Graph sent them, cleaned, each once (the last listing wins); a device
+    whose id is not a GUID is left out. Empty strings (Graph's "no value" for userId, serialNumber
+    and the MACs) become None."""
+    out: dict[str, JsonObject] = {}
+    for row in rows:
+        if not isinstance(row, dict) or not is_guid(row.get("id")):
+            shown = shown_id(row.get("id")) if isinstance(row, dict) else "not an object"
+            cleaner.note(None, "managedDevices", [f"a device whose id is not a GUID ('{shown}') was left out"])
+            continue
+        device_id = str(row["id"]).lower()
+        if device_id in out:
+            cleaner.note(None, f"device {device_id} id", ["listed more than once in one read: kept once"])
+        out[device_id] = {"id": device_id, **{name: _device_value(name, value, limits, device_id, cleaner)
+                                              for name, value in row.items() if name != "id" and not
+                                              name.startswith("@")}}
+    return list(out.values())
+
+
+def _device_value(name: str, value: object, limits: dict[str, int], device_id: str,
+                  cleaner: Cleaner) -> object:
+    field = f"device {device_id} {name}"
+    if value is None or value == "":
+        return None
+    if name in DEVICE_ID_FIELDS:
+        if is_guid(value):  # Intune sends the zero GUID for "none"
+            return None if str(value).strip("0-") == "" else str(value).lower()
+        cleaner.note(None, field, [f"not a GUID ('{shown_id(value)}'): left out"])
+        return None
+    if name in DEVICE_FLAG_FIELDS:
+        return cleaner.flag(value, None, field)
+    if name in DEVICE_BYTE_FIELDS:
+        return cleaner.count(value, field, MAX_BYTES)
+    if _plain(value, limits.get(name, TEXT_LIMIT)):
+        return value
+    return cleaner.text(value, limits.get(name, TEXT_LIMIT), None, field)

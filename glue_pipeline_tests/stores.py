@@ -50,18 +50,28 @@ def matched_world(seed: int, tenants: int, users: int, revoked: int = 0) -> Worl
 
 def canonical_store(engine: Engine) -> dict[str, list[tuple]]:
     """Every documentation table, with contact ids replaced by what identifies a contact across
-    stores (a seeded contact by its seeded id, a created one by its tenant and Microsoft user id)
-    and without timestamps and the bookkeeping tables: two stores that say the same thing are
-    equal even when their sequences handed out other ids."""
-    cm = schema.contact_microsoft
+    stores (a seeded contact by its seeded id, a created one by its tenant and Microsoft user id),
+    configuration ids likewise (a created one by its tenant and Intune device id), and without
+    timestamps and the bookkeeping tables: two stores that say the same thing are equal even when
+    their sequences handed out other ids."""
+    cm, gm = schema.contact_microsoft, schema.configuration_microsoft
     with engine.connect() as conn:
         links = {r.contact_id: ("microsoft", r.tenant_id, r.user_id)
                  for r in conn.execute(select(cm.c.contact_id, cm.c.tenant_id, cm.c.user_id))}
         keys = {r.id: (("store", r.id) if r.created_by == "store" else links.get(r.id, ("orphan", r.id)))
                 for r in conn.execute(select(schema.contacts.c.id, schema.contacts.c.created_by))}
+        device_links = {r.configuration_id: ("microsoft", r.tenant_id, r.device_id)
+                        for r in conn.execute(select(gm.c.configuration_id, gm.c.tenant_id, gm.c.device_id))}
+        configuration_keys = {
+            r.id: (("store", r.id) if r.created_by == "store" else device_links.get(r.id, ("orphan", r.id)))
+            for r in conn.execute(select(schema.configurations.c.id, schema.configurations.c.created_by))}
 
         def key(contact_id: object) -> object:
             return None if contact_id is None else keys.get(int(contact_id), ("unknown", contact_id))
+
+        def configuration_key(configuration_id: object) -> object:
+            return None if configuration_id is None else configuration_keys.get(
+                int(configuration_id), ("unknown", configuration_id))
 
         snapshot: dict[str, list[tuple]] = {}
         for table in schema.metadata.sorted_tables:
@@ -76,6 +86,15 @@ def canonical_store(engine: Engine) -> dict[str, list[tuple]]:
                     values["id"] = key(values["id"])
                 if "contact_id" in values:
                     values["contact_id"] = key(values["contact_id"])
+                if table.name == "configurations":
+                    values["id"] = configuration_key(values["id"])
+                    values["primary_contact_id"] = key(values["primary_contact_id"])
+                if "configuration_id" in values:
+                    values["configuration_id"] = configuration_key(values["configuration_id"])
+                if values.get("candidate_configuration_ids"):
+                    candidates = str(values["candidate_configuration_ids"]).split(",")
+                    values["candidate_configuration_ids"] = sorted(str(configuration_key(c.strip()))
+                                                                   for c in candidates)
                 if values.get("candidate_contact_ids"):
                     values["candidate_contact_ids"] = sorted(
                         str(key(c.strip())) for c in str(values["candidate_contact_ids"]).split(","))

@@ -197,7 +197,8 @@ def execute_with_timeout(job_fn, instance: dg.DagsterInstance, run_config: dict,
 
 def store_state(url: str) -> dict[str, list[tuple[str, ...]]]:
     """Every documentation table as sorted rows, without timestamps, surrogate ids and run ids;
-    contacts are named by their Microsoft link (tenant, user) or, if unlinked, their seeded id."""
+    contacts are named by their Microsoft link (tenant, user) or, if unlinked, their seeded id, and
+    configurations by theirs (tenant, Intune device)."""
     engine = make_engine(url)
     state: dict[str, list[tuple[str, ...]]] = {}
     with engine.connect() as conn:
@@ -209,6 +210,14 @@ def store_state(url: str) -> dict[str, list[tuple[str, ...]]]:
         def contact(value: object) -> str:
             return "None" if value is None else key.get(int(value), f"missing:{value}")
 
+        device_key = {cid: f"store:{cid}" for cid in conn.execute(select(schema.configurations.c.id)).scalars()}
+        link = schema.configuration_microsoft.c
+        for cid, tenant_id, device_id in conn.execute(select(link.configuration_id, link.tenant_id, link.device_id)):
+            device_key[cid] = f"microsoft:{tenant_id}:{device_id}"
+
+        def configuration(value: object) -> str:
+            return "None" if value is None else device_key.get(int(value), f"missing:{value}")
+
         for table in schema.metadata.sorted_tables:
             if table.name in BOOKKEEPING:
                 continue
@@ -218,8 +227,13 @@ def store_state(url: str) -> dict[str, list[tuple[str, ...]]]:
             for row in conn.execute(select(*columns)):
                 values = []
                 for column, value in zip(columns, row, strict=True):
-                    if column.name == "contact_id" or (table.name == "contacts" and column.name == "id"):
+                    if column.name in ("contact_id", "primary_contact_id") or \
+                            (table.name == "contacts" and column.name == "id"):
                         values.append(contact(value))
+                    elif column.name == "configuration_id" or (table.name == "configurations" and column.name == "id"):
+                        values.append(configuration(value))
+                    elif column.name == "candidate_configuration_ids" and value:
+                        values.append(", ".join(sorted(configuration(v) for v in re.findall(r"\d+", value))))
                     elif column.name == "candidate_contact_ids" and value:
                         values.append(", ".join(sorted(contact(v) for v in re.findall(r"\d+", value))))
                     else:

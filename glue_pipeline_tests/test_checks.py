@@ -147,11 +147,17 @@ def test_failing_checks_give_the_count_the_fix_and_inert_rows(synced: Synced) ->
                 tenant_id=synced.concealed, user_id=f"00000000-0000-0000-0000-00000000000{n}",
                 user_principal_name=f"|x{n}|@[y](https://evil.example)", display_name=HOSTILE, reason=reason,
                 candidate_contact_ids="1", updated_at=now))
+            # Devices held likewise: an ambiguous one and a likely duplicate.
+            device_reason = [f"serial {HOSTILE} equals configurations 1 and 2", f"likely duplicate of configuration 1 "
+                                                                                 f"(score 90: {HOSTILE})"][n]
+            conn.execute(insert(schema.held_devices).values(
+                tenant_id=synced.concealed, device_id=f"00000000-0000-0000-0000-00000000000{n}", device_name=HOSTILE,
+                serial_number=f"|S{n}|", reason=device_reason, candidate_configuration_ids="1", updated_at=now))
     overview = run_overview(synced.instance)
     assert overview.success, overview.error
 
     results = {e.check_name: e for e in _evaluations(synced.instance, overview.run_id)}
-    assert len(results) == 7 and not any(e.passed for e in results.values()), {
+    assert len(results) == 9 and not any(e.passed for e in results.values()), {
         k: e.passed for k, e in results.items()}
     graph = build_defs().resolve_asset_graph()
     for name, result in results.items():
@@ -167,7 +173,8 @@ def test_failing_checks_give_the_count_the_fix_and_inert_rows(synced: Synced) ->
         assert description.startswith(f"{description.split(':')[0]}: {shown}."), "the count of the rows listed"
 
     assert all("forged" in results[name].metadata["rows"].value for name in (
-        "all_tenants_matched", "reports_not_concealed", "no_ambiguous_contacts", "no_likely_duplicates_held"))
+        "all_tenants_matched", "reports_not_concealed", "no_ambiguous_contacts", "no_likely_duplicates_held",
+        "no_ambiguous_devices", "no_likely_duplicate_devices_held"))
     assert "Gone" in results["no_conflicting_tenants"].metadata["rows"].value
     parked = results["no_parked_tenants"].description or ""
     assert f"({synced.revoked}): consent_revoked since " in parked and "Gone" in parked and "evil.example" in parked

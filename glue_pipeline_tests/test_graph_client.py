@@ -170,7 +170,7 @@ def test_missing_permission_is_reported_as_such(sandbox: Sandbox, small_world: W
     client = GraphClient(settings_for(sandbox, small_world))
     with pytest.raises(PermissionDeniedError) as caught:
         client.get_report_csv(tenant.id, "reports/getMailboxUsageDetail(period='D7')")
-    assert caught.value.code == "Authorization_RequestDenied" and caught.value.status == 403
+    assert caught.value.code == "S2SUnauthorized" and caught.value.status == 403  # unwrapped from UnknownError
 
 
 def test_a_failing_report_download_is_retried_then_named(sandbox: Sandbox, small_world: World) -> None:

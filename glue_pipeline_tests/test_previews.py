@@ -27,7 +27,9 @@ from glue_pipeline.sandbox.world import (
     ContactEmail,
     ContactPhone,
     Domain,
+    ManagedDevice,
     Sku,
+    StoreConfiguration,
     StoreContact,
     StoreOrganization,
     StoreSeed,
@@ -152,6 +154,16 @@ COLUMN_ORDERS = {
          "warning", "unused"],
         ["product_name", "part_number", "capability_status", "consumed", "enabled", "unused", "suspended",
          "warning", "sku_id"]),
+    "device_matches": (
+        ["device_id", "device_name", "serial_number", "action", "configuration_id", "matched_on", "reason",
+         "configuration_name"],
+        ["device_name", "serial_number", "action", "reason", "configuration_name", "device_id", "configuration_id",
+         "matched_on"]),
+    "device_risk": (
+        ["device_id", "configuration_id", "score", "level", "reasons", "configuration_name", "device_name",
+         "serial_number"],
+        ["device_name", "serial_number", "configuration_name", "score", "level", "reasons", "device_id",
+         "configuration_id"]),
 }
 
 
@@ -262,13 +274,20 @@ def _user(name: str, local: str, sku: Sku, **fields: Any) -> User:
 def previews_world() -> World:
     """Contoso Ltd, matched by name: Ada (documented, with another title than Microsoft's), Grace
     (a new user with the name and mobile phone of a documented contact, so held as a likely
-    duplicate, listed last), a user with HOSTILE_NAME and eleven more new users."""
+    duplicate, listed last), a user with HOSTILE_NAME and eleven more new users; Ada's laptop
+    (documented by its serial) and a new front-desk PC named like a documented one of another
+    serial (a medium duplicate risk)."""
     sku = Sku(skuId=_guid(f"{SLUG}:sku"), skuPartNumber="SPE_E3", enabled=20)
     ada = _user("Ada Lovelace", "ada", sku, jobTitle="Director")
     grace = _user("Grace Hopper", "grace", sku, mobilePhone="+1 555 0142")
     users = [ada, _user(HOSTILE_NAME, "evil", sku)]
     users += [_user(f"User{i:02} Contoso", f"user{i:02}", sku) for i in range(11)] + [grace]
-    tenant = Tenant(id=_guid(SLUG), display_name="Contoso Ltd", users=users, skus=[sku],
+    devices = [ManagedDevice(id=_guid("ada laptop"), deviceName="ADA-LAPTOP", serialNumber="5CG1111AAA",
+                             operatingSystem="Windows", model="HP EliteBook 840 G8", userId=ada.id,
+                             userPrincipalName=ada.userPrincipalName),
+               ManagedDevice(id=_guid("front desk"), deviceName="FRONT-DESK", serialNumber="5CG2222BBB",
+                             operatingSystem="Windows", model="HP EliteDesk 800 G6")]
+    tenant = Tenant(id=_guid(SLUG), display_name="Contoso Ltd", users=users, skus=[sku], devices=devices,
                     domains=[Domain(name=f"{SLUG}.example", is_default=True),
                              Domain(name=f"{SLUG}.onmicrosoft.com", is_initial=True)])
     contacts = [StoreContact(id=10, organization_id=1, first_name="Ada", last_name="Lovelace", title=DOCUMENTED_TITLE,
@@ -278,7 +297,10 @@ def previews_world() -> World:
                              phones=[ContactPhone(value="+1 555 0142", label="Mobile", primary=True)])]
     base = generate_world(seed=3, tenants=1, users=5, revoked=0)
     return World(partner=base.partner, app=base.app, tenants=[tenant],
-                 store=StoreSeed(organizations=[StoreOrganization(id=1, name="Contoso Ltd")], contacts=contacts))
+                 store=StoreSeed(organizations=[StoreOrganization(id=1, name="Contoso Ltd", configurations=[
+                     StoreConfiguration(id=21, name="Ada's laptop", serial_number="5cg1111aaa"),
+                     StoreConfiguration(id=22, name="FRONT-DESK", serial_number="5CG3333CCC")])],
+                                 contacts=contacts))
 
 
 @pytest.fixture
@@ -320,6 +342,14 @@ def test_a_synced_tenant_shows_its_people_by_name_its_held_user_first_and_each_s
     evil = next(r for r in rows if r["user_principal_name"] == "evil@contoso.example")
     assert evil["display_name"] == cell_text(users["evil@contoso.example"], 30) and evil["display_name"].endswith("…")
     assert len(users["evil@contoso.example"]) > 200, "the users file keeps the name whole"
+
+    # device_matches and device_risk name the device and the configuration beside their ids.
+    devices = {r[0]: r for r in shown(previews["device_matches"]).rows}
+    assert devices["ADA-LAPTOP"][:5] == ["ADA-LAPTOP", "5CG1111AAA", "match", devices["ADA-LAPTOP"][3],
+                                         "Ada's laptop"]
+    assert devices["FRONT-DESK"][2] == "create"
+    (device_risk,) = shown(previews["device_risk"]).rows
+    assert device_risk[:3] == ["FRONT-DESK", "5CG2222BBB", "FRONT-DESK"] and device_risk[4] == "medium"
 
     # duplicate_risk and differences name the user and the contact beside their ids.
     risk = files["duplicate_risk"]

@@ -382,9 +382,11 @@ def test_missing_role_is_403(sandbox: Sandbox, cast: Cast) -> None:
     for path in ("/users", "/reports/getMailboxUsageDetail(period='D7')", "/domains"):
         response = session.get(f"{sandbox.graph_url}{path}", allow_redirects=False)
         assert response.status_code == 403, path
-        assert graph_error(response) | {"innerError": None} == {
-            "code": "Authorization_RequestDenied", "message": "Insufficient privileges to complete the operation.",
-            "innerError": None}
+        expected = ({"code": "UnknownError", "message": '{"error":{"code":"S2SUnauthorized","message":"Invalid '
+                     'permission."}}'} if "reports/" in path else  # the reports service's refusal, as Graph wraps it
+                    {"code": "Authorization_RequestDenied", "message": "Insufficient privileges to complete the "
+                     "operation."})
+        assert graph_error(response) | {"innerError": None} == {**expected, "innerError": None}
     assert session.get(f"{sandbox.graph_url}/organization").status_code == 200
 
 
@@ -429,7 +431,8 @@ def test_mailbox_report_redirects_to_a_csv_with_bom(sandbox: Sandbox, cast: Cast
         redirect = session.get(f"{sandbox.graph_url}/{path}", allow_redirects=False)
         assert redirect.status_code == 302
         location = redirect.headers["Location"]
-        assert re.fullmatch(rf"{re.escape(sandbox.base_url)}/reports-download/[\w-]+\.csv", location)
+        download_host = sandbox.base_url.replace("127.0.0.1", "localhost")  # Graph's downloads have a host of their own
+        assert re.fullmatch(rf"{re.escape(download_host)}/reports-download/[\w-]+\.csv", location)
         download = requests.get(location, verify=str(sandbox.ca_file), timeout=10)  # no Authorization
         assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
         assert download.content.startswith(b"\xef\xbb\xbf")

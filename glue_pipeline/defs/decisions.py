@@ -15,12 +15,14 @@ class DecisionConfig(dg.Config):
     """A match decision, as `glue-pipeline match ...` records it."""
 
     action: Literal["accept", "match", "ignore", "unignore", "create_organization", "link_user",
-                    "approve_create"]
+                    "approve_create", "link_device", "approve_device"]
     tenant: str = Field(description="Tenant id or name.")
     organization: str | None = None
     rank: int = 1
     user_id: str | None = None
     contact_id: int | None = None
+    device_id: str | None = Field(default=None, description="The Intune device id (link_device, approve_device).")
+    configuration_id: int | None = None
     force: bool = False
     decided_by: str = "dagster-ui"
 
@@ -29,7 +31,7 @@ class DecisionConfig(dg.Config):
 def record_decision(context: dg.OpExecutionContext, config: DecisionConfig, store: StoreResource) -> None:
     result = apply_decision(store.engine, config.action, config.tenant,
                             config.organization, config.rank, config.user_id, config.contact_id,
-                            config.force, config.decided_by)
+                            config.force, config.decided_by, config.device_id, config.configuration_id)
     context.log.info(decision_text(config.action, result, f"launch sync_tenants for the tenant's partition, or run "
                                                           f"`glue-pipeline sync --tenant {result['tenant_id']}`"))
 

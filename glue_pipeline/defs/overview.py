@@ -21,7 +21,7 @@ from glue_pipeline.defs.resources import StoreResource
 from glue_pipeline.extract import CONCEALED_FIX
 from glue_pipeline.graph.errors import CAUSE_FIXES
 from glue_pipeline.matching.organizations import OPEN_STATUSES
-from glue_pipeline.overview import duplicate_emails, held_overview, organization_overview
+from glue_pipeline.overview import duplicate_emails, held_devices_overview, held_overview, organization_overview
 from glue_pipeline.render import markdown_cell, markdown_table
 from glue_pipeline.store.engine import Engine
 from glue_pipeline.store.parked import parked_tenants
@@ -31,8 +31,10 @@ from glue_pipeline.store.status import STATES, TenantState, status_frame, tenant
 OVERVIEW_GROUP = "overview"
 ORGANIZATION_MATCHES = "organization_matches"
 CONTACTS_NEEDING_REVIEW = "contacts_needing_review"
+CONFIGURATIONS_NEEDING_REVIEW = "configurations_needing_review"
 OPEN_TENANT_COLUMNS = ["tenant_name", "tenant_id", "status", "organization_id", "best_suggestion"]
 HELD_USER_COLUMNS = ["tenant_name", "user_principal_name", "user_id", "reason"]
+HELD_DEVICE_COLUMNS = ["tenant_name", "device_name", "serial_number", "device_id", "reason"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,23 @@ NO_DUPLICATE_EMAILS = Check(
     "remove the email from all but one of the contacts in the documentation store; until then link the user who "
     "has it in the review_matches job (Launchpad) or with glue-pipeline match link TENANT USER_ID CONTACT_ID",
     ["organization_id", "email", "contacts"])
+DECIDE_HELD_DEVICES = ("link each device to its configuration or approve a new configuration: in the match_decision "
+                       "job (Launchpad; action link_device or approve_device), or list them with glue-pipeline match "
+                       "held and decide with glue-pipeline match link-device TENANT DEVICE_ID CONFIGURATION_ID or "
+                       "glue-pipeline match approve-device TENANT DEVICE_ID; the tenant's next sync writes it")
+NO_AMBIGUOUS_DEVICES = Check(
+    "no_ambiguous_devices", CONFIGURATIONS_NEEDING_REVIEW, dg.AssetCheckSeverity.WARN,
+    "No Intune device is held for matching several configurations (by serial number, MAC address or name), for "
+    "sharing a configuration with another device, or for matching a configuration linked to another tenant's "
+    "device: such a device is written to no configuration.",
+    "Devices held as ambiguous", DECIDE_HELD_DEVICES, HELD_DEVICE_COLUMNS)
+NO_LIKELY_DUPLICATE_DEVICES_HELD = Check(
+    "no_likely_duplicate_devices_held", CONFIGURATIONS_NEEDING_REVIEW, dg.AssetCheckSeverity.WARN,
+    "No Intune device is held as a likely duplicate of a configuration (sync option duplicate_policy: hold): such "
+    "a device is not created.",
+    "Devices held as likely duplicates", DECIDE_HELD_DEVICES, HELD_DEVICE_COLUMNS)
 MATCH_CHECKS = [NO_CONFLICTING_TENANTS, ALL_TENANTS_MATCHED, REPORTS_NOT_CONCEALED]
+DEVICE_CHECKS = [NO_AMBIGUOUS_DEVICES, NO_LIKELY_DUPLICATE_DEVICES_HELD]
 HELD_CHECKS = [NO_AMBIGUOUS_CONTACTS, NO_LIKELY_DUPLICATES_HELD, NO_DUPLICATE_EMAILS]
 
 MaterializationAndChecks = Iterator[dg.MaterializeResult[None] | dg.AssetCheckResult]
@@ -137,6 +155,17 @@ def contacts_needing_review(store: StoreResource) -> MaterializationAndChecks:
     yield NO_AMBIGUOUS_CONTACTS.result(held[held["reason"].str.contains("several|is an email of", regex=True)])
     yield NO_LIKELY_DUPLICATES_HELD.result(held[held["reason"].str.startswith("likely duplicate")])
     yield NO_DUPLICATE_EMAILS.result(duplicate_emails(store.engine))
+
+
+@dg.asset(group_name=OVERVIEW_GROUP, deps=["tenant_contacts"], check_specs=[c.spec for c in DEVICE_CHECKS],
+          description="Intune devices the last sync held for an analyst (ambiguous matches, likely duplicates, "
+                      "links to another tenant's device), with candidate configurations.")
+def configurations_needing_review(store: StoreResource) -> MaterializationAndChecks:
+    held = held_devices_overview(store.engine)
+    yield dg.MaterializeResult(metadata=table_metadata(held, preview_rows=25))
+    likely = held["reason"].str.startswith("likely duplicate")
+    yield NO_AMBIGUOUS_DEVICES.result(held[~likely])
+    yield NO_LIKELY_DUPLICATE_DEVICES_HELD.result(held[likely])
 
 
 # The same check per tenant, on the tenant's own partition of tenant_contacts: each sync evaluates

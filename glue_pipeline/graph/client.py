@@ -46,6 +46,8 @@ MAX_STALLED_PAGES = 20  # pages in a row without a new item: paging that never e
 MAX_BATCH = 20  # requests in one Graph JSON batch
 MISSING_ANSWER: JsonObject = {"status": 502, "body": {"error": {
     "code": "BatchAnswerMissing", "message": "the batch answer left this request out"}}}
+# Request headers that remove a session-wide Authorization header (requests drops None values).
+NO_TOKEN: dict[str, str | None] = {"Authorization": None}
 # OpenSSL's reason in a requests SSLError, e.g. "unable to get local issuer certificate".
 VERIFY_FAILED = re.compile(r"certificate verify failed: (?P<reason>[^(]+?)\s*(?:\(_ssl|$)")
 
@@ -399,13 +401,16 @@ class GraphClient:
                 seen.add(url)
 
     def get_report_csv(self, tenant_id: str, path: str) -> str:
-        """A report: Graph answers 302 to a pre-authenticated download, fetched without the token
-        under the same retry policy."""
+        """A report: Graph answers 302 to a pre-authenticated download on another host, fetched
+        without the token under the same retry policy."""
         response = self.request(tenant_id, path, allow_redirects=False)
         if response.is_redirect:
             location = response.headers["Location"]
-            # The download is a request like any other: retried, and its failure named.
-            download = self._retrying(tenant_id, location, lambda: self.session.get(location), with_token=False)
+            # The bearer token is for Graph alone: the download goes out without an Authorization
+            # header whatever the session carries. It is a request like any other: retried, and
+            # its failure named.
+            download = self._retrying(tenant_id, location, lambda: self.session.get(location, headers=NO_TOKEN),
+                                      with_token=False)
             return download.content.decode("utf-8-sig")
         return response.content.decode("utf-8-sig")
 

@@ -3,6 +3,7 @@ fix, in one message an operator can act on."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from glue_pipeline.graph import JsonObject
@@ -39,6 +40,8 @@ GRAPH_FIXES = {
                        "sync fewer tenants per run",
     "Authentication_RequestFromNonPremiumTenantOrB2CTenant": "the tenant has no Entra ID P1/P2 licence, "
                                                              "so sign-in activity cannot be read",
+    "S2SUnauthorized": "grant the app the application permission the report needs (Reports.Read.All; "
+                       "ReportSettings.ReadWrite.All for report settings) and have the customer re-consent",
 }
 
 
@@ -124,6 +127,8 @@ def graph_error(tenant_id: str, endpoint: str, status: int, body: object) -> Gra
     error = error if isinstance(error, dict) else {}
     code = str(error.get("code") or f"HTTP{status}")
     message = str(error.get("message") or "no error body")
+    if code == "UnknownError":
+        code, message = _service_error(message) or (code, message)
     fix = GRAPH_FIXES.get(code, "see the Graph error code in Microsoft's documentation")
     if status == 403:
         return PermissionDeniedError(tenant_id, endpoint, code, message, fix, status)
@@ -132,6 +137,17 @@ def graph_error(tenant_id: str, endpoint: str, status: int, body: object) -> Gra
                                    if status == 429 else "Graph is failing; re-run this tenant later",
                                    status)
     return GraphError(tenant_id, endpoint, code, message, fix, status)
+
+
+def _service_error(message: str) -> tuple[str, str] | None:
+    """The code and message of a service's own error that Graph passes on as the message of an
+    UnknownError (the reports service's {"error": {"code": "S2SUnauthorized", ...}}), if it is one."""
+    try:
+        inner = json.loads(message).get("error")
+        code, text = inner["code"], inner.get("message") or ""
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return None
+    return (code, str(text)) if isinstance(code, str) and code else None
 
 
 # Why a tenant failed (failure_cause), in words, and what the operator does about it.

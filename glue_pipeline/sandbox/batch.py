@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from .graph import GraphApi
-from .odata import GraphError, Ids, graph_error_response
+from .odata import GraphError, GraphJSONResponse, Ids, graph_error_response
 
 MAX_BATCH_REQUESTS = 20  # Graph's limit for one JSON batch
 
@@ -38,7 +38,7 @@ class BatchRoute:
             raise GraphError(400, "BadRequest", "Batch request ids must be unique.")
         self.graph.tokens.authenticate(request)  # a batch without a valid token is refused as a whole
         answers = [await self._answer(request, call) for call in calls]
-        return JSONResponse({"responses": answers})
+        return GraphJSONResponse({"responses": answers})
 
     async def _answer(self, outer: Request, call: dict[str, Any]) -> dict[str, Any]:
         path, _, query = str(call["url"]).lstrip("/").partition("?")

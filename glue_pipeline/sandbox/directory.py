@@ -1,11 +1,12 @@
-"""Graph's directory routes: contracts, GDAP customers, organization, domains, subscribed SKUs and
-users with paging (users/delta is in delta.py)."""
+"""Graph's directory routes: contracts, GDAP customers, organization, domains, subscribed SKUs,
+users with paging and counting, and one user by id or userPrincipalName (users/delta is in
+delta.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from . import resources as res
 from .odata import (
@@ -16,6 +17,7 @@ from .odata import (
     collection,
     collection_body,
     context,
+    entity_body,
     json_response,
     next_link,
     page_window,
@@ -66,14 +68,41 @@ class DirectoryRoutes:
                                  "Neither tenant is B2C or tenant doesn't have premium license")
             # Documented: with signInActivity, a $top above 500 gives pages of up to 500 users.
             page = Page(page.offset, min(page.top, SIGN_IN_MAX_TOP), page.select)
+        counted = call.counted()
         with self.state.lock:
             log = self.state.log(call.tenant)
             rows, next_offset = self._users_window(call, page)
             items = log.json(page.select or res.USERS.default, rows)
-        links = {}
+            total = len(call.tenant.users)
+        annotations: dict[str, object] = {"@odata.count": total} if counted else {}
         if next_offset is not None:
-            links["@odata.nextLink"] = next_link(call, res.USERS, Page(next_offset, page.top, page.select))
-        return json_response(collection_body(context(call, res.USERS, page.select), items, links))
+            annotations["@odata.nextLink"] = next_link(call, res.USERS, Page(next_offset, page.top, page.select),
+                                                       counted)
+        return json_response(collection_body(context(call, res.USERS, page.select), items, annotations))
+
+    async def users_count(self, call: GraphCall) -> Response:
+        """GET /users/$count: the number of users as text, in advanced queries only."""
+        if not call.eventual:
+            raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+        with self.state.lock:
+            total = len(call.tenant.users)
+        return PlainTextResponse(str(total))
+
+    async def user(self, call: GraphCall) -> Response:
+        """GET /users/{id | userPrincipalName}, with $select."""
+        key = call.match["key"]
+        select = res.USERS.parse_select(call.query.get("$select"))
+        with self.state.lock:
+            log = self.state.log(call.tenant)
+            user = log.by_id.get(key)
+            if user is None:
+                user = _find_user(call.tenant.users, key)
+            if user is None:
+                raise GraphError(404, "Request_ResourceNotFound", f"Resource '{key}' does not exist or one of its "
+                                 "queried reference-property objects are not present.")
+            item = log.json(select or res.USERS.default, [user])[0]
+        entity = context(call, res.USERS, select) + "/$entity"
+        return json_response(entity_body(entity, item))
 
     def _users_window(self, call: GraphCall, page: Page) -> tuple[Sequence[User], int | None]:
         """The users of one page and the offset of the next, as the tenant's paging faults have them."""
@@ -92,3 +121,9 @@ class DirectoryRoutes:
                 rows = [users[page.offset - 1], *rows]
                 stats.paging_faults += 1
         return rows, next_offset
+
+
+def _find_user(users: Sequence[User], key: str) -> User | None:
+    """The user whose id or userPrincipalName is `key`, compared as Graph does, without case."""
+    wanted = key.lower()
+    return next((u for u in users if u.id.lower() == wanted or u.userPrincipalName.lower() == wanted), None)

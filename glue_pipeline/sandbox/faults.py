@@ -41,7 +41,10 @@ class Faults:
     tenants) is refused with 401 InvalidAuthenticationToken; fresh tokens work. It fires once
     and goes back to None.
 
-    Per tenant: `revoked` (the partner app's consent is gone: AADSTS700016), `revoked_direct`
+    Per tenant: `revoked` (the partner app's consent is gone: AADSTS700016, as Entra answers for
+    an app it does not find in the directory), `missing_service_principal` (the app's service
+    principal was removed from the tenant: 401 invalid_client AADSTS7000229, as Entra answers
+    today for a removed enterprise app; it wins over `revoked`), `revoked_direct`
     (the direct-login app's admin consent is gone: its tokens carry no roles, so Graph answers
     403), `removed` (the tenant no longer exists: AADSTS90002, 401 for its tokens, gone from
     contracts and GDAP lists), `next_link_loop` (/users and /users/delta paging returns the same
@@ -69,6 +72,7 @@ class Faults:
     token_lifetime_s: int = TOKEN_LIFETIME_S
     expire_tokens_after_requests: int | None = None
     revoked: set[str] = field(default_factory=set)
+    missing_service_principal: set[str] = field(default_factory=set)
     revoked_direct: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
     next_link_loop: set[str] = field(default_factory=set)
@@ -100,7 +104,8 @@ class Faults:
         self.token_lifetime_s = self._default_token_lifetime_s
         self.expire_tokens_after_requests = None
         self.delta_token_lifetime_s = DELTA_TOKEN_LIFETIME_S
-        for tenant_ids in (self.fault_tenants, self.revoked, self.revoked_direct, self.removed,
+        for tenant_ids in (self.fault_tenants, self.revoked, self.missing_service_principal, self.revoked_direct,
+                           self.removed,
                            self.next_link_loop, self.next_link_endless, self.repeated_users):
             tenant_ids.clear()
         self.report_csv.clear()
@@ -157,6 +162,7 @@ class SandboxStats:
     tokens_refused: int = 0  # 401s for tokens expired by expire_tokens_after_requests
     paging_faults: int = 0  # looping or endless /users and /users/delta pages served
     report_faults: int = 0  # truncated, malformed, empty or BOM-less report downloads
+    download_tokens_refused: int = 0  # report downloads refused for carrying an Authorization header
     delta_requests: int = 0  # GET /users/delta requests (initial, nextLink and deltaLink)
     tokens_issued: int = 0
     identity_errors: int = 0
@@ -181,7 +187,8 @@ class SandboxStats:
                 "server_errors": self.server_errors, "resets": self.resets, "slowed": self.slowed,
                 "tokens_refused": self.tokens_refused, "paging_faults": self.paging_faults,
                 "report_faults": self.report_faults, "faults_injected": self.faults_injected,
-                "delta_requests": self.delta_requests, "tokens_issued": self.tokens_issued,
+                "delta_requests": self.delta_requests, "download_tokens_refused": self.download_tokens_refused,
+                "tokens_issued": self.tokens_issued,
                 "identity_errors": self.identity_errors, "peak_in_flight": self.peak_in_flight}
 
     def reset(self) -> None:
@@ -190,5 +197,5 @@ class SandboxStats:
         self.selected.clear()
         self.throttled = self.server_errors = self.tokens_issued = self.identity_errors = 0
         self.resets = self.slowed = self.tokens_refused = self.paging_faults = self.report_faults = 0
-        self.delta_requests = 0
+        self.delta_requests = self.download_tokens_refused = 0
         self.peak_in_flight = self.in_flight

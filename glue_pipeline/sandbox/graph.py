@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from .faults import SERVER_ERRORS
 from .identity import Tokens
-from .odata import GraphCall, GraphError, origin_of, require_any
+from .odata import GraphCall, GraphError, insufficient_privileges, origin_of
 from .serving import DropConnection
 from .state import SandboxState
 
@@ -28,11 +28,13 @@ class GraphRoute:
     roles: tuple[str, ...]  # any one of them grants access
     options: frozenset[str]  # OData query options the endpoint understands
     handler: GraphHandler
+    denied: Callable[[], GraphError]  # the answer to a token holding none of the roles
 
 
 def route(name: str, pattern: str, roles: tuple[str, ...], options: frozenset[str],
-          handler: GraphHandler, method: str = "GET") -> GraphRoute:
-    return GraphRoute(name, re.compile(pattern, re.IGNORECASE), method, roles, options, handler)
+          handler: GraphHandler, method: str = "GET",
+          denied: Callable[[], GraphError] = insufficient_privileges) -> GraphRoute:
+    return GraphRoute(name, re.compile(pattern, re.IGNORECASE), method, roles, options, handler, denied)
 
 
 class GraphApi:
@@ -61,7 +63,8 @@ class GraphApi:
         route, match = self._route(request.method, request.path_params["path"])
         self.state.stats.count_graph(route.name, request.query_params.get("$select"))
         roles = frozenset(claims.get("roles") or [])
-        require_any(roles, route.roles)
+        if roles.isdisjoint(route.roles):
+            raise route.denied()
         unknown = sorted(k for k in request.query_params if k.startswith("$") and k not in route.options)
         if unknown:
             raise GraphError(400, "BadRequest", f"Query option '{unknown[0]}' is not supported on "

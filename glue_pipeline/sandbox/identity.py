@@ -249,6 +249,10 @@ class IdentityRoutes:
                                 "Invalid client secret provided. Ensure the secret being sent in the request is "
                                 "the client secret value, not the client secret ID, for a secret added to app "
                                 f"'{client_id}'.")
+        if tenant.id in self.state.faults.missing_service_principal:
+            raise IdentityError(401, "invalid_client", 7000229,
+                                f"The client application {client_id} is missing service principal in the tenant "
+                                f"{tenant.id}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119")
         if not installed:
             raise not_installed
         return roles

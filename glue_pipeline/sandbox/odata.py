@@ -20,6 +20,14 @@ from starlette.responses import JSONResponse, Response
 from .world import Tenant
 
 MAX_TOP = 999  # $top on /users and /contracts
+# The Content-Type of every JSON answer from Graph.
+GRAPH_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+
+
+class GraphJSONResponse(JSONResponse):
+    """A JSON answer with Graph's Content-Type."""
+
+    media_type = GRAPH_JSON
 
 
 # --------------------------------------------------------------------------- errors
@@ -50,7 +58,7 @@ def graph_error_response(err: GraphError, ids: Ids) -> JSONResponse:
     inner = {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
              "request-id": ids.request_id, "client-request-id": ids.client_request_id}
     body = {"error": {"code": err.code, "message": err.message, "innerError": inner}}
-    return JSONResponse(body, status_code=err.status, headers=err.headers)
+    return GraphJSONResponse(body, status_code=err.status, headers=err.headers)
 
 
 def origin_of(request: Request) -> str:
@@ -71,6 +79,21 @@ class GraphCall:
     @property
     def query(self) -> Any:
         return self.request.query_params
+
+    @property
+    def eventual(self) -> bool:
+        """Whether the request asks for advanced queries (header `ConsistencyLevel: eventual`)."""
+        return self.request.headers.get("consistencylevel", "").strip().lower() == "eventual"
+
+    def counted(self) -> bool:
+        """Whether the answer carries @odata.count: `$count=true` counts only in advanced queries;
+        without ConsistencyLevel Graph ignores it on directory objects (documented)."""
+        raw = self.query.get("$count")
+        if raw is None:
+            return False
+        if raw.lower() not in ("true", "false"):
+            raise GraphError(400, "BadRequest", f"Invalid value '{raw}' for $count: use true or false.")
+        return raw.lower() == "true" and self.eventual
 
 
 def require_any(roles: frozenset[str], needed: Iterable[str]) -> None:
@@ -193,8 +216,9 @@ def read_page(call: GraphCall, entity: EntitySet, max_top: int) -> Page:
     return Page(0, parse_top(call.query.get("$top"), 100, max_top), entity.parse_select(call.query.get("$select")))
 
 
-def next_link(call: GraphCall, entity: EntitySet, page: Page) -> str:
-    params: dict[str, Any] = {"$top": page.top}
+def next_link(call: GraphCall, entity: EntitySet, page: Page, counted: bool = False) -> str:
+    params: dict[str, Any] = {"$count": "true"} if counted else {}
+    params["$top"] = page.top
     if page.select:
         params["$select"] = ",".join(page.select)
     params["$skiptoken"] = _encode_skiptoken(entity, call.tenant, page)
@@ -209,17 +233,23 @@ def json_bytes(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
 
 
-def collection_body(context: str, items: Iterable[bytes], links: dict[str, str] | None = None) -> bytes:
-    """A Graph collection from already encoded items: context, then links, then value."""
+def collection_body(context: str, items: Iterable[bytes], annotations: dict[str, Any] | None = None) -> bytes:
+    """A Graph collection from already encoded items: context, then annotations (@odata.count,
+    links), then value."""
     parts = [b'{"@odata.context":', json_bytes(context)]
-    for name, url in (links or {}).items():
-        parts += [b",", json_bytes(name), b":", json_bytes(url)]
+    for name, value in (annotations or {}).items():
+        parts += [b",", json_bytes(name), b":", json_bytes(value)]
     parts += [b',"value":[', b",".join(items), b"]}"]
     return b"".join(parts)
 
 
+def entity_body(context: str, item: bytes) -> bytes:
+    """One Graph entity from its already encoded (non-empty) JSON object, after its context."""
+    return b'{"@odata.context":' + json_bytes(context) + b"," + item.removeprefix(b"{")
+
+
 def json_response(body: bytes, headers: dict[str, str] | None = None) -> Response:
-    return Response(body, media_type="application/json", headers=headers)
+    return Response(body, media_type=GRAPH_JSON, headers=headers)
 
 
 def context(call: GraphCall, entity: EntitySet, select: tuple[str, ...] | None) -> str:
@@ -234,7 +264,7 @@ def collection(call: GraphCall, entity: EntitySet, select: tuple[str, ...] | Non
                             "value": [{f: row.get(f) for f in fields} for row in rows]}
     if link:
         body["@odata.nextLink"] = link
-    return JSONResponse(body)
+    return GraphJSONResponse(body)
 
 
 def paged_collection(call: GraphCall, entity: EntitySet, items: Sequence[Any],

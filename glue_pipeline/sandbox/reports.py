@@ -1,5 +1,9 @@
-"""Graph's reports: the mailbox usage report (a 302 to a tokenless CSV download) and the tenant's
-report settings (whether reports conceal user names)."""
+"""Graph's reports: the mailbox usage report (a 302 to a pre-authenticated CSV download on another
+host name) and the tenant's report settings (whether reports conceal user names).
+
+As at Graph, the download link needs no token: the download host refuses a request that carries
+an Authorization header (counted in SandboxStats.download_tokens_refused), so a client that sends
+its bearer token after the redirect is caught."""
 
 from __future__ import annotations
 
@@ -13,10 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
-from .odata import GraphCall, GraphError
+from .odata import GraphCall, GraphError, GraphJSONResponse, json_bytes
 from .state import SandboxState
+from .tls import DOWNLOAD_HOST, GRAPH_HOST
 from .world import Tenant
 
 REPORT_PERIODS = {"D7": 7, "D30": 30, "D90": 90, "D180": 180}
@@ -37,6 +42,21 @@ class _Download:
     tenant_id: str
     period_days: int
     expires: float
+
+
+def invalid_permission() -> GraphError:
+    """The reports service's refusal of a token without the report permission: Graph wraps the
+    service's own error in an UnknownError."""
+    inner = {"error": {"code": "S2SUnauthorized", "message": "Invalid permission."}}
+    return GraphError(403, "UnknownError", json_bytes(inner).decode())
+
+
+def download_origin(request: Request) -> str:
+    """Where report downloads are served: the same server under its other host name, as Graph
+    hands report downloads to a download host of their own."""
+    host = GRAPH_HOST if request.url.hostname == DOWNLOAD_HOST else DOWNLOAD_HOST
+    port = request.url.port
+    return f"https://{host}" + (f":{port}" if port else "")
 
 
 def _concealed(value: str) -> str:
@@ -129,10 +149,10 @@ class ReportRoutes:
         self._downloads = {k: v for k, v in self._downloads.items() if v.expires > now}
         token = secrets.token_urlsafe(24)
         self._downloads[token] = _Download(call.tenant.id, days, now + REPORT_LINK_LIFETIME_S)
-        return RedirectResponse(f"{call.origin}/reports-download/{token}.csv", status_code=302)
+        return RedirectResponse(f"{download_origin(call.request)}/reports-download/{token}.csv", status_code=302)
 
     async def report_settings(self, call: GraphCall) -> Response:
-        return JSONResponse({"@odata.context": f"{call.origin}/v1.0/$metadata#admin/reportSettings/$entity",
+        return GraphJSONResponse({"@odata.context": f"{call.origin}/v1.0/$metadata#admin/reportSettings/$entity",
                              "id": call.tenant.id, "displayConcealedNames": call.tenant.reports_concealed})
 
     async def update_report_settings(self, call: GraphCall) -> Response:
@@ -148,6 +168,10 @@ class ReportRoutes:
         return Response(status_code=204)
 
     async def download(self, request: Request) -> Response:
+        if "authorization" in request.headers:
+            self.state.stats.download_tokens_refused += 1
+            raise GraphError(400, "BadRequest", "The report download link is pre-authenticated: send it without "
+                             "an Authorization header (the bearer token is for Graph, not the download host).")
         token = request.path_params["name"].removesuffix(".csv")
         link = self._downloads.get(token)
         tenant = self.state.existing_tenant(link.tenant_id) if link and link.expires > time.monotonic() else None

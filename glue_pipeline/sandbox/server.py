@@ -9,15 +9,18 @@ customer tenant that has consented and has a partner relationship; a direct-logi
 (World.direct_apps) gets tokens for its own tenant only (elsewhere: AADSTS700016).
 
 Graph: contracts, delegatedAdminCustomers, organization, domains, users (signInActivity needs
-AuditLog.Read.All and Entra ID P1/P2, and caps $top at 500), users/delta (with a per-tenant
+AuditLog.Read.All and Entra ID P1/P2, and caps $top at 500; @odata.count and users/$count with
+`ConsistencyLevel: eventual`), users/{id or userPrincipalName}, users/delta (with a per-tenant
 change log: Sandbox.change_users / add_user / remove_user / mutate change the world while it
-runs), subscribedSkus, the mailbox usage report (302 to a tokenless CSV download) and
-admin/reportSettings.
+runs), subscribedSkus, the mailbox usage report (302 to a pre-authenticated CSV download on the
+other host name, localhost, which refuses a bearer token) and admin/reportSettings. JSON answers
+carry Graph's Content-Type (odata.GRAPH_JSON).
 
 Faults (Sandbox.faults, changeable while it runs, counted in Sandbox.stats): latency, 429 with
 Retry-After, 5xx, dropped connections, slow answers, token lifetime and forced token expiry
-after N requests, endless or looping @odata.nextLink, spoiled report CSVs, revoked consent and
-vanished tenants. `fault_tenants` narrows the per-request faults to some tenants.
+after N requests, endless or looping @odata.nextLink, spoiled report CSVs, revoked consent
+(AADSTS700016), a removed service principal (AADSTS7000229) and vanished tenants.
+`fault_tenants` narrows the per-request faults to some tenants.
 
 This module assembles the app and serves it. The rest, by concern: config.py (SandboxConfig),
 faults.py (Faults, SandboxStats), state.py (what the route groups share: world, directory,
@@ -51,13 +54,14 @@ from . import edits
 from .batch import BatchRoute
 from .config import SandboxConfig
 from .delta import DeltaRoutes
+from .devices import device_routes
 from .directory import DirectoryRoutes
 from .edits import TenantChanges
 from .faults import Faults, SandboxStats
 from .graph import GraphApi, GraphRoute, route
 from .identity import IdentityError, IdentityRoutes, Tokens, identity_error_response
 from .odata import GraphError, Ids, graph_error_response, origin_of
-from .reports import MAILBOX_REPORT_HEADER, ReportRoutes
+from .reports import MAILBOX_REPORT_HEADER, ReportRoutes, invalid_permission
 from .resources import ENTRA_PREMIUM_SKUS
 from .serving import DropConnection, bind, drop, uvicorn_server
 from .state import SandboxState
@@ -157,17 +161,22 @@ def _graph_routes(directory: DirectoryRoutes, delta: DeltaRoutes, reports: Repor
               directory.gdap_customers),
         route("organization", r"organization", ("Organization.Read.All", *read_dir), select, directory.organization),
         route("domains", r"domains", ("Domain.Read.All", *read_dir), select, directory.domains),
-        route("users", r"users", read_users, paged, directory.users),
+        route("users", r"users", read_users, paged | {"$count"}, directory.users),
         route("users/delta", r"users/(microsoft\.graph\.)?delta(\(\))?", read_users, delta_options,
               delta.users_delta),
+        route("users/$count", r"users/\$count", read_users, frozenset(), directory.users_count),
+        # After users/delta and users/$count: the first route that matches answers.
+        route("user", r"users/(?P<key>[^/]+)", read_users, select, directory.user),
+        *device_routes(),
         route("subscribedSkus", r"subscribedSkus", ("Organization.Read.All", "LicenseAssignment.Read.All",
                                                    *read_dir), select, directory.subscribed_skus),
         route("getMailboxUsageDetail", r"reports/getMailboxUsageDetail\(period='(?P<period>[^']*)'\)",
-              ("Reports.Read.All",), frozenset(), reports.mailbox_usage),
+              ("Reports.Read.All",), frozenset(), reports.mailbox_usage, denied=invalid_permission),
         route("reportSettings", r"admin/reportSettings",
-              ("ReportSettings.Read.All", "ReportSettings.ReadWrite.All"), frozenset(), reports.report_settings),
+              ("ReportSettings.Read.All", "ReportSettings.ReadWrite.All"), frozenset(), reports.report_settings,
+              denied=invalid_permission),
         route("reportSettings", r"admin/reportSettings", ("ReportSettings.ReadWrite.All",), frozenset(),
-              reports.update_report_settings, method="PATCH"),
+              reports.update_report_settings, method="PATCH", denied=invalid_permission),
     ]
 
 

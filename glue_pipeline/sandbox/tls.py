@@ -14,7 +14,11 @@ from pathlib import Path
 import trustme
 from cryptography import x509
 
-SERVER_HOSTS = ("127.0.0.1", "localhost")
+GRAPH_HOST = "127.0.0.1"  # the identity platform and Graph
+# Report downloads: Graph sends them to a host of their own, so a client's bearer token has a host
+# change to stay behind at. Another name of this machine, served by the same server.
+DOWNLOAD_HOST = "localhost"
+SERVER_HOSTS = (GRAPH_HOST, DOWNLOAD_HOST)
 _RENEW_BEFORE = dt.timedelta(days=7)
 
 
@@ -34,9 +38,11 @@ def _usable(tls: SandboxTLS) -> bool:
         return False
     try:
         cert = x509.load_pem_x509_certificate(tls.cert_file.read_bytes())
-    except ValueError:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
         return False
-    return cert.not_valid_after_utc - _RENEW_BEFORE > dt.datetime.now(dt.UTC)
+    named = {*names.get_values_for_type(x509.DNSName), *map(str, names.get_values_for_type(x509.IPAddress))}
+    return named >= set(SERVER_HOSTS) and cert.not_valid_after_utc - _RENEW_BEFORE > dt.datetime.now(dt.UTC)
 
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -48,10 +54,10 @@ def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 def ensure_ca(state_dir: Path) -> SandboxTLS:
-    """Create the CA and a server certificate for 127.0.0.1/localhost under state_dir, once.
+    """Create the CA and a server certificate for SERVER_HOSTS under state_dir, once.
 
-    Existing files are reused while the certificate has more than a week left, so clients
-    that already trust ca.pem keep working across sandbox restarts.
+    Existing files are reused while the certificate names every host and has more than a week
+    left, so clients that already trust ca.pem keep working across sandbox restarts.
     """
     state_dir = Path(state_dir)
     tls = _paths(state_dir)

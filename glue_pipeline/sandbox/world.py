@@ -1,8 +1,8 @@
-"""The sandbox world: tenants, users and licenses as Microsoft would hold them, plus the
-documentation store's starting organizations and contacts.
+"""The sandbox world: tenants, users, licenses and Intune managed devices as Microsoft would hold
+them, plus the documentation store's starting organizations, contacts and configurations.
 
-A world is a JSON document (schema in the README, section "World files"). Users and SKUs use
-Graph's own field names so the sandbox serves them as they are. Loading validates the whole
+A world is a JSON document (schema in the README, section "World files"). Users, SKUs and
+devices use Graph's own field names so the sandbox serves them as they are. Loading validates the whole
 file and names the first bad field, so a broken world is refused before anything runs.
 
 Its times (sign-ins, creation dates, the mailbox report's date) count back from the world's
@@ -41,6 +41,7 @@ DEFAULT_ROLES = [
     "Domain.Read.All",
     "Reports.Read.All",
     "DelegatedAdminRelationship.Read.All",
+    "DeviceManagementManagedDevices.Read.All",
 ]
 
 
@@ -150,6 +151,50 @@ class User(_Model):
     mailbox: Mailbox | None = None
 
 
+def _check_user_ref(value: str) -> str:
+    return value if value == "" else _check_guid(value)
+
+
+# A primary user's object id, or "" for a device without one (as Graph writes it).
+UserRef = Annotated[str, AfterValidator(_check_user_ref)]
+ComplianceState = Literal["unknown", "compliant", "noncompliant", "conflict", "error", "inGracePeriod",
+                          "configManager"]
+
+
+class ManagedDevice(_Model):
+    """An Intune managed device as Graph returns it (camelCase names).
+
+    userId and userPrincipalName are "" for a device without a primary user; userId may name a
+    user no longer among the tenant's users (left the company, never synced). wiFiMacAddress is 12
+    hex digits or "". ethernetMacAddress is what Graph gives only when one device is read with
+    $select; its lists carry null.
+    """
+
+    id: Guid
+    deviceName: str
+    serialNumber: str = ""
+    manufacturer: str = ""
+    model: str = ""
+    operatingSystem: str = ""
+    osVersion: str = ""
+    complianceState: ComplianceState = "unknown"
+    managedDeviceOwnerType: Literal["company", "personal", "unknown"] = "company"
+    managementAgent: str = "mdm"
+    enrolledDateTime: Dated = None
+    lastSyncDateTime: Dated = None
+    userId: UserRef = ""
+    userPrincipalName: str = ""
+    userDisplayName: str = ""
+    emailAddress: str = ""
+    azureADDeviceId: str = ""
+    wiFiMacAddress: str = ""
+    ethernetMacAddress: str | None = None
+    imei: str = ""
+    isEncrypted: bool = False
+    totalStorageSpaceInBytes: int = 0
+    freeStorageSpaceInBytes: int = 0
+
+
 class Sku(_Model):
     skuId: Guid
     skuPartNumber: str
@@ -179,6 +224,9 @@ class Tenant(_Model):
     phone: str | None = None
     users: list[User] = Field(default_factory=list)
     skus: list[Sku] = Field(default_factory=list)
+    # False: no Intune licence, so managedDevices answers 400 "Request not applicable to target tenant".
+    intune: bool = True
+    devices: list[ManagedDevice] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_initial_and_default(self) -> Tenant:
@@ -236,9 +284,34 @@ class ContactPhone(_Model):
     primary: bool = False
 
 
+class StoreConfigurationLink(_Model):
+    """The Intune managed device an earlier sync linked a configuration to."""
+
+    tenant_id: Guid
+    device_id: Guid
+
+
+class StoreConfiguration(_Model):
+    """A device as the documentation store holds it, typed in by hand: the serial number and MAC
+    address in whatever format the person used."""
+
+    id: int
+    name: str
+    configuration_type: str | None = None
+    serial_number: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    operating_system: str | None = None
+    os_version: str | None = None
+    mac_address: str | None = None
+    primary_contact_id: int | None = None
+    microsoft: StoreConfigurationLink | None = None
+
+
 class StoreOrganization(_Model):
     id: int
     name: str
+    configurations: list[StoreConfiguration] = Field(default_factory=list)
 
 
 class StoreContact(_Model):
@@ -264,6 +337,15 @@ class StoreSeed(_Model):
                     f"contact {contact.id} names organization_id {contact.organization_id}, "
                     "which is not among store.organizations"
                 )
+        contacts_of = {(c.id, c.organization_id) for c in self.contacts}
+        for organization in self.organizations:
+            for configuration in organization.configurations:
+                contact = configuration.primary_contact_id
+                if contact is not None and (contact, organization.id) not in contacts_of:
+                    raise ValueError(
+                        f"configuration {configuration.id} names primary_contact_id {contact}, which is not a "
+                        f"contact of its organization {organization.id}"
+                    )
         return self
 
 
@@ -316,9 +398,19 @@ class World(_Model):
         yield from _repeats("client_id", "each app registration has its own", chain(
             [(self.app.client_id, ("app", "client_id"))],
             ((a.client_id, ("direct_apps", i, "client_id")) for i, a in enumerate(self.direct_apps))))
+        for i, t in tenants:
+            yield from _repeats("device id", "a tenant's managed device ids are unique", (
+                (d.id, ("tenants", i, "devices", j, "id")) for j, d in enumerate(t.devices)))
         for kind, rows in (("organization", self.store.organizations), ("contact", self.store.contacts)):
             yield from _repeats(f"{kind} id", "the store's ids are unique", (
                 (row.id, ("store", f"{kind}s", i, "id")) for i, row in enumerate(rows)))
+        configurations = [(("store", "organizations", i, "configurations", j), c)
+                          for i, o in enumerate(self.store.organizations) for j, c in enumerate(o.configurations)]
+        yield from _repeats("configuration id", "the store's ids are unique",
+                            ((c.id, (*loc, "id")) for loc, c in configurations))
+        yield from _repeats("linked device", "a tenant's device is linked to one configuration at most", (
+            (f"{c.microsoft.tenant_id}/{c.microsoft.device_id}", (*loc, "microsoft", "device_id"))
+            for loc, c in configurations if c.microsoft))
 
     def tenant(self, tenant_id: str) -> Tenant | None:
         return next((t for t in self.tenants if t.id == tenant_id), None)

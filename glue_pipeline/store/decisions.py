@@ -1,7 +1,8 @@
-"""The SQL of an analyst's match decisions: the tenants, organizations, suggestions, contacts and
-users a decision names, and what it records (the tenant's match, a user's contact decision, the
-audit row), inside one write transaction; and what is open for a tenant (its suggestions, its
-held users and their candidate contacts), read for a review. Which decision is allowed is
+"""The SQL of an analyst's match decisions: the tenants, organizations, suggestions, contacts,
+users, configurations and devices a decision names, and what it records (the tenant's match, a
+user's contact decision, a device's configuration decision, the audit row), inside one write
+transaction; and what is open for a tenant (its suggestions, its held users and their candidate
+contacts), read for a review. Which decision is allowed is
 glue_pipeline/decisions.py's.
 """
 
@@ -19,9 +20,13 @@ from glue_pipeline.store.migrate import upgrade_store
 from glue_pipeline.store.partition_keys import tenants_of
 from glue_pipeline.store.rows import Row, all_rows, first_row, update_or_insert
 from glue_pipeline.store.schema import (
+    configuration_decisions,
+    configuration_microsoft,
+    configurations,
     contact_decisions,
     contact_microsoft,
     contacts,
+    held_devices,
     held_users,
     match_decisions,
     organizations,
@@ -125,6 +130,26 @@ class DecisionReads:
         return bool(self._conn.execute(select(held | linked)).scalar_one())
 
 
+    def configuration(self, configuration_id: int) -> Row | None:
+        return first_row(self._conn, select(configurations).where(configurations.c.id == configuration_id))
+
+    def device_name(self, tenant_id: str, device_id: str) -> str | None:
+        """The name of a device held or linked in the tenant (None when it has none, or is unknown)."""
+        held = select(held_devices.c.device_name).where(
+            (held_devices.c.tenant_id == tenant_id) & (held_devices.c.device_id == device_id))
+        linked = select(configurations.c.name).join(
+            configuration_microsoft, configuration_microsoft.c.configuration_id == configurations.c.id).where(
+            (configuration_microsoft.c.tenant_id == tenant_id) & (configuration_microsoft.c.device_id == device_id))
+        return self._conn.execute(held).scalar() or self._conn.execute(linked).scalar()
+
+    def knows_device(self, tenant_id: str, device_id: str) -> bool:
+        """Whether the device is held or linked to a configuration in the tenant."""
+        held = exists().where((held_devices.c.tenant_id == tenant_id) & (held_devices.c.device_id == device_id))
+        linked = exists().where((configuration_microsoft.c.tenant_id == tenant_id)
+                                & (configuration_microsoft.c.device_id == device_id))
+        return bool(self._conn.execute(select(held | linked)).scalar_one())
+
+
 class DecisionStore(DecisionReads):
     """Reads and writes of one decision, in its transaction."""
 
@@ -147,12 +172,20 @@ class DecisionStore(DecisionReads):
         update_or_insert(self._conn, contact_decisions, {"tenant_id": tenant_id, "user_id": user_id}, {
             "action": action, "contact_id": contact_id, "decided_by": self._by, "decided_at": self._now})
 
+    def set_device_decision(self, tenant_id: str, device_id: str, action: ContactDecisionAction,
+                            configuration_id: int | None) -> None:
+        update_or_insert(self._conn, configuration_decisions, {"tenant_id": tenant_id, "device_id": device_id}, {
+            "action": action, "configuration_id": configuration_id, "decided_by": self._by,
+            "decided_at": self._now})
+
     def audit(self, tenant_id: str, action: DecisionAction, organization_id: int | None = None,
-              user_id: str | None = None, contact_id: int | None = None, note: str | None = None) -> None:
+              user_id: str | None = None, contact_id: int | None = None, note: str | None = None,
+              device_id: str | None = None, configuration_id: int | None = None) -> None:
         """The decision's row in the audit trail (match_decisions)."""
         self._conn.execute(insert(match_decisions).values(
             tenant_id=tenant_id, action=action, organization_id=organization_id, user_id=user_id,
-            contact_id=contact_id, note=note, decided_by=self._by, decided_at=self._now))
+            contact_id=contact_id, note=note, decided_by=self._by, decided_at=self._now, device_id=device_id,
+            configuration_id=configuration_id))
 
 
 # Who the auto-accept policy records as deciding (tenant_matches and match_decisions.decided_by).

@@ -1,5 +1,5 @@
-"""Reads across all tenants: every tenant's match with its best suggestion, the users held for an
-analyst, emails two contacts of an organization share, and what sync runs did."""
+"""Reads across all tenants: every tenant's match with its best suggestion, the users and devices
+held for an analyst, emails two contacts of an organization share, and what sync runs did."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from glue_pipeline.store.rows import Row, all_rows
 from glue_pipeline.store.schema import (
     contact_emails,
     contacts,
+    held_devices,
     held_users,
     organizations,
     sync_results,
@@ -58,6 +59,21 @@ def held_overview(engine: Engine) -> pd.DataFrame:
         rows = conn.execute(query).all()
     return pd.DataFrame(rows, columns=["tenant_id", "tenant_name", "user_id", "user_principal_name",
                                        "display_name", "reason", "candidate_contact_ids"])
+
+
+HELD_DEVICE_COLUMNS = ["tenant_id", "tenant_name", "device_id", "device_name", "serial_number", "reason",
+                       "candidate_configuration_ids"]
+
+
+def held_devices_overview(engine: Engine) -> pd.DataFrame:
+    """The devices held for a decision, by tenant name and device name."""
+    query = (select(held_devices.c.tenant_id, tenants.c.display_name.label("tenant_name"), held_devices.c.device_id,
+                    held_devices.c.device_name, held_devices.c.serial_number, held_devices.c.reason,
+                    held_devices.c.candidate_configuration_ids)
+             .join(tenants, tenants.c.tenant_id == held_devices.c.tenant_id, isouter=True)
+             .order_by(tenants.c.display_name, held_devices.c.device_name, held_devices.c.device_id))
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(query).all(), columns=HELD_DEVICE_COLUMNS)
 
 
 def duplicate_emails(engine: Engine) -> pd.DataFrame:

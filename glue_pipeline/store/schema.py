@@ -140,6 +140,7 @@ configurations = Table(
     Column("model", String(255)),
     Column("operating_system", String(64)),
     Column("os_version", String(64)),
+    Column("mac_address", String(17)),  # as documented (the overlay holds Intune's)
     Column("primary_contact_id", Integer, ForeignKey("contacts.id")),
     Column("created_by", String(32), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -1,4 +1,4 @@
-"""Loading a world's starting organizations and contacts into an empty store."""
+"""Loading a world's starting organizations, contacts and configurations into an empty store."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from glue_pipeline.sandbox.world import StoreSeed
 from glue_pipeline.store.engine import write_transaction
 from glue_pipeline.store.migrate import upgrade_store
-from glue_pipeline.store.schema import contact_emails, contact_phones, contacts, organizations
+from glue_pipeline.store.schema import (
+    configuration_microsoft,
+    configurations,
+    contact_emails,
+    contact_phones,
+    contacts,
+    organizations,
+)
 from glue_pipeline.store.writer import utcnow
 
 
@@ -37,15 +44,31 @@ def seed_store(engine: Engine, seed: StoreSeed) -> bool:
         for table, rows in ((contact_emails, emails), (contact_phones, phones)):
             if rows:
                 conn.execute(insert(table), rows)
+        _seed_configurations(conn, seed)
         _advance_sequences(conn)
     return True
+
+
+def _seed_configurations(conn: Connection, seed: StoreSeed) -> None:
+    """The organizations' documented devices, and the Intune links an earlier sync left on some."""
+    now = utcnow()
+    rows = [{"id": c.id, "organization_id": o.id, "name": c.name, "configuration_type": c.configuration_type,
+             "serial_number": c.serial_number, "manufacturer": c.manufacturer, "model": c.model,
+             "operating_system": c.operating_system, "os_version": c.os_version, "mac_address": c.mac_address,
+             "primary_contact_id": c.primary_contact_id, "created_by": "store", "created_at": now, "updated_at": now}
+            for o in seed.organizations for c in o.configurations]
+    links = [{"configuration_id": c.id, "tenant_id": c.microsoft.tenant_id, "device_id": c.microsoft.device_id.lower(),
+              "status": "active"} for o in seed.organizations for c in o.configurations if c.microsoft]
+    for table, batch in ((configurations, rows), (configuration_microsoft, links)):
+        if batch:
+            conn.execute(insert(table), batch)
 
 
 def _advance_sequences(conn: Connection) -> None:
     """Explicit ids leave PostgreSQL's serial sequences behind; move them past the seeded ids."""
     if conn.dialect.name != "postgresql":
         return
-    for table in (organizations, contacts):
+    for table in (organizations, contacts, configurations):
         conn.exec_driver_sql(
             f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
             f"COALESCE((SELECT MAX(id) FROM {table.name}), 1))")

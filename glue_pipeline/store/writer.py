@@ -64,6 +64,8 @@ class LogEntry:
     message: str
     contact_id: int | None = None
     user_id: str | None = None
+    configuration_id: int | None = None
+    device_id: str | None = None
 
 
 @dataclass
@@ -259,7 +261,7 @@ def _email_rows(fields: ContactFields) -> Iterable[tuple[str, str, bool]]:
         yield alias, "Alias", False
 
 
-class _BulkWrites:
+class BulkWrites:
     """Inserts and updates collected per statement shape and sent as one executemany each, so
     a tenant's writes cost a handful of round trips, not one per row."""
 
@@ -297,7 +299,7 @@ def _update_contacts(conn: Connection, writes: list[ContactWrite], now: datetime
     phones = _rows_by_contact(conn, contact_phones, ids)
     overlays = {rows[0]["contact_id"]: rows[0]
                 for rows in _rows_by_contact(conn, contact_microsoft, ids).values()}
-    bulk = _BulkWrites()
+    bulk = BulkWrites()
     compared: list[tuple[int, ContactWrite]] = []
     for cid, write in existing:
         if _owned_by_another(overlays.get(cid), write):
@@ -348,7 +350,7 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _update_scalars(bulk: _BulkWrites, cid: int, current: Row, fields: ContactFields) -> list[Difference]:
+def _update_scalars(bulk: BulkWrites, cid: int, current: Row, fields: ContactFields) -> list[Difference]:
     # A value Microsoft leaves empty does not erase what the store holds.
     values = {k: v for k, v in fields.scalar_fields().items() if v is not None and current.get(k) != v}
     if values:
@@ -356,7 +358,7 @@ def _update_scalars(bulk: _BulkWrites, cid: int, current: Row, fields: ContactFi
     return [Difference(k, current.get(k), v) for k, v in values.items()]
 
 
-def _sync_emails(bulk: _BulkWrites, cid: int, current: list[Row],
+def _sync_emails(bulk: BulkWrites, cid: int, current: list[Row],
                  fields: ContactFields) -> list[Difference]:
     """Microsoft's addresses are added, the mapped primary email becomes primary; no address is removed."""
     by_value = {row["value"].lower(): row for row in current}
@@ -381,7 +383,7 @@ def _sync_emails(bulk: _BulkWrites, cid: int, current: list[Row],
     return diffs
 
 
-def _sync_phones(bulk: _BulkWrites, cid: int, current: list[Row],
+def _sync_phones(bulk: BulkWrites, cid: int, current: list[Row],
                  fields: ContactFields) -> list[Difference]:
     """One phone per mapped label (Work, Mobile) follows Microsoft; other phones stay."""
     by_label = {row["label"]: row for row in current}
@@ -398,7 +400,7 @@ def _sync_phones(bulk: _BulkWrites, cid: int, current: list[Row],
     return diffs
 
 
-def _sync_overlay(bulk: _BulkWrites, cid: int, current: Row | None, overlay: Overlay) -> list[Difference]:
+def _sync_overlay(bulk: BulkWrites, cid: int, current: Row | None, overlay: Overlay) -> list[Difference]:
     if current is None:
         bulk.insert(contact_microsoft, {"contact_id": cid, **overlay})
         return [Difference("microsoft link", None, overlay["user_principal_name"])]
@@ -430,7 +432,8 @@ def write_log(conn: Connection, run_id: str, tenant_id: str | None, entries: lis
     if entries:
         conn.execute(insert(sync_log), [
             {"run_id": run_id, "tenant_id": tenant_id, "at": now, "level": e.level, "action": e.action,
-             "contact_id": e.contact_id, "user_id": e.user_id, "message": e.message} for e in entries])
+             "contact_id": e.contact_id, "user_id": e.user_id, "configuration_id": e.configuration_id,
+             "device_id": e.device_id, "message": e.message} for e in entries])
 
 
 # The columns of `tenants` that discovery writes from its frame, besides the key (the name and

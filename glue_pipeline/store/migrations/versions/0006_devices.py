@@ -18,6 +18,8 @@ Revises: 0005_partition_keys
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -47,6 +49,7 @@ def upgrade() -> None:
         sa.Column("model", sa.String(length=255)),
         sa.Column("operating_system", sa.String(length=64)),
         sa.Column("os_version", sa.String(length=64)),
+        sa.Column("mac_address", sa.String(length=17)),
         sa.Column("primary_contact_id", sa.Integer(), sa.ForeignKey("contacts.id")),
         sa.Column("created_by", sa.String(length=32), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -113,7 +116,7 @@ def downgrade() -> None:
     op.drop_table("configurations")
 
 
-def _widen(table: str, actions: tuple[str, ...], columns: list[sa.Column[object]]) -> None:
+def _widen(table: str, actions: tuple[str, ...], columns: list[sa.Column[Any]]) -> None:
     """Add the columns and let the action column hold the new words."""
     with op.batch_alter_table(table) as batch:
         for column in columns:
