@@ -55,6 +55,8 @@ def common_arguments(parser: argparse.ArgumentParser, tenants: int = 200) -> arg
     parser.add_argument("--users-per-tenant", type=int, default=100,
                         help="average users per tenant (long-tailed spread)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--devices-per-user", type=float, default=1.0,
+                        help="Intune managed devices per user in the world (0: none, as before devices)")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="sandbox latency per request")
     parser.add_argument("--concurrency", type=int, default=None,
                         help=f"GLUE_GRAPH_CONCURRENCY (default: the pipeline's, {DEFAULT_CONCURRENCY})")
@@ -89,7 +91,7 @@ def _sandbox_main(conn: Connection, params: dict[str, Any]) -> None:
 
         started = time.perf_counter()
         world = generate_world(seed=params["seed"], tenants=params["tenants"], users=params["users"],
-                               revoked=0, spread=params["spread"])
+                               revoked=0, spread=params["spread"], devices_per_user=params["devices_per_user"])
         generated_s = time.perf_counter() - started
         seed_file = Path(params["workdir"]) / "store_seed.json"
         seed_file.write_text(world.store.model_dump_json())
@@ -105,7 +107,7 @@ def _sandbox_main(conn: Connection, params: dict[str, Any]) -> None:
                 "GLUE_CA_FILE": str(sandbox.ca_file), "GLUE_PARTNER_TENANT_ID": world.partner.tenant_id,
                 "GLUE_CLIENT_ID": world.app.client_id, "GLUE_CLIENT_SECRET": world.app.client_secret},
         "tenants": [{"id": t.id, "name": t.display_name, "users": len(t.users)} for t in world.tenants],
-        "users": world.user_count}))
+        "users": world.user_count, "devices": sum(len(t.devices) for t in world.tenants)}))
     try:
         while True:
             command, kwargs = conn.recv()
@@ -146,9 +148,9 @@ class SandboxProcess:
     """The sandbox served by a child process, driven through a pipe."""
 
     def __init__(self, workdir: Path, seed: int, tenants: int, users: int, latency_ms: float,
-                 spread: str = "longtail") -> None:
+                 spread: str = "longtail", devices_per_user: float = 1.0) -> None:
         self.params = {"workdir": str(workdir), "seed": seed, "tenants": tenants, "users": users,
-                       "latency_ms": latency_ms, "spread": spread}
+                       "latency_ms": latency_ms, "spread": spread, "devices_per_user": devices_per_user}
         self.latency_ms = latency_ms
         self._conn, child = _SPAWN.Pipe()
         self._process = _SPAWN.Process(target=_sandbox_main, args=(child, self.params), name="sandbox")
@@ -281,11 +283,12 @@ def store_counts(store_url: str, run_ids: list[str] | None = None) -> dict[str, 
     from sqlalchemy import func, select
 
     from glue_pipeline.store.engine import make_engine
-    from glue_pipeline.store.schema import contacts, sync_log, sync_results
+    from glue_pipeline.store.schema import configurations, contacts, sync_log, sync_results
 
     engine = make_engine(store_url)
     with engine.connect() as conn:
-        out = {"contacts": conn.execute(select(func.count()).select_from(contacts)).scalar_one()}
+        out = {"contacts": conn.execute(select(func.count()).select_from(contacts)).scalar_one(),
+               "configurations": conn.execute(select(func.count()).select_from(configurations)).scalar_one()}
         if run_ids:
             rows = conn.execute(select(sync_results.c.status, func.count(), func.sum(sync_results.c.created),
                                        func.sum(sync_results.c.updated), func.sum(sync_results.c.unchanged))
@@ -295,6 +298,10 @@ def store_counts(store_url: str, run_ids: list[str] | None = None) -> dict[str, 
             out["created"] = sum(int(r[2] or 0) for r in rows)
             out["updated"] = sum(int(r[3] or 0) for r in rows)
             out["unchanged"] = sum(int(r[4] or 0) for r in rows)
+            out["configurations_written"] = conn.execute(
+                select(func.count()).select_from(sync_log)
+                .where(sync_log.c.run_id.in_(run_ids),
+                       sync_log.c.action.in_(["configuration_created", "configuration_updated"]))).scalar_one()
             out["tenants_not_replanned"] = conn.execute(
                 select(func.count()).select_from(sync_log)
                 .where(sync_log.c.run_id.in_(run_ids), sync_log.c.action == "tenant_unchanged")).scalar_one()
@@ -533,10 +540,11 @@ def bench_world(args: argparse.Namespace) -> Iterator[tuple[SandboxProcess, Work
     with workspace(args.postgres, args.keep) as ws:
         started = time.perf_counter()
         with SandboxProcess(ws.root, args.seed, args.tenants, args.tenants * args.users_per_tenant,
-                            args.latency_ms) as sandbox:
+                            args.latency_ms, devices_per_user=args.devices_per_user) as sandbox:
             seed_store(ws.store_url, sandbox.info["store_seed"])
             sizes = sorted((t["users"] for t in sandbox.tenants), reverse=True)
-            print(f"world: {len(sizes)} tenants, {sandbox.info['users']:,} users (seed {args.seed}, long tail: "
+            print(f"world: {len(sizes)} tenants, {sandbox.info['users']:,} users, {sandbox.info['devices']:,} Intune "
+                  f"devices (seed {args.seed}, long tail: "
                   f"largest {sizes[:5]}, median {sizes[len(sizes) // 2]}, {sum(s > 2000 for s in sizes)} over "
                   f"2,000); generated in {sandbox.info['generated_s']:.1f} s, set up in "
                   f"{time.perf_counter() - started:.1f} s")

@@ -44,6 +44,7 @@ def main() -> None:
                      "concurrency": concurrency}
     with bench_world(args) as (sandbox, ws):
         figures["users"] = sandbox.info["users"]
+        figures["devices"] = sandbox.info["devices"]
         env = pipeline_env(sandbox, ws, args.concurrency)
         results = {}
         phases = [p.strip() for p in args.phases.split(",") if p.strip() in ("full", "nochange", "changed")]
@@ -68,6 +69,7 @@ def main() -> None:
                 f"{phase}_sandbox_cpu_s": r["sandbox_cpu_s"], f"{phase}_floor_s": r["floor_s"],
                 f"{phase}_delta_requests": r["delta_requests"],
                 f"{phase}_updated": counts.get("updated"), f"{phase}_created": counts.get("created"),
+                f"{phase}_configurations_written": counts.get("configurations_written"),
                 f"{phase}_ok": all(run["success"] for run in r["runs"]) and bool(r["runs"]),
             })
         full, nochange = results.get("full"), results.get("nochange")

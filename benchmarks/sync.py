@@ -44,6 +44,7 @@ def main() -> None:
             print(f"    store: {counts}")
         figures = {
             "benchmark": "sync", "tenants": args.tenants, "users": sandbox.info["users"],
+            "devices": sandbox.info["devices"],
             "store": "postgresql" if args.postgres else "sqlite", "latency_ms": args.latency_ms,
             "concurrency": concurrency, "wall_s": r["wall_s"], "timeout": bool(r.get("timeout")),
         }
@@ -56,6 +57,7 @@ def main() -> None:
                 "wall_over_floor": r["wall_over_floor"], "peak_in_flight": r["peak_in_flight"],
                 "runs_succeeded": all(run["success"] for run in r["runs"]) and bool(r["runs"]),
                 "contacts": counts.get("contacts"), "contacts_created": counts.get("created"),
+                "configurations": counts.get("configurations"),
                 "tenants_failed": counts.get("tenants_failed", 0),
             })
         emit({k: rounded(v) for k, v in figures.items()})

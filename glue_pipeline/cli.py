@@ -371,15 +371,20 @@ def match_list(only_open: bool) -> None:
     echo(_table(frame[columns]) if len(frame) else "no tenants yet")
 
 
-@match.command("held", help="Users and devices held for a decision (ambiguous, likely duplicates).")
+@match.command("held", help="Users held for a decision (ambiguous, likely duplicates).")
 def match_held() -> None:
-    from glue_pipeline.overview import held_devices_overview, held_overview
+    from glue_pipeline.overview import held_overview
 
-    engine = _engine()
-    users, devices = held_overview(engine), held_devices_overview(engine)
-    echo(_table(users) if len(users) else "no user is held")
-    echo("")
-    echo(_table(devices) if len(devices) else "no device is held")
+    frame = held_overview(_engine())
+    echo(_table(frame) if len(frame) else "no user is held")
+
+
+@match.command("held-devices", help="Intune devices held for a decision (ambiguous, likely duplicates).")
+def match_held_devices() -> None:
+    from glue_pipeline.overview import held_devices_overview
+
+    frame = held_devices_overview(_engine())
+    echo(_table(frame) if len(frame) else "no device is held")
 
 
 @match.command("accept", help="Match TENANT to its suggestion (best first).")
@@ -657,7 +662,9 @@ def logs(tenant_refs: tuple[str, ...], run_ref: str | None, level: str | None, a
         who = "-" if entry.tenant_id is None else terminal_text(
             f"{entry.tenant_name} ({entry.tenant_id[:8]})" if entry.tenant_name else entry.tenant_id)
         ids = [f"contact {entry.contact_id}"] * (entry.contact_id is not None) \
-            + [f"user {terminal_text(entry.user_id)}"] * (entry.user_id is not None)
+            + [f"user {terminal_text(entry.user_id)}"] * (entry.user_id is not None) \
+            + [f"configuration {entry.configuration_id}"] * (entry.configuration_id is not None) \
+            + [f"device {terminal_text(entry.device_id)}"] * (entry.device_id is not None)
         echo(f"{entry.at:%Y-%m-%d %H:%M:%S}  {entry.level:<7}  {who}  {terminal_text(entry.action)}  "
              f"{terminal_text(entry.message)}" + (f"  [{', '.join(ids)}]" if ids else ""))
 

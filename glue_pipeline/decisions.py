@@ -227,7 +227,7 @@ def _require_known_device(store: DecisionReads, tenant_id: str, device_id: str) 
     key = device_id.strip().lower()
     if not store.knows_device(tenant_id, key):
         raise DecisionError(f"device {terminal_text(device_id)[:40]} is neither held nor linked in this tenant: see "
-                            "`glue-pipeline match held` for the devices waiting for a decision")
+                            "`glue-pipeline match held-devices` for the devices waiting for a decision")
     return key
 
 

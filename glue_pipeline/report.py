@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 from glue_pipeline.matching.organizations import OPEN_STATUSES
 from glue_pipeline.render import terminal_text
 from glue_pipeline.store.engine import Engine
-from glue_pipeline.store.overview import contact_count, last_run_id, run_results, waiting_for_analysts
+from glue_pipeline.store.overview import (
+    contact_count,
+    device_actions,
+    last_run_id,
+    run_results,
+    waiting_for_analysts,
+)
 from glue_pipeline.store.parked import left_out_of_full_syncs
 from glue_pipeline.vocabulary import TenantStatus
 
@@ -28,6 +34,10 @@ class SyncSummary:
     held: int = 0
     skipped: int = 0
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # (tenant id, name, message)
+    # Configurations created and updated from Intune devices, and devices held back.
+    configurations_created: int = 0
+    configurations_updated: int = 0
+    devices_held: int = 0
 
 
 def summarize(engine: Engine, run_ids: list[str]) -> SyncSummary:
@@ -42,6 +52,10 @@ def summarize(engine: Engine, run_ids: list[str]) -> SyncSummary:
             setattr(summary, name, getattr(summary, name) + row[name])
         if row["error"]:
             summary.errors.append((row["tenant_id"], row["display_name"] or row["tenant_id"], row["error"]))
+    devices = device_actions(engine, run_ids)
+    summary.configurations_created = devices.get("configuration_created", 0)
+    summary.configurations_updated = devices.get("configuration_updated", 0)
+    summary.devices_held = devices.get("device_held", 0) + devices.get("device_ambiguous", 0)
     return summary
 
 
@@ -54,6 +68,8 @@ def format_summary(summary: SyncSummary) -> str:
         f"contacts: {summary.created} created, {summary.updated} updated, {summary.unchanged} unchanged, "
         f"{summary.held} held back",
         f"users not synced by the user selection: {summary.skipped}",
+        f"configurations (Intune devices): {summary.configurations_created} created, "
+        f"{summary.configurations_updated} updated, {summary.devices_held} devices held back",
         f"errors: {len(summary.errors)}",
     ]
     lines += [f"  - {terminal_text(name)}: {terminal_text(message)}"
@@ -79,4 +95,7 @@ def next_steps(engine: Engine) -> list[str]:
     if waiting.users:
         steps.append(f"{waiting.users} users wait for a decision (likely duplicates, ambiguous): "
                      "glue-pipeline match held")
+    if waiting.devices:
+        steps.append(f"{waiting.devices} devices wait for a decision (likely duplicates, ambiguous): "
+                     "glue-pipeline match held-devices")
     return steps

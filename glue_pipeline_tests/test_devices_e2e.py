@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 import pytest
+import yaml
 from click.testing import CliRunner
 from sqlalchemy import Engine, func, select
 
@@ -22,6 +23,7 @@ from glue_pipeline.sandbox.world import ManagedDevice, StoreConfiguration, Store
 from glue_pipeline.store import schema
 from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
+from glue_pipeline_tests.served import served_world
 from glue_pipeline_tests.stores import matched_world, table_rows
 
 PERMISSION = "DeviceManagementManagedDevices.Read.All"
@@ -99,7 +101,7 @@ def synced(request: pytest.FixtureRequest, tmp_path, sandbox_state,
             instance.dispose()
 
 
-def _by_device(engine: Engine) -> dict[str, dict]:
+def _by_device(engine: Engine) -> dict[str | None, dict]:
     """Each linked device's configuration with its overlay, by the device's name."""
     c, m = schema.configurations, schema.configuration_microsoft
     with engine.connect() as conn:
@@ -170,46 +172,134 @@ def test_a_device_gone_from_intune_keeps_its_configuration(synced) -> None:
                for r in table_rows(engine, schema.sync_log, schema.sync_log.c.tenant_id == a.id))
 
 
-def test_an_ambiguous_device_is_held_and_an_analyst_links_it(tmp_path, sandbox_state, monkeypatch) -> None:
-    """Two documented configurations carry one serial: the device is held (never guessed), the
-    check no_ambiguous_devices names it, and `glue-pipeline match link-device` settles it."""
-    from glue_pipeline.demo import sandbox_env
-    from glue_pipeline.sandbox.server import SandboxConfig
-    from glue_pipeline_tests.served import clock_env
-
+def _ambiguous_world() -> World:
+    """device_world with two documented configurations carrying LT-LEFT's serial."""
     world = device_world()
     a = world.tenants[0]
     org = next(o for o in world.store.organizations if o.name == a.display_name)
     org.configurations += [StoreConfiguration(id=9101, name="Spare A", serial_number="5CG9999ABC"),
                            StoreConfiguration(id=9102, name="Spare B", serial_number="5cg9999abc")]
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    with Sandbox(SandboxConfig(world=world), state_dir=sandbox_state) as sandbox:
-        for key, value in {**sandbox_env(sandbox, world), **clock_env(world), "GLUE_STORE_URL": url,
-                           "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-                           "GLUE_DATA_DIR": str(tmp_path / "tables"), "GLUE_VAR_DIR": str(tmp_path / "var")}.items():
-            monkeypatch.setenv(key, value)
-        engine = make_engine(url)
-        seed_store(engine, world.store)
-        instance = get_instance()
-        try:
-            assert run_discovery(instance).success
-            run_sync(instance, [a.id])
-            held = table_rows(engine, schema.held_devices)
-            assert [h["device_id"] for h in held] == [_id("LT-LEFT")]
-            assert "9101" in held[0]["reason"] and "9102" in held[0]["reason"]
-            runner = CliRunner()
-            listed = runner.invoke(main, ["match", "held"])
-            assert listed.exit_code == 0 and "LT-LEFT" in listed.output
-            linked = runner.invoke(main, ["match", "link-device", a.id, _id("LT-LEFT").upper(), "9102", "--by", "ann"])
-            assert linked.exit_code == 0, linked.output
-            assert "linked to configuration Spare B (id 9102)" in linked.output
-            refused = runner.invoke(main, ["match", "link-device", a.id, _id("LT-LEFT"), "1"])
-            assert refused.exit_code != 0 and "not a configuration of organization" in refused.output
-            run_sync(instance, [a.id])
-            assert _by_device(engine)["LT-LEFT"]["id"] == 9102
-            assert table_rows(engine, schema.held_devices) == []
-            decisions = table_rows(engine, schema.match_decisions, schema.match_decisions.c.action == "link_device")
-            assert [(d["device_id"], d["configuration_id"], d["decided_by"]) for d in decisions] == \
-                [(_id("LT-LEFT"), 9102, "ann")]
-        finally:
-            instance.dispose()
+    return world
+
+
+def test_an_ambiguous_device_is_held_and_an_analyst_links_it(tmp_path, sandbox_state, monkeypatch) -> None:
+    """Two documented configurations carry one serial: the device is held (never guessed) with both
+    named, `glue-pipeline match held` lists it and `match link-device` settles it."""
+    world = _ambiguous_world()
+    a = world.tenants[0]
+    with served_world(world, tmp_path, sandbox_state, monkeypatch) as served:
+        engine, instance = served.engine, served.instance
+        run_sync(instance, [a.id])
+        held = table_rows(engine, schema.held_devices)
+        assert [h["device_id"] for h in held] == [_id("LT-LEFT")]
+        assert "9101" in held[0]["reason"] and "9102" in held[0]["reason"]
+        runner = CliRunner()
+        listed = runner.invoke(main, ["match", "held-devices"])
+        assert listed.exit_code == 0 and "LT-LEFT" in listed.output
+        linked = runner.invoke(main, ["match", "link-device", a.id, _id("LT-LEFT").upper(), "9102", "--by", "ann"])
+        assert linked.exit_code == 0, linked.output
+        assert "linked to configuration Spare B (id 9102)" in linked.output
+        refused = runner.invoke(main, ["match", "link-device", a.id, _id("LT-LEFT"), "1"])
+        assert refused.exit_code != 0 and "not a configuration of organization" in refused.output
+        unknown = runner.invoke(main, ["match", "approve-device", a.id, "\x1b[2Jforged"])
+        assert unknown.exit_code != 0 and "neither held nor linked" in unknown.output
+        assert "\x1b" not in unknown.output
+        run_sync(instance, [a.id])
+        assert _by_device(engine)["LT-LEFT"]["id"] == 9102
+        assert table_rows(engine, schema.held_devices) == []
+        decisions = table_rows(engine, schema.match_decisions, schema.match_decisions.c.action == "link_device")
+        assert [(d["device_id"], d["configuration_id"], d["decided_by"]) for d in decisions] == \
+            [(_id("LT-LEFT"), 9102, "ann")]
+
+
+def test_an_approved_device_gets_a_configuration_of_its_own(tmp_path, sandbox_state, monkeypatch) -> None:
+    world = _ambiguous_world()
+    a = world.tenants[0]
+    with served_world(world, tmp_path, sandbox_state, monkeypatch) as served:
+        run_sync(served.instance, [a.id])
+        approved = CliRunner().invoke(main, ["match", "approve-device", a.id, _id("LT-LEFT")])
+        assert approved.exit_code == 0 and "approved for a new configuration" in approved.output
+        run_sync(served.instance, [a.id])
+        created = _by_device(served.engine)["LT-LEFT"]
+        assert created["created_by"] == "microsoft" and created["id"] not in (9101, 9102)
+        spares = table_rows(served.engine, schema.configurations, schema.configurations.c.id.in_([9101, 9102]))
+        assert sorted(r["name"] for r in spares) == ["Spare A", "Spare B"], "the documented ones are left alone"
+
+
+def _sync_log(engine: Engine, run_ids: list[str], action: str) -> set[str]:
+    return {r["tenant_id"] for r in table_rows(engine, schema.sync_log, schema.sync_log.c.run_id.in_(run_ids),
+                                               schema.sync_log.c.action == action)}
+
+
+def test_unchanged_devices_cost_no_replan_and_a_changed_one_does(tmp_path, sandbox_state, monkeypatch) -> None:
+    """A re-sync reads the devices in the tenant's Graph batch; devices that only checked in leave
+    the tenant unchanged, a renamed one plans it again."""
+    world = device_world()
+    a = world.tenants[0]
+    with served_world(world, tmp_path, sandbox_state, monkeypatch) as served:
+        engine, instance, sandbox = served.engine, served.instance, served.sandbox
+        run_sync(instance)
+        read_before = sandbox.stats.snapshot()["graph"]["managedDevices"]
+        again = [r.run_id for r in run_sync(instance)]
+        assert a.id in _sync_log(engine, again, "tenant_unchanged")
+        assert sandbox.stats.snapshot()["graph"]["managedDevices"] > read_before, "read at every sync"
+
+        served_devices = sandbox.world.tenant(a.id).devices  # edited in place: users' delta links stay valid
+        for device in served_devices:
+            device.lastSyncDateTime = "2026-11-30T23:59:00Z"
+            device.freeStorageSpaceInBytes += 1
+        after_check_in = [r.run_id for r in run_sync(instance, [a.id])]
+        assert a.id in _sync_log(engine, after_check_in, "tenant_unchanged")
+
+        next(d for d in served_devices if d.deviceName == "KIOSK-1").deviceName = "KIOSK-2"
+        after_rename = [r.run_id for r in run_sync(instance, [a.id])]
+        assert a.id not in _sync_log(engine, after_rename, "tenant_unchanged")
+        configurations = _by_device(engine)
+        assert "KIOSK-2" in configurations and "KIOSK-1" not in configurations
+        overlay = table_rows(engine, schema.configuration_microsoft,
+                             schema.configuration_microsoft.c.configuration_id == configurations["KIOSK-2"]["id"])
+        assert overlay[0]["last_check_in"] == "2026-11-30T23:59:00Z", "written with the plan the rename made"
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"devices": False}, set()),
+    ({"devices": {"include_personal": True}}, {"LT-ANNA", "WHITEBOX-01", "DESKTOP-7Q2M9XK", "LT-LEFT", "KIOSK-1",
+                                               "Anna's iPhone"}),
+    ({"devices": {"include_personal": True, "operating_systems": ["ios"]}}, {"Anna's iPhone"}),
+    # name: null leaves documented names alone; a new configuration then has none (shown by its serial).
+    ({"devices": {"mapping": {"name": None}}}, {"Anna laptop", "To be filled by O.E.M.", "Reception PC",
+                                                "5CG9999ABC", "8CC0001XYZ"}),
+])
+def test_device_options(options: dict, expected: set[str], tmp_path, sandbox_state, monkeypatch) -> None:
+    """devices: false reads no device at all; include_personal, the operating-system filter and the
+    device mapping, each through glue.yaml."""
+    world = device_world()
+    a = world.tenants[0]
+    config = tmp_path / "glue.yaml"
+    config.write_text(yaml.safe_dump({"sync": options}))
+    with served_world(world, tmp_path, sandbox_state, monkeypatch, GLUE_CONFIG=str(config)) as served:
+        assert all(r.success for r in run_sync(served.instance, [a.id]))
+        listed = {d.id for d in a.devices}
+        c, m = schema.configurations, schema.configuration_microsoft
+        with served.engine.connect() as conn:
+            rows = conn.execute(select(c.c.name, c.c.serial_number).join(m, m.c.configuration_id == c.c.id)
+                                .where(m.c.device_id.in_(listed))).all()
+        assert {r.name or r.serial_number for r in rows} == expected
+        read = [k for k in served.sandbox.stats.snapshot()["graph"] if "managedDevices" in k]
+        assert bool(read) == (options != {"devices": False}), "devices: false asks Graph for none"
+
+
+def test_doctor_checks_the_device_permission_and_intune(tmp_path, sandbox_state, monkeypatch) -> None:
+    world = device_world()
+    a, b, c = world.tenants
+    with served_world(world, tmp_path, sandbox_state, monkeypatch):
+        result = CliRunner().invoke(main, ["doctor"])
+    lines = [line for line in result.output.splitlines() if "managedDevices" in line or PERMISSION in line]
+    problems = {tenant.id for tenant in (a, b, c) for line in lines
+                if tenant.display_name[:20] in line and "problem" in line}
+    assert problems == {b.id, c.id}, result.output
+    (no_intune,) = [line for line in lines if b.display_name[:20] in line and "managedDevices" in line]
+    assert "Request not applicable to target tenant." in no_intune and "license Intune" in no_intune
+    assert "Operation ID" not in no_intune and "_version" not in no_intune, "Intune's own sentence, not its JSON"
+    assert any(c.display_name[:20] in line and f"permission {PERMISSION}" in line for line in lines), "C: grant it"
+    assert result.exit_code == 1

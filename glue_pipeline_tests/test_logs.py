@@ -92,7 +92,7 @@ def test_every_entry_newest_first_as_json_lines(synced: Engine) -> None:
     assert [e["id"] for e in entries] == [r["id"] for r in rows], "every entry, newest (last written) first"
     first = entries[0]
     assert set(first) == {"id", "run_id", "tenant_id", "tenant_name", "at", "level", "action", "contact_id",
-                          "user_id", "message"}
+                          "user_id", "message", "configuration_id", "device_id"}
     by_id = {r["id"]: r for r in rows}
     for entry in entries:
         row = by_id[entry["id"]]

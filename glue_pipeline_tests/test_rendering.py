@@ -187,10 +187,10 @@ def test_a_summary_lists_each_failed_tenant_on_one_safe_line() -> None:
         ("t2\x1b[2J", "Fabrikam\r  - forged: error", "boom")])
     lines = format_summary(summary).split("\n")
     assert not set("".join(lines)) & CONTROLS
-    assert lines[3] == "errors: 2" and len(lines) == 4 + 2 + 1
-    assert lines[4] == f"  - {terminal_text(HOSTILE_NAME)}: AADSTS700016: consent revoked Fix: re-consent ]0;pwned"
-    assert lines[5] == "  - Fabrikam   - forged: error: boom"
-    assert lines[6] == "re-run the failed tenants alone: glue-pipeline sync --tenant t1 --tenant t2[2J"
+    assert lines[4] == "errors: 2" and len(lines) == 5 + 2 + 1
+    assert lines[5] == f"  - {terminal_text(HOSTILE_NAME)}: AADSTS700016: consent revoked Fix: re-consent ]0;pwned"
+    assert lines[6] == "  - Fabrikam   - forged: error: boom"
+    assert lines[7] == "re-run the failed tenants alone: glue-pipeline sync --tenant t1 --tenant t2[2J"
 
 
 def test_the_packages_log_records_are_safe_lines_and_others_are_untouched(
@@ -288,6 +288,21 @@ def test_hostile_names_forge_nothing_in_the_cli_the_previews_and_the_checks(host
     held_row = next(r for r in _inert_table(held.output.rstrip("\n"), held_users, 7) if r[2].strip() == user_id)
     assert (held_row[3].strip(), held_row[4].strip(), held_row[5].strip()) == (
         f"x|y@{tenant.default_domain}", _shown(HOSTILE_NAME), "likely duplicate | forged | row |")
+
+    # match held-devices: a held device whose name and serial carry the same.
+    device_id = str(uuid.uuid4())
+    with engine.begin() as conn:
+        conn.execute(insert(schema.held_devices).values(
+            tenant_id=tenant.id, device_id=device_id, device_name=HOSTILE_NAME, serial_number="S|1\n| forged |",
+            reason="serial S|1 equals configurations 1 and 2\n| forged | row |", candidate_configuration_ids="1",
+            updated_at=datetime.now(UTC)))
+        held_devices = conn.execute(select(func.count()).select_from(schema.held_devices)).scalar_one()
+    devices = runner.invoke(main, ["match", "held-devices"], color=True)
+    assert devices.exit_code == 0, devices.output
+    assert not set(devices.output.replace("\n", "")) & CONTROLS
+    device_row = next(r for r in _inert_table(devices.output.rstrip("\n"), held_devices, 7)
+                      if r[2].strip() == device_id)
+    assert (device_row[3].strip(), device_row[4].strip()) == (_shown(HOSTILE_NAME), "S|1 | forged |")
 
     # The organization_matches checks: the suggested tenant waits for a decision.
     checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data

@@ -113,8 +113,9 @@ NO_DUPLICATE_EMAILS = Check(
     ["organization_id", "email", "contacts"])
 DECIDE_HELD_DEVICES = ("link each device to its configuration or approve a new configuration: in the match_decision "
                        "job (Launchpad; action link_device or approve_device), or list them with glue-pipeline match "
-                       "held and decide with glue-pipeline match link-device TENANT DEVICE_ID CONFIGURATION_ID or "
-                       "glue-pipeline match approve-device TENANT DEVICE_ID; the tenant's next sync writes it")
+                       "held-devices and decide with glue-pipeline match link-device TENANT DEVICE_ID "
+                       "CONFIGURATION_ID or glue-pipeline match approve-device TENANT DEVICE_ID; the tenant's next "
+                       "sync writes it")
 NO_AMBIGUOUS_DEVICES = Check(
     "no_ambiguous_devices", CONFIGURATIONS_NEEDING_REVIEW, dg.AssetCheckSeverity.WARN,
     "No Intune device is held for matching several configurations (by serial number, MAC address or name), for "

@@ -129,6 +129,7 @@ def graph_error(tenant_id: str, endpoint: str, status: int, body: object) -> Gra
     message = str(error.get("message") or "no error body")
     if code == "UnknownError":
         code, message = _service_error(message) or (code, message)
+    message = _intune_message(message)
     fix = GRAPH_FIXES.get(code, "see the Graph error code in Microsoft's documentation")
     if status == 403:
         return PermissionDeniedError(tenant_id, endpoint, code, message, fix, status)
@@ -148,6 +149,19 @@ def _service_error(message: str) -> tuple[str, str] | None:
     except (ValueError, AttributeError, KeyError, TypeError):
         return None
     return (code, str(text)) if isinstance(code, str) and code else None
+
+
+def _intune_message(message: str) -> str:
+    """Intune's own message, when Graph passes on Intune's error object as its message
+    ({"_version": 3, "Message": "Request not applicable to target tenant. - Operation ID ...
+    - Activity ID ... - Url ..."}): the sentence before its ids; any other message as it is."""
+    if not message.startswith("{"):
+        return message
+    try:
+        inner = json.loads(message).get("Message")
+    except (ValueError, AttributeError):
+        return message
+    return inner.split(" - Operation ID", 1)[0].strip() if isinstance(inner, str) and inner.strip() else message
 
 
 # Why a tenant failed (failure_cause), in words, and what the operator does about it.

@@ -57,6 +57,8 @@ class LoggedEntry:
     contact_id: int | None
     user_id: str | None
     message: str
+    configuration_id: int | None = None
+    device_id: str | None = None
 
 
 @dataclass(frozen=True)

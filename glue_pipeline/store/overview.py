@@ -16,6 +16,7 @@ from glue_pipeline.store.schema import (
     held_devices,
     held_users,
     organizations,
+    sync_log,
     sync_results,
     sync_runs,
     tenant_matches,
@@ -98,6 +99,18 @@ def run_results(engine: Engine, run_ids: list[str]) -> list[Row]:
                         .where(sync_results.c.run_id.in_(run_ids)))
 
 
+# The sync_log actions that count a run's configurations (report.SyncSummary).
+DEVICE_ACTIONS = ("configuration_created", "configuration_updated", "device_held", "device_ambiguous")
+
+
+def device_actions(engine: Engine, run_ids: list[str]) -> dict[str, int]:
+    """How many configurations these runs created and updated, and how many devices they held."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(sync_log.c.action, func.count()).where(
+            sync_log.c.run_id.in_(run_ids), sync_log.c.action.in_(DEVICE_ACTIONS)).group_by(sync_log.c.action)).all()
+    return {str(action): int(n) for action, n in rows}
+
+
 def contact_count(engine: Engine) -> int:
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(contacts)).scalar_one()
@@ -111,10 +124,11 @@ def last_run_id(engine: Engine) -> str | None:
 
 @dataclass(frozen=True)
 class Waiting:
-    """What waits for an analyst: tenants without a settled match, users held back."""
+    """What waits for an analyst: tenants without a settled match, users and devices held back."""
 
     tenants: int
     users: int
+    devices: int
 
 
 def waiting_for_analysts(engine: Engine, open_statuses: Iterable[MatchStatus]) -> Waiting:
@@ -123,4 +137,5 @@ def waiting_for_analysts(engine: Engine, open_statuses: Iterable[MatchStatus]) -
         waiting = conn.execute(select(func.count()).select_from(tenant_matches).where(
             tenant_matches.c.status.in_(open_statuses))).scalar_one()
         held = conn.execute(select(func.count()).select_from(held_users)).scalar_one()
-    return Waiting(waiting, held)
+        devices = conn.execute(select(func.count()).select_from(held_devices)).scalar_one()
+    return Waiting(waiting, held, devices)
