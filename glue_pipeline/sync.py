@@ -547,16 +547,20 @@ def _write_devices(conn: Connection, extract: TenantSnapshot, organization_id: i
         counts.log.append(LogEntry("info", "devices_skipped", f"{len(skipped)} devices not synced: "
                                    + ", ".join(f"{n} {r}" for r, n in reasons.items())))
     log_entries += counts.log
-    matches = plan.matches.assign(configuration_id=plan.matches["device_id"].map(counts.created_ids)
-                                  .fillna(plan.matches["configuration_id"]).astype("Int64"))
+    matches = plan.matches.assign(configuration_id=_created_or(plan.matches["device_id"], counts.created_ids,
+                                                               plan.matches["configuration_id"]))
     return replace(plan, matches=matches)
 
 
 def _with_created(plan: ContactPlan, created: dict[str, int]) -> ContactPlan:
     """The plan with the ids of the contacts created for its users, known only once written."""
-    matches = plan.matches.assign(contact_id=plan.matches["user_id"].map(created)
-                                  .fillna(plan.matches["contact_id"]).astype("Int64"))
+    matches = plan.matches.assign(contact_id=_created_or(plan.matches["user_id"], created, plan.matches["contact_id"]))
     return replace(plan, matches=matches)
+
+
+def _created_or(keys: pd.Series, created: dict[str, int], planned: pd.Series) -> pd.Series:
+    """Per row, the id created for its key, else the id the plan named (Int64: NA for none)."""
+    return keys.map(created).astype("Int64").fillna(planned.astype("Int64"))
 
 
 def _tenant_notes(extract: TenantSnapshot, matches: pd.DataFrame) -> list[LogEntry]:

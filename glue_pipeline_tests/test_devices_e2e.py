@@ -225,6 +225,16 @@ def test_an_approved_device_gets_a_configuration_of_its_own(tmp_path, sandbox_st
         spares = table_rows(served.engine, schema.configurations, schema.configurations.c.id.in_([9101, 9102]))
         assert sorted(r["name"] for r in spares) == ["Spare A", "Spare B"], "the documented ones are left alone"
 
+        # Approving a new configuration for a linked device moves its link there; the old one stays.
+        assert _by_device(served.engine)["LT-ANNA"]["id"] == 9001
+        assert CliRunner().invoke(main, ["match", "approve-device", a.id, _id("LT-ANNA")]).exit_code == 0
+        assert all(r.success for r in run_sync(served.instance, [a.id]))
+        moved = _by_device(served.engine)["LT-ANNA"]
+        assert moved["id"] != 9001 and moved["created_by"] == "microsoft"
+        kept = table_rows(served.engine, schema.configurations, schema.configurations.c.id == 9001)
+        assert kept and not table_rows(served.engine, schema.configuration_microsoft,
+                                       schema.configuration_microsoft.c.configuration_id == 9001)
+
 
 def _sync_log(engine: Engine, run_ids: list[str], action: str) -> set[str]:
     return {r["tenant_id"] for r in table_rows(engine, schema.sync_log, schema.sync_log.c.run_id.in_(run_ids),

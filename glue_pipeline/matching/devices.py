@@ -1,7 +1,7 @@
 """Intune managed device to configuration, within the organization matched to the device's tenant.
 
 Order: an analyst's decision for the device (link: that configuration; create: a new one,
-whatever the device's evidence matches); the Intune device id already linked to a configuration
+whatever the device's link or evidence matches); the Intune device id already linked to a configuration
 (matched_on 'device_id'); the serial number ('serial'); a MAC address, Wi-Fi or Ethernet ('mac');
 the device name ('name'). The first level that finds any candidate decides: one configuration is a
 match, several are ambiguous (held for an analyst, the candidates named), never guessed. Devices
@@ -468,6 +468,9 @@ def _decide(device: _Machine, skip: str | None, index: _Index) -> _Outcome:
         return _row("held", int(decision.configuration_id), "decision",
                     "the analyst linked a configuration that is not in the tenant's organization: record a new "
                     "link decision")
+    if decision is not None and decision.action == "create":  # whatever the device is linked to until now
+        return _row("skipped", None, None, skip) if skip else \
+            _row("create", None, "decision", "creation approved by an analyst")
     link = index.linked_by_device.get(device.key)
     if link is not None and not link.in_organization:
         return _row("held", int(link.configuration_id), "device_id",
@@ -485,8 +488,6 @@ def _decide(device: _Machine, skip: str | None, index: _Index) -> _Outcome:
         return _row("held", configuration_id, "device_id",
                     f"an analyst's decision links configuration {configuration_id}, linked to this device until "
                     f"now, to {deciders}: link this device to another configuration or approve creating a new one")
-    if decision is not None and decision.action == "create":
-        return _row("create", None, "decision", "creation approved by an analyst")
     for level in EVIDENCE_LEVELS:
         candidates = index.candidates(level, device)
         if candidates:

@@ -115,22 +115,26 @@ def apply_configurations(conn: Connection, tenant_id: str, organization_id: int,
     primary contact when the user is linked to a contact of the organization."""
     counts = DeviceCounts()
     users = contacts_of_users(conn, tenant_id, organization_id, sorted({w.user_id for w in writes if w.user_id}))
-    _release_links(conn, tenant_id, [w for w in writes if w.configuration_id is not None], counts)
+    _release_links(conn, tenant_id, [w for w in writes if w.decided], counts)
     _create(conn, organization_id, [w for w in writes if w.configuration_id is None], users, now, counts)
     _update(conn, [w for w in writes if w.configuration_id is not None], users, now, counts)
     return counts
 
 
 def _release_links(conn: Connection, tenant_id: str, writes: list[ConfigurationWrite], counts: DeviceCounts) -> None:
-    """A device linked now to another configuration (an analyst's decision) leaves its old one."""
+    """A device an analyst linked to another configuration, or approved for a new one, leaves
+    the one it was linked to (a device has one link)."""
     for write in writes:
-        old = conn.execute(select(configuration_microsoft.c.configuration_id).where(
-            configuration_microsoft.c.tenant_id == tenant_id, configuration_microsoft.c.device_id == write.device_id,
-            configuration_microsoft.c.configuration_id != write.configuration_id)).scalars().all()
+        linked = select(configuration_microsoft.c.configuration_id).where(
+            configuration_microsoft.c.tenant_id == tenant_id, configuration_microsoft.c.device_id == write.device_id)
+        if write.configuration_id is not None:
+            linked = linked.where(configuration_microsoft.c.configuration_id != write.configuration_id)
+        old = conn.execute(linked).scalars().all()
         if old:
             conn.execute(delete(configuration_microsoft).where(configuration_microsoft.c.configuration_id.in_(old)))
-            counts.log += [LogEntry("info", "configuration_updated", f"the device was linked to configuration "
-                                    f"{write.configuration_id}; this configuration is kept without its link",
+            where = f"configuration {write.configuration_id}" if write.configuration_id else "a new configuration"
+            counts.log += [LogEntry("info", "configuration_updated", f"an analyst's decision moved the device to "
+                                    f"{where}; this configuration is kept without its link",
                                     configuration_id=cid, device_id=write.device_id) for cid in old]
 
 
@@ -184,8 +188,8 @@ def _update(conn: Connection, writes: list[ConfigurationWrite], users: dict[str,
             if moved:
                 bulk.update(configuration_microsoft, "configuration_id", cid, moved)
                 changed |= {f"microsoft {k}": v for k, v in moved.items()}
-        documented = {k: v for k, v in changed.items() if k in configurations.c}
-        if documented or changed:
+        if changed:
+            documented = {k: v for k, v in changed.items() if k in configurations.c}
             bulk.update(configurations, "id", cid, {**documented, "updated_at": now})
             counts.updated += 1
             counts.log.append(LogEntry("info", "configuration_updated", f"updated {', '.join(sorted(changed))}",
