@@ -21,7 +21,14 @@ from glue_pipeline.columns import LICENSE_COLUMNS
 from glue_pipeline.graph import JsonObject
 from glue_pipeline.graph.client import BatchCall, GraphClient
 from glue_pipeline.graph.errors import GraphError, PermissionDeniedError
-from glue_pipeline.intune import device_table, devices_call, no_devices, state_note, unreadable_state
+from glue_pipeline.intune import (
+    device_table,
+    devices_call,
+    devices_digest,
+    no_devices,
+    state_note,
+    unreadable_state,
+)
 from glue_pipeline.licenses import friendly_name
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.snapshot import (
@@ -208,8 +215,6 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
             lambda: _all_items(client, tenant_id, client.get_json(tenant_id, SKUS_READ.path, SKUS_READ.params))
             if options.licenses else [],
             lambda: read_devices(client, tenant_id, options))
-    devices = device_table(device_rows, options.devices, cleaner) if devices_state == "read" \
-        else no_devices(options.devices)
     note = state_note(devices_state)
     if note:
         notes.append(note)
@@ -224,10 +229,14 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
     else:
         mailboxes, state = parse_mailbox_report(""), "off"
     head = TenantHead(tenant_id, organization_of(tenant_id, organization), licenses, state, tuple(notes),
-                      updates, tuple(cleaner.found), devices, devices_state)
+                      updates, tuple(cleaner.found), devices_state, devices_digest(device_rows))
 
     def load() -> TenantSnapshot:
-        return TenantSnapshot(head, user_table(_built(users)), _built(mailboxes))
+        device_cleaner = Cleaner()
+        devices = device_table(device_rows, options.devices, device_cleaner) if devices_state == "read" \
+            else no_devices(options.devices)
+        return TenantSnapshot(head, user_table(_built(users)), _built(mailboxes), devices,
+                              tuple(device_cleaner.found))
 
     if not users_changed and MAILBOX_CACHE not in updates:
         return UnchangedTenant(head, load)

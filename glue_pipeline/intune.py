@@ -13,6 +13,9 @@ users come from a delta query.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pandas as pd
 
 from glue_pipeline.graph import JsonObject
@@ -20,7 +23,7 @@ from glue_pipeline.graph.client import BatchCall
 from glue_pipeline.graph.errors import GraphError, PermissionDeniedError
 from glue_pipeline.options import DeviceOptions
 from glue_pipeline.snapshot import DEVICE_FIELDS, device_column
-from glue_pipeline.untrusted import Cleaner, clean_devices, device_limits
+from glue_pipeline.untrusted import CLEANING_VERSION, Cleaner, clean_devices, device_limits
 from glue_pipeline.vocabulary import DevicesState
 
 DEVICES_PATH = "deviceManagement/managedDevices"
@@ -33,6 +36,21 @@ NO_PERMISSION_NOTE = ("devices were not read: the app lacks the application perm
 NO_INTUNE_NOTE = ("devices were not read: the tenant has no active Intune licence (Graph: request not applicable to "
                   "target tenant); documented configurations are left as they are. Set devices: false to stop reading "
                   "devices, or license Intune in the tenant")
+
+
+# Properties that change at every check-in: left out of the digest, so that a tenant whose devices
+# only checked in is not planned again for it (they are written whenever the tenant is planned, and
+# at least at every full read of its users).
+VOLATILE_PROPERTIES = frozenset({"lastSyncDateTime", "freeStorageSpaceInBytes"})
+
+
+def devices_digest(rows: list[JsonObject]) -> str:
+    """A digest of the devices as Graph sent them (their order ignored), but for VOLATILE_PROPERTIES:
+    the same devices give the same digest, so an unchanged tenant is told without cleaning them or
+    building their table."""
+    lasting = sorted(json.dumps({k: v for k, v in row.items() if k not in VOLATILE_PROPERTIES}, sort_keys=True,
+                                default=str) for row in rows)
+    return hashlib.sha256(json.dumps([CLEANING_VERSION, lasting]).encode()).hexdigest()
 
 
 def device_properties(options: DeviceOptions) -> list[str]:

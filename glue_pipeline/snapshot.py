@@ -106,12 +106,6 @@ class Organization:
         return [d.name for d in self.domains]
 
 
-# Device columns that change at every check-in: left out of the fingerprint, so that a tenant
-# whose devices only checked in is not planned again for it (they are written whenever the tenant
-# is planned, and at least at every full read of its users).
-VOLATILE_DEVICE_COLUMNS = ["last_sync_date_time", "free_storage_space_in_bytes"]
-
-
 @dataclass(frozen=True)
 class TenantHead:
     """What is read of a tenant besides its users and mailbox report: enough to tell whether
@@ -127,9 +121,10 @@ class TenantHead:
     cache_updates: dict[str, CachedTable] = field(default_factory=dict)
     # What cleaning changed in the values read (untrusted.py), for the sync log.
     cleaned: tuple[Cleaned, ...] = ()
-    # The Intune managed devices (columns.DEVICE_COLUMNS), read whole at every sync, and how.
-    devices: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # How the Intune managed devices were read (whole, at every sync), and a digest of them as
+    # read (intune.devices_digest: their table is built only for a tenant that is planned).
     devices_state: DevicesState = "off"
+    devices_digest: str = ""
 
     @property
     def display_name(self) -> str:
@@ -150,21 +145,22 @@ class TenantHead:
         from a delta's), not what it is."""
         digest = hashlib.sha256()
         for part in (self.details(), self.licenses.to_dict("records"),
-                     self.mailbox_state, options.model_dump(mode="json"), self.devices_state):
+                     self.mailbox_state, options.model_dump(mode="json"), self.devices_state, self.devices_digest):
             digest.update(json.dumps(part, sort_keys=True, default=str).encode())
-        lasting = self.devices.drop(columns=VOLATILE_DEVICE_COLUMNS, errors="ignore").sort_index(axis=1)
-        digest.update(pd.util.hash_pandas_object(lasting.astype(str), index=False).to_numpy().tobytes())
         return digest.hexdigest()
 
 
 @dataclass(frozen=True)
 class TenantSnapshot:
-    """A tenant as read: its head, its users (columns.USER_COLUMNS) and its mailbox report (one row per
-    mailbox, by lower-cased UPN)."""
+    """A tenant as read: its head, its users (columns.USER_COLUMNS), its mailbox report (one row per
+    mailbox, by lower-cased UPN) and its Intune devices (columns.DEVICE_COLUMNS), with what cleaning
+    changed in those."""
 
     head: TenantHead
     users: pd.DataFrame
     mailboxes: pd.DataFrame
+    devices: pd.DataFrame = field(default_factory=pd.DataFrame)
+    devices_cleaned: tuple[Cleaned, ...] = ()
 
     @cached_property
     def user_records(self) -> Sequence[UserRecord]:
@@ -186,10 +182,6 @@ class TenantSnapshot:
     @property
     def licenses(self) -> pd.DataFrame:
         return self.head.licenses
-
-    @property
-    def devices(self) -> pd.DataFrame:
-        return self.head.devices
 
 
 @dataclass(frozen=True)

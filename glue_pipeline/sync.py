@@ -467,7 +467,8 @@ def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantS
                                             if status == "synced" else [], now)
     counts.skipped = int((plan.matches["action"] == "skipped").sum())
     counts.log += _tenant_notes(extract, plan.matches)
-    counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id) for c in extract.head.cleaned]
+    counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id)
+                   for c in (*extract.head.cleaned, *extract.devices_cleaned)]
     writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
     outcome = TenantOutcome(tenant_id, extract.display_name, status, org.match, len(extract.users), counts,
                             reports_concealed=extract.head.mailbox_state == "concealed")
