@@ -30,7 +30,6 @@ from _common import (
     store_counts,
 )
 
-
 PHASES = ["full", "nochange", "changed", "settled"]
 
 
