@@ -39,8 +39,9 @@ ORGANIZATION_COLUMNS = ["id", "name"]
 ORGANIZATION_DOMAIN_COLUMNS = ["organization_id", "domain", "contacts"]
 # Every email of an organization's contacts (a null value for a contact without one).
 CONTACT_EMAIL_COLUMNS = ["contact_id", "value"]
-# Contacts linked to this tenant's users, and whether they are in the tenant's organization.
-LINKED_COLUMNS = ["contact_id", "user_id", "in_organization"]
+# Contacts linked to this tenant's users, whether they are in the tenant's organization, and who
+# made them (contacts.created_by: store or microsoft).
+LINKED_COLUMNS = ["contact_id", "user_id", "in_organization", "created_by"]
 # An organization's contacts linked to users of other tenants.
 FOREIGN_COLUMNS = ["contact_id", "tenant_id", "tenant_name"]
 # Other tenants matched to an organization.

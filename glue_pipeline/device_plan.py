@@ -80,11 +80,12 @@ def plan_devices(snapshot: TenantSnapshot, options: SyncOptions, skips: pd.Serie
     devices = snapshot.devices
     matches = match_devices(devices, configurations, linked, skips, decisions, foreign)
     creating = matches[(matches["action"] == "create") & (matches["matched_on"] != "decision")]
-    # As for users: a configuration linked to another device of this read is that device's.
+    # As for users: a configuration the sync created for another device of this read is no
+    # candidate (new devices are not compared with each other), so two syncs judge alike.
     own = linked.loc[linked["device_id"].isin(devices["id"]), "configuration_id"]
-    risk = device_duplicate_risk(devices[devices["id"].isin(creating["device_id"])],
-                                 configurations[~configurations["configuration_id"].isin(own)], user_contacts,
-                                 read=devices)
+    created = configurations["configuration_id"].isin(own) & (configurations["created_by"] == "microsoft")
+    risk = device_duplicate_risk(devices[devices["id"].isin(creating["device_id"])], configurations[~created],
+                                 user_contacts, read=devices)
     mark_likely_duplicates(matches, risk, hold=options.duplicate_policy == "hold")
     _say_unsynced_users(matches, devices, synced_users)
     names = {int(c): str(n) for c, n in zip(configurations["configuration_id"], configurations["name"], strict=True)

@@ -136,18 +136,19 @@ def plan_contacts(extract: TenantSnapshot, options: SyncOptions, skips: pd.Serie
     never takes them)."""
     matches = match_contacts(extract.users, contact_emails, linked, skips, decisions, foreign)
     creating = matches[(matches["action"] == "create") & (matches["matched_on"] != "decision")]
-    risk = _duplicate_risk(extract, creating["user_id"], _not_linked_to(org_contacts, linked, extract.users["id"]))
+    risk = _duplicate_risk(extract, creating["user_id"], _not_created_for(org_contacts, linked, extract.users["id"]))
     _mark_likely_duplicates(matches, risk, hold=options.duplicate_policy == "hold")
     return ContactPlan(matches, risk, _writes(extract, options, matches, now), _contact_names(org_contacts))
 
 
-def _not_linked_to(org_contacts: pd.DataFrame, linked: pd.DataFrame, user_ids: pd.Series) -> pd.DataFrame:
-    """The contacts a would-be new contact is compared with: all but those linked to another user of
-    this read. Such a contact is that user's (two users of a tenant are two accounts), and new
-    users are not compared with each other either: so a user is judged the same whether the
-    contact of a look-alike colleague was created in an earlier sync or is created in this one."""
-    own = linked.loc[linked["user_id"].isin(user_ids), "contact_id"]
-    return org_contacts[~org_contacts["contact_id"].isin(own)]
+def _not_created_for(org_contacts: pd.DataFrame, linked: pd.DataFrame, user_ids: pd.Series) -> pd.DataFrame:
+    """The contacts a would-be new contact is compared with: all but those the sync created for
+    another user of this read. New users are not compared with each other, so a user is judged
+    the same whether a look-alike colleague's contact was created in an earlier sync or is created
+    in this one. A documented contact linked to another user stays a candidate, as it was before
+    its link."""
+    created = linked.loc[linked["user_id"].isin(user_ids) & (linked["created_by"] == "microsoft"), "contact_id"]
+    return org_contacts[~org_contacts["contact_id"].isin(created)]
 
 
 def _contact_names(org_contacts: pd.DataFrame) -> dict[int, str]:

@@ -276,7 +276,7 @@ def plan_contact_rows(case: Case, options: SyncOptions, order: Order[Any] = as_s
     extract = extract or snapshot(case, order)
     return plan_contacts(
         extract, options, skip_reasons(extract, options), contact_emails(case, order),
-        pd.DataFrame([(c, u, True) for c, u in order(case.linked)], columns=LINKED_COLUMNS),
+        pd.DataFrame([(c, u, True, "store") for c, u in order(case.linked)], columns=LINKED_COLUMNS),
         pd.DataFrame(order(case.decisions), columns=DECISION_COLUMNS), org_contacts(case, order), NOW,
         pd.DataFrame(order(case.foreign), columns=FOREIGN_COLUMNS))
 
@@ -519,7 +519,7 @@ def test_contact_matches_are_the_same_in_any_row_order(case: Case, order: Order[
         extract = snapshot(case, rows_in)
         return canonical(match_contacts(
             extract.users, contact_emails(case, rows_in),
-            pd.DataFrame([(c, u, True) for c, u in rows_in(case.linked)], columns=LINKED_COLUMNS),
+            pd.DataFrame([(c, u, True, "store") for c, u in rows_in(case.linked)], columns=LINKED_COLUMNS),
             skip_reasons(extract, SyncOptions()), pd.DataFrame(rows_in(case.decisions), columns=DECISION_COLUMNS),
             pd.DataFrame(rows_in(case.foreign), columns=FOREIGN_COLUMNS)), ["user_id"])
 

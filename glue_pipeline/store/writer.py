@@ -154,7 +154,7 @@ class ContactIndex:
     """What matching reads of an organization's contacts, for one tenant."""
 
     emails: pd.DataFrame  # contact_id, value: every email (a null value for a contact without one)
-    linked: pd.DataFrame  # contact_id, user_id, in_organization: contacts linked to this tenant's users
+    linked: pd.DataFrame  # LINKED_COLUMNS: contacts linked to this tenant's users
     foreign: pd.DataFrame  # contact_id, tenant_id, tenant_name: contacts linked to other tenants' users
 
 
@@ -165,7 +165,7 @@ def read_contact_index(conn: Connection, organization_id: int, tenant_id: str) -
         .where(contacts.c.organization_id == organization_id)).all()
     linked = conn.execute(
         select(contact_microsoft.c.contact_id, contact_microsoft.c.user_id,
-               (contacts.c.organization_id == organization_id).label("in_organization"))
+               (contacts.c.organization_id == organization_id).label("in_organization"), contacts.c.created_by)
         .join(contacts, contacts.c.id == contact_microsoft.c.contact_id)
         .where(contact_microsoft.c.tenant_id == tenant_id)).all()
     foreign = conn.execute(
