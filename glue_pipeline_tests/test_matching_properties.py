@@ -560,3 +560,25 @@ def test_organization_suggestions_are_the_same_in_any_row_order(case: Case, tena
             ["tenant_id", "rank"])
 
     assert suggestions(order) == suggestions(as_stored)
+
+
+def test_a_look_alike_colleague_is_judged_alike_before_and_after_the_first_sync() -> None:
+    """Ann matches documented contact 1 by email; Anne has its name and phone, so she is held as its
+    likely duplicate, before and after Ann is linked to it: a documented contact stays a candidate
+    (only a contact the sync created for another user is none: the faulty-runs property's example)."""
+    phone = "+44 20 7946 0101"
+    case = Case("Contoso", ["contoso.com"], users=[
+        user_row("u-ann", "ann.lee@contoso.com", "Ann", "Lee", business_phones=[phone]),
+        user_row("u-anne", "alee@contoso.com", "Ann", "Lee", business_phones=[phone])],
+        contacts=[contact_row(1, ["ann.lee@contoso.com"], "Ann", "Lee", [phone])])
+    options = SyncOptions()
+
+    def held(linked: list[tuple[int, str, bool, str]]) -> list[tuple[str, str | None]]:
+        extract = snapshot(case)
+        plan = plan_contacts(extract, options, skip_reasons(extract, options), contact_emails(case),
+                             pd.DataFrame(linked, columns=LINKED_COLUMNS), pd.DataFrame(columns=DECISION_COLUMNS),
+                             org_contacts(case), NOW, pd.DataFrame(columns=FOREIGN_COLUMNS))
+        return [(str(r["user_id"]), r["candidate_contact_ids"]) for r in held_rows(plan)]
+
+    assert held([]) == [("u-anne", "1")]
+    assert held([(1, "u-ann", True, "store")]) == [("u-anne", "1")]
