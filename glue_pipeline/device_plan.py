@@ -25,6 +25,7 @@ from glue_pipeline.matching.devices import (
     mark_likely_duplicates,
     match_devices,
 )
+from glue_pipeline.matching.holds import by_likelihood
 from glue_pipeline.matching.organizations import OrgMatch
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.snapshot import TenantSnapshot
@@ -49,6 +50,12 @@ class DevicePlan:
     writes: list[ConfigurationWrite] = field(default_factory=list)
     # The organization's configurations' names by id, as the store had them.
     configuration_names: dict[int, str] = field(default_factory=dict)
+
+
+def no_device_plan() -> DevicePlan:
+    """The plan of a tenant whose devices were not read or not planned: empty tables."""
+    return DevicePlan(pd.DataFrame(columns=DEVICE_MATCH_COLUMNS).astype({"configuration_id": "Int64"}),
+                      pd.DataFrame(columns=DEVICE_RISK_COLUMNS))
 
 
 def device_skips(snapshot: TenantSnapshot, options: SyncOptions) -> pd.Series:
@@ -130,7 +137,7 @@ def _writes(snapshot: TenantSnapshot, options: SyncOptions, matches: pd.DataFram
 def held_device_rows(plan: DevicePlan) -> list[dict[str, str | None]]:
     """The held_devices rows: every device matched to no configuration for a reason an analyst must see."""
     held = plan.matches[plan.matches["action"].isin(["ambiguous", "held"])]
-    risk = plan.risk.sort_values(["score", "configuration_id"], ascending=[False, True], kind="stable")
+    risk = by_likelihood(plan.risk, "configuration_id")
     rows = []
     for row in frames.records(held):
         candidates = risk.loc[risk["device_id"] == row["device_id"], "configuration_id"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -47,8 +47,21 @@ class UserSelection(_Strict):
 MAPPED_CONTACT_FIELDS = ("first_name", "last_name", "title", "location", "work_phone", "mobile_phone")
 
 
-class FieldMapping(_Strict):
+class _PropertyMapping(_Strict):
+    """Fields of the store (MAPPED) each taken from a Graph property, or left alone (null)."""
+
+    MAPPED: ClassVar[tuple[str, ...]]
+
+    def properties(self) -> dict[str, str]:
+        """Field -> the Graph property it is mapped from (fields left alone omitted)."""
+        mapped = {name: getattr(self, name) for name in self.MAPPED}
+        return {name: prop for name, prop in mapped.items() if prop is not None}
+
+
+class FieldMapping(_PropertyMapping):
     """Contact field <- Graph user property. null leaves the contact field alone."""
+
+    MAPPED = MAPPED_CONTACT_FIELDS
 
     first_name: str | None = "givenName"
     last_name: str | None = "surname"
@@ -70,10 +83,6 @@ class FieldMapping(_Strict):
                              f"{', '.join(sorted(MAPPABLE_USER_PROPERTIES))} or null")
         return value
 
-    def properties(self) -> dict[str, str]:
-        """Contact field -> the Graph user property it is mapped from (fields left alone omitted)."""
-        mapped = {name: getattr(self, name) for name in MAPPED_CONTACT_FIELDS}
-        return {name: prop for name, prop in mapped.items() if prop is not None}
 
 
 # Graph managedDevice properties a configuration field can be mapped from (all are $select-ed).
@@ -85,8 +94,10 @@ MAPPABLE_DEVICE_PROPERTIES = {
 MAPPED_CONFIGURATION_FIELDS = ("name", "serial_number", "manufacturer", "model", "operating_system", "os_version")
 
 
-class DeviceFieldMapping(_Strict):
+class DeviceFieldMapping(_PropertyMapping):
     """Configuration field <- Graph managedDevice property. null leaves the configuration field alone."""
+
+    MAPPED = MAPPED_CONFIGURATION_FIELDS
 
     name: str | None = "deviceName"
     serial_number: str | None = "serialNumber"
@@ -103,10 +114,6 @@ class DeviceFieldMapping(_Strict):
                              f"{', '.join(sorted(MAPPABLE_DEVICE_PROPERTIES))} or null")
         return value
 
-    def properties(self) -> dict[str, str]:
-        """Configuration field -> the Graph property it is mapped from (fields left alone omitted)."""
-        mapped = {name: getattr(self, name) for name in MAPPED_CONFIGURATION_FIELDS}
-        return {name: prop for name, prop in mapped.items() if prop is not None}
 
 
 class DeviceOptions(_Strict):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
 
@@ -17,6 +17,7 @@ from glue_pipeline.columns import MATCH_COLUMNS, NEW_USER_COLUMNS, RISK_COLUMNS,
 from glue_pipeline.mapping import ContactFields, Overlay, contact_fields, overlay_fields
 from glue_pipeline.matching.contacts import MatchRow, match_contacts, skip_reason
 from glue_pipeline.matching.duplicates import duplicate_risk
+from glue_pipeline.matching.holds import by_likelihood, mark_likely_duplicates
 from glue_pipeline.matching.organizations import (
     OrgMatch,
     claimed_by,
@@ -137,7 +138,8 @@ def plan_contacts(extract: TenantSnapshot, options: SyncOptions, skips: pd.Serie
     matches = match_contacts(extract.users, contact_emails, linked, skips, decisions, foreign)
     creating = matches[(matches["action"] == "create") & (matches["matched_on"] != "decision")]
     risk = _duplicate_risk(extract, creating["user_id"], _not_created_for(org_contacts, linked, extract.users["id"]))
-    _mark_likely_duplicates(matches, risk, hold=options.duplicate_policy == "hold")
+    mark_likely_duplicates(matches, risk, options.duplicate_policy == "hold", key="user_id", record="contact_id",
+                           subject="user")
     return ContactPlan(matches, risk, _writes(extract, options, matches, now), _contact_names(org_contacts))
 
 
@@ -179,32 +181,6 @@ def _phones(user: UserRecord) -> list[str]:
     return [str(p) for p in [*(phones if isinstance(phones, list) else []), user.get("mobile_phone")] if p]
 
 
-def _by_likelihood(risk: pd.DataFrame) -> pd.DataFrame:
-    """Risk rows likeliest first: score descending, then contact id, whatever their order before."""
-    return risk.sort_values(["score", "contact_id"], ascending=[False, True], kind="stable")
-
-
-def _mark_likely_duplicates(matches: pd.DataFrame, risk: pd.DataFrame, hold: bool) -> None:
-    """A would-be new contact with a high-risk candidate waits for an analyst (`hold`), or is
-    created with that candidate in its reason."""
-    best = _by_likelihood(risk[risk["level"] == "high"]).drop_duplicates("user_id").set_index("user_id")
-    mask = (matches["action"] == "create") & (matches["matched_on"] != "decision") & \
-        matches["user_id"].isin(best.index)
-    for i in matches.index[mask]:
-        top = cast("pd.Series[Any]", best.loc[cast(str, matches.at[i, "user_id"])])  # one row: best has each user once
-        contact_id = int(top["contact_id"])
-        evidence = f"(score {top['score']:.0f}: {top['reasons']})"
-        if not hold:
-            matches.at[i, "reason"] = (f"created by duplicate_policy create, although at high risk of "
-                                       f"duplicating contact {contact_id} {evidence}")
-            continue
-        matches.at[i, "action"] = "held"
-        matches.at[i, "contact_id"] = contact_id
-        matches.at[i, "matched_on"] = "duplicate_risk"
-        matches.at[i, "reason"] = (f"likely duplicate of contact {contact_id} {evidence}: link the user "
-                                   "to it or approve the create")
-
-
 def _writes(extract: TenantSnapshot, options: SyncOptions, matches: pd.DataFrame,
             now: datetime) -> list[ContactWrite]:
     users = {u["id"]: u for u in extract.user_records}
@@ -227,7 +203,7 @@ def _writes(extract: TenantSnapshot, options: SyncOptions, matches: pd.DataFrame
 def held_rows(plan: ContactPlan) -> list[dict[str, str | None]]:
     """The held_users rows: every user matched to no contact for a reason an analyst must see."""
     held = plan.matches[plan.matches["action"].isin(["ambiguous", "held"])]
-    risk = _by_likelihood(plan.risk)
+    risk = by_likelihood(plan.risk, "contact_id")
     rows = []
     for row in frames.rows(held, MatchRow):
         candidates = risk.loc[risk["user_id"] == row.user_id, "contact_id"]

@@ -28,7 +28,14 @@ from pandas.api.typing import NAType
 from glue_pipeline import frames
 from glue_pipeline.cache import TenantCache
 from glue_pipeline.decisions import PolicyAcceptance, policy_acceptance
-from glue_pipeline.device_plan import DevicePlan, device_skips, held_device_plan, held_device_rows, plan_devices
+from glue_pipeline.device_plan import (
+    DevicePlan,
+    device_skips,
+    held_device_plan,
+    held_device_rows,
+    no_device_plan,
+    plan_devices,
+)
 from glue_pipeline.extract import discover_tenants, extract_tenant
 from glue_pipeline.graph.client import GraphClient
 from glue_pipeline.graph.errors import GraphError, failure_cause
@@ -580,7 +587,7 @@ def _tables(extract: TenantSnapshot, org: OrganizationPlan, plan: ContactPlan, d
     """The tenant's tables (tables.TENANT_TABLES). Where a table names a user or a contact by its
     id, the person's name (and a user's UPN) stands beside it; a configuration's name stands
     beside its id, and a device's name and serial beside the device's id."""
-    devices = devices or held_device_plan(extract.devices.iloc[:0], pd.Series(dtype=object), org.match)
+    devices = devices or no_device_plan()
     return {"users": extract.users, "licenses": extract.licenses, "mailbox_usage": extract.mailboxes,
             "organization_match": _organization_table(org, organizations),
             "contact_matches": _with_contact_name(plan.matches, plan),

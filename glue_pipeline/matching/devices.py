@@ -50,7 +50,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, NamedTuple, SupportsInt, TypedDict, cast
+from typing import Any, Literal, NamedTuple, SupportsInt, TypedDict
 
 import pandas as pd
 from rapidfuzz.distance import OSA
@@ -62,6 +62,7 @@ from glue_pipeline.columns import (
     DEVICE_RISK_COLUMNS,
     FOREIGN_DEVICE_COLUMNS,
 )
+from glue_pipeline.matching import holds
 from glue_pipeline.matching.duplicates import HIGH_RISK, MEDIUM_RISK, MIN_RISK_SCORE
 from glue_pipeline.render import terminal_text
 from glue_pipeline.vocabulary import ContactAction, ContactDecisionAction, DeviceMatchedOn
@@ -773,28 +774,9 @@ def _serial_level(device: _Candidate, configuration: _Candidate) -> RiskLevel | 
 
 
 def mark_likely_duplicates(matches: pd.DataFrame, risk: pd.DataFrame, hold: bool) -> None:
-    """A would-be new configuration with a high-risk candidate waits for an analyst (`hold`:
-    action 'held', matched_on 'duplicate_risk', configuration_id the candidate, the reason naming
-    it and the fix), or is created with that candidate in its reason. Decided creates are never
-    held."""
-    high = risk[risk["level"] == "high"].sort_values(["score", "configuration_id"], ascending=[False, True],
-                                                     kind="stable")
-    best = high.drop_duplicates("device_id").set_index("device_id")
-    mask = (matches["action"] == "create") & (matches["matched_on"] != "decision") & \
-        matches["device_id"].isin(best.index)
-    for i in matches.index[mask]:
-        top = cast("pd.Series[Any]", best.loc[cast(str, matches.at[i, "device_id"])])  # one row per device
-        configuration_id = int(top["configuration_id"])
-        evidence = f"(score {top['score']:.0f}: {top['reasons']})"
-        if not hold:
-            matches.at[i, "reason"] = (f"created by duplicate_policy create, although at high risk of duplicating "
-                                       f"configuration {configuration_id} {evidence}")
-            continue
-        matches.at[i, "action"] = "held"
-        matches.at[i, "configuration_id"] = configuration_id
-        matches.at[i, "matched_on"] = "duplicate_risk"
-        matches.at[i, "reason"] = (f"likely duplicate of configuration {configuration_id} {evidence}: link the "
-                                   "device to it or approve the create")
+    """A would-be new configuration at high risk is held for an analyst, or created saying so
+    (holds.mark_likely_duplicates)."""
+    holds.mark_likely_duplicates(matches, risk, hold, key="device_id", record="configuration_id", subject="device")
 
 
 # ---------------------------------------------------------------------------------------------
