@@ -1,8 +1,8 @@
 """Re-syncs of the same world: a full sync, the same sync again with nothing changed, then again
 after 1% of the users changed (Sandbox.mutate). Phase `settled` (not run by default) is one more
 sync with nothing changed after the others: the first re-sync after a full sync plans again the
-tenants without a match, whose suggestions weigh the contacts the full sync created (their email
-domains); the settled one shows the hours after. Each sync runs in a fresh pipeline process, as
+few tenants without a match whose suggestions weigh an organization that the full sync gave its
+first contact domain; the settled one shows the hours after. Each sync runs in a fresh pipeline process, as
 the hourly schedule's runs do, on the same store, Dagster instance and Graph cache
 (GLUE_CACHE_DIR: users through Graph delta queries, the mailbox report once a day).
 

@@ -26,7 +26,7 @@ from glue_pipeline.matching.organizations import (
     match_organization,
     same_named,
 )
-from glue_pipeline.matching.suggest import suggest_organizations
+from glue_pipeline.matching.suggest import weigh_organizations
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.snapshot import TenantSnapshot, UserRecord
 
@@ -46,6 +46,9 @@ class ContactWrite:
 class OrganizationPlan:
     match: OrgMatch
     suggestions: pd.DataFrame  # rank, organization_id, organization_name, score, reasons
+    # The organizations its suggestions weighed (suggest.Weighing), sorted: whose contact
+    # domains a tenant without a match is planned against.
+    weighed: list[int] = field(default_factory=list)
 
 
 def plan_organization(extract: TenantSnapshot, organizations: pd.DataFrame,
@@ -64,10 +67,11 @@ def plan_organization(extract: TenantSnapshot, organizations: pd.DataFrame,
         return OrganizationPlan(match, pd.DataFrame(columns=TENANT_SUGGESTION_COLUMNS))
     tenant = pd.DataFrame([{"tenant_id": extract.tenant_id, "tenant_name": extract.display_name,
                             "domains": extract.organization.verified_domains}])
-    suggestions = suggest_organizations(tenant, organizations, organization_domains, prepared=prepared)
-    suggestions = suggestions.drop(columns=["tenant_id"]).reset_index(drop=True)
+    weighing = weigh_organizations(tenant, organizations, organization_domains, prepared=prepared)
+    weighed = sorted(int(o) for o in weighing.weighed["organization_id"])
+    suggestions = weighing.suggestions.drop(columns=["tenant_id"]).reset_index(drop=True)
     if not len(suggestions):
-        return OrganizationPlan(match, suggestions)
+        return OrganizationPlan(match, suggestions, weighed)
     claimed = [claimed_by(claims, int(org_id)) for org_id in suggestions["organization_id"]]
     suggestions["reasons"] = [reasons + (f"; already matched to tenant {describe_claims(c)}" if len(c) else "")
                               for reasons, c in zip(suggestions["reasons"], claimed, strict=True)]
@@ -76,12 +80,12 @@ def plan_organization(extract: TenantSnapshot, organizations: pd.DataFrame,
         reason = conflict_reason(extract.display_name, int(best["organization_id"]),
                                  str(best["organization_name"]), claimed[0])
         return OrganizationPlan(OrgMatch(match.tenant_id, match.tenant_name, "conflict", None, None,
-                                         f"best suggestion: {reason}"), suggestions)
+                                         f"best suggestion: {reason}"), suggestions, weighed)
     match = OrgMatch(match.tenant_id, match.tenant_name, "suggested", None, None,
                      f"best suggestion: {best['organization_name']} (id {best['organization_id']}, "
                      f"score {best['score']:.0f}: {best['reasons']}); accept it or record another "
                      "match decision")
-    return OrganizationPlan(match, suggestions)
+    return OrganizationPlan(match, suggestions, weighed)
 
 
 def _contested(extract: TenantSnapshot, organizations: pd.DataFrame, claims: pd.DataFrame | None) -> pd.DataFrame:

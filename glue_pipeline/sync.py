@@ -145,11 +145,12 @@ class SyncContext:
     tables_dir: Path | None = None  # where each tenant's tables are written as Parquet
     organization_names: pd.DataFrame | None = None  # name features for suggestions (once per batch)
     # What a tenant without a match is matched and suggested against: a digest of the
-    # organizations' names and of which of them have contacts on distinctive domains (a name-only
-    # suggestion loses points when those conflict with the tenant's), and the domain evidence by
-    # domain (suggest.domain_evidence_index).
+    # organizations' ids and names, the domain evidence by domain (domain_evidence_index), and
+    # the organizations whose contacts use distinctive domains (a name-only suggestion loses
+    # points when those conflict with the tenant's; suggest.organizations_with_contact_domains).
     organizations_digest: str = ""
     domain_evidence: dict[str, list[list[int]]] = field(default_factory=dict)
+    with_contact_domains: frozenset[int] = frozenset()
     # The time Microsoft's data is read and judged at (the cache's freshness, a last sign-in
     # shown within mapping.SIGN_IN_SHOWN_FOR of it); the store's own timestamps are when it was
     # written. Tests pin it.
@@ -167,16 +168,15 @@ def sync_context(client: GraphClient, engine: Engine, run_id: str, options: Sync
     # Normalized names and name features once per batch, not once per tenant.
     organizations["key"] = organizations["name"].map(normalize_name)
     return SyncContext(client, engine, run_id, organizations, domains, options, cache, tables_dir,
-                       organization_table(organizations), organizations_digest(organizations, domains),
-                       domain_evidence_index(domains), clock or clock_from_env())
+                       organization_table(organizations), organizations_digest(organizations),
+                       domain_evidence_index(domains), frozenset(organizations_with_contact_domains(domains)),
+                       clock or clock_from_env())
 
 
-def organizations_digest(organizations: pd.DataFrame, domains: pd.DataFrame) -> str:
-    """What a tenant without a match is planned against besides the domains it meets: the
-    organizations' ids and names, and which of them have contacts on distinctive domains."""
+def organizations_digest(organizations: pd.DataFrame) -> str:
+    """The organizations' ids and names: what every tenant without a match is planned against."""
     names = pd.util.hash_pandas_object(organizations[["id", "name"]], index=False).to_numpy().tobytes()
-    with_domains = json.dumps(organizations_with_contact_domains(domains)).encode()
-    return hashlib.sha256(names + with_domains).hexdigest()
+    return hashlib.sha256(names).hexdigest()
 
 
 def discover_into(engine: Engine, client: GraphClient) -> list[str]:
@@ -261,14 +261,23 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _fingerprint(ctx: SyncContext, head: TenantHead, extract_digest: str, store_version: list[list[str]],
-                 match_status: MatchStatus) -> str:
+                 match_status: MatchStatus, weighed: list[int]) -> str:
     """What a tenant's plan reads: its Microsoft data and options, its store rows, and for a
-    tenant without a match the organizations' names and the domain evidence its domains meet
-    (contacts added elsewhere do not plan it again)."""
+    tenant without a match the organizations' names, the domain evidence its domains meet, and
+    which of the organizations its suggestions weighed (`weighed`, recorded with the plan) have
+    contacts on distinctive domains. While the names and that evidence stay, the weighed
+    organizations stay, so contacts added to other organizations do not plan it again. The
+    domains a conflict's reasons name are those of the tenant's last plan."""
     against = [ctx.organizations_digest,
-               domain_evidence_of(ctx.domain_evidence, head.organization.verified_domains)] \
+               domain_evidence_of(ctx.domain_evidence, head.organization.verified_domains),
+               [[o, o in ctx.with_contact_domains] for o in weighed]] \
         if match_status in OPEN_STATUSES else []
     return hashlib.sha256((extract_digest + json.dumps([store_version, against])).encode()).hexdigest()
+
+
+def _weighed(state: Row) -> list[int]:
+    """The organizations a tenant's last plan weighed for its suggestions (none recorded: none)."""
+    return [int(o) for o in json.loads(state.get("weighed_organizations") or "[]")]
 
 
 # The version of a tenant's store rows (writer.read_store_version), and its sync state's fingerprint.
@@ -326,7 +335,7 @@ def _unchanged(conn: Connection, ctx: SyncContext, head: TenantHead, digest: str
     if not recorded or not state:
         return None
     inputs = _inputs(conn, head.tenant_id, recorded["organization_id"], state)
-    same = state["fingerprint"] == _fingerprint(ctx, head, digest, inputs[0], recorded["status"])
+    same = state["fingerprint"] == _fingerprint(ctx, head, digest, inputs[0], recorded["status"], _weighed(state))
     return _Unchanged(recorded, state) if same else None
 
 
@@ -481,9 +490,11 @@ def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantS
                             reports_concealed=extract.head.mailbox_state == "concealed")
     runs.write_result(conn, ctx.run_id, outcome.result(), now)
     version = _store_version(conn, tenant_id, org.match.organization_id)
+    open_match = org.match.status in OPEN_STATUSES
     writer.save_sync_state(conn, {
-        "tenant_id": tenant_id, "fingerprint": _fingerprint(ctx, extract.head, digest, version, org.match.status),
-        "status": status,
+        "tenant_id": tenant_id,
+        "fingerprint": _fingerprint(ctx, extract.head, digest, version, org.match.status, org.weighed),
+        "weighed_organizations": json.dumps(org.weighed) if open_match else None, "status": status,
         "organization_id": org.match.organization_id, "users": len(extract.users),
         "contacts": counts.created + counts.updated + counts.unchanged, "held": counts.held,
         "skipped": counts.skipped, "run_id": ctx.run_id, "synced_at": now})

@@ -3,6 +3,8 @@ fetched once a day, and a full read when the delta link has expired."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import select
 
@@ -343,41 +345,110 @@ def test_a_plan_made_before_the_write_lock_is_made_again_when_its_store_rows_cha
         assert not _still_holds(conn, draft, tenant_id)
 
 
-def test_an_organization_with_its_first_contact_domain_plans_unmatched_tenants_again(
+def test_an_organization_with_its_first_contact_domain_has_contact_domains(
         glue_env: dict, small_world: World) -> None:
     """A name-only suggestion loses points when the organization's contact domains conflict
-    with the tenant's, so the first distinctive contact domain of an organization changes what
-    a tenant without a match is planned against; more contacts on known domains do not."""
+    with the tenant's: its first distinctive contact domain counts, free mail and more
+    contacts on known domains do not."""
     from sqlalchemy import insert
 
+    from glue_pipeline.matching.suggest import organizations_with_contact_domains
     from glue_pipeline.store import writer
-    from glue_pipeline.sync import organizations_digest
 
     now = writer.utcnow()
     engine = make_engine(glue_env["GLUE_STORE_URL"])
     seed_store(engine, small_world.store)
 
-    def digest() -> str:
+    def with_domains() -> list[int]:
         with engine.connect() as conn:
-            return organizations_digest(writer.read_organizations(conn), writer.read_organization_domains(conn))
-
-    def add_contact(organization_id: int, email: str) -> None:
-        with engine.begin() as conn:
-            contact_id = conn.execute(insert(schema.contacts).values(
-                organization_id=organization_id, first_name="Pat", last_name="Lee", created_by="store",
-                created_at=now, updated_at=now).returning(schema.contacts.c.id)).scalar_one()
-            conn.execute(insert(schema.contact_emails).values(contact_id=contact_id, value=email,
-                                                              label="Work", is_primary=True))
+            return organizations_with_contact_domains(writer.read_organization_domains(conn))
 
     with engine.begin() as conn:
         org_id = conn.execute(insert(schema.organizations).values(name="Acme Consultants", created_at=now,
                                                                   updated_at=now)
                               .returning(schema.organizations.c.id)).scalar_one()
-    before = digest()
-    add_contact(org_id, "pat@gmail.com")  # free mail: no evidence either way
-    assert digest() == before
-    add_contact(org_id, "pat@acmeconsultants.com")
-    first_domain = digest()
-    assert first_domain != before
-    add_contact(org_id, "lee@acmeconsultants.com")
-    assert digest() == first_domain
+    before = with_domains()
+    _add_contact(engine, org_id, "pat@gmail.com")
+    assert with_domains() == before and org_id not in before, "free mail is no evidence either way"
+    _add_contact(engine, org_id, "pat@acmeconsultants.example")
+    assert with_domains() == sorted([*before, org_id])
+
+
+def test_a_tenant_without_a_match_is_planned_again_only_for_the_contacts_of_organizations_it_weighs(
+        glue_env: dict, small_world: World, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tenant suggested an organization by name is planned again when that organization's
+    contacts start using a domain of their own (the suggestion now conflicts), not when
+    another organization gains its first contact domain, as a first sync's new contacts do."""
+    from sqlalchemy import delete, update
+
+    from glue_pipeline.matching.suggest import organizations_with_contact_domains
+    from glue_pipeline.store import writer
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    engine = make_engine(glue_env["GLUE_STORE_URL"])
+    seed_store(engine, small_world.store)
+
+    named = {o.name for o in small_world.store.organizations}
+    # Tenants an organization is named after; the shortest name takes a generic word best.
+    tenant, other = sorted((t for t in small_world.tenants if t.consent == "granted" and t.display_name in named),
+                           key=lambda t: len(t.display_name))[:2]
+    organizations, matches = schema.organizations.c, schema.tenant_matches.c
+    with engine.begin() as conn:  # its organization is known under a longer name: suggested, not matched
+        org_id = conn.execute(select(organizations.id).where(organizations.name == tenant.display_name)).scalar_one()
+        conn.execute(update(schema.organizations).where(organizations.id == org_id)
+                     .values(name=f"{tenant.display_name} Group"))
+        # It and another organization have no contact email yet: the first sync gives the other
+        # its first domain.
+        conn.execute(delete(schema.contact_emails).where(schema.contact_emails.c.contact_id.in_(
+            select(schema.contacts.c.id).where(schema.contacts.c.organization_id == org_id))))
+        other_org = conn.execute(select(organizations.id).where(organizations.name == other.display_name)).scalar_one()
+        conn.execute(delete(schema.contact_emails).where(schema.contact_emails.c.contact_id.in_(
+            select(schema.contacts.c.id).where(schema.contacts.c.organization_id == other_org))))
+
+    def with_domains() -> list[int]:
+        with engine.connect() as conn:
+            return organizations_with_contact_domains(writer.read_organization_domains(conn))
+
+    assert other_org not in with_domains()
+    instance = get_instance()
+    assert run_discovery(instance).success
+    run_sync(instance)
+    assert other_org in with_domains(), "the sync created contacts with emails"
+    with engine.connect() as conn:
+        assert conn.execute(select(matches.status).where(matches.tenant_id == tenant.id)).scalar_one() == "suggested"
+    matched = _matched_tenants(engine)
+    assert other.id in matched
+    quiet = run_sync(instance)
+    assert _actions(engine, [r.run_id for r in quiet], "tenant_unchanged") == matched | {tenant.id}, \
+        "contacts the sync created elsewhere do not plan the tenant without a match again"
+    _add_contact(engine, other_org, "new.colleague@elsewhere-entirely.example")
+    added = run_sync(instance)
+    assert _actions(engine, [r.run_id for r in added], "tenant_unchanged") == (matched - {other.id}) | {tenant.id}, \
+        "another organization's new contact plans only its own tenant again"
+    _add_contact(engine, org_id, "pat@group-own-domain.example")
+    conflicted = run_sync(instance)
+    assert _actions(engine, [r.run_id for r in conflicted], "tenant_unchanged") == matched, \
+        "the suggested organization's first own domain plans the tenant again"
+    with engine.connect() as conn:
+        weighed = conn.execute(select(schema.tenant_sync_state.c.weighed_organizations)
+                               .where(schema.tenant_sync_state.c.tenant_id == tenant.id)).scalar_one()
+        reasons = conn.execute(select(schema.tenant_suggestions.c.reasons)
+                               .where(schema.tenant_suggestions.c.tenant_id == tenant.id,
+                                      schema.tenant_suggestions.c.organization_id == org_id)).scalar_one()
+    assert org_id in json.loads(weighed) and other_org not in json.loads(weighed)
+    assert "domains conflict" in reasons and "its contacts use group-own-domain.example" in reasons
+    instance.dispose()
+
+
+def _add_contact(engine, organization_id: int, email: str) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import insert
+
+    from glue_pipeline.store import writer
+
+    now = writer.utcnow()
+    with engine.begin() as conn:
+        contact_id = conn.execute(insert(schema.contacts).values(
+            organization_id=organization_id, first_name="Pat", last_name="Lee", created_by="store",
+            created_at=now, updated_at=now).returning(schema.contacts.c.id)).scalar_one()
+        conn.execute(insert(schema.contact_emails).values(contact_id=contact_id, value=email,
+                                                          label="Work", is_primary=True))

@@ -12,6 +12,7 @@ from glue_pipeline.matching.names import company_key, core_without_generic
 from glue_pipeline.matching.suggest import (
     strong_suggestion_threshold,
     suggest_organizations,
+    weigh_organizations,
 )
 
 
@@ -197,6 +198,22 @@ def test_conflicting_domains_take_a_name_only_suggestion_below_strong() -> None:
         "same name apart from generic words ('acme' vs 'acme consultants'); domains conflict: no "
         "contact of the organization uses a verified domain of the tenant (acme-foods.io); its "
         "contacts use acmeconsultants.com")
+
+
+def test_weighed_organizations_are_those_a_conflict_could_keep_out_or_let_in() -> None:
+    """A name weak enough that a conflict takes it below 60 is weighed though not suggested: the
+    organization's contact domains decide; an organization without name or domain evidence is
+    not weighed (its contacts cannot change the tenant's suggestions)."""
+    tenants = _tenants(("t", "Acme Consultants GmbH", ["acme.de"]))
+    orgs = _orgs("The Acme Consultants Group Holdings Inc", "Northwind Traders", "Acme Consulting")
+    conflicting = pd.DataFrame({"organization_id": [1, 2], "domain": ["acmegroup.com", "northwind.com"]})
+    weighing = weigh_organizations(tenants, orgs, conflicting)
+    assert weighing.suggestions["organization_id"].tolist() == [3]
+    assert sorted(weighing.weighed["organization_id"]) == [1, 3]
+    assert set(weighing.weighed["tenant_id"]) == {"t"}
+    without = weigh_organizations(tenants, orgs, NO_DOMAINS)
+    assert without.suggestions["organization_id"].tolist() == [3, 1]  # 94, then 72 without the conflict
+    assert sorted(without.weighed["organization_id"]) == [1, 3]
 
 
 @pytest.mark.parametrize(("tenant_domains", "contact_domains"), [

@@ -95,6 +95,26 @@ def suggest_organizations(tenants: pd.DataFrame, organizations: pd.DataFrame,
     Returns tenant_id, rank (1..k), organization_id, organization_name, score (0-100),
     reasons; tenants in input order, then score descending and organization id ascending.
     """
+    return weigh_organizations(tenants, organizations, organization_domains, k, chunk_cells=chunk_cells,
+                               prepared=prepared).suggestions
+
+
+class Weighing(NamedTuple):
+    """suggest_organizations' suggestions, and the organizations it weighed for them: the pairs
+    whose evidence reaches MIN_SUGGESTION_SCORE before a domain conflict's penalty. Every
+    suggestion is among them, so beyond the organizations' names and the evidence the tenant's
+    own domains meet, only whether these organizations' contacts use distinctive domains
+    (organizations_with_contact_domains) can change a tenant's suggestions and their scores."""
+
+    suggestions: pd.DataFrame  # SUGGESTION_COLUMNS
+    weighed: pd.DataFrame  # tenant_id, organization_id
+
+
+def weigh_organizations(tenants: pd.DataFrame, organizations: pd.DataFrame,
+                        organization_domains: pd.DataFrame, k: int = 3, *,
+                        chunk_cells: int = DEFAULT_CHUNK_CELLS,
+                        prepared: pd.DataFrame | None = None) -> Weighing:
+    """suggest_organizations, with the organizations weighed."""
     if k < 1:
         raise ValueError("k must be at least 1")
     orgs = organization_table(organizations) if prepared is None else prepared
@@ -102,9 +122,12 @@ def suggest_organizations(tenants: pd.DataFrame, organizations: pd.DataFrame,
     names = _name_evidence(tens, orgs, k + FUZZY_SHORTLIST_EXTRA, chunk_cells)
     verified, used = _distinctive_domains(tenants, organization_domains, orgs)
     pairs = _combine(names, _domain_evidence(verified, used), verified, used)
-    pairs = pairs[pairs["score"] >= MIN_SUGGESTION_SCORE]
-    top = _top_k(pairs, k)
-    return _suggestion_frame(top, tenants, tens, orgs)
+    weighed = pairs[pairs["evidence"] >= MIN_SUGGESTION_SCORE]
+    top = _top_k(pairs[pairs["score"] >= MIN_SUGGESTION_SCORE], k)
+    t, o = weighed["t"].to_numpy(int), weighed["o"].to_numpy(int)
+    return Weighing(_suggestion_frame(top, tenants, tens, orgs),
+                    pd.DataFrame({"tenant_id": _take(tenants["tenant_id"], t),
+                                  "organization_id": _take(orgs["organization_id"], o)}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,7 +325,7 @@ def domain_evidence_of(index: dict[str, list[list[int]]],
 
 def organizations_with_contact_domains(organization_domains: pd.DataFrame) -> list[int]:
     """The ids of the organizations whose contacts use a distinctive domain (sorted): what a
-    domain conflict reads of the organizations beside the domains a tenant meets."""
+    domain conflict's penalty reads of an organization beside the domains a tenant meets."""
     domains = _clean_domains(organization_domains["domain"])
     ids = organization_domains["organization_id"][_is_distinctive_domain(domains).to_numpy()]
     return sorted({int(i) for i in ids})
@@ -319,15 +342,17 @@ def _is_distinctive_domain(domains: pd.Series) -> pd.Series:
 
 def _combine(names: pd.DataFrame, domains: pd.DataFrame, verified: pd.DataFrame,
              used: pd.DataFrame) -> pd.DataFrame:
-    """One row per (t, o); independent evidence combined as 1 - (1 - name)(1 - domain), less
-    DOMAIN_CONFLICT_PENALTY where the domains conflict (conflict: the tenant's and the
-    organization's domains for the reasons, else NaN)."""
+    """One row per (t, o); independent evidence combined as 1 - (1 - name)(1 - domain)
+    (`evidence`), less DOMAIN_CONFLICT_PENALTY where the domains conflict (`score`; conflict: the
+    tenant's and the organization's domains for the reasons, else NaN)."""
     pairs = names.merge(domains, on=["t", "o"], how="outer")
     name = pairs["name_score"].fillna(0).to_numpy(float) / 100
     domain = pairs["domain_score"].fillna(0).to_numpy(float) / 100
     pairs["conflict"] = _domain_conflicts(pairs, verified, used)
     penalty = np.where(pairs["conflict"].notna(), DOMAIN_CONFLICT_PENALTY, 0)
-    pairs["score"] = np.round(np.maximum(100 * (1 - (1 - name) * (1 - domain)) - penalty, 0), 1)
+    evidence = 100 * (1 - (1 - name) * (1 - domain))
+    pairs["evidence"] = np.round(evidence, 1)
+    pairs["score"] = np.round(np.maximum(evidence - penalty, 0), 1)
     return pairs
 
 

@@ -366,6 +366,9 @@ tenant_sync_state = Table(
     Column("skipped", Integer, nullable=False),
     Column("run_id", String(64), nullable=False),
     Column("synced_at", DateTime(timezone=True), nullable=False),
+    # A tenant without a match: the organizations its suggestions weighed (JSON ids), whose
+    # contact domains its fingerprint covers.
+    Column("weighed_organizations", Text),
     one_of("tenant_sync_state", "status", SyncStateStatus),
 )
 

@@ -19,7 +19,7 @@ VERSION_TABLE = "glue_store_version"
 BASELINE = "0001_baseline"  # the tables stores had before their schema was versioned
 # The newest revision in versions/, known without importing alembic: checking that a store is
 # at head runs at the start of every run and command (test_migrations checks it is the head).
-HEAD = "0006_devices"
+HEAD = "0007_weighed_organizations"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
