@@ -4,6 +4,7 @@ fetched once a day, and a full read when the delta link has expired."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from sqlalchemy import select
@@ -374,8 +375,10 @@ def test_an_organization_with_its_first_contact_domain_has_contact_domains(
     assert with_domains() == sorted([*before, org_id])
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
 def test_a_tenant_without_a_match_is_planned_again_only_for_the_contacts_of_organizations_it_weighs(
-        glue_env: dict, small_world: World, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+        store: str, request: pytest.FixtureRequest, glue_env: dict, small_world: World, tmp_path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A tenant suggested an organization by name is planned again when that organization's
     contacts start using a domain of their own (the suggestion now conflicts), not when
     another organization gains its first contact domain, as a first sync's new contacts do."""
@@ -385,7 +388,9 @@ def test_a_tenant_without_a_match_is_planned_again_only_for_the_contacts_of_orga
     from glue_pipeline.store import writer
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    engine = make_engine(glue_env["GLUE_STORE_URL"])
+    if store == "postgres":
+        monkeypatch.setenv("GLUE_STORE_URL", request.getfixturevalue("pg_database"))
+    engine = make_engine(os.environ["GLUE_STORE_URL"])
     seed_store(engine, small_world.store)
 
     named = {o.name for o in small_world.store.organizations}
