@@ -1,5 +1,6 @@
 """Re-syncs of the same world: a full sync, the same sync again with nothing changed, then again
-after 1% of the users changed (Sandbox.mutate). Phase `settled` (not run by default) is one more
+after 1% of the users changed (Sandbox.mutate), then after `concentrated` changes (5% of the
+tenants, 10% of their users each: several per tenant). Phase `settled` (not run by default) is one more
 sync with nothing changed after the others: the first re-sync after a full sync plans again the
 few tenants without a match whose suggestions weigh an organization that the full sync gave its
 first contact domain; the settled one shows the hours after. Each sync runs in a fresh pipeline process, as
@@ -9,9 +10,11 @@ the hourly schedule's runs do, on the same store, Dagster instance and Graph cac
     .venv/bin/python benchmarks/resync.py                    # 200 tenants
     .venv/bin/python benchmarks/resync.py --tenants 1000 --changed 0.01
 
-Figures: wall seconds and Graph requests of each sync, and the ratios nochange/full (and
-settled/full). Target:
-the sync with nothing changed takes <= 1/5 of the full sync's wall time. Ends with one JSON line.
+Figures: wall seconds, CPU and Graph requests of each sync; the ratios to the full sync's wall
+time; the CPU per unchanged tenant (the nothing-changed sync's CPU / tenants) and per changed user
+(a changed sync's CPU above the nothing-changed sync's / the users changed). Targets: nothing
+changed <= 0.10 of the full sync, 1% changed <= 0.25 (cost proportional to change). Ends with one
+JSON line.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from _common import (
     store_counts,
 )
 
-PHASES = ["full", "nochange", "changed", "settled"]
+PHASES = ["full", "nochange", "changed", "concentrated", "settled"]
+TARGETS = {"nochange": 0.10, "changed": 0.25}  # wall, as a share of the full sync's
 
 
 def main() -> None:
@@ -39,10 +43,14 @@ def main() -> None:
     parser.add_argument("--changed", type=float, default=0.01,
                         help="fraction of each tenant's users changed before the last sync "
                              "(at least one per tenant)")
+    parser.add_argument("--concentrated-tenants", type=float, default=0.05,
+                        help="phase concentrated: the share of tenants changed")
+    parser.add_argument("--concentrated-changed", type=float, default=0.10,
+                        help="phase concentrated: the share of each of those tenants' users changed")
     parser.add_argument("--profile-phase", choices=PHASES, default="nochange",
                         help="which sync --profile records")
-    parser.add_argument("--phases", default="full,nochange,changed",
-                        help="syncs to run, in this order (a subset of full,nochange,changed,settled)")
+    parser.add_argument("--phases", default="full,nochange,changed,concentrated",
+                        help=f"syncs to run, in this order (a subset of {','.join(PHASES)})")
     args = parser.parse_args()
     concurrency = concurrency_of(args)
     figures: dict = {"benchmark": "resync", "tenants": args.tenants,
@@ -54,11 +62,16 @@ def main() -> None:
         env = pipeline_env(sandbox, ws, args.concurrency)
         results = {}
         phases = [p.strip() for p in args.phases.split(",") if p.strip() in PHASES]
+        changed_users: dict[str, int] = {}
         for phase in phases:
-            if phase == "changed":
-                mutated = sandbox.call("mutate", fraction=args.changed, seed=args.seed)
-                print(f"sandbox.mutate({args.changed}): {mutated['changed']:,} users changed")
-                figures["users_changed"] = mutated["changed"]
+            if phase in ("changed", "concentrated"):
+                changes = {"fraction": args.changed, "seed": args.seed} if phase == "changed" else {
+                    "fraction": args.concentrated_changed, "seed": args.seed + 1,
+                    "tenants": args.concentrated_tenants}
+                mutated = sandbox.call("mutate", **changes)
+                print(f"sandbox.mutate({changes}): {mutated['changed']:,} users changed")
+                changed_users[phase] = mutated["changed"]
+                figures[f"{phase}_users_changed"] = mutated["changed"]
             r = measured_sync(sandbox, env, concurrency, args,
                               profile=args.profile if phase == args.profile_phase else None)
             describe_sync(f"{phase} sync", r)
@@ -78,17 +91,31 @@ def main() -> None:
                 f"{phase}_configurations_written": counts.get("configurations_written"),
                 f"{phase}_ok": all(run["success"] for run in r["runs"]) and bool(r["runs"]),
             })
-        full, nochange = results.get("full"), results.get("nochange")
-        if full and nochange and not nochange.get("timeout"):
-            figures["nochange_over_full_wall"] = nochange["wall_s"] / full["wall_s"]
-            figures["nochange_over_full_requests"] = nochange["graph_requests"] / full["graph_requests"]
-            print(f"nothing changed / full: wall {figures['nochange_over_full_wall']:.2f} (target <= 0.20), "
-                  f"Graph requests {figures['nochange_over_full_requests']:.2f}")
-        settled = results.get("settled")
-        if full and settled and not settled.get("timeout"):
-            figures["settled_over_full_wall"] = settled["wall_s"] / full["wall_s"]
-            print(f"settled (nothing changed, again) / full: wall {figures['settled_over_full_wall']:.2f}")
+        figures.update(_ratios(results, changed_users, args.tenants))
     emit({k: rounded(v, 3) for k, v in figures.items()})
+
+
+def _ratios(results: dict[str, dict], changed_users: dict[str, int], tenants: int) -> dict[str, float]:
+    """Each sync's wall time as a share of the full sync's, and the CPU per unchanged tenant and
+    per changed user; printed as they are worked out."""
+    figures: dict[str, float] = {}
+    done = {phase: r for phase, r in results.items() if not r.get("timeout")}
+    full, nochange = done.get("full"), done.get("nochange")
+    for phase, r in done.items():
+        if full and phase != "full":
+            share = figures[f"{phase}_over_full_wall"] = r["wall_s"] / full["wall_s"]
+            target = f" (target <= {TARGETS[phase]:.2f})" if phase in TARGETS else ""
+            print(f"{phase} / full: wall {share:.2f}{target}, Graph requests "
+                  f"{r['graph_requests'] / full['graph_requests']:.2f}")
+    if nochange:
+        figures["cpu_ms_per_unchanged_tenant"] = 1000 * nochange["cpu_s"] / tenants
+        print(f"CPU per unchanged tenant (nothing changed): {figures['cpu_ms_per_unchanged_tenant']:.1f} ms")
+        for phase, users in changed_users.items():
+            if phase in done and users:
+                per_user = figures[f"{phase}_cpu_ms_per_changed_user"] = \
+                    1000 * (done[phase]["cpu_s"] - nochange["cpu_s"]) / users
+                print(f"CPU per changed user ({phase}, above the nothing-changed sync): {per_user:.1f} ms")
+    return figures
 
 
 if __name__ == "__main__":

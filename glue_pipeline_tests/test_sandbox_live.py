@@ -218,6 +218,17 @@ def test_mutate_changes_every_tenant_deterministically(base_world: World, sandbo
     assert sandbox.mutate(fraction=0.1, seed=9, added=0.05, removed=0.05) == changes
 
 
+def test_mutate_can_change_a_share_of_the_tenants(base_world: World, sandbox: Sandbox) -> None:
+    users = {t.id: [u.model_dump() for u in t.users] for t in sandbox.world.tenants}
+    changes = sandbox.mutate(fraction=0.2, seed=3, tenants=0.3)
+    assert len(changes) == max(1, round(0.3 * len(users))) and all(c.changed for c in changes.values())
+    for tenant in sandbox.world.tenants:
+        if tenant.id not in changes:
+            assert [u.model_dump() for u in tenant.users] == users[tenant.id], "a tenant not drawn is untouched"
+    sandbox.set_world(base_world.model_copy(deep=True))
+    assert sandbox.mutate(fraction=0.2, seed=3, tenants=0.3) == changes
+
+
 def test_users_edited_in_place_show_after_refresh(sandbox: Sandbox) -> None:
     tenant = largest(sandbox.world)
     session = session_for(sandbox, tenant.id)

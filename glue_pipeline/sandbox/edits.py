@@ -54,10 +54,13 @@ def remove_user(state: SandboxState, tenant_id: str, user_id: str, reason: str) 
         return state.log(tenant).remove(user_id, reason)
 
 
-def mutate(state: SandboxState, fraction: float, seed: int, added: float, removed: float) -> dict[str, TenantChanges]:
+def mutate(state: SandboxState, fraction: float, seed: int, added: float, removed: float,
+           tenants: float = 1.0) -> dict[str, TenantChanges]:
+    present = [t for t in state.config.world.tenants if t.id not in state.faults.removed]
+    chosen = {t.id for t in random.Random(f"{seed}:tenants").sample(present, _share(len(present), tenants))}
     changes: dict[str, TenantChanges] = {}
-    for tenant in list(state.config.world.tenants):
-        if tenant.id in state.faults.removed:
+    for tenant in present:
+        if tenant.id not in chosen:
             continue
         with state.lock:
             done = TenantChanges(changed=change_users(state, tenant.id, fraction, seed))

@@ -342,11 +342,12 @@ class Sandbox:
         return edits.remove_user(self._app.state, tenant_id, user_id, reason)
 
     def mutate(self, fraction: float = 0.05, seed: int = 0, *, added: float = 0.0,
-               removed: float = 0.0) -> dict[str, TenantChanges]:
-        """In every tenant still present: change_users(fraction), then add `added` and remove
-        `removed` (fractions of its users; the first user, the admin, stays; a quarter of the
-        removals are permanent). Returns what changed per tenant id."""
-        return edits.mutate(self._app.state, fraction, seed, added, removed)
+               removed: float = 0.0, tenants: float = 1.0) -> dict[str, TenantChanges]:
+        """In every tenant still present (or a `tenants` share of them, drawn by the seed, at
+        least one): change_users(fraction), then add `added` and remove `removed` (fractions of
+        its users; the first user, the admin, stays; a quarter of the removals are permanent).
+        Returns what changed per tenant id."""
+        return edits.mutate(self._app.state, fraction, seed, added, removed, tenants)
 
     def remove_tenant(self, tenant_id: str) -> None:
         """The tenant vanishes (e.g. right after discovery listed it): gone from contracts and GDAP
