@@ -68,13 +68,20 @@ def matched_tenants(tenants: list[dict], store_url: str) -> list[dict]:
 
 
 def contacts_written_at(env: dict[str, str], tenant_id: str) -> float | None:
-    """Unix time of the partition's latest tenant_contacts materialization."""
+    """Unix time of the latest tenant_contacts materialization of the tenant's partition (keyed by
+    the tenant's partition key, store/partition_keys.py)."""
     import dagster as dg
 
+    from glue_pipeline.store.engine import make_engine
+    from glue_pipeline.store.partition_keys import partitions_of
+
+    engine = make_engine(env["GLUE_STORE_URL"])
+    key = partitions_of(engine, [tenant_id])[tenant_id]
+    engine.dispose()
     os.environ.update({k: v for k, v in env.items() if k in ("DAGSTER_HOME", "DAGSTER_PG_URL")})
     with dg.DagsterInstance.get() as instance:
         records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("tenant_contacts"), asset_partitions=[tenant_id]),
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("tenant_contacts"), asset_partitions=[key]),
             limit=1).records
     return records[0].timestamp if records else None
 
