@@ -99,7 +99,7 @@ DEVICE_COLUMNS: dict[str, str] = {
 CONFIGURATION_COLUMNS = ["configuration_id", "name", "serial_number", "mac_addresses", "primary_contact_id",
                          "created_by", "model"]
 # Configurations linked to this tenant's devices, and whether they are in the tenant's organization.
-LINKED_DEVICE_COLUMNS = ["configuration_id", "device_id", "in_organization"]
+LINKED_DEVICE_COLUMNS = ["configuration_id", "device_id", "in_organization", "created_by"]
 # An organization's configurations linked to devices of other tenants.
 FOREIGN_DEVICE_COLUMNS = ["configuration_id", "tenant_id", "tenant_name"]
 # An analyst's standing decisions for a tenant's devices (action: link | create).

@@ -22,10 +22,9 @@ from glue_pipeline.matching.devices import (
     configuration_type,
     device_duplicate_risk,
     device_skip_reason,
-    mark_likely_duplicates,
     match_devices,
 )
-from glue_pipeline.matching.holds import by_likelihood
+from glue_pipeline.matching.holds import by_likelihood, mark_likely_duplicates, not_created_for
 from glue_pipeline.matching.organizations import OrgMatch
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.snapshot import TenantSnapshot
@@ -87,13 +86,11 @@ def plan_devices(snapshot: TenantSnapshot, options: SyncOptions, skips: pd.Serie
     devices = snapshot.devices
     matches = match_devices(devices, configurations, linked, skips, decisions, foreign)
     creating = matches[(matches["action"] == "create") & (matches["matched_on"] != "decision")]
-    # As for users: a configuration the sync created for another device of this read is no
-    # candidate (new devices are not compared with each other), so two syncs judge alike.
-    own = linked.loc[linked["device_id"].isin(devices["id"]), "configuration_id"]
-    created = configurations["configuration_id"].isin(own) & (configurations["created_by"] == "microsoft")
-    risk = device_duplicate_risk(devices[devices["id"].isin(creating["device_id"])], configurations[~created],
+    candidates = not_created_for(configurations, linked, devices["id"], key="device_id", record="configuration_id")
+    risk = device_duplicate_risk(devices[devices["id"].isin(creating["device_id"])], candidates,
                                  user_contacts, read=devices)
-    mark_likely_duplicates(matches, risk, hold=options.duplicate_policy == "hold")
+    mark_likely_duplicates(matches, risk, options.duplicate_policy == "hold", key="device_id",
+                           record="configuration_id", subject="device")
     _say_unsynced_users(matches, devices, synced_users)
     names = {int(c): str(n) for c, n in zip(configurations["configuration_id"], configurations["name"], strict=True)
              if isinstance(n, str) and n}

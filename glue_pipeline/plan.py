@@ -17,7 +17,7 @@ from glue_pipeline.columns import MATCH_COLUMNS, NEW_USER_COLUMNS, RISK_COLUMNS,
 from glue_pipeline.mapping import ContactFields, Overlay, contact_fields, overlay_fields
 from glue_pipeline.matching.contacts import MatchRow, match_contacts, skip_reason
 from glue_pipeline.matching.duplicates import duplicate_risk
-from glue_pipeline.matching.holds import by_likelihood, mark_likely_duplicates
+from glue_pipeline.matching.holds import by_likelihood, mark_likely_duplicates, not_created_for
 from glue_pipeline.matching.organizations import (
     OrgMatch,
     claimed_by,
@@ -141,20 +141,11 @@ def plan_contacts(extract: TenantSnapshot, options: SyncOptions, skips: pd.Serie
     never takes them)."""
     matches = match_contacts(extract.users, contact_emails, linked, skips, decisions, foreign)
     creating = matches[(matches["action"] == "create") & (matches["matched_on"] != "decision")]
-    risk = _duplicate_risk(extract, creating["user_id"], _not_created_for(org_contacts, linked, extract.users["id"]))
+    candidates = not_created_for(org_contacts, linked, extract.users["id"], key="user_id", record="contact_id")
+    risk = _duplicate_risk(extract, creating["user_id"], candidates)
     mark_likely_duplicates(matches, risk, options.duplicate_policy == "hold", key="user_id", record="contact_id",
                            subject="user")
     return ContactPlan(matches, risk, _writes(extract, options, matches, now), _contact_names(org_contacts))
-
-
-def _not_created_for(org_contacts: pd.DataFrame, linked: pd.DataFrame, user_ids: pd.Series) -> pd.DataFrame:
-    """The contacts a would-be new contact is compared with: all but those the sync created for
-    another user of this read. New users are not compared with each other, so a user is judged
-    the same whether a look-alike colleague's contact was created in an earlier sync or is created
-    in this one. A documented contact linked to another user stays a candidate, as it was before
-    its link."""
-    created = linked.loc[linked["user_id"].isin(user_ids) & (linked["created_by"] == "microsoft"), "contact_id"]
-    return org_contacts[~org_contacts["contact_id"].isin(created)]
 
 
 def _contact_names(org_contacts: pd.DataFrame) -> dict[int, str]:

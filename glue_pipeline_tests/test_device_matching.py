@@ -25,12 +25,12 @@ from glue_pipeline.matching.devices import (
     configuration_type,
     device_duplicate_risk,
     device_skip_reason,
-    mark_likely_duplicates,
     match_devices,
     normalized_device_name,
     normalized_mac,
     normalized_serial,
 )
+from glue_pipeline.matching.holds import mark_likely_duplicates
 
 DEVICE_1 = "11111111-1111-1111-1111-111111111111"
 DEVICE_2 = "22222222-2222-2222-2222-222222222222"
@@ -53,7 +53,12 @@ def _configurations(*rows: dict) -> pd.DataFrame:
 
 
 def _linked(*rows: tuple[int, str, bool]) -> pd.DataFrame:
-    return pd.DataFrame(list(rows), columns=LINKED_DEVICE_COLUMNS)
+    """Links to configurations documented by hand (created_by store)."""
+    return pd.DataFrame([(*row, "store") for row in rows], columns=LINKED_DEVICE_COLUMNS)
+
+
+def _hold_likely_duplicates(matches: pd.DataFrame, risk: pd.DataFrame, hold: bool) -> None:
+    mark_likely_duplicates(matches, risk, hold, key="device_id", record="configuration_id", subject="device")
 
 
 def _decisions(*rows: tuple[str, str, int | None]) -> pd.DataFrame:
@@ -506,14 +511,14 @@ def test_a_likely_duplicate_is_held_or_created_by_the_policy_but_a_decided_creat
     risk = device_duplicate_risk(devices, configurations)
     assert risk["level"].tolist() == ["high", "high"]
     held = matches.copy()
-    mark_likely_duplicates(held, risk, hold=True)
+    _hold_likely_duplicates(held, risk, hold=True)
     assert (held.at[0, "action"], held.at[0, "configuration_id"], held.at[0, "matched_on"]) == (
         "held", 12, "duplicate_risk")
     assert held.at[0, "reason"].startswith("likely duplicate of configuration 12 (score 90: same serial 5CG1234XYZ")
     assert held.at[0, "reason"].endswith("link the device to it or approve the create")
     assert held.at[1, "action"] == "create" and held.at[1, "reason"] == "creation approved by an analyst"
     created = matches.copy()
-    mark_likely_duplicates(created, risk, hold=False)
+    _hold_likely_duplicates(created, risk, hold=False)
     assert created.at[0, "action"] == "create" and pd.isna(created.at[0, "configuration_id"])
     assert "although at high risk of duplicating configuration 12" in created.at[0, "reason"]
 

@@ -62,7 +62,6 @@ from glue_pipeline.columns import (
     DEVICE_RISK_COLUMNS,
     FOREIGN_DEVICE_COLUMNS,
 )
-from glue_pipeline.matching import holds
 from glue_pipeline.matching.duplicates import HIGH_RISK, MEDIUM_RISK, MIN_RISK_SCORE
 from glue_pipeline.render import terminal_text
 from glue_pipeline.vocabulary import ContactAction, ContactDecisionAction, DeviceMatchedOn
@@ -294,6 +293,7 @@ class _Link(NamedTuple):
     configuration_id: SupportsInt
     device_id: str
     in_organization: bool
+    created_by: str  # the configuration's: store or microsoft
 
 
 class _Decision(NamedTuple):
@@ -771,12 +771,6 @@ def _serial_level(device: _Candidate, configuration: _Candidate) -> RiskLevel | 
         return SERIAL_LEVELS[1]
     close = min(len(folded), len(other)) >= MIN_FUZZY_SERIAL_LENGTH and OSA.distance(folded, other, score_cutoff=1) <= 1
     return SERIAL_LEVELS[2] if close else None
-
-
-def mark_likely_duplicates(matches: pd.DataFrame, risk: pd.DataFrame, hold: bool) -> None:
-    """A would-be new configuration at high risk is held for an analyst, or created saying so
-    (holds.mark_likely_duplicates)."""
-    holds.mark_likely_duplicates(matches, risk, hold, key="device_id", record="configuration_id", subject="device")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,18 @@ from typing import Any, cast
 import pandas as pd
 
 
+def not_created_for(records: pd.DataFrame, linked: pd.DataFrame, read_ids: pd.Series, *, key: str,
+                    record: str) -> pd.DataFrame:
+    """The records (contacts, configurations; their id in `record`) a would-be new one is compared
+    with: all but those the sync created for another item of this read (`linked`: the tenant's
+    links, `key` the item's id: user_id, device_id, with the record's created_by). New items are
+    not compared with each other, so an item is judged the same whether a look-alike's record was
+    created in an earlier sync or is created in this one. A documented record linked to another
+    item stays a candidate, as it was before its link."""
+    created = linked.loc[linked[key].isin(read_ids) & (linked["created_by"] == "microsoft"), record]
+    return records[~records[record].isin(created)]
+
+
 def by_likelihood(risk: pd.DataFrame, record: str) -> pd.DataFrame:
     """Risk rows likeliest first: score descending, then the candidate's id (`record`), whatever
     their order before."""

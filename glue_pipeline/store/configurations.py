@@ -73,7 +73,8 @@ def read_configuration_index(conn: Connection, organization_id: int, tenant_id: 
          r.primary_contact_id, r.created_by, r.model) for r in rows], columns=CONFIGURATION_COLUMNS)
     linked = conn.execute(
         select(configuration_microsoft.c.configuration_id, configuration_microsoft.c.device_id,
-               (configurations.c.organization_id == organization_id).label("in_organization"))
+               (configurations.c.organization_id == organization_id).label("in_organization"),
+               configurations.c.created_by)
         .join(configurations, configurations.c.id == configuration_microsoft.c.configuration_id)
         .where(configuration_microsoft.c.tenant_id == tenant_id)).all()
     foreign = conn.execute(
