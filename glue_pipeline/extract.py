@@ -203,11 +203,11 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
     snapshot = delta_snapshot(client, cache, tenant_id, options, now)
     if snapshot is not None:
         organization, skus, delta, first_devices = first_reads_batched(client, tenant_id, options, snapshot)
-        users, users_entry, users_changed = users_from_delta(client, tenant_id, options, notes, snapshot,
-                                                             delta, now, cleaner)
+        users, users_entry, changed = users_from_delta(client, tenant_id, options, notes, snapshot,
+                                                       delta, now, cleaner)
         device_rows, devices_state = read_devices(client, tenant_id, options, first_devices)
     else:
-        organization, (users, users_entry, users_changed), skus, (device_rows, devices_state) = side_by_side(
+        organization, (users, users_entry, changed), skus, (device_rows, devices_state) = side_by_side(
             client.settings.tenant_concurrency,
             lambda: client.get_json(tenant_id, ORGANIZATION_READ.path, ORGANIZATION_READ.params)["value"][0],
             lambda: read_all_users(client, tenant_id, options, notes, cache is not None and options.users_delta,
@@ -236,9 +236,9 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
         devices = device_table(device_rows, options.devices, device_cleaner) if devices_state == "read" \
             else no_devices(options.devices)
         return TenantSnapshot(head, user_table(_built(users)), _built(mailboxes), devices,
-                              tuple(device_cleaner.found))
+                              tuple(device_cleaner.found), None if MAILBOX_CACHE in updates else changed)
 
-    if not users_changed and MAILBOX_CACHE not in updates:
+    if changed is not None and not changed and MAILBOX_CACHE not in updates:
         return UnchangedTenant(head, load)
     return load()
 
@@ -348,9 +348,9 @@ def _all_items(client: GraphClient, tenant_id: str, page: JsonObject) -> list[Js
 
 def users_from_delta(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
                      snapshot: CachedTable, first: JsonObject | GraphError, now: datetime,
-                     cleaner: Cleaner) -> tuple[Frame, CachedTable | None, bool]:
+                     cleaner: Cleaner) -> tuple[Frame, CachedTable | None, frozenset[str] | None]:
     """The snapshot's users with the delta's changes (`first`: its first page), the cache entry
-    to keep, and whether they may differ from the snapshot (False only after an empty delta).
+    to keep, and the ids of the users the delta returned (None after a full read: all may differ).
     The users are built from the snapshot only when first needed. An expired delta link means
     a full read."""
     try:
@@ -365,20 +365,21 @@ def users_from_delta(client: GraphClient, tenant_id: str, options: SyncOptions, 
     # Built once, shared by the extract and the cache entry.
     merged = functools.cache(lambda: apply_delta(snapshot.rows(), changes, columns))
     state: CacheState = {**snapshot.state, "delta_link": _relative(client, link)}
-    return merged, CachedTable(merged, state, rows_unchanged=not changes), bool(changes)
+    return merged, CachedTable(merged, state, rows_unchanged=not changes), frozenset(str(c["id"]) for c in changes)
 
 
 def read_all_users(client: GraphClient, tenant_id: str, options: SyncOptions, notes: list[str],
-                   keep: bool, now: datetime, cleaner: Cleaner) -> tuple[pd.DataFrame, CachedTable | None, bool]:
-    """Every user; with `keep`, also the cache entry (with a delta link for the next sync)."""
+                   keep: bool, now: datetime, cleaner: Cleaner) -> tuple[pd.DataFrame, CachedTable | None, None]:
+    """Every user; with `keep`, also the cache entry (with a delta link for the next sync). All may
+    have changed (None: see users_from_delta)."""
     if not keep:
-        return full_user_read(client, tenant_id, options, notes, cleaner), None, True
+        return full_user_read(client, tenant_id, options, notes, cleaner), None, None
     fields = user_fields(options)
     # Take the delta link first: changes made during the full read come again next time.
     link = latest_delta_link(client, tenant_id, fields)
     users = full_user_read(client, tenant_id, options, notes, cleaner)
     return users, CachedTable(users, {"delta_link": _relative(client, link), "full_read_at": now.isoformat(),
-                                      "fields": fields, "cleaning": CLEANING_VERSION}), True
+                                      "fields": fields, "cleaning": CLEANING_VERSION}), None
 
 
 def _relative(client: GraphClient, link: str) -> str:

@@ -4,7 +4,7 @@ users that would become new contacts, and the contact writes. Pure: no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,7 +15,7 @@ from glue_pipeline import frames
 from glue_pipeline.addresses import aliases, user_addresses
 from glue_pipeline.columns import MATCH_COLUMNS, NEW_USER_COLUMNS, RISK_COLUMNS, TENANT_SUGGESTION_COLUMNS
 from glue_pipeline.mapping import ContactFields, Overlay, contact_fields, overlay_fields
-from glue_pipeline.matching.contacts import MatchRow, match_contacts, skip_reason
+from glue_pipeline.matching.contacts import LINKED_REASON, MatchRow, match_contacts, skip_reason
 from glue_pipeline.matching.duplicates import duplicate_risk
 from glue_pipeline.matching.holds import by_likelihood, mark_likely_duplicates, not_created_for
 from glue_pipeline.matching.organizations import (
@@ -134,14 +134,16 @@ def held_plan(users: pd.DataFrame, skips: pd.Series, match: OrgMatch) -> Contact
 def plan_contacts(extract: TenantSnapshot, options: SyncOptions, skips: pd.Series,
                   contact_emails: pd.DataFrame, linked: pd.DataFrame, decisions: pd.DataFrame,
                   org_contacts: pd.DataFrame, now: datetime,
-                  foreign: pd.DataFrame | None = None) -> ContactPlan:
+                  foreign: pd.DataFrame | None = None, read: pd.DataFrame | None = None) -> ContactPlan:
     """Match users to the organization's contacts, score would-be new contacts for duplicate risk,
     hold the likely duplicates (policy `hold`; policy `create` creates them, saying so) and build
     the writes. `foreign`: the organization's contacts linked to users of other tenants (matching
-    never takes them)."""
-    matches = match_contacts(extract.users, contact_emails, linked, skips, decisions, foreign)
+    never takes them). `read`: all the tenant's users when `extract` holds only those planned
+    again (the others stand as the last plan left them)."""
+    read = extract.users if read is None else read
+    matches = match_contacts(extract.users, contact_emails, linked, skips, decisions, foreign, read)
     creating = matches[(matches["action"] == "create") & (matches["matched_on"] != "decision")]
-    candidates = not_created_for(org_contacts, linked, extract.users["id"], key="user_id", record="contact_id")
+    candidates = not_created_for(org_contacts, linked, read["id"], key="user_id", record="contact_id")
     risk = _duplicate_risk(extract, creating["user_id"], candidates)
     mark_likely_duplicates(matches, risk, options.duplicate_policy == "hold", key="user_id", record="contact_id",
                            subject="user")
@@ -193,6 +195,25 @@ def _writes(extract: TenantSnapshot, options: SyncOptions, matches: pd.DataFrame
                                    fields=contact_fields(user, options.mapping), overlay=overlay,
                                    decided=row.matched_on == "decision"))
     return writes
+
+
+def carried_matches(previous: pd.DataFrame, planned_again: Collection[str]) -> pd.DataFrame:
+    """The last plan's rows (MATCH_COLUMNS) of the users not planned again, as a plan would make
+    them now: a user matched or created then is linked by its user id since (an analyst's link
+    decision still says so)."""
+    rows = previous.loc[~previous["user_id"].isin(planned_again), MATCH_COLUMNS].copy()
+    linked = (rows["action"] == "create") | ((rows["action"] == "match") & (rows["matched_on"] != "decision"))
+    rows.loc[linked, "action"] = "match"
+    rows.loc[linked, "matched_on"] = "user_id"
+    rows.loc[linked, "reason"] = LINKED_REASON
+    return rows
+
+
+def merged_matches(users: pd.DataFrame, carried: pd.DataFrame, planned: pd.DataFrame) -> pd.DataFrame:
+    """The carried rows and those of the users planned again, in the users table's order."""
+    table = pd.concat([carried.astype(planned.dtypes.to_dict()), planned], ignore_index=True)
+    position = table["user_id"].map(dict(zip(users["id"], range(len(users)), strict=True)))
+    return table.iloc[position.argsort(kind="stable")].reset_index(drop=True)
 
 
 def held_rows(plan: ContactPlan) -> list[dict[str, str | None]]:

@@ -161,6 +161,10 @@ class TenantSnapshot:
     mailboxes: pd.DataFrame
     devices: pd.DataFrame = field(default_factory=pd.DataFrame)
     devices_cleaned: tuple[Cleaned, ...] = ()
+    # The users a delta query returned (changed, added or removed) when only they may differ from
+    # the users of the last sync, whose mailbox report is reused; None after a full read or a new
+    # report.
+    changed_users: frozenset[str] | None = None
 
     @cached_property
     def user_records(self) -> Sequence[UserRecord]:

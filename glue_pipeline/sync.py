@@ -51,8 +51,10 @@ from glue_pipeline.options import SyncOptions
 from glue_pipeline.plan import (
     ContactPlan,
     OrganizationPlan,
+    carried_matches,
     held_plan,
     held_rows,
+    merged_matches,
     plan_contacts,
     plan_organization,
     skip_reasons,
@@ -73,7 +75,7 @@ from glue_pipeline.store.engine import (
 from glue_pipeline.store.rows import Row
 from glue_pipeline.store.runs import TenantResult, start_run
 from glue_pipeline.store.writer import ContactCounts, LogEntry, utcnow
-from glue_pipeline.tables import Published, publish
+from glue_pipeline.tables import Published, last_published, publish, read_published
 from glue_pipeline.vocabulary import (
     HELD_DEVICE_LOG_ACTIONS,
     HELD_LOG_ACTIONS,
@@ -117,6 +119,7 @@ class TenantOutcome:
     report: dict[str, Published] = field(default_factory=dict)
     cause: FailureCause | None = None  # why a failed tenant failed (graph.errors.failure_cause)
     unchanged: bool = False  # nothing changed since its last sync, so nothing was planned or written
+    planned_users: int | None = None  # when only some users were planned again (_Changes): how many
     reports_concealed: bool = False  # its mailbox usage report conceals user names
 
     @property
@@ -218,7 +221,7 @@ def sync_tenant(ctx: SyncContext, tenant_id: str) -> TenantOutcome:
             for kind, entry in read.head.cache_updates.items():
                 ctx.cache.save(kind, tenant_id, entry)
         if tables:
-            outcome.report = publish(tables, tenant_id, ctx.tables_dir)
+            outcome.report = publish(tables, tenant_id, ctx.tables_dir, ctx.run_id, carried=outcome.report)
         return outcome
     except Exception as exc:  # any failure of one tenant must not stop the others
         message = failure_message(exc, ctx.engine)
@@ -426,6 +429,12 @@ def _write_tenant(ctx: SyncContext, known: Row, read: TenantRead,
         snapshot = read.load()
     else:
         snapshot = read
+        if snapshot.changed_users is not None and ctx.tables_dir is not None:
+            with write_transaction(ctx.engine) as conn:
+                writer.lock_tenant(conn, tenant_id)
+                changes = _changes_only(conn, ctx, snapshot, digest, ctx.tables_dir)
+                if changes is not None:
+                    return _write_changes(conn, ctx, snapshot, changes, digest, at, now)
     with read_transaction(ctx.engine) as conn:
         draft = _draft(conn, ctx, snapshot, at)
     with write_transaction(ctx.engine) as conn:
@@ -517,6 +526,119 @@ def _record_unchanged(conn: Connection, ctx: SyncContext, extract: TenantHead, u
                          counts, unchanged=True, reports_concealed=extract.mailbox_state == "concealed")
 
 
+# A re-sync plans only the users that changed while they are at most this share of the tenant's.
+CHANGES_ONLY_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class _Changes:
+    """A matched tenant whose delta returned a few users, all else as in its last sync (its
+    fingerprint holds): only those users, and the users the last plan held back, are planned
+    again; the other users' rows of the last plan stand, and so do its tables but users,
+    contact_matches, duplicate_risk and differences. Its devices are planned again only when
+    one of their primary users is now written to another contact, or no longer written."""
+
+    unchanged: _Unchanged
+    planned: frozenset[str]  # the users planned again: changed or held, and still there
+    replaced: frozenset[str]  # the users whose rows of the last plan go: planned, and removed
+    previous: pd.DataFrame  # the last plan's contact_matches
+    carried: dict[str, Published]  # the last published tables that still hold
+
+
+# The tables a _Changes plan leaves as published last (as its licenses, report and match stand),
+# and those its device plan writes when it is made again.
+DEVICE_TABLES = ("devices", "device_matches", "device_risk")
+CARRIED_TABLES = ("licenses", "mailbox_usage", "organization_match", *DEVICE_TABLES)
+
+
+def _changes_only(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, digest: str,
+                  tables_dir: Path) -> _Changes | None:
+    """The tenant's plan of its changed users only, when that is the plan a full one would make:
+    its fingerprint holds, it is matched, and its last plan's tables are those of its last sync."""
+    changed = snapshot.changed_users
+    unchanged = _unchanged(conn, ctx, snapshot.head, digest)
+    if changed is None or unchanged is None or unchanged.recorded["status"] != "matched" \
+            or unchanged.state["status"] != "synced":
+        return None
+    last = last_published(tables_dir, snapshot.tenant_id)
+    if last is None or last.run_id != unchanged.state["run_id"] or \
+            not {"contact_matches", *CARRIED_TABLES} <= last.report.keys():
+        return None
+    previous = read_published(last.report["contact_matches"])
+    if previous is None:
+        return None
+    ids = set(snapshot.users["id"])
+    held = set(previous.loc[previous["action"].isin(["ambiguous", "held"]), "user_id"])
+    planned = frozenset((changed | held) & ids)
+    replaced = planned | changed
+    if len(planned) > CHANGES_ONLY_SHARE * len(ids) or set(previous["user_id"]) - replaced != ids - replaced:
+        return None
+    return _Changes(unchanged, planned, frozenset(replaced), previous,
+                    {t: last.report[t] for t in CARRIED_TABLES})
+
+
+def _write_changes(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, changes: _Changes,
+                   digest: str, at: datetime, now: datetime) -> tuple[TenantOutcome, dict[str, pd.DataFrame]]:
+    """Plan and write the users of `changes` (under the tenant's lock: the plan is small), record
+    the tenant's result and sync state; its outcome, with the carried tables' descriptions, and
+    the tables written again."""
+    tenant_id, recorded = snapshot.tenant_id, changes.unchanged.recorded
+    organization_id = int(recorded["organization_id"])
+    subject = replace(snapshot, users=snapshot.users[snapshot.users["id"].isin(changes.planned)])
+    index = writer.read_contact_index(conn, organization_id, tenant_id)
+    decisions = writer.read_contact_decisions(conn, tenant_id)
+    plan = plan_contacts(subject, ctx.options, skip_reasons(subject, ctx.options), index.emails, index.linked,
+                         decisions, writer.read_org_contacts(conn, organization_id), at, index.foreign,
+                         read=snapshot.users)
+    counts = _write_contacts(conn, ctx.run_id, snapshot, organization_id, plan, now)
+    plan = _with_created(plan, counts.created_ids)
+    writer.replace_held_users(conn, tenant_id, held_rows(plan), now, users=changes.replaced)
+    carried = carried_matches(changes.previous, changes.replaced)
+    matches = merged_matches(snapshot.users, carried, plan.matches)
+    counts.unchanged += int((carried["action"] == "match").sum())
+    counts.held = int(matches["action"].isin(["ambiguous", "held"]).sum())
+    counts.skipped = int((matches["action"] == "skipped").sum())
+    carried_tables = changes.carried
+    tables = {"users": snapshot.users, **_contact_tables(plan, matches, read_open_differences(conn, tenant_id))}
+    if _contacts_moved(snapshot.devices, changes.previous, matches, changes.replaced):
+        devices = _plan_devices(conn, ctx, snapshot, organization_id, replace(plan, matches=matches))
+        devices = _write_devices(conn, snapshot, organization_id, devices, counts.log, now)
+        configurations.replace_held_devices(conn, tenant_id, held_device_rows(devices), now)
+        carried_tables = {t: d for t, d in carried_tables.items() if t not in DEVICE_TABLES}
+        tables.update(_device_tables(snapshot, devices))
+    counts.log += _tenant_notes(snapshot, matches)
+    counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id)
+                   for c in (*snapshot.head.cleaned, *snapshot.devices_cleaned)]
+    writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
+    match = OrgMatch(tenant_id, snapshot.display_name, "matched", organization_id, recorded["method"], "as recorded")
+    outcome = TenantOutcome(tenant_id, snapshot.display_name, "synced", match, len(snapshot.users), counts,
+                            report=carried_tables, reports_concealed=snapshot.head.mailbox_state == "concealed",
+                            planned_users=len(changes.planned))
+    runs.write_result(conn, ctx.run_id, outcome.result(), now)
+    version = _store_version(conn, tenant_id, organization_id)
+    writer.save_sync_state(conn, {
+        "tenant_id": tenant_id, "fingerprint": _fingerprint(ctx, snapshot.head, digest, version, "matched", []),
+        "weighed_organizations": None, "status": "synced", "organization_id": organization_id,
+        "users": len(snapshot.users), "contacts": counts.created + counts.updated + counts.unchanged,
+        "held": counts.held, "skipped": counts.skipped, "run_id": ctx.run_id, "synced_at": now})
+    return outcome, tables
+
+
+def _contacts_moved(devices: pd.DataFrame, previous: pd.DataFrame, matches: pd.DataFrame,
+                    replaced: frozenset[str]) -> bool:
+    """Whether a device's primary user among `replaced` is written to another contact than by the
+    last plan (`previous`), or written by one plan only: its configuration's contact moves."""
+    owners = set(devices["user_id"].dropna()) & replaced if "user_id" in devices else set()
+    if not owners:
+        return False
+
+    def contacts(table: pd.DataFrame) -> dict[str, object]:
+        written = table[table["user_id"].isin(owners) & table["action"].isin(["match", "create"])]
+        return {str(u): int(c) for u, c in zip(written["user_id"], written["contact_id"], strict=True)}
+
+    return contacts(previous) != contacts(matches)
+
+
 class _Held(NamedTuple):
     """A row of a plan's matches held back for an analyst (MATCH_COLUMNS)."""
 
@@ -601,13 +723,22 @@ def _tables(extract: TenantSnapshot, org: OrganizationPlan, plan: ContactPlan, d
     devices = devices or no_device_plan()
     return {"users": extract.users, "licenses": extract.licenses, "mailbox_usage": extract.mailboxes,
             "organization_match": _organization_table(org, organizations),
-            "contact_matches": _with_contact_name(plan.matches, plan),
-            "duplicate_risk": _with_users(_with_contact_name(plan.risk, plan), plan, USER_NAMES),
-            # The store's open differences name their contact and user (UPN) themselves.
-            "differences": _with_users(differences, plan, ["display_name"]),
-            "devices": extract.devices,
+            **_contact_tables(plan, plan.matches, differences), **_device_tables(extract, devices)}
+
+
+def _device_tables(extract: TenantSnapshot, devices: DevicePlan) -> dict[str, pd.DataFrame]:
+    """devices, device_matches and device_risk."""
+    return {"devices": extract.devices,
             "device_matches": _with_configuration_name(devices.matches, devices),
             "device_risk": _with_device(_with_configuration_name(devices.risk, devices), extract.devices)}
+
+
+def _contact_tables(plan: ContactPlan, matches: pd.DataFrame, differences: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """contact_matches (`matches`: every user's row), duplicate_risk and differences."""
+    return {"contact_matches": _with_contact_name(matches, plan),
+            "duplicate_risk": _with_users(_with_contact_name(plan.risk, plan), matches, USER_NAMES),
+            # The store's open differences name their contact and user (UPN) themselves.
+            "differences": _with_users(differences, matches, ["display_name"])}
 
 
 def _with_configuration_name(frame: pd.DataFrame, plan: DevicePlan) -> pd.DataFrame:
@@ -644,9 +775,9 @@ def _with_contact_name(frame: pd.DataFrame, plan: ContactPlan) -> pd.DataFrame:
 USER_NAMES = ["display_name", "user_principal_name"]
 
 
-def _with_users(frame: pd.DataFrame, plan: ContactPlan, columns: list[str]) -> pd.DataFrame:
-    """`frame` with these columns of its user (USER_NAMES) beside the user's id, from the plan's matches."""
-    users = plan.matches.drop_duplicates("user_id").set_index("user_id")
+def _with_users(frame: pd.DataFrame, matches: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """`frame` with these columns of its user (USER_NAMES) beside the user's id, from a match table."""
+    users = matches.drop_duplicates("user_id").set_index("user_id")
     return frame.assign(**{c: frame["user_id"].map(users[c]).astype("string") for c in columns})
 
 

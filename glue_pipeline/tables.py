@@ -8,12 +8,15 @@ and missing values are empty cells. The Parquet files keep every value whole."""
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import datetime
 from pathlib import Path
-from typing import TypedDict
+from typing import NamedTuple, TypedDict, cast
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from glue_pipeline.frames import is_missing
 from glue_pipeline.render import markdown_table, terminal_text
@@ -141,9 +144,12 @@ class Published(TypedDict):
     columns: list[tuple[str, str]]  # column_schema
 
 
-def publish(tables: dict[str, pd.DataFrame], tenant_id: str, tables_dir: Path | None) -> dict[str, Published]:
-    """Write the tenant's tables (when `tables_dir` is set) and describe them, by table name."""
-    report: dict[str, Published] = {}
+def publish(tables: dict[str, pd.DataFrame], tenant_id: str, tables_dir: Path | None, run_id: str | None = None,
+            carried: dict[str, Published] | None = None) -> dict[str, Published]:
+    """Write the tenant's tables (when `tables_dir` is set) and describe them, by table name, with
+    the descriptions `carried` of its tables left as they were. With a `run_id` the description is
+    kept beside the files (last_published)."""
+    report: dict[str, Published] = dict(carried or {})
     for name, frame in tables.items():
         path = None
         if tables_dir is not None:
@@ -153,4 +159,46 @@ def publish(tables: dict[str, pd.DataFrame], tenant_id: str, tables_dir: Path | 
         report[name] = {"rows": len(frame), "path": str(path) if path else None,
                         "preview": table_preview(name, frame) if name in PREVIEWED and len(frame) else None,
                         "columns": column_schema(frame)}
+    report = {name: report[name] for name in TENANT_TABLES if name in report}
+    if tables_dir is not None and run_id is not None:
+        _keep_description(tables_dir, tenant_id, LastPublished(run_id, report))
     return report
+
+
+class LastPublished(NamedTuple):
+    """A tenant's tables as the sync of `run_id` published them."""
+
+    run_id: str
+    report: dict[str, Published]
+
+
+DESCRIPTIONS = ".published"  # under the tables directory: each tenant's LastPublished, as JSON
+
+
+def _keep_description(tables_dir: Path, tenant_id: str, last: LastPublished) -> None:
+    path = tables_dir / DESCRIPTIONS / f"{tenant_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = path.with_suffix(".json.tmp")
+    written.write_text(json.dumps(last._asdict()))
+    os.replace(written, path)  # whole or not at all: a reader never sees half a description
+
+
+def last_published(tables_dir: Path, tenant_id: str) -> LastPublished | None:
+    """The tenant's tables as last published, if their description can be read."""
+    try:
+        kept = json.loads((tables_dir / DESCRIPTIONS / f"{tenant_id}.json").read_text())
+        report = {name: {**described, "columns": [tuple(c) for c in described["columns"]]}
+                  for name, described in kept["report"].items()}
+        return LastPublished(str(kept["run_id"]), cast(dict[str, Published], report))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def read_published(described: Published, columns: list[str] | None = None) -> pd.DataFrame | None:
+    """A published table as its file holds it (None: no file, or it cannot be read)."""
+    if not described["path"]:
+        return None
+    try:
+        return pd.read_parquet(described["path"], columns=columns)
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return None

@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from glue_pipeline.report import summarize
 from glue_pipeline.runner import get_instance, run_discovery, run_sync
@@ -457,3 +457,78 @@ def _add_contact(engine, organization_id: int, email: str) -> None:  # type: ign
             created_at=now, updated_at=now).returning(schema.contacts.c.id)).scalar_one()
         conn.execute(insert(schema.contact_emails).values(contact_id=contact_id, value=email,
                                                           label="Work", is_primary=True))
+
+
+def _tenant_state(engine, tenant_id: str) -> dict:  # type: ignore[no-untyped-def]
+    """What a tenant's sync leaves in the store: its contacts with their overlay, its configurations'
+    primary contacts, held users and counts."""
+    c, o, h, r = schema.contacts.c, schema.contact_microsoft.c, schema.held_users.c, schema.tenant_sync_state.c
+    k, m = schema.configurations.c, schema.configuration_microsoft.c
+    with engine.connect() as conn:
+        contacts = conn.execute(select(c.id, c.first_name, c.last_name, c.title, o.user_id, o.status, o.licenses,
+                                       o.mailbox_storage_used_bytes).join(schema.contact_microsoft, o.contact_id == c.id)
+                                .where(o.tenant_id == tenant_id).order_by(c.id)).all()
+        configurations = conn.execute(select(k.id, k.primary_contact_id, m.device_id, m.user_id)
+                                      .join(schema.configuration_microsoft, m.configuration_id == k.id)
+                                      .where(m.tenant_id == tenant_id).order_by(k.id)).all()
+        held = conn.execute(select(h.user_id, h.reason, h.candidate_contact_ids).where(h.tenant_id == tenant_id)
+                            .order_by(h.user_id)).all()
+        result = conn.execute(select(r.status, r.users, r.contacts, r.held, r.skipped)
+                              .where(r.tenant_id == tenant_id)).one()
+    return {"contacts": contacts, "configurations": configurations, "held": held, "result": result}
+
+
+def _published(instance, tenant_id: str, table: str):  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    metadata = _latest_metadata(instance, tenant_id)
+    return metadata, pd.read_parquet(metadata[f"{table} file"].path).astype(str).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("who", ["users_without_devices", "device_owners"])
+def test_a_tenant_with_a_few_changed_users_plans_only_them_as_a_full_plan_would(
+        first_sync, sandbox: Sandbox, small_world: World, who: str) -> None:
+    """A delta that changes a few users plans those users (and the users held back) only; a full
+    plan of the same data afterwards finds nothing to write and makes the same contact_matches.
+    A device owner's change leaves its configuration's contact where it was (a linked user stays
+    matched), so the device plan stands (sync._contacts_moved)."""
+    import shutil
+
+    import pandas as pd
+
+    from glue_pipeline.settings import cache_dir_from_env
+
+    engine, instance = first_sync
+    world = {t.id: t for t in sandbox.world.tenants}
+    with engine.connect() as conn:
+        held = dict(conn.execute(select(schema.held_users.c.tenant_id, func.count())
+                                 .group_by(schema.held_users.c.tenant_id)).all())
+    tenant_id = max(sorted(_matched_tenants(engine)), key=lambda t: held.get(t, 0))
+    owners = {d.userId for d in world[tenant_id].devices}
+    _, before = _published(instance, tenant_id, "contact_matches")
+    linked = set(before.loc[before["action"].isin(["match", "create"]), "user_id"])
+    if who == "device_owners":
+        changed = set(sandbox.change_users(tenant_id, fraction=0.2, seed=9, among=linked & owners,
+                                           fields=("accountEnabled", "jobTitle")))
+    else:
+        changed = set(sandbox.change_users(tenant_id, fraction=0.1, seed=9, among=linked - owners,
+                                           fields=("jobTitle", "surname", "accountEnabled", "mobilePhone")))
+    assert changed
+
+    runs = run_sync(instance, [tenant_id])
+    assert runs[0].success
+    metadata, incremental = _published(instance, tenant_id, "contact_matches")
+    waiting = set(before.loc[before["action"].isin(["ambiguous", "held"]), "user_id"])
+    assert metadata["users planned again"].value == len(changed | waiting)
+    assert summarize(engine, [runs[0].run_id]).updated >= 1
+    after_changes = _tenant_state(engine, tenant_id)
+    assert set(incremental.loc[incremental["user_id"].isin(changed), "action"]) == {"match"}
+
+    shutil.rmtree(cache_dir_from_env())  # the next sync reads every user and plans them all
+    runs = run_sync(instance, [tenant_id])
+    summary = summarize(engine, [runs[0].run_id])
+    metadata, full = _published(instance, tenant_id, "contact_matches")
+    assert "users planned again" not in metadata
+    assert (summary.created, summary.updated) == (0, 0), "the changes-only plan wrote what a full one would"
+    assert _tenant_state(engine, tenant_id) == after_changes
+    pd.testing.assert_frame_equal(incremental, full)

@@ -70,6 +70,8 @@ def _materialization(outcome: TenantOutcome, partition: str) -> dg.AssetMaterial
     when the run fails (see tenant_sync)."""
     metadata: dict[str, Any] = {k: v for k, v in outcome.summary().items() if v is not None}
     metadata["unchanged since last sync"] = outcome.unchanged
+    if outcome.planned_users is not None:  # only the users that changed (and those held) were planned
+        metadata["users planned again"] = outcome.planned_users
     if "contact_matches" in outcome.report:  # the asset's own table, in Dagster's Columns view
         metadata["dagster/column_schema"] = table_schema(outcome.report["contact_matches"]["columns"])
     for table, described in outcome.report.items():

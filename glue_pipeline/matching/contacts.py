@@ -123,7 +123,7 @@ class _Index:
 def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd.DataFrame,
                    skip_reasons: pd.Series | None = None,
                    decisions: pd.DataFrame | None = None,
-                   foreign: pd.DataFrame | None = None) -> pd.DataFrame:
+                   foreign: pd.DataFrame | None = None, everyone: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per user with its action: match, create, ambiguous, held or skipped.
 
     users: the snapshot's users table (columns.USER_COLUMNS: id, user_principal_name,
@@ -135,10 +135,11 @@ def match_contacts(users: pd.DataFrame, contact_emails: pd.DataFrame, linked: pd
     decisions: user_id, action (link | create), contact_id - an analyst's standing decisions.
     foreign: contact_id, tenant_id, tenant_name - the organization's contacts linked to users of
         other tenants.
+    everyone: all the tenant's users when `users` are only those planned again (reasons name them).
     """
     decisions = decisions if decisions is not None else pd.DataFrame(columns=DECISION_COLUMNS)
     foreign = foreign if foreign is not None else pd.DataFrame(columns=FOREIGN_COLUMNS)
-    index = _Index(users, contact_emails, linked, decisions, foreign)
+    index = _Index(users if everyone is None else everyone, contact_emails, linked, decisions, foreign)
     rows = []
     for position, user in enumerate(frames.records(users)):
         reason = None if skip_reasons is None else skip_reasons.iloc[position]
@@ -175,7 +176,7 @@ def _decide(user: UserRecord, skip: str | None, index: _Index) -> _Outcome:
     # Another user's link decision takes the user's contact: the user is planned without it.
     moved = link is not None and int(link.contact_id) in index.decided
     if link is not None and not moved:
-        return _row("match", int(link.contact_id), "user_id", "linked Microsoft user id")
+        return _row("match", int(link.contact_id), "user_id", LINKED_REASON)
     if skip:
         return _row("skipped", None, None, skip)
     if link is not None:
@@ -203,6 +204,7 @@ def _decide(user: UserRecord, skip: str | None, index: _Index) -> _Outcome:
 
 
 _LABELS = {"upn": "UPN", "mail": "mail address", "proxy": "proxy address"}
+LINKED_REASON = "linked Microsoft user id"  # a user matched to the contact its id is linked to
 
 
 def _foreign_reason(matched_on: str, address: str, contact_id: int, tenant_id: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from .generate import changed_user, new_users
@@ -22,12 +23,13 @@ class TenantChanges:
 
 
 def change_users(state: SandboxState, tenant_id: str, fraction: float, seed: int,
-                 fields: tuple[str, ...] | None = None) -> list[str]:
+                 fields: tuple[str, ...] | None = None, among: Collection[str] | None = None) -> list[str]:
     tenant = _world_tenant(state, tenant_id)
     with state.lock:
         log = state.log(tenant)
         rng = random.Random(f"{seed}:{tenant_id}:change:{log.version}")
-        chosen = rng.sample(tenant.users, _share(len(tenant.users), fraction))
+        pool = tenant.users if among is None else [u for u in tenant.users if u.id in set(among)]
+        chosen = rng.sample(pool, _share(len(pool), fraction))
         for user in chosen:
             new, changed = changed_user(rng, tenant, user, fields)
             log.replace(new, changed)

@@ -39,7 +39,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
@@ -325,11 +325,12 @@ class Sandbox:
     # -- changing the world while it runs
 
     def change_users(self, tenant_id: str, fraction: float = 0.1, seed: int = 0,
-                     fields: tuple[str, ...] | None = None) -> list[str]:
+                     fields: tuple[str, ...] | None = None, among: Collection[str] | None = None) -> list[str]:
         """Edit one or two profile fields (jobTitle, mobilePhone, businessPhones, officeLocation,
         accountEnabled; or only `fields`, which may also name "surname") of that fraction of the
-        tenant's users (at least one when fraction > 0), chosen from seed; returns their ids."""
-        return edits.change_users(self._app.state, tenant_id, fraction, seed, fields)
+        tenant's users (or of the users `among`; at least one when fraction > 0), chosen from seed;
+        returns their ids."""
+        return edits.change_users(self._app.state, tenant_id, fraction, seed, fields, among)
 
     def add_user(self, tenant_id: str, user: User | None = None, seed: int = 0) -> User:
         """Add a user to a tenant (a generated licensed member when user is None); returns it.

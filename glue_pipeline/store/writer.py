@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple, SupportsInt
@@ -537,14 +537,18 @@ def replace_suggestions(conn: Connection, tenant_id: str, suggestions: pd.DataFr
         conn.execute(insert(tenant_suggestions), rows)
 
 
-def replace_held_users(conn: Connection, tenant_id: str, rows: list[dict[str, str | None]], now: datetime) -> None:
-    """The users the tenant's latest sync held back, with the reason."""
-    current = {r.user_id: (r.reason, r.candidate_contact_ids) for r in conn.execute(
-        select(held_users).where(held_users.c.tenant_id == tenant_id))}
+def replace_held_users(conn: Connection, tenant_id: str, rows: list[dict[str, str | None]], now: datetime,
+                       users: Collection[str] | None = None) -> None:
+    """The users the tenant's latest sync held back, with the reason: all its users', or only
+    those of `users` (the users a sync planned again)."""
+    scope = held_users.c.tenant_id == tenant_id
+    if users is not None:
+        scope = scope & held_users.c.user_id.in_(list(users))
+    current = {r.user_id: (r.reason, r.candidate_contact_ids) for r in conn.execute(select(held_users).where(scope))}
     wanted = {r["user_id"]: (r["reason"], r.get("candidate_contact_ids")) for r in rows}
     if current == wanted:
         return
-    conn.execute(delete(held_users).where(held_users.c.tenant_id == tenant_id))
+    conn.execute(delete(held_users).where(scope))
     if rows:
         conn.execute(insert(held_users), [{"tenant_id": tenant_id, "updated_at": now, **r} for r in rows])
 
