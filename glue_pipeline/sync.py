@@ -27,6 +27,7 @@ from pandas.api.typing import NAType
 
 from glue_pipeline import frames
 from glue_pipeline.cache import TenantCache
+from glue_pipeline.columns import RISK_COLUMNS
 from glue_pipeline.decisions import PolicyAcceptance, policy_acceptance
 from glue_pipeline.device_plan import (
     DevicePlan,
@@ -533,8 +534,8 @@ CHANGES_ONLY_SHARE = 0.5
 @dataclass(frozen=True)
 class _Changes:
     """A matched tenant whose delta returned a few users, all else as in its last sync (its
-    fingerprint holds): only those users, and the users the last plan held back, are planned
-    again; the other users' rows of the last plan stand, and so do its tables but users,
+    fingerprint holds): only those users, and the users whose hold may hang on them, are planned
+    again; the other users' rows of the last plan stand (with their duplicate risk), and so do its tables but users,
     contact_matches, duplicate_risk and differences. Its devices are planned again only when
     one of their primary users is now written to another contact, or no longer written."""
 
@@ -542,6 +543,7 @@ class _Changes:
     planned: frozenset[str]  # the users planned again: changed or held, and still there
     replaced: frozenset[str]  # the users whose rows of the last plan go: planned, and removed
     previous: pd.DataFrame  # the last plan's contact_matches
+    risk: pd.DataFrame  # and its duplicate_risk (RISK_COLUMNS)
     carried: dict[str, Published]  # the last published tables that still hold
 
 
@@ -565,16 +567,27 @@ def _changes_only(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, 
             not {"contact_matches", *CARRIED_TABLES} <= last.report.keys():
         return None
     previous = read_published(last.report["contact_matches"])
-    if previous is None:
+    risk = read_published(last.report["duplicate_risk"]) if "duplicate_risk" in last.report else None
+    if previous is None or risk is None:
         return None
     ids = set(snapshot.users["id"])
-    held = set(previous.loc[previous["action"].isin(["ambiguous", "held"]), "user_id"])
-    planned = frozenset((changed | held) & ids)
+    planned = frozenset((changed | _held_on_others(previous, removed=bool(changed - ids))) & ids)
     replaced = planned | changed
     if len(planned) > CHANGES_ONLY_SHARE * len(ids) or set(previous["user_id"]) - replaced != ids - replaced:
         return None
-    return _Changes(unchanged, planned, frozenset(replaced), previous,
+    return _Changes(unchanged, planned, frozenset(replaced), previous, risk[RISK_COLUMNS],
                     {t: last.report[t] for t in CARRIED_TABLES})
+
+
+def _held_on_others(previous: pd.DataFrame, removed: bool) -> set[str]:
+    """The users of the last plan whose hold may hang on other users of the tenant: ambiguous ones
+    (several users on one contact, UPNs alike but for case), and when users were removed, those
+    held as likely duplicates (a contact created for a removed user is a candidate again). Other
+    holds hang on the user and the store only, which are as they were."""
+    waiting = previous["action"] == "ambiguous"
+    if removed:
+        waiting |= (previous["action"] == "held") & (previous["matched_on"] == "duplicate_risk")
+    return set(previous.loc[waiting, "user_id"])
 
 
 def _write_changes(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, changes: _Changes,
@@ -593,6 +606,8 @@ def _write_changes(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot,
     counts = _write_contacts(conn, ctx.run_id, snapshot, organization_id, plan, now)
     plan = _with_created(plan, counts.created_ids)
     writer.replace_held_users(conn, tenant_id, held_rows(plan), now, users=changes.replaced)
+    plan = replace(plan, risk=pd.concat([changes.risk[~changes.risk["user_id"].isin(changes.replaced)]
+                                         .astype(plan.risk.dtypes.to_dict()), plan.risk], ignore_index=True))
     carried = carried_matches(changes.previous, changes.replaced)
     matches = merged_matches(snapshot.users, carried, plan.matches)
     counts.unchanged += int((carried["action"] == "match").sum())

@@ -488,8 +488,9 @@ def _published(instance, tenant_id: str, table: str):  # type: ignore[no-untyped
 @pytest.mark.parametrize("who", ["users_without_devices", "device_owners"])
 def test_a_tenant_with_a_few_changed_users_plans_only_them_as_a_full_plan_would(
         first_sync, sandbox: Sandbox, small_world: World, who: str) -> None:
-    """A delta that changes a few users plans those users (and the users held back) only; a full
-    plan of the same data afterwards finds nothing to write and makes the same contact_matches.
+    """A delta that changes a few users plans those users (and the ambiguous ones) only; a full
+    plan of the same data afterwards finds nothing to write and makes the same contact_matches
+    and duplicate_risk (the carried likely duplicates keep their candidates).
     A device owner's change leaves its configuration's contact where it was (a linked user stays
     matched), so the device plan stands (sync._contacts_moved)."""
     import shutil
@@ -518,8 +519,10 @@ def test_a_tenant_with_a_few_changed_users_plans_only_them_as_a_full_plan_would(
     runs = run_sync(instance, [tenant_id])
     assert runs[0].success
     metadata, incremental = _published(instance, tenant_id, "contact_matches")
-    waiting = set(before.loc[before["action"].isin(["ambiguous", "held"]), "user_id"])
-    assert metadata["users planned again"].value == len(changed | waiting)
+    ambiguous = set(before.loc[before["action"] == "ambiguous", "user_id"])
+    assert metadata["users planned again"].value == len(changed | ambiguous), \
+        "the changed users, and those whose hold may hang on them"
+    _, risk = _published(instance, tenant_id, "duplicate_risk")
     assert summarize(engine, [runs[0].run_id]).updated >= 1
     after_changes = _tenant_state(engine, tenant_id)
     assert set(incremental.loc[incremental["user_id"].isin(changed), "action"]) == {"match"}
@@ -532,3 +535,8 @@ def test_a_tenant_with_a_few_changed_users_plans_only_them_as_a_full_plan_would(
     assert (summary.created, summary.updated) == (0, 0), "the changes-only plan wrote what a full one would"
     assert _tenant_state(engine, tenant_id) == after_changes
     pd.testing.assert_frame_equal(incremental, full)
+    assert (before["matched_on"] == "duplicate_risk").any(), "the tenant holds a likely duplicate"
+    by_row = ["user_id", "contact_id"]
+    pd.testing.assert_frame_equal(risk.sort_values(by_row, ignore_index=True),
+                                  _published(instance, tenant_id, "duplicate_risk")[1].sort_values(by_row,
+                                                                                                ignore_index=True))
