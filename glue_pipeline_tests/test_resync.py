@@ -466,7 +466,8 @@ def _tenant_state(engine, tenant_id: str) -> dict:  # type: ignore[no-untyped-de
     k, m = schema.configurations.c, schema.configuration_microsoft.c
     with engine.connect() as conn:
         contacts = conn.execute(select(c.id, c.first_name, c.last_name, c.title, o.user_id, o.status, o.licenses,
-                                       o.mailbox_storage_used_bytes).join(schema.contact_microsoft, o.contact_id == c.id)
+                                       o.mailbox_storage_used_bytes)
+                                .join(schema.contact_microsoft, o.contact_id == c.id)
                                 .where(o.tenant_id == tenant_id).order_by(c.id)).all()
         configurations = conn.execute(select(k.id, k.primary_contact_id, m.device_id, m.user_id)
                                       .join(schema.configuration_microsoft, m.configuration_id == k.id)
