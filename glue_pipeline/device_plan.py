@@ -10,7 +10,7 @@ match says so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -146,3 +146,19 @@ def held_device_rows(plan: DevicePlan) -> list[dict[str, str | None]]:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def contacts_moved(devices: pd.DataFrame, previous: pd.DataFrame, matches: pd.DataFrame,
+                   replaced: Collection[str]) -> bool:
+    """Whether a device's primary user among `replaced` (users planned again, or removed) is
+    written to another contact by `matches` than by the last plan (`previous`), or written by one
+    of them only: its configuration's primary contact moves, so the devices are planned again."""
+    owners = set(devices["user_id"].dropna()) & set(replaced) if "user_id" in devices else set()
+    if not owners:
+        return False
+
+    def contacts(table: pd.DataFrame) -> dict[str, int]:
+        written = table[table["user_id"].isin(owners) & table["action"].isin(["match", "create"])]
+        return {str(u): int(c) for u, c in zip(written["user_id"], written["contact_id"], strict=True)}
+
+    return contacts(previous) != contacts(matches)

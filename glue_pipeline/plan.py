@@ -209,6 +209,17 @@ def carried_matches(previous: pd.DataFrame, planned_again: Collection[str]) -> p
     return rows
 
 
+def held_on_others(previous: pd.DataFrame, removed: bool) -> set[str]:
+    """The users of the last plan (`previous` matches) whose hold may hang on other users of the
+    tenant: ambiguous ones (several users on one contact, UPNs alike but for case), and when users
+    were removed, those held as likely duplicates (a contact created for a removed user is a
+    candidate again). Other holds hang on the user and the store only."""
+    waiting = previous["action"] == "ambiguous"
+    if removed:
+        waiting |= (previous["action"] == "held") & (previous["matched_on"] == "duplicate_risk")
+    return set(previous.loc[waiting, "user_id"])
+
+
 def merged_matches(users: pd.DataFrame, carried: pd.DataFrame, planned: pd.DataFrame) -> pd.DataFrame:
     """The carried rows and those of the users planned again, in the users table's order."""
     table = pd.concat([carried.astype(planned.dtypes.to_dict()), planned], ignore_index=True)

@@ -31,6 +31,7 @@ from glue_pipeline.columns import RISK_COLUMNS
 from glue_pipeline.decisions import PolicyAcceptance, policy_acceptance
 from glue_pipeline.device_plan import (
     DevicePlan,
+    contacts_moved,
     device_skips,
     held_device_plan,
     held_device_rows,
@@ -53,6 +54,7 @@ from glue_pipeline.plan import (
     ContactPlan,
     OrganizationPlan,
     carried_matches,
+    held_on_others,
     held_plan,
     held_rows,
     merged_matches,
@@ -533,22 +535,28 @@ CHANGES_ONLY_SHARE = 0.5
 
 @dataclass(frozen=True)
 class _Changes:
-    """A matched tenant whose delta returned a few users, all else as in its last sync (its
-    fingerprint holds): only those users, and the users whose hold may hang on them, are planned
-    again; the other users' rows of the last plan stand (with their duplicate risk), and so do its tables but users,
-    contact_matches, duplicate_risk and differences. Its devices are planned again only when
-    one of their primary users is now written to another contact, or no longer written."""
+    """A tenant whose delta returned a few users, all else as in its last sync (its fingerprint
+    holds): only those users are planned again, and for a matched tenant the users whose hold may
+    hang on them (plan.held_on_others). The other users' rows of the last plan stand (with their
+    duplicate risk), and so do its tables but users, contact_matches, duplicate_risk and
+    differences. A matched tenant's devices are planned again only when one of their primary
+    users is now written to another contact, or no longer written."""
 
     unchanged: _Unchanged
     planned: frozenset[str]  # the users planned again: changed or held, and still there
     replaced: frozenset[str]  # the users whose rows of the last plan go: planned, and removed
     previous: pd.DataFrame  # the last plan's contact_matches
     risk: pd.DataFrame  # and its duplicate_risk (RISK_COLUMNS)
+    organization: pd.DataFrame  # and its organization_match
     carried: dict[str, Published]  # the last published tables that still hold
+
+    @property
+    def matched(self) -> bool:
+        return bool(self.unchanged.state["status"] == "synced")
 
 
 # The tables a _Changes plan leaves as published last (as its licenses, report and match stand),
-# and those its device plan writes when it is made again.
+# and those a matched tenant's device plan writes when it is made again.
 DEVICE_TABLES = ("devices", "device_matches", "device_risk")
 CARRIED_TABLES = ("licenses", "mailbox_usage", "organization_match", *DEVICE_TABLES)
 
@@ -556,38 +564,43 @@ CARRIED_TABLES = ("licenses", "mailbox_usage", "organization_match", *DEVICE_TAB
 def _changes_only(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, digest: str,
                   tables_dir: Path) -> _Changes | None:
     """The tenant's plan of its changed users only, when that is the plan a full one would make:
-    its fingerprint holds, it is matched, and its last plan's tables are those of its last sync."""
+    its fingerprint holds, its last sync planned it, and its last plan's tables are those of that
+    sync."""
     changed = snapshot.changed_users
     unchanged = _unchanged(conn, ctx, snapshot.head, digest)
-    if changed is None or unchanged is None or unchanged.recorded["status"] != "matched" \
-            or unchanged.state["status"] != "synced":
+    if changed is None or unchanged is None or unchanged.state["status"] not in ("synced", "held") \
+            or (unchanged.state["status"] == "synced") != (unchanged.recorded["status"] == "matched"):
         return None
     last = last_published(tables_dir, snapshot.tenant_id)
     if last is None or last.run_id != unchanged.state["run_id"] or \
-            not {"contact_matches", *CARRIED_TABLES} <= last.report.keys():
+            not {"contact_matches", "duplicate_risk", *CARRIED_TABLES} <= last.report.keys():
         return None
     previous = read_published(last.report["contact_matches"])
-    risk = read_published(last.report["duplicate_risk"]) if "duplicate_risk" in last.report else None
-    if previous is None or risk is None:
+    risk = read_published(last.report["duplicate_risk"])
+    organization = read_published(last.report["organization_match"])
+    if previous is None or risk is None or organization is None or len(organization) != 1:
         return None
     ids = set(snapshot.users["id"])
-    planned = frozenset((changed | _held_on_others(previous, removed=bool(changed - ids))) & ids)
+    held = held_on_others(previous, removed=bool(changed - ids)) if unchanged.state["status"] == "synced" else set()
+    planned = frozenset((changed | held) & ids)
     replaced = planned | changed
     if len(planned) > CHANGES_ONLY_SHARE * len(ids) or set(previous["user_id"]) - replaced != ids - replaced:
         return None
-    return _Changes(unchanged, planned, frozenset(replaced), previous, risk[RISK_COLUMNS],
+    return _Changes(unchanged, planned, frozenset(replaced), previous, risk[RISK_COLUMNS], organization,
                     {t: last.report[t] for t in CARRIED_TABLES})
 
 
-def _held_on_others(previous: pd.DataFrame, removed: bool) -> set[str]:
-    """The users of the last plan whose hold may hang on other users of the tenant: ambiguous ones
-    (several users on one contact, UPNs alike but for case), and when users were removed, those
-    held as likely duplicates (a contact created for a removed user is a candidate again). Other
-    holds hang on the user and the store only, which are as they were."""
-    waiting = previous["action"] == "ambiguous"
-    if removed:
-        waiting |= (previous["action"] == "held") & (previous["matched_on"] == "duplicate_risk")
-    return set(previous.loc[waiting, "user_id"])
+@dataclass
+class _Planned:
+    """What a _Changes plan made: the plan of the users planned again, every user's row, the
+    counts, the tenant's match and status, and the tables made again beside the contact tables."""
+
+    plan: ContactPlan
+    matches: pd.DataFrame
+    counts: ContactCounts
+    match: OrgMatch
+    status: TenantStatus
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def _write_changes(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, changes: _Changes,
@@ -595,9 +608,43 @@ def _write_changes(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot,
     """Plan and write the users of `changes` (under the tenant's lock: the plan is small), record
     the tenant's result and sync state; its outcome, with the carried tables' descriptions, and
     the tables written again."""
+    tenant_id, state = snapshot.tenant_id, changes.unchanged.state
+    subject = replace(snapshot, users=snapshot.users[snapshot.users["id"].isin(changes.planned)])
+    made = _write_changed_contacts(conn, ctx, snapshot, subject, changes, at, now) if changes.matched \
+        else _hold_changed_users(ctx, snapshot, subject, changes)
+    counts, matches = made.counts, made.matches
+    counts.held = int(matches["action"].isin(["ambiguous", "held"]).sum())
+    counts.skipped = int((matches["action"] == "skipped").sum())
+    if not changes.matched:
+        counts.log.append(LogEntry("warning", "tenant_held", f"{counts.held} users held back: {made.match.reason}"))
+    counts.log += _tenant_notes(snapshot, matches)
+    counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id)
+                   for c in (*snapshot.head.cleaned, *snapshot.devices_cleaned)]
+    writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
+    outcome = TenantOutcome(tenant_id, snapshot.display_name, made.status, made.match, len(snapshot.users), counts,
+                            report={t: d for t, d in changes.carried.items() if t not in made.tables},
+                            reports_concealed=snapshot.head.mailbox_state == "concealed",
+                            planned_users=len(changes.planned))
+    runs.write_result(conn, ctx.run_id, outcome.result(), now)
+    organization_id = made.match.organization_id
+    version = _store_version(conn, tenant_id, organization_id)
+    writer.save_sync_state(conn, {
+        "tenant_id": tenant_id,
+        "fingerprint": _fingerprint(ctx, snapshot.head, digest, version, made.match.status, _weighed(state)),
+        "weighed_organizations": state.get("weighed_organizations"), "status": made.status,
+        "organization_id": organization_id, "users": len(snapshot.users),
+        "contacts": counts.created + counts.updated + counts.unchanged, "held": counts.held,
+        "skipped": counts.skipped, "run_id": ctx.run_id, "synced_at": now})
+    return outcome, {"users": snapshot.users, **made.tables,
+                     **_contact_tables(made.plan, matches, read_open_differences(conn, tenant_id))}
+
+
+def _write_changed_contacts(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, subject: TenantSnapshot,
+                            changes: _Changes, at: datetime, now: datetime) -> _Planned:
+    """A matched tenant's users of `changes` (`subject`) planned and written to contacts, and its
+    devices when a primary user's contact moves."""
     tenant_id, recorded = snapshot.tenant_id, changes.unchanged.recorded
     organization_id = int(recorded["organization_id"])
-    subject = replace(snapshot, users=snapshot.users[snapshot.users["id"].isin(changes.planned)])
     index = writer.read_contact_index(conn, organization_id, tenant_id)
     decisions = writer.read_contact_decisions(conn, tenant_id)
     plan = plan_contacts(subject, ctx.options, skip_reasons(subject, ctx.options), index.emails, index.linked,
@@ -611,47 +658,26 @@ def _write_changes(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot,
     carried = carried_matches(changes.previous, changes.replaced)
     matches = merged_matches(snapshot.users, carried, plan.matches)
     counts.unchanged += int((carried["action"] == "match").sum())
-    counts.held = int(matches["action"].isin(["ambiguous", "held"]).sum())
-    counts.skipped = int((matches["action"] == "skipped").sum())
-    carried_tables = changes.carried
-    tables = {"users": snapshot.users, **_contact_tables(plan, matches, read_open_differences(conn, tenant_id))}
-    if _contacts_moved(snapshot.devices, changes.previous, matches, changes.replaced):
+    match = OrgMatch(tenant_id, snapshot.display_name, "matched", organization_id, recorded["method"], "as recorded")
+    made = _Planned(plan, matches, counts, match, "synced")
+    if contacts_moved(snapshot.devices, changes.previous, matches, changes.replaced):
         devices = _plan_devices(conn, ctx, snapshot, organization_id, replace(plan, matches=matches))
         devices = _write_devices(conn, snapshot, organization_id, devices, counts.log, now)
         configurations.replace_held_devices(conn, tenant_id, held_device_rows(devices), now)
-        carried_tables = {t: d for t, d in carried_tables.items() if t not in DEVICE_TABLES}
-        tables.update(_device_tables(snapshot, devices))
-    counts.log += _tenant_notes(snapshot, matches)
-    counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id)
-                   for c in (*snapshot.head.cleaned, *snapshot.devices_cleaned)]
-    writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
-    match = OrgMatch(tenant_id, snapshot.display_name, "matched", organization_id, recorded["method"], "as recorded")
-    outcome = TenantOutcome(tenant_id, snapshot.display_name, "synced", match, len(snapshot.users), counts,
-                            report=carried_tables, reports_concealed=snapshot.head.mailbox_state == "concealed",
-                            planned_users=len(changes.planned))
-    runs.write_result(conn, ctx.run_id, outcome.result(), now)
-    version = _store_version(conn, tenant_id, organization_id)
-    writer.save_sync_state(conn, {
-        "tenant_id": tenant_id, "fingerprint": _fingerprint(ctx, snapshot.head, digest, version, "matched", []),
-        "weighed_organizations": None, "status": "synced", "organization_id": organization_id,
-        "users": len(snapshot.users), "contacts": counts.created + counts.updated + counts.unchanged,
-        "held": counts.held, "skipped": counts.skipped, "run_id": ctx.run_id, "synced_at": now})
-    return outcome, tables
+        made.tables = _device_tables(snapshot, devices)
+    return made
 
 
-def _contacts_moved(devices: pd.DataFrame, previous: pd.DataFrame, matches: pd.DataFrame,
-                    replaced: frozenset[str]) -> bool:
-    """Whether a device's primary user among `replaced` is written to another contact than by the
-    last plan (`previous`), or written by one plan only: its configuration's contact moves."""
-    owners = set(devices["user_id"].dropna()) & replaced if "user_id" in devices else set()
-    if not owners:
-        return False
-
-    def contacts(table: pd.DataFrame) -> dict[str, object]:
-        written = table[table["user_id"].isin(owners) & table["action"].isin(["match", "create"])]
-        return {str(u): int(c) for u, c in zip(written["user_id"], written["contact_id"], strict=True)}
-
-    return contacts(previous) != contacts(matches)
+def _hold_changed_users(ctx: SyncContext, snapshot: TenantSnapshot, subject: TenantSnapshot,
+                        changes: _Changes) -> _Planned:
+    """A tenant without an organization: its users of `changes` (`subject`) held back as its last
+    plan held the others, with its match as that plan made it."""
+    recorded = changes.unchanged.recorded
+    match = OrgMatch(snapshot.tenant_id, snapshot.display_name, recorded["status"], recorded["organization_id"],
+                     recorded["method"], str(changes.organization["reason"].iloc[0]))
+    plan = held_plan(subject.users, skip_reasons(subject, ctx.options), match)
+    matches = merged_matches(snapshot.users, carried_matches(changes.previous, changes.replaced), plan.matches)
+    return _Planned(plan, matches, ContactCounts(), match, "held")
 
 
 class _Held(NamedTuple):

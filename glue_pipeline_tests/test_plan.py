@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from glue_pipeline.columns import MATCH_COLUMNS
+from glue_pipeline.device_plan import contacts_moved
 from glue_pipeline.plan import carried_matches, merged_matches
-from glue_pipeline.sync import _contacts_moved
 
 
 def _matches(rows: list[tuple]) -> pd.DataFrame:
@@ -44,8 +44,8 @@ def test_devices_are_planned_again_only_when_a_primary_users_contact_moves() -> 
     same = before.assign(reason="changed title")
     moved = before.assign(contact_id=pd.array([8, pd.NA], dtype="Int64"))
     unwritten = before.assign(action=["held", "held"])
-    assert not _contacts_moved(devices, before, same, frozenset({"u1"}))
-    assert not _contacts_moved(devices, before, moved, frozenset({"u2"})), "u1 is not planned again"
-    assert _contacts_moved(devices, before, moved, frozenset({"u1"}))
-    assert _contacts_moved(devices, before, unwritten, frozenset({"u1"}))
-    assert _contacts_moved(devices, before, before[before["user_id"] != "u1"], frozenset({"u1"})), "u1 removed"
+    assert not contacts_moved(devices, before, same, frozenset({"u1"}))
+    assert not contacts_moved(devices, before, moved, frozenset({"u2"})), "u1 is not planned again"
+    assert contacts_moved(devices, before, moved, frozenset({"u1"}))
+    assert contacts_moved(devices, before, unwritten, frozenset({"u1"}))
+    assert contacts_moved(devices, before, before[before["user_id"] != "u1"], frozenset({"u1"})), "u1 removed"

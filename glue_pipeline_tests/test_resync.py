@@ -9,6 +9,7 @@ import os
 import pytest
 from sqlalchemy import func, select
 
+from glue_pipeline.decisions import apply_decision
 from glue_pipeline.report import summarize
 from glue_pipeline.runner import get_instance, run_discovery, run_sync
 from glue_pipeline.sandbox.server import Sandbox
@@ -486,14 +487,15 @@ def _published(instance, tenant_id: str, table: str):  # type: ignore[no-untyped
     return metadata, pd.read_parquet(metadata[f"{table} file"].path).astype(str).reset_index(drop=True)
 
 
-@pytest.mark.parametrize("who", ["users_without_devices", "device_owners"])
+@pytest.mark.parametrize("who", ["users_without_devices", "device_owners", "users_of_a_tenant_held_back"])
 def test_a_tenant_with_a_few_changed_users_plans_only_them_as_a_full_plan_would(
         first_sync, sandbox: Sandbox, small_world: World, who: str) -> None:
     """A delta that changes a few users plans those users (and the ambiguous ones) only; a full
     plan of the same data afterwards finds nothing to write and makes the same contact_matches
     and duplicate_risk (the carried likely duplicates keep their candidates).
     A device owner's change leaves its configuration's contact where it was (a linked user stays
-    matched), so the device plan stands (sync._contacts_moved)."""
+    matched), so the device plan stands (device_plan.contacts_moved). A tenant without an
+    organization holds its changed users back as its last plan held the others."""
     import shutil
 
     import pandas as pd
@@ -506,10 +508,16 @@ def test_a_tenant_with_a_few_changed_users_plans_only_them_as_a_full_plan_would(
         held = dict(conn.execute(select(schema.held_users.c.tenant_id, func.count())
                                  .group_by(schema.held_users.c.tenant_id)).all())
     tenant_id = max(sorted(_matched_tenants(engine)), key=lambda t: held.get(t, 0))
+    if who == "users_of_a_tenant_held_back":  # an analyst ignores the tenant: all its users are held back
+        apply_decision(engine, "ignore", tenant_id)
+        assert run_sync(instance, [tenant_id])[0].success
     owners = {d.userId for d in world[tenant_id].devices}
     _, before = _published(instance, tenant_id, "contact_matches")
     linked = set(before.loc[before["action"].isin(["match", "create"]), "user_id"])
-    if who == "device_owners":
+    if who == "users_of_a_tenant_held_back":
+        changed = set(sandbox.change_users(tenant_id, fraction=0.1, seed=9, among=set(before["user_id"]) - owners,
+                                           fields=("jobTitle", "surname", "accountEnabled")))
+    elif who == "device_owners":
         changed = set(sandbox.change_users(tenant_id, fraction=0.2, seed=9, among=linked & owners,
                                            fields=("accountEnabled", "jobTitle")))
     else:
@@ -524,9 +532,13 @@ def test_a_tenant_with_a_few_changed_users_plans_only_them_as_a_full_plan_would(
     assert metadata["users planned again"].value == len(changed | ambiguous), \
         "the changed users, and those whose hold may hang on them"
     _, risk = _published(instance, tenant_id, "duplicate_risk")
-    assert summarize(engine, [runs[0].run_id]).updated >= 1
     after_changes = _tenant_state(engine, tenant_id)
-    assert set(incremental.loc[incremental["user_id"].isin(changed), "action"]) == {"match"}
+    if who == "users_of_a_tenant_held_back":
+        assert set(incremental.loc[incremental["user_id"].isin(changed), "action"]) <= {"held", "skipped"}
+        assert after_changes["result"].status == "held"
+    else:
+        assert summarize(engine, [runs[0].run_id]).updated >= 1
+        assert set(incremental.loc[incremental["user_id"].isin(changed), "action"]) == {"match"}
 
     shutil.rmtree(cache_dir_from_env())  # the next sync reads every user and plans them all
     runs = run_sync(instance, [tenant_id])
@@ -536,7 +548,8 @@ def test_a_tenant_with_a_few_changed_users_plans_only_them_as_a_full_plan_would(
     assert (summary.created, summary.updated) == (0, 0), "the changes-only plan wrote what a full one would"
     assert _tenant_state(engine, tenant_id) == after_changes
     pd.testing.assert_frame_equal(incremental, full)
-    assert (before["matched_on"] == "duplicate_risk").any(), "the tenant holds a likely duplicate"
+    assert who == "users_of_a_tenant_held_back" or (before["matched_on"] == "duplicate_risk").any(), \
+        "the tenant holds a likely duplicate"
     by_row = ["user_id", "contact_id"]
     pd.testing.assert_frame_equal(risk.sort_values(by_row, ignore_index=True),
                                   _published(instance, tenant_id, "duplicate_risk")[1].sort_values(by_row,
