@@ -35,7 +35,6 @@ from glue_pipeline.device_plan import (
     device_skips,
     held_device_plan,
     held_device_rows,
-    no_device_plan,
     plan_devices,
 )
 from glue_pipeline.extract import discover_tenants, extract_tenant
@@ -79,6 +78,7 @@ from glue_pipeline.store.rows import Row
 from glue_pipeline.store.runs import TenantResult, start_run
 from glue_pipeline.store.writer import ContactCounts, LogEntry, utcnow
 from glue_pipeline.tables import Published, last_published, publish, read_published
+from glue_pipeline.tenant_tables import contact_tables, device_tables, tenant_tables
 from glue_pipeline.vocabulary import (
     HELD_DEVICE_LOG_ACTIONS,
     HELD_LOG_ACTIONS,
@@ -453,7 +453,7 @@ def _write_tenant(ctx: SyncContext, known: Row, read: TenantRead,
                 draft = _draft(conn, ctx, snapshot, at)
         outcome, plan, device_plan = _write_plan(conn, ctx, known, snapshot, draft, digest, now)
         differences = read_open_differences(conn, tenant_id)
-    return outcome, _tables(snapshot, draft.org, plan, differences, ctx.organizations, device_plan)
+    return outcome, tenant_tables(snapshot, draft.org, plan, differences, ctx.organizations, device_plan)
 
 
 def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantSnapshot, draft: _Draft,
@@ -636,7 +636,7 @@ def _write_changes(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot,
         "contacts": counts.created + counts.updated + counts.unchanged, "held": counts.held,
         "skipped": counts.skipped, "run_id": ctx.run_id, "synced_at": now})
     return outcome, {"users": snapshot.users, **made.tables,
-                     **_contact_tables(made.plan, matches, read_open_differences(conn, tenant_id))}
+                     **contact_tables(made.plan, matches, read_open_differences(conn, tenant_id))}
 
 
 def _write_changed_contacts(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, subject: TenantSnapshot,
@@ -664,7 +664,7 @@ def _write_changed_contacts(conn: Connection, ctx: SyncContext, snapshot: Tenant
         devices = _plan_devices(conn, ctx, snapshot, organization_id, replace(plan, matches=matches))
         devices = _write_devices(conn, snapshot, organization_id, devices, counts.log, now)
         configurations.replace_held_devices(conn, tenant_id, held_device_rows(devices), now)
-        made.tables = _device_tables(snapshot, devices)
+        made.tables = device_tables(snapshot, devices)
     return made
 
 
@@ -754,72 +754,6 @@ def _tenant_notes(extract: TenantSnapshot, matches: pd.DataFrame) -> list[LogEnt
         entries.append(LogEntry("info", "users_skipped", f"{len(skipped)} users not synced: "
                                 + ", ".join(f"{n} {r}" for r, n in reasons.items())))
     return entries
-
-
-def _tables(extract: TenantSnapshot, org: OrganizationPlan, plan: ContactPlan, differences: pd.DataFrame,
-            organizations: pd.DataFrame, devices: DevicePlan | None = None) -> dict[str, pd.DataFrame]:
-    """The tenant's tables (tables.TENANT_TABLES). Where a table names a user or a contact by its
-    id, the person's name (and a user's UPN) stands beside it; a configuration's name stands
-    beside its id, and a device's name and serial beside the device's id."""
-    devices = devices or no_device_plan()
-    return {"users": extract.users, "licenses": extract.licenses, "mailbox_usage": extract.mailboxes,
-            "organization_match": _organization_table(org, organizations),
-            **_contact_tables(plan, plan.matches, differences), **_device_tables(extract, devices)}
-
-
-def _device_tables(extract: TenantSnapshot, devices: DevicePlan) -> dict[str, pd.DataFrame]:
-    """devices, device_matches and device_risk."""
-    return {"devices": extract.devices,
-            "device_matches": _with_configuration_name(devices.matches, devices),
-            "device_risk": _with_device(_with_configuration_name(devices.risk, devices), extract.devices)}
-
-
-def _contact_tables(plan: ContactPlan, matches: pd.DataFrame, differences: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """contact_matches (`matches`: every user's row), duplicate_risk and differences."""
-    return {"contact_matches": _with_contact_name(matches, plan),
-            "duplicate_risk": _with_users(_with_contact_name(plan.risk, plan), matches, USER_NAMES),
-            # The store's open differences name their contact and user (UPN) themselves.
-            "differences": _with_users(differences, matches, ["display_name"])}
-
-
-def _with_configuration_name(frame: pd.DataFrame, plan: DevicePlan) -> pd.DataFrame:
-    return frame.assign(configuration_name=frame["configuration_id"].map(plan.configuration_names).astype("string"))
-
-
-def _with_device(frame: pd.DataFrame, devices: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with its device's name and serial beside the device's id."""
-    by_id = devices.drop_duplicates("id").set_index("id")
-    return frame.assign(**{c: frame["device_id"].map(by_id[c]).astype("string") for c in ("device_name",
-                                                                                         "serial_number")})
-
-
-def _organization_table(org: OrganizationPlan, organizations: pd.DataFrame) -> pd.DataFrame:
-    """The tenant's organization match on one row, with the organization's name."""
-    match = org.match
-    names = organizations.loc[organizations["id"] == match.organization_id, "name"]
-    suggestions = "; ".join(f"{r.rank}. {r.organization_name} (id {r.organization_id}, {r.score:.0f}: "
-                            f"{r.reasons})" for r in org.suggestions.itertuples(index=False))
-    organization = pd.DataFrame([{"tenant_id": match.tenant_id, "tenant_name": match.tenant_name,
-                                  "status": match.status, "organization_id": match.organization_id,
-                                  "organization_name": names.iloc[0] if len(names) else None,
-                                  "method": match.method, "reason": match.reason,
-                                  "suggestions": suggestions or None}])
-    organization["organization_id"] = organization["organization_id"].astype("Int64")
-    return organization
-
-
-def _with_contact_name(frame: pd.DataFrame, plan: ContactPlan) -> pd.DataFrame:
-    """`frame` with its contact's name beside its id (empty for a contact the sync created)."""
-    return frame.assign(contact_name=frame["contact_id"].map(plan.contact_names).astype("string"))
-
-
-USER_NAMES = ["display_name", "user_principal_name"]
-
-
-def _with_users(frame: pd.DataFrame, matches: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """`frame` with these columns of its user (USER_NAMES) beside the user's id, from a match table."""
-    users = matches.drop_duplicates("user_id").set_index("user_id")
-    return frame.assign(**{c: frame["user_id"].map(users[c]).astype("string") for c in columns})
 
 
 def record_failure(engine: Engine, run_id: str, tenant_id: str, message: str, cause: FailureCause) -> None:
