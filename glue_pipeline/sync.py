@@ -296,6 +296,7 @@ class _Unchanged:
 
     recorded: Row
     state: Row
+    inputs: _Inputs
 
 
 @dataclass(frozen=True)
@@ -342,7 +343,7 @@ def _unchanged(conn: Connection, ctx: SyncContext, head: TenantHead, digest: str
         return None
     inputs = _inputs(conn, head.tenant_id, recorded["organization_id"], state)
     same = state["fingerprint"] == _fingerprint(ctx, head, digest, inputs[0], recorded["status"], _weighed(state))
-    return _Unchanged(recorded, state) if same else None
+    return _Unchanged(recorded, state, inputs) if same else None
 
 
 def _draft(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, at: datetime) -> _Draft:
@@ -404,10 +405,12 @@ def _new_claim(draft: _Draft) -> int | None:
     return match.organization_id
 
 
-def _still_holds(conn: Connection, draft: _Draft, tenant_id: str) -> bool:
-    """Whether what the draft was made from is unchanged (read under the write lock)."""
-    return writer.read_recorded_match(conn, tenant_id) == draft.recorded and \
-        _inputs(conn, tenant_id, draft.organization_id, writer.read_sync_state(conn, tenant_id)) == draft.inputs
+def _still_holds(conn: Connection, tenant_id: str, recorded: Row | None, organization_id: int | None,
+                 inputs: _Inputs) -> bool:
+    """Whether what a plan was made from (the recorded match, and `inputs` read with
+    `organization_id`'s rows) is unchanged (read under the write lock)."""
+    return writer.read_recorded_match(conn, tenant_id) == recorded and \
+        _inputs(conn, tenant_id, organization_id, writer.read_sync_state(conn, tenant_id)) == inputs
 
 
 def _write_tenant(ctx: SyncContext, known: Row, read: TenantRead,
@@ -419,7 +422,9 @@ def _write_tenant(ctx: SyncContext, known: Row, read: TenantRead,
     unchanged, else its snapshot is built (outside any transaction) and planned. The plan is made
     outside the write transaction (SQLite has one write lock for the whole store, so planning
     inside it would make tenants wait for each other), and written if the store rows it read are
-    as they were; otherwise it is made again under the lock."""
+    as they were; otherwise it is made again under the lock. A tenant whose delta returned a few
+    users is planned for those only when it can be (_changes_only); if the store moved on before
+    that plan is written, the tenant is planned in full."""
     tenant_id = read.tenant_id
     now = utcnow()
     digest = read.head.fingerprint(ctx.options)
@@ -433,16 +438,21 @@ def _write_tenant(ctx: SyncContext, known: Row, read: TenantRead,
     else:
         snapshot = read
         if snapshot.changed_users is not None and ctx.tables_dir is not None:
-            with write_transaction(ctx.engine) as conn:
-                writer.lock_tenant(conn, tenant_id)
+            with read_transaction(ctx.engine) as conn:
                 changes = _changes_only(conn, ctx, snapshot, digest, ctx.tables_dir)
-                if changes is not None:
-                    return _write_changes(conn, ctx, snapshot, changes, digest, at, now)
+                plan = _plan_changes(conn, ctx, snapshot, changes, at) if changes is not None else None
+            if changes is not None and plan is not None:
+                recorded = changes.unchanged.recorded
+                with write_transaction(ctx.engine) as conn:
+                    writer.lock_tenant(conn, tenant_id)
+                    if _still_holds(conn, tenant_id, recorded, recorded["organization_id"], changes.unchanged.inputs):
+                        return _write_changes(conn, ctx, snapshot, changes, plan, digest, now)
     with read_transaction(ctx.engine) as conn:
         draft = _draft(conn, ctx, snapshot, at)
     with write_transaction(ctx.engine) as conn:
         writer.lock_tenant(conn, tenant_id)
-        if not _still_holds(conn, draft, tenant_id):  # the store moved on since the draft
+        if not _still_holds(conn, tenant_id, draft.recorded, draft.organization_id, draft.inputs):
+            # the store moved on since the draft
             draft = _draft(conn, ctx, snapshot, at)
         claim = _new_claim(draft)
         if claim is not None:
@@ -603,15 +613,36 @@ class _Planned:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def _write_changes(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, changes: _Changes,
-                   digest: str, at: datetime, now: datetime) -> tuple[TenantOutcome, dict[str, pd.DataFrame]]:
-    """Plan and write the users of `changes` (under the tenant's lock: the plan is small), record
-    the tenant's result and sync state; its outcome, with the carried tables' descriptions, and
-    the tables written again."""
-    tenant_id, state = snapshot.tenant_id, changes.unchanged.state
+def _plan_changes(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, changes: _Changes,
+                  at: datetime) -> ContactPlan:
+    """The plan of the users of `changes` (outside the write lock, as a full plan is): their
+    contacts, or for a tenant held back, their holds."""
     subject = replace(snapshot, users=snapshot.users[snapshot.users["id"].isin(changes.planned)])
-    made = _write_changed_contacts(conn, ctx, snapshot, subject, changes, at, now) if changes.matched \
-        else _hold_changed_users(ctx, snapshot, subject, changes)
+    skips = skip_reasons(subject, ctx.options)
+    if not changes.matched:
+        return held_plan(subject.users, skips, _held_match(snapshot, changes))
+    organization_id, tenant_id = int(changes.unchanged.recorded["organization_id"]), snapshot.tenant_id
+    index = writer.read_contact_index(conn, organization_id, tenant_id)
+    decisions = writer.read_contact_decisions(conn, tenant_id)
+    return plan_contacts(subject, ctx.options, skips, index.emails, index.linked, decisions,
+                         writer.read_org_contacts(conn, organization_id), at, index.foreign, read=snapshot.users)
+
+
+def _held_match(snapshot: TenantSnapshot, changes: _Changes) -> OrgMatch:
+    """A tenant held back: its match as its last plan made it."""
+    recorded = changes.unchanged.recorded
+    return OrgMatch(snapshot.tenant_id, snapshot.display_name, recorded["status"], recorded["organization_id"],
+                    recorded["method"], str(changes.organization["reason"].iloc[0]))
+
+
+def _write_changes(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, changes: _Changes,
+                   plan: ContactPlan, digest: str, now: datetime) -> tuple[TenantOutcome, dict[str, pd.DataFrame]]:
+    """Write the plan of the users of `changes`, record the tenant's result and sync state; its
+    outcome, with the carried tables' descriptions, and the tables written again."""
+    tenant_id, state = snapshot.tenant_id, changes.unchanged.state
+    made = _write_changed_contacts(conn, ctx, snapshot, changes, plan, now) if changes.matched \
+        else _Planned(plan, merged_matches(snapshot.users, carried_matches(changes.previous, changes.replaced),
+                                           plan.matches), ContactCounts(), _held_match(snapshot, changes), "held")
     counts, matches = made.counts, made.matches
     counts.held = int(matches["action"].isin(["ambiguous", "held"]).sum())
     counts.skipped = int((matches["action"] == "skipped").sum())
@@ -639,17 +670,12 @@ def _write_changes(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot,
                      **contact_tables(made.plan, matches, read_open_differences(conn, tenant_id))}
 
 
-def _write_changed_contacts(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, subject: TenantSnapshot,
-                            changes: _Changes, at: datetime, now: datetime) -> _Planned:
-    """A matched tenant's users of `changes` (`subject`) planned and written to contacts, and its
-    devices when a primary user's contact moves."""
+def _write_changed_contacts(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, changes: _Changes,
+                            plan: ContactPlan, now: datetime) -> _Planned:
+    """A matched tenant's plan of the users of `changes` written to contacts, and its devices
+    planned again and written when a primary user's contact moves."""
     tenant_id, recorded = snapshot.tenant_id, changes.unchanged.recorded
     organization_id = int(recorded["organization_id"])
-    index = writer.read_contact_index(conn, organization_id, tenant_id)
-    decisions = writer.read_contact_decisions(conn, tenant_id)
-    plan = plan_contacts(subject, ctx.options, skip_reasons(subject, ctx.options), index.emails, index.linked,
-                         decisions, writer.read_org_contacts(conn, organization_id), at, index.foreign,
-                         read=snapshot.users)
     counts = _write_contacts(conn, ctx.run_id, snapshot, organization_id, plan, now)
     plan = _with_created(plan, counts.created_ids)
     writer.replace_held_users(conn, tenant_id, held_rows(plan), now, users=changes.replaced)
@@ -666,18 +692,6 @@ def _write_changed_contacts(conn: Connection, ctx: SyncContext, snapshot: Tenant
         configurations.replace_held_devices(conn, tenant_id, held_device_rows(devices), now)
         made.tables = device_tables(snapshot, devices)
     return made
-
-
-def _hold_changed_users(ctx: SyncContext, snapshot: TenantSnapshot, subject: TenantSnapshot,
-                        changes: _Changes) -> _Planned:
-    """A tenant without an organization: its users of `changes` (`subject`) held back as its last
-    plan held the others, with its match as that plan made it."""
-    recorded = changes.unchanged.recorded
-    match = OrgMatch(snapshot.tenant_id, snapshot.display_name, recorded["status"], recorded["organization_id"],
-                     recorded["method"], str(changes.organization["reason"].iloc[0]))
-    plan = held_plan(subject.users, skip_reasons(subject, ctx.options), match)
-    matches = merged_matches(snapshot.users, carried_matches(changes.previous, changes.replaced), plan.matches)
-    return _Planned(plan, matches, ContactCounts(), match, "held")
 
 
 class _Held(NamedTuple):

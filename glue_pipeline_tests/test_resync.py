@@ -338,13 +338,45 @@ def test_a_plan_made_before_the_write_lock_is_made_again_when_its_store_rows_cha
         draft = _draft(conn, ctx, extract, utcnow())
     assert draft.contacts is not None and len(draft.contacts.plan.matches)
     with engine.connect() as conn:
-        assert _still_holds(conn, draft, tenant_id)
+        assert _still_holds(conn, tenant_id, draft.recorded, draft.organization_id, draft.inputs)
     contacts = schema.contacts.c
     with engine.begin() as conn:
         conn.execute(schema.contacts.update().where(contacts.organization_id == draft.organization_id)
                      .values(title="Edited by hand", updated_at=utcnow()))
     with engine.connect() as conn:
-        assert not _still_holds(conn, draft, tenant_id)
+        assert not _still_holds(conn, tenant_id, draft.recorded, draft.organization_id, draft.inputs)
+
+
+def test_a_changes_only_plan_is_not_written_when_the_store_moved_on(first_sync, sandbox: Sandbox) -> None:
+    """A plan of the changed users only is made outside the write lock too: a technician's edit
+    before it is written means the tenant is planned in full."""
+    from glue_pipeline.cache import TenantCache
+    from glue_pipeline.extract import extract_tenant
+    from glue_pipeline.graph.client import GraphClient
+    from glue_pipeline.options import SyncOptions
+    from glue_pipeline.settings import cache_dir_from_env, data_dir_from_env, settings_from_env
+    from glue_pipeline.snapshot import TenantSnapshot
+    from glue_pipeline.store.writer import utcnow
+    from glue_pipeline.sync import _changes_only, _still_holds, sync_context
+
+    engine, _instance = first_sync
+    tenant_id = sorted(_matched_tenants(engine))[0]
+    sandbox.change_users(tenant_id, fraction=0.05, seed=4, fields=("jobTitle",))
+    options = SyncOptions()
+    ctx = sync_context(GraphClient(settings_from_env().graph), engine, "test-run", options)
+    read = extract_tenant(ctx.client, tenant_id, options, TenantCache(cache_dir_from_env()))
+    assert isinstance(read, TenantSnapshot) and read.changed_users
+    with engine.connect() as conn, conn.begin():
+        changes = _changes_only(conn, ctx, read, read.head.fingerprint(options), data_dir_from_env())
+    assert changes is not None, "a few changed users of a matched tenant: planned alone"
+    recorded = changes.unchanged.recorded
+    with engine.connect() as conn:
+        assert _still_holds(conn, tenant_id, recorded, recorded["organization_id"], changes.unchanged.inputs)
+    with engine.begin() as conn:
+        conn.execute(schema.contacts.update().where(schema.contacts.c.organization_id == recorded["organization_id"])
+                     .values(title="Edited by hand", updated_at=utcnow()))
+    with engine.connect() as conn:
+        assert not _still_holds(conn, tenant_id, recorded, recorded["organization_id"], changes.unchanged.inputs)
 
 
 def test_an_organization_with_its_first_contact_domain_has_contact_domains(
