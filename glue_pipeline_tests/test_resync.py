@@ -17,6 +17,7 @@ from glue_pipeline.sandbox.world import World
 from glue_pipeline.store import schema
 from glue_pipeline.store.engine import make_engine
 from glue_pipeline.store.seed import seed_store
+from glue_pipeline.tables import TENANT_TABLES
 from glue_pipeline_tests.stores import partition_of, partition_states, sync_every_partition
 
 
@@ -563,6 +564,8 @@ def test_a_tenant_with_a_few_changed_users_plans_only_them_as_a_full_plan_would(
     ambiguous = set(before.loc[before["action"] == "ambiguous", "user_id"])
     assert metadata["users planned again"].value == len(changed | ambiguous), \
         "the changed users, and those whose hold may hang on them"
+    assert all(f"{t} file" in metadata and f"{t} columns" in metadata for t in TENANT_TABLES), \
+        "the tables left as they were are still described by the tenant's latest materialization"
     _, risk = _published(instance, tenant_id, "duplicate_risk")
     after_changes = _tenant_state(engine, tenant_id)
     if who == "users_of_a_tenant_held_back":
