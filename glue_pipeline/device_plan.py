@@ -148,12 +148,13 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def contacts_moved(devices: pd.DataFrame, previous: pd.DataFrame, matches: pd.DataFrame,
+def contacts_moved(device_users: Collection[str], previous: pd.DataFrame, matches: pd.DataFrame,
                    replaced: Collection[str]) -> bool:
-    """Whether a device's primary user among `replaced` (users planned again, or removed) is
-    written to another contact by `matches` than by the last plan (`previous`), or written by one
-    of them only: its configuration's primary contact moves, so the devices are planned again."""
-    owners = set(devices["user_id"].dropna()) & set(replaced) if "user_id" in devices else set()
+    """Whether a device's primary user (`device_users`) among `replaced` (users planned again, or
+    removed) is written to another contact by `matches` than by the last plan (`previous`), or
+    written by one of them only: its configuration's primary contact moves, so the devices are
+    planned again."""
+    owners = set(device_users) & set(replaced)
     if not owners:
         return False
 

@@ -32,6 +32,7 @@ from glue_pipeline.intune import (
 from glue_pipeline.licenses import friendly_name
 from glue_pipeline.options import SyncOptions
 from glue_pipeline.snapshot import (
+    Cleaned,
     Domain,
     MailboxState,
     Organization,
@@ -229,14 +230,19 @@ def extract_tenant(client: GraphClient, tenant_id: str, options: SyncOptions | N
     else:
         mailboxes, state = parse_mailbox_report(""), "off"
     head = TenantHead(tenant_id, organization_of(tenant_id, organization), licenses, state, tuple(notes),
-                      updates, tuple(cleaner.found), devices_state, devices_digest(device_rows))
+                      updates, tuple(cleaner.found), devices_state, devices_digest(device_rows),
+                      frozenset(str(d["userId"]) for d in device_rows if d.get("userId")))
+
+    @functools.cache
+    def devices() -> tuple[pd.DataFrame, tuple[Cleaned, ...]]:
+        if devices_state != "read":
+            return no_devices(options.devices), ()
+        device_cleaner = Cleaner()
+        return device_table(device_rows, options.devices, device_cleaner), tuple(device_cleaner.found)
 
     def load() -> TenantSnapshot:
-        device_cleaner = Cleaner()
-        devices = device_table(device_rows, options.devices, device_cleaner) if devices_state == "read" \
-            else no_devices(options.devices)
         return TenantSnapshot(head, user_table(_built(users)), _built(mailboxes), devices,
-                              tuple(device_cleaner.found), None if MAILBOX_CACHE in updates else changed)
+                              None if MAILBOX_CACHE in updates else changed)
 
     if changed is not None and not changed and MAILBOX_CACHE not in updates:
         return UnchangedTenant(head, load)

@@ -3,7 +3,8 @@ names (snake_case) and types. Graph's names and shapes stay in graph/ and extrac
 matching and mapping read only these.
 
 `TenantSnapshot` is eager: its tables are built when the extract returns, so reading a cached
-file (which may fail) never happens while a tenant is planned or written. A tenant whose users a
+file (which may fail) never happens while a tenant is planned or written; only its devices'
+table, built from the devices as read (no file), waits until a plan needs it. A tenant whose users a
 delta query found unchanged comes back as `UnchangedTenant` instead: what decides whether
 anything must be planned, and `load`, which builds the snapshot when it must.
 """
@@ -125,6 +126,8 @@ class TenantHead:
     # read (intune.devices_digest: their table is built only for a tenant that is planned).
     devices_state: DevicesState = "off"
     devices_digest: str = ""
+    # The users the devices name as their primary user, as read (before cleaning).
+    device_users: frozenset[str] = frozenset()
 
     @property
     def display_name(self) -> str:
@@ -150,21 +153,38 @@ class TenantHead:
         return digest.hexdigest()
 
 
+def _no_devices() -> tuple[pd.DataFrame, tuple[Cleaned, ...]]:
+    return pd.DataFrame(), ()
+
+
 @dataclass(frozen=True)
 class TenantSnapshot:
     """A tenant as read: its head, its users (columns.USER_COLUMNS), its mailbox report (one row per
     mailbox, by lower-cased UPN) and its Intune devices (columns.DEVICE_COLUMNS), with what cleaning
-    changed in those."""
+    changed in those. The devices' table is built from the devices as read when first asked for (a
+    plan of changed users only may not need it); building it reads no file and cannot fail."""
 
     head: TenantHead
     users: pd.DataFrame
     mailboxes: pd.DataFrame
-    devices: pd.DataFrame = field(default_factory=pd.DataFrame)
-    devices_cleaned: tuple[Cleaned, ...] = ()
+    build_devices: Callable[[], tuple[pd.DataFrame, tuple[Cleaned, ...]]] = field(default=_no_devices, repr=False)
     # The users a delta query returned (changed, added or removed) when only they may differ from
     # the users of the last sync, whose mailbox report is reused; None after a full read or a new
     # report.
     changed_users: frozenset[str] | None = None
+
+    @cached_property
+    def _devices(self) -> tuple[pd.DataFrame, tuple[Cleaned, ...]]:
+        return self.build_devices()
+
+    @property
+    def devices(self) -> pd.DataFrame:
+        return self._devices[0]
+
+    @property
+    def devices_cleaned(self) -> tuple[Cleaned, ...]:
+        """What cleaning changed in the devices."""
+        return self._devices[1]
 
     @cached_property
     def user_records(self) -> Sequence[UserRecord]:

@@ -649,8 +649,9 @@ def _write_changes(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot,
     if not changes.matched:
         counts.log.append(LogEntry("warning", "tenant_held", f"{counts.held} users held back: {made.match.reason}"))
     counts.log += _tenant_notes(snapshot, matches)
-    counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id)
-                   for c in (*snapshot.head.cleaned, *snapshot.devices_cleaned)]
+    # The devices' cleaning is told when they are planned (their table is built only then).
+    cleaned = (*snapshot.head.cleaned, *(snapshot.devices_cleaned if "device_matches" in made.tables else ()))
+    counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id) for c in cleaned]
     writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
     outcome = TenantOutcome(tenant_id, snapshot.display_name, made.status, made.match, len(snapshot.users), counts,
                             report={t: d for t, d in changes.carried.items() if t not in made.tables},
@@ -686,7 +687,7 @@ def _write_changed_contacts(conn: Connection, ctx: SyncContext, snapshot: Tenant
     counts.unchanged += int((carried["action"] == "match").sum())
     match = OrgMatch(tenant_id, snapshot.display_name, "matched", organization_id, recorded["method"], "as recorded")
     made = _Planned(plan, matches, counts, match, "synced")
-    if contacts_moved(snapshot.devices, changes.previous, matches, changes.replaced):
+    if contacts_moved(snapshot.head.device_users, changes.previous, matches, changes.replaced):
         devices = _plan_devices(conn, ctx, snapshot, organization_id, replace(plan, matches=matches))
         devices = _write_devices(conn, snapshot, organization_id, devices, counts.log, now)
         configurations.replace_held_devices(conn, tenant_id, held_device_rows(devices), now)

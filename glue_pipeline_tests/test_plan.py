@@ -38,7 +38,7 @@ def test_carried_rows_read_as_a_plan_of_linked_users_and_keep_the_users_order() 
 
 
 def test_devices_are_planned_again_only_when_a_primary_users_contact_moves() -> None:
-    devices = pd.DataFrame({"id": ["d1", "d2"], "user_id": ["u1", None]})
+    devices = {"u1"}  # d1's primary user; d2 has none
     before = pd.DataFrame({"user_id": ["u1", "u2"], "action": ["match", "held"],
                            "contact_id": pd.array([7, pd.NA], dtype="Int64")})
     same = before.assign(reason="changed title")
