@@ -124,7 +124,7 @@ class TenantCache:
         path = self._path(kind, tenant_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         if entry.rows_unchanged and entry.state.get("generation"):
-            _write_atomically(self._state_path(kind, tenant_id), json.dumps(
+            write_atomically(self._state_path(kind, tenant_id), json.dumps(
                 {"generation": entry.state["generation"], "state": entry.state}).encode())
             return
         state: CacheState = {**entry.state, "generation": uuid.uuid4().hex}
@@ -139,7 +139,8 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique per writer, threads too
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write the file whole or not at all: a reader never sees half of it."""
     tmp = _temporary(path)
     tmp.write_bytes(data)
     os.replace(tmp, path)

@@ -62,7 +62,7 @@ from glue_pipeline.plan import (
     skip_reasons,
 )
 from glue_pipeline.settings import clock_from_env
-from glue_pipeline.snapshot import TenantHead, TenantRead, TenantSnapshot, UnchangedTenant
+from glue_pipeline.snapshot import Cleaned, TenantHead, TenantRead, TenantSnapshot, UnchangedTenant
 from glue_pipeline.store import configurations, runs, writer
 from glue_pipeline.store.decisions import record_policy_acceptance
 from glue_pipeline.store.differences import read_open_differences
@@ -505,22 +505,31 @@ def _write_plan(conn: Connection, ctx: SyncContext, known: Row, extract: TenantS
                                             if status == "synced" else [], now)
     counts.skipped = int((plan.matches["action"] == "skipped").sum())
     counts.log += _tenant_notes(extract, plan.matches)
-    counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id)
-                   for c in (*extract.head.cleaned, *extract.devices_cleaned)]
-    writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
     outcome = TenantOutcome(tenant_id, extract.display_name, status, org.match, len(extract.users), counts,
                             reports_concealed=extract.head.mailbox_state == "concealed")
+    _record_planned(conn, ctx, extract.head, outcome, digest, org.weighed,
+                    (*extract.head.cleaned, *extract.devices_cleaned), now)
+    return outcome, plan, device_plan
+
+
+def _record_planned(conn: Connection, ctx: SyncContext, head: TenantHead, outcome: TenantOutcome, digest: str,
+                    weighed: list[int], cleaned: Iterable[Cleaned], now: datetime) -> None:
+    """A tenant's plan just written: its log (with what cleaning changed), its result, and its
+    sync state with the fingerprint of what the plan read (`weighed`: the organizations its
+    suggestions weighed)."""
+    counts, match = outcome.counts, outcome.match
+    assert match is not None  # a planned tenant has a match
+    counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id) for c in cleaned]
+    writer.write_log(conn, ctx.run_id, outcome.tenant_id, counts.log, now)
     runs.write_result(conn, ctx.run_id, outcome.result(), now)
-    version = _store_version(conn, tenant_id, org.match.organization_id)
-    open_match = org.match.status in OPEN_STATUSES
+    version = _store_version(conn, outcome.tenant_id, match.organization_id)
     writer.save_sync_state(conn, {
-        "tenant_id": tenant_id,
-        "fingerprint": _fingerprint(ctx, extract.head, digest, version, org.match.status, org.weighed),
-        "weighed_organizations": json.dumps(org.weighed) if open_match else None, "status": status,
-        "organization_id": org.match.organization_id, "users": len(extract.users),
+        "tenant_id": outcome.tenant_id,
+        "fingerprint": _fingerprint(ctx, head, digest, version, match.status, weighed),
+        "weighed_organizations": json.dumps(weighed) if match.status in OPEN_STATUSES else None,
+        "status": outcome.status, "organization_id": match.organization_id, "users": outcome.users,
         "contacts": counts.created + counts.updated + counts.unchanged, "held": counts.held,
         "skipped": counts.skipped, "run_id": ctx.run_id, "synced_at": now})
-    return outcome, plan, device_plan
 
 
 def _record_unchanged(conn: Connection, ctx: SyncContext, extract: TenantHead, unchanged: _Unchanged,
@@ -557,7 +566,7 @@ class _Changes:
     replaced: frozenset[str]  # the users whose rows of the last plan go: planned, and removed
     previous: pd.DataFrame  # the last plan's contact_matches
     risk: pd.DataFrame  # and its duplicate_risk (RISK_COLUMNS)
-    organization: pd.DataFrame  # and its organization_match
+    held_reason: str | None  # a tenant held back: its match's reason, as its last plan gave it
     carried: dict[str, Published]  # the last published tables that still hold
 
     @property
@@ -578,25 +587,27 @@ def _changes_only(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, 
     sync."""
     changed = snapshot.changed_users
     unchanged = _unchanged(conn, ctx, snapshot.head, digest)
-    if changed is None or unchanged is None or unchanged.state["status"] not in ("synced", "held") \
-            or (unchanged.state["status"] == "synced") != (unchanged.recorded["status"] == "matched"):
+    # A synced state is a matched tenant's: the recorded match is part of the fingerprint.
+    if changed is None or unchanged is None or unchanged.state["status"] not in ("synced", "held"):
         return None
     last = last_published(tables_dir, snapshot.tenant_id)
     if last is None or last.run_id != unchanged.state["run_id"] or \
             not {"contact_matches", "duplicate_risk", *CARRIED_TABLES} <= last.report.keys():
         return None
+    matched = unchanged.state["status"] == "synced"
     previous = read_published(last.report["contact_matches"])
     risk = read_published(last.report["duplicate_risk"])
-    organization = read_published(last.report["organization_match"])
-    if previous is None or risk is None or organization is None or len(organization) != 1:
+    organization = None if matched else read_published(last.report["organization_match"], ["reason"])
+    if previous is None or risk is None or (not matched and (organization is None or len(organization) != 1)):
         return None
     ids = set(snapshot.users["id"])
-    held = held_on_others(previous, removed=bool(changed - ids)) if unchanged.state["status"] == "synced" else set()
+    held = held_on_others(previous, removed=bool(changed - ids)) if matched else set()
     planned = frozenset((changed | held) & ids)
     replaced = planned | changed
     if len(planned) > CHANGES_ONLY_SHARE * len(ids) or set(previous["user_id"]) - replaced != ids - replaced:
         return None
-    return _Changes(unchanged, planned, frozenset(replaced), previous, risk[RISK_COLUMNS], organization,
+    return _Changes(unchanged, planned, frozenset(replaced), previous, risk[RISK_COLUMNS],
+                    None if organization is None else str(organization["reason"].iloc[0]),
                     {t: last.report[t] for t in CARRIED_TABLES})
 
 
@@ -632,14 +643,14 @@ def _held_match(snapshot: TenantSnapshot, changes: _Changes) -> OrgMatch:
     """A tenant held back: its match as its last plan made it."""
     recorded = changes.unchanged.recorded
     return OrgMatch(snapshot.tenant_id, snapshot.display_name, recorded["status"], recorded["organization_id"],
-                    recorded["method"], str(changes.organization["reason"].iloc[0]))
+                    recorded["method"], str(changes.held_reason))
 
 
 def _write_changes(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot, changes: _Changes,
                    plan: ContactPlan, digest: str, now: datetime) -> tuple[TenantOutcome, dict[str, pd.DataFrame]]:
     """Write the plan of the users of `changes`, record the tenant's result and sync state; its
     outcome, with the carried tables' descriptions, and the tables written again."""
-    tenant_id, state = snapshot.tenant_id, changes.unchanged.state
+    tenant_id = snapshot.tenant_id
     made = _write_changed_contacts(conn, ctx, snapshot, changes, plan, now) if changes.matched \
         else _Planned(plan, merged_matches(snapshot.users, carried_matches(changes.previous, changes.replaced),
                                            plan.matches), ContactCounts(), _held_match(snapshot, changes), "held")
@@ -649,24 +660,13 @@ def _write_changes(conn: Connection, ctx: SyncContext, snapshot: TenantSnapshot,
     if not changes.matched:
         counts.log.append(LogEntry("warning", "tenant_held", f"{counts.held} users held back: {made.match.reason}"))
     counts.log += _tenant_notes(snapshot, matches)
-    # The devices' cleaning is told when they are planned (their table is built only then).
-    cleaned = (*snapshot.head.cleaned, *(snapshot.devices_cleaned if "device_matches" in made.tables else ()))
-    counts.log += [LogEntry("warning", "value_cleaned", c.message, user_id=c.user_id) for c in cleaned]
-    writer.write_log(conn, ctx.run_id, tenant_id, counts.log, now)
     outcome = TenantOutcome(tenant_id, snapshot.display_name, made.status, made.match, len(snapshot.users), counts,
                             report={t: d for t, d in changes.carried.items() if t not in made.tables},
                             reports_concealed=snapshot.head.mailbox_state == "concealed",
                             planned_users=len(changes.planned))
-    runs.write_result(conn, ctx.run_id, outcome.result(), now)
-    organization_id = made.match.organization_id
-    version = _store_version(conn, tenant_id, organization_id)
-    writer.save_sync_state(conn, {
-        "tenant_id": tenant_id,
-        "fingerprint": _fingerprint(ctx, snapshot.head, digest, version, made.match.status, _weighed(state)),
-        "weighed_organizations": state.get("weighed_organizations"), "status": made.status,
-        "organization_id": organization_id, "users": len(snapshot.users),
-        "contacts": counts.created + counts.updated + counts.unchanged, "held": counts.held,
-        "skipped": counts.skipped, "run_id": ctx.run_id, "synced_at": now})
+    # The devices' cleaning is told when they are planned (their table is built only then).
+    cleaned = (*snapshot.head.cleaned, *(snapshot.devices_cleaned if "device_matches" in made.tables else ()))
+    _record_planned(conn, ctx, snapshot.head, outcome, digest, _weighed(changes.unchanged.state), cleaned, now)
     return outcome, {"users": snapshot.users, **made.tables,
                      **contact_tables(made.plan, matches, read_open_differences(conn, tenant_id))}
 

@@ -9,7 +9,6 @@ and missing values are empty cells. The Parquet files keep every value whole."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple, TypedDict, cast
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from glue_pipeline.cache import write_atomically
 from glue_pipeline.frames import is_missing
 from glue_pipeline.render import markdown_table, terminal_text
 
@@ -178,9 +178,7 @@ DESCRIPTIONS = ".published"  # under the tables directory: each tenant's LastPub
 def _keep_description(tables_dir: Path, tenant_id: str, last: LastPublished) -> None:
     path = tables_dir / DESCRIPTIONS / f"{tenant_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    written = path.with_suffix(".json.tmp")
-    written.write_text(json.dumps(last._asdict()))
-    os.replace(written, path)  # whole or not at all: a reader never sees half a description
+    write_atomically(path, json.dumps(last._asdict()).encode())
 
 
 def last_published(tables_dir: Path, tenant_id: str) -> LastPublished | None:

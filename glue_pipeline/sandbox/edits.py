@@ -28,7 +28,8 @@ def change_users(state: SandboxState, tenant_id: str, fraction: float, seed: int
     with state.lock:
         log = state.log(tenant)
         rng = random.Random(f"{seed}:{tenant_id}:change:{log.version}")
-        pool = tenant.users if among is None else [u for u in tenant.users if u.id in set(among)]
+        wanted = None if among is None else set(among)
+        pool = tenant.users if wanted is None else [u for u in tenant.users if u.id in wanted]
         chosen = rng.sample(pool, _share(len(pool), fraction))
         for user in chosen:
             new, changed = changed_user(rng, tenant, user, fields)
